@@ -1,0 +1,63 @@
+"""Maintainer sessions: `nox -s test` (everything offline), `nox -s lint`, `nox -s up`, ...
+
+Sessions share one virtualenv per session name (reuse_venv) so a warm run only re-checks deps.
+External binaries come from `homeci toolchain install` (cached in ~/.cache/homeci/toolchain).
+"""
+
+from __future__ import annotations
+
+import nox
+
+nox.options.reuse_existing_virtualenvs = True
+nox.options.sessions = ["lint", "test"]
+PYTHON = "3.11"
+
+
+def _install(session: nox.Session) -> None:
+    session.install("-e", ".[dev]")
+
+
+@nox.session(python=PYTHON)
+def lint(session: nox.Session) -> None:
+    """ruff, mypy and `homeci lint` over every chart and scenario."""
+    _install(session)
+    session.run("ruff", "check", "tools", "tests", "noxfile.py", "benchmarks")
+    session.run("ruff", "format", "--check", "--diff", "tools/homeci/helm.py")
+    session.run("mypy")
+    session.run("homeci", "toolchain", "install")
+    session.run("homeci", "lint", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def test(session: nox.Session) -> None:
+    """The one offline test command: unit, chart (T0), simulated-cluster (T1) and real-program (T2) tests."""
+    _install(session)
+    session.run("homeci", "toolchain", "install")
+    session.run("pytest", *(session.posargs or ["-q"]))
+
+
+@nox.session(python=PYTHON)
+def toolchain(session: nox.Session) -> None:
+    """Build/install the pinned binaries (helm 3 and 4, kwok, control plane, etcd) into the cache."""
+    _install(session)
+    session.run("homeci", "toolchain", "install", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def package(session: nox.Session) -> None:
+    """Package the publishable charts into dist/ (pass --repo-url/--oci through posargs)."""
+    _install(session)
+    session.run("homeci", "toolchain", "install", "helm3")
+    session.run("homeci", "package", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def integration(session: nox.Session) -> None:
+    """T3: the full push → build → image → deploy loop on kind (needs Docker)."""
+    session.error("`nox -s integration` is not built yet: the kind harness is a later issue")
+
+
+@nox.session(python=PYTHON)
+def up(session: nox.Session) -> None:
+    """A working homeci stack on a local cluster (simulated control plane, or kind with Docker)."""
+    session.error("`nox -s up` is not built yet: it arrives with the simulated cluster (`homeci cluster sim`)")

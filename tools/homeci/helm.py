@@ -1,0 +1,241 @@
+"""The one wrapper for every ``helm`` call homeci makes (CLI, tests, benchmarks, cluster tooling).
+
+Why a subprocess wrapper and not pyhelm3: pyhelm3 is asyncio-only, has no ``lint``, concatenates
+lists when it merges several values dicts (Helm replaces them), and maps Helm 3/4 flag differences
+(``--atomic`` vs ``--rollback-on-failure``, ``--wait`` strategies) in ways we need to control. A thin
+synchronous wrapper keeps the exact Helm semantics, selects the Helm major version per call, and turns
+failures into one :class:`HelmError` naming the command, the chart and the values files.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from homeci import toolchain
+from homeci.errors import HomeciError
+
+SUPPORTED_MAJORS = (3, 4)
+
+
+class HelmError(HomeciError):
+    """helm exited non-zero. ``stderr`` keeps helm's own words; ``str()`` is one line with context."""
+
+    def __init__(self, message: str, *, stderr: str = "", returncode: int = 1) -> None:
+        super().__init__(message)
+        self.stderr = stderr
+        self.returncode = returncode
+
+
+@dataclass(frozen=True)
+class HelmResult:
+    args: tuple[str, ...]
+    stdout: str
+    stderr: str
+    returncode: int
+
+
+def _summarise(stderr: str) -> str:
+    """helm's error in one line: its ``Error:`` lines, else its last non-empty line."""
+    lines = [ln.strip() for ln in stderr.splitlines() if ln.strip()]
+    errors = [ln for ln in lines if ln.startswith("Error:") or ln.startswith("[ERROR]")]
+    picked = errors or lines[-1:]
+    return " / ".join(picked)[:2000] if picked else "(no output)"
+
+
+class Helm:
+    """Run one Helm major version (3 or 4), optionally against a kubeconfig."""
+
+    def __init__(self, major: int = 3, *, kubeconfig: str | os.PathLike[str] | None = None,
+                 binary: Path | None = None, kube_context: str | None = None) -> None:
+        if major not in SUPPORTED_MAJORS:
+            raise HomeciError(f"Helm {major} is not supported: use one of {SUPPORTED_MAJORS}")
+        self.major = major
+        self.kubeconfig = str(kubeconfig) if kubeconfig else None
+        self.kube_context = kube_context
+        self._binary = binary
+
+    @property
+    def binary(self) -> Path:
+        if self._binary is None:
+            self._binary = toolchain.resolve(f"helm{self.major}")
+        return self._binary
+
+    def __repr__(self) -> str:
+        return f"Helm({self.major})"
+
+    # -- the single place helm is executed -------------------------------------------------------
+
+    def run(self, args: Sequence[str], *, chart: str | os.PathLike[str] | None = None,
+            values_files: Sequence[str | os.PathLike[str]] = (), stdin: str | None = None,
+            check: bool = True, timeout: float | None = 900) -> HelmResult:
+        argv = [str(self.binary), *args]
+        if self.kubeconfig:
+            argv += ["--kubeconfig", self.kubeconfig]
+        if self.kube_context:
+            argv += ["--kube-context", self.kube_context]
+        env = dict(os.environ)
+        env.setdefault("HELM_DIFF_IGNORE_UNKNOWN_FLAGS", "true")
+        try:
+            proc = subprocess.run(argv, input=stdin, capture_output=True, text=True, timeout=timeout,
+                                  env=env, check=False)
+        except subprocess.TimeoutExpired:
+            raise HelmError(f"helm {args[0]} timed out after {timeout:.0f}s{_context(chart, values_files)}")
+        result = HelmResult(tuple(args), proc.stdout, proc.stderr, proc.returncode)
+        if check and proc.returncode != 0:
+            raise HelmError(
+                f"helm{self.major} {args[0]} failed{_context(chart, values_files)}: {_summarise(proc.stderr)}",
+                stderr=proc.stderr, returncode=proc.returncode,
+            )
+        return result
+
+    # -- offline commands ------------------------------------------------------------------------
+
+    def version(self) -> str:
+        return self.run(["version", "--short"]).stdout.strip()
+
+    def template(self, chart: str | os.PathLike[str], *, release: str = "homeci",
+                 namespace: str = "homeci", values_files: Sequence[str | os.PathLike[str]] = (),
+                 set_values: Mapping[str, str] | Iterable[str] = (), kube_version: str | None = None,
+                 api_versions: Iterable[str] = (), is_upgrade: bool = False,
+                 show_only: Iterable[str] = (), include_crds: bool = True) -> str:
+        """``helm template``: the rendered manifests as one YAML stream."""
+        args = ["template", release, str(chart), "--namespace", namespace]
+        args += _values_args(values_files, set_values)
+        if kube_version:
+            args += ["--kube-version", kube_version]
+        for api in api_versions:
+            args += ["--api-versions", api]
+        if is_upgrade:
+            args.append("--is-upgrade")
+        for tpl in show_only:
+            args += ["--show-only", tpl]
+        if include_crds:
+            args.append("--include-crds")
+        return self.run(args, chart=chart, values_files=values_files).stdout
+
+    def lint(self, chart: str | os.PathLike[str], *, values_files: Sequence[str | os.PathLike[str]] = (),
+             strict: bool = True, kube_version: str | None = None) -> HelmResult:
+        """``helm lint``; never raises for lint findings: inspect ``returncode`` and ``stdout``."""
+        args = ["lint", str(chart)]
+        if strict:
+            args.append("--strict")
+        if kube_version:
+            args += ["--kube-version", kube_version]
+        args += _values_args(values_files, ())
+        return self.run(args, chart=chart, values_files=values_files, check=False)
+
+    def package(self, chart: str | os.PathLike[str], destination: str | os.PathLike[str]) -> Path:
+        out = self.run(["package", str(chart), "--destination", str(destination)], chart=chart).stdout
+        # "Successfully packaged chart and saved it to: /path/x-1.0.0.tgz"
+        return Path(out.strip().rsplit(":", 1)[-1].strip())
+
+    def repo_index(self, directory: str | os.PathLike[str], *, url: str | None = None,
+                   merge: str | os.PathLike[str] | None = None) -> None:
+        args = ["repo", "index", str(directory)]
+        if url:
+            args += ["--url", url]
+        if merge:
+            args += ["--merge", str(merge)]
+        self.run(args)
+
+    def push(self, package: str | os.PathLike[str], remote: str) -> str:
+        return self.run(["push", str(package), remote]).stdout
+
+    # -- cluster commands ------------------------------------------------------------------------
+
+    def _wait_args(self, wait: bool) -> list[str]:
+        if not wait:
+            return []
+        return ["--wait", "--wait-for-jobs"] if self.major == 3 else ["--wait=watcher", "--wait-for-jobs"]
+
+    def upgrade(self, release: str, chart: str | os.PathLike[str], *, namespace: str,
+                values_files: Sequence[str | os.PathLike[str]] = (),
+                set_values: Mapping[str, str] | Iterable[str] = (), install: bool = True,
+                wait: bool = True, timeout: str = "5m", create_namespace: bool = False,
+                dry_run: str | None = None, extra: Sequence[str] = ()) -> HelmResult:
+        """``helm upgrade --install`` (or plain ``helm install`` when ``install`` and no release yet)."""
+        args = ["upgrade", release, str(chart), "--namespace", namespace, "--timeout", timeout]
+        if install:
+            args.append("--install")
+        if create_namespace:
+            args.append("--create-namespace")
+        if dry_run:
+            args.append(f"--dry-run={dry_run}")
+        args += self._wait_args(wait and not dry_run)
+        args += _values_args(values_files, set_values)
+        args += list(extra)
+        return self.run(args, chart=chart, values_files=values_files)
+
+    def install(self, release: str, chart: str | os.PathLike[str], *, namespace: str,
+                values_files: Sequence[str | os.PathLike[str]] = (),
+                set_values: Mapping[str, str] | Iterable[str] = (), wait: bool = True,
+                timeout: str = "5m", create_namespace: bool = False, dry_run: str | None = None,
+                extra: Sequence[str] = ()) -> HelmResult:
+        args = ["install", release, str(chart), "--namespace", namespace, "--timeout", timeout]
+        if create_namespace:
+            args.append("--create-namespace")
+        if dry_run:
+            args.append(f"--dry-run={dry_run}")
+        args += self._wait_args(wait and not dry_run)
+        args += _values_args(values_files, set_values)
+        args += list(extra)
+        return self.run(args, chart=chart, values_files=values_files)
+
+    def rollback(self, release: str, revision: int, *, namespace: str, wait: bool = True,
+                 timeout: str = "5m") -> HelmResult:
+        args = ["rollback", release, str(revision), "--namespace", namespace, "--timeout", timeout]
+        args += self._wait_args(wait)
+        return self.run(args)
+
+    def uninstall(self, release: str, *, namespace: str, wait: bool = True,
+                  timeout: str = "5m") -> HelmResult:
+        args = ["uninstall", release, "--namespace", namespace, "--timeout", timeout]
+        if wait:
+            args.append("--wait")
+        return self.run(args)
+
+    def status(self, release: str, *, namespace: str) -> dict[str, Any]:
+        out = self.run(["status", release, "--namespace", namespace, "--output", "json"]).stdout
+        data: dict[str, Any] = json.loads(out)
+        return data
+
+    def history(self, release: str, *, namespace: str) -> list[dict[str, Any]]:
+        out = self.run(["history", release, "--namespace", namespace, "--output", "json"]).stdout
+        data: list[dict[str, Any]] = json.loads(out)
+        return data
+
+    def get_manifest(self, release: str, *, namespace: str, revision: int | None = None) -> str:
+        args = ["get", "manifest", release, "--namespace", namespace]
+        if revision is not None:
+            args += ["--revision", str(revision)]
+        return self.run(args).stdout
+
+
+def _values_args(values_files: Sequence[str | os.PathLike[str]],
+                 set_values: Mapping[str, str] | Iterable[str]) -> list[str]:
+    args: list[str] = []
+    for f in values_files:
+        if not Path(f).is_file():
+            raise HomeciError(f"{f}: values file not found; check the path")
+        args += ["--values", str(f)]
+    pairs = [f"{k}={v}" for k, v in set_values.items()] if isinstance(set_values, Mapping) else list(set_values)
+    for pair in pairs:
+        if "=" not in pair:
+            raise HomeciError(f"--set {pair!r}: expected key=value")
+        args += ["--set", pair]
+    return args
+
+
+def _context(chart: str | os.PathLike[str] | None, values_files: Sequence[str | os.PathLike[str]]) -> str:
+    parts = []
+    if chart is not None:
+        parts.append(f"chart {chart}")
+    if values_files:
+        parts.append("values " + ", ".join(str(v) for v in values_files))
+    return f" ({'; '.join(parts)})" if parts else ""

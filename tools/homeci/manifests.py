@@ -1,0 +1,121 @@
+"""Rendered manifests as Python objects: parse a ``helm template`` stream, find objects and containers."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import yaml
+
+from homeci.errors import HomeciError
+
+POD_TEMPLATE_PATHS = {
+    "Deployment": ("spec", "template", "spec"),
+    "StatefulSet": ("spec", "template", "spec"),
+    "DaemonSet": ("spec", "template", "spec"),
+    "ReplicaSet": ("spec", "template", "spec"),
+    "Job": ("spec", "template", "spec"),
+    "CronJob": ("spec", "jobTemplate", "spec", "template", "spec"),
+    "Pod": ("spec",),
+}
+
+
+@dataclass
+class Manifest:
+    """One rendered object and the template it came from."""
+
+    obj: dict[str, Any]
+    source: str = ""
+
+    @property
+    def kind(self) -> str:
+        return str(self.obj.get("kind", ""))
+
+    @property
+    def name(self) -> str:
+        return str(self.obj.get("metadata", {}).get("name", ""))
+
+    @property
+    def namespace(self) -> str | None:
+        ns = self.obj.get("metadata", {}).get("namespace")
+        return str(ns) if ns is not None else None
+
+    @property
+    def ref(self) -> str:
+        """``Kind/name`` — how failure messages name an object."""
+        return f"{self.kind}/{self.name}"
+
+    @property
+    def annotations(self) -> dict[str, str]:
+        return dict(self.obj.get("metadata", {}).get("annotations") or {})
+
+    @property
+    def labels(self) -> dict[str, str]:
+        return dict(self.obj.get("metadata", {}).get("labels") or {})
+
+    def pod_spec(self) -> dict[str, Any] | None:
+        path = POD_TEMPLATE_PATHS.get(self.kind)
+        if path is None:
+            return None
+        node: Any = self.obj
+        for key in path:
+            node = (node or {}).get(key)
+        return node if isinstance(node, dict) else None
+
+    def containers(self, *, init: bool = True) -> Iterator[tuple[str, dict[str, Any]]]:
+        """(``spec.containers[name]``-style path, container) for every container of a workload."""
+        spec = self.pod_spec()
+        if spec is None:
+            return
+        keys = ("initContainers", "containers") if init else ("containers",)
+        for key in keys:
+            for c in spec.get(key) or []:
+                yield f"{key}[{c.get('name')}]", c
+
+
+def parse(stream: str) -> list[Manifest]:
+    """Parse a multi-document YAML stream; remembers each document's ``# Source:`` template."""
+    out: list[Manifest] = []
+    for chunk in _split(stream):
+        source = ""
+        for line in chunk.splitlines():
+            if line.startswith("# Source: "):
+                source = line[len("# Source: "):].strip()
+                break
+        try:
+            doc = yaml.safe_load(chunk)
+        except yaml.YAMLError as exc:
+            raise HomeciError(f"{source or 'rendered output'}: not valid YAML ({exc})") from None
+        if doc is None:
+            continue
+        if not isinstance(doc, dict):
+            raise HomeciError(f"{source or 'rendered output'}: a document is not a mapping")
+        if doc.get("kind") == "List":
+            out.extend(Manifest(item, source) for item in doc.get("items") or [])
+        else:
+            out.append(Manifest(doc, source))
+    return out
+
+
+def _split(stream: str) -> Iterator[str]:
+    current: list[str] = []
+    for line in stream.splitlines():
+        if line.rstrip() == "---":
+            yield "\n".join(current)
+            current = []
+        else:
+            current.append(line)
+    yield "\n".join(current)
+
+
+def by_kind(manifests: list[Manifest], kind: str) -> list[Manifest]:
+    return [m for m in manifests if m.kind == kind]
+
+
+def get(manifests: list[Manifest], kind: str, name: str) -> Manifest:
+    for m in manifests:
+        if m.kind == kind and m.name == name:
+            return m
+    have = ", ".join(sorted(m.ref for m in manifests if m.kind == kind)) or "none"
+    raise KeyError(f"{kind}/{name} not rendered (rendered {kind}s: {have})")

@@ -1,0 +1,272 @@
+"""The pinned external binaries (helm 3 and 4, kind, the simulated-cluster control plane).
+
+``ci/toolchain.toml`` pins every tool. :func:`resolve` finds a tool's binary in this order: the
+tool's environment override, the cache, and (only when ``build=True``) a build from the Go module
+proxy. Each binary's reported version is checked once per process.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+import time
+import tomllib
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from homeci.errors import HomeciError, UsageError
+from homeci.paths import repo_root, toolchain_dir
+
+PINS_FILE = Path("ci") / "toolchain.toml"
+GOMOD_DIR = Path("ci") / "gomod"
+
+
+@dataclass(frozen=True)
+class Tool:
+    name: str
+    version: str
+    binary: str
+    build: str
+    package: str
+    env: str
+    version_args: tuple[str, ...]
+    expect: str
+    accept: str
+    ldflags: str = ""
+    module: str = ""
+    optional: bool = False
+    extra: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def cached_path(self) -> Path:
+        return toolchain_dir() / self.name / self.version / self.binary
+
+    def stamp(self) -> dict[str, str]:
+        """Values substituted into ``ldflags``."""
+        parts = self.version.lstrip("v").split(".")
+        return {
+            "version": self.version,
+            "major": parts[0] if parts else "",
+            "minor": parts[1] if len(parts) > 1 else "",
+            "commit": self.extra.get("commit", "0" * 40),
+            "date": self.extra.get("date", "2026-01-01T00:00:00Z"),
+        }
+
+
+def pins_path() -> Path:
+    return repo_root() / PINS_FILE
+
+
+@functools.cache
+def load_pins(path: Path | None = None) -> dict[str, Tool]:
+    """Parse the pins file into :class:`Tool` records, with a clear error for a malformed entry."""
+    file = path or pins_path()
+    try:
+        raw = tomllib.loads(file.read_text())
+    except FileNotFoundError:
+        raise HomeciError(f"{file}: toolchain pins file missing; restore it from git") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise HomeciError(f"{file}: not valid TOML ({exc}); fix the file") from None
+    tools: dict[str, Tool] = {}
+    required = ("version", "binary", "build", "package", "env", "version_args", "expect", "accept")
+    for name, entry in raw.items():
+        missing = [k for k in required if k not in entry]
+        if missing:
+            raise HomeciError(f"{file}: [{name}] lacks {', '.join(missing)}; add them")
+        if entry["build"] not in ("go-install", "go-wrapper"):
+            raise HomeciError(f"{file}: [{name}] build = {entry['build']!r}; use go-install or go-wrapper")
+        known = {*required, "ldflags", "module", "optional"}
+        tools[name] = Tool(
+            name=name,
+            version=entry["version"],
+            binary=entry["binary"],
+            build=entry["build"],
+            package=entry["package"],
+            env=entry["env"],
+            version_args=tuple(entry["version_args"]),
+            expect=entry["expect"],
+            accept=entry["accept"],
+            ldflags=entry.get("ldflags", ""),
+            module=entry.get("module", ""),
+            optional=bool(entry.get("optional", False)),
+            extra={k: str(v) for k, v in entry.items() if k not in known},
+        )
+    return tools
+
+
+def tool(name: str) -> Tool:
+    tools = load_pins()
+    if name not in tools:
+        raise UsageError(f"unknown tool {name!r}: known tools are {', '.join(sorted(tools))}")
+    return tools[name]
+
+
+def default_tools() -> list[str]:
+    """Tools ``homeci toolchain install`` builds without arguments (the test suite's needs)."""
+    return [name for name, t in load_pins().items() if not t.optional]
+
+
+def _version_output(binary: Path, args: Iterable[str]) -> str:
+    try:
+        proc = subprocess.run(
+            [str(binary), *args], capture_output=True, text=True, timeout=60, check=False
+        )
+    except OSError as exc:
+        raise HomeciError(f"{binary}: cannot run it ({exc.strerror}); point the override at a working binary")
+    return (proc.stdout + proc.stderr).strip()
+
+
+@functools.cache
+def _checked(binary: Path, version_args: tuple[str, ...], pattern: str, literal: bool) -> str:
+    out = _version_output(binary, version_args)
+    ok = pattern in out if literal else re.search(pattern, out, re.MULTILINE) is not None
+    if not ok:
+        first = out.splitlines()[0] if out else "(no output)"
+        raise HomeciError(f"{binary}: reports {first!r}, expected {pattern!r}")
+    return out
+
+
+def verify(t: Tool, binary: Path, *, exact: bool) -> str:
+    """Check a binary's reported version: exactly the pin for our builds, ``accept`` for overrides."""
+    return _checked(binary, t.version_args, t.expect if exact else t.accept, exact)
+
+
+def override(t: Tool) -> Path | None:
+    value = os.environ.get(t.env)
+    if not value:
+        return None
+    path = Path(value).expanduser()
+    if not path.is_file() or not os.access(path, os.X_OK):
+        raise HomeciError(f"{t.env}={value}: not an executable file; fix the path or unset {t.env}")
+    return path
+
+
+def resolve(name: str, *, build: bool = False, progress: Callable[[str], None] | None = None) -> Path:
+    """The path of tool ``name``'s binary (override, then cache, then a build if ``build``)."""
+    t = tool(name)
+    path = override(t)
+    if path is not None:
+        try:
+            verify(t, path, exact=False)
+        except HomeciError as exc:
+            raise HomeciError(f"{t.env}: {exc}; homeci pins {t.name} {t.version}") from None
+        return path
+    if t.cached_path.is_file():
+        verify(t, t.cached_path, exact=True)
+        return t.cached_path
+    if build:
+        return install(t, progress=progress)
+    raise HomeciError(
+        f"{t.name} {t.version} is not installed: run `homeci toolchain install {t.name}` "
+        f"(builds it with Go from the module proxy) or set {t.env} to your own {t.binary}"
+    )
+
+
+def status(name: str) -> tuple[str, Path | None]:
+    """(where, path) for ``homeci toolchain list``: where is override, cached or missing."""
+    t = tool(name)
+    path = override(t)
+    if path is not None:
+        return "override", path
+    if t.cached_path.is_file():
+        return "cached", t.cached_path
+    return "missing", None
+
+
+def _go() -> str:
+    go = shutil.which("go")
+    if go is None:
+        raise HomeciError(
+            "go is not on PATH: install Go >= 1.26 (https://go.dev/doc/install) to build the toolchain, "
+            "or set each tool's HOMECI_* override to your own binaries"
+        )
+    return go
+
+
+def _run_build(cmd: list[str], cwd: Path, env: dict[str, str], label: str,
+               progress: Callable[[str], None] | None) -> None:
+    """Run a go command, feeding its output lines to ``progress``; on failure show the tail."""
+    lines: list[str] = []
+    with subprocess.Popen(
+        cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    ) as proc:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            lines.append(line.rstrip())
+            if progress:
+                progress(line.rstrip())
+        rc = proc.wait()
+    if rc != 0:
+        tail = " | ".join(lines[-8:])
+        raise HomeciError(f"building {label} failed (exit {rc}): {tail}")
+
+
+def build_env(workdir: Path) -> dict[str, str]:
+    env = dict(os.environ)
+    env.setdefault("CGO_ENABLED", "0")
+    env["GOFLAGS"] = (env.get("GOFLAGS", "") + " -trimpath -buildvcs=false").strip()
+    env["GOWORK"] = "off"
+    env.setdefault("GOTOOLCHAIN", "auto")
+    env["GOBIN"] = str(workdir)
+    return env
+
+
+def install(t: Tool, *, force: bool = False, progress: Callable[[str], None] | None = None) -> Path:
+    """Build ``t`` from the Go module proxy into the cache; verify its version; return its path."""
+    dest = t.cached_path
+    if dest.is_file() and not force:
+        verify(t, dest, exact=True)
+        return dest
+    go = _go()
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    ldflags = t.ldflags.format(**t.stamp())
+    with tempfile.TemporaryDirectory(prefix=f"homeci-{t.name}-", dir=dest.parent) as tmp:
+        work = Path(tmp)
+        env = build_env(work)
+        if t.build == "go-install":
+            cmd = [go, "install", "-ldflags", ldflags, f"{t.package}@{t.version}"]
+            _run_build(cmd, work, env, f"{t.name} {t.version}", progress)
+            built = work / Path(t.package).name
+            if not built.is_file():
+                built = work / t.binary
+        else:
+            module = repo_root() / GOMOD_DIR / t.module
+            if not (module / "go.mod").is_file():
+                raise HomeciError(f"{module}/go.mod missing: the wrapper module for {t.name} must be in git")
+            built = work / t.binary
+            cmd = [go, "build", "-mod=mod", "-ldflags", ldflags, "-o", str(built), t.package]
+            # Build in a copy so go.sum updates never dirty the checkout.
+            copy = work / "module"
+            shutil.copytree(module, copy)
+            _run_build(cmd, copy, env, f"{t.name} {t.version}", progress)
+        if not built.is_file():
+            raise HomeciError(f"building {t.name} produced no binary at {built}")
+        verify(t, built, exact=True)
+        os.replace(built, dest)
+    _checked.cache_clear()
+    verify(t, dest, exact=True)
+    return dest
+
+
+def install_many(names: Iterable[str], *, force: bool = False,
+                 report: Callable[[Tool, str, float], None] | None = None,
+                 progress: Callable[[str], None] | None = None) -> list[Path]:
+    """Install several tools in order; ``report(tool, 'cached'|'built', seconds)`` after each."""
+    paths = []
+    for name in names:
+        t = tool(name)
+        start = time.monotonic()
+        state = "cached" if t.cached_path.is_file() and not force else "built"
+        if override(t) is not None and not force:
+            paths.append(resolve(name))
+            state = "override"
+        else:
+            paths.append(install(t, force=force, progress=progress))
+        if report:
+            report(t, state, time.monotonic() - start)
+    return paths

@@ -1,0 +1,27 @@
+"""Console output shared by all commands: a stderr console, progress for long work."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+from rich.console import Console
+
+console = Console(stderr=True, highlight=False)
+out = Console(highlight=False)
+
+
+@contextmanager
+def step(label: str) -> Iterator[Callable[[str], None]]:
+    """A spinner with elapsed time for long work; yields a callback that shows the latest detail line."""
+    start = time.monotonic()
+    with console.status(label) as status:
+
+        def detail(line: str) -> None:
+            line = line.strip()
+            if line:
+                status.update(f"{label} [dim]{time.monotonic() - start:5.0f}s  {line[:90]}[/dim]")
+
+        yield detail
+    console.print(f"[green]✓[/green] {label} ({time.monotonic() - start:.1f}s)")
