@@ -14,13 +14,18 @@ from homeci.errors import HomeciError
 
 # command name -> (module, attribute, one-line help)
 COMMANDS: dict[str, tuple[str, str, str]] = {
-    "lint": ("homeci.commands.lint", "command", "Lint charts: helm lint (Helm 3 and 4), schemas, Kubernetes validation."),
+    "lint": ("homeci.commands.lint", "command",
+             "Lint charts: helm lint (Helm 3 and 4), schemas, Kubernetes validation."),
     "render": ("homeci.commands.render", "command", "Render a chart's manifests (helm template) to stdout."),
     "ca": ("homeci.commands.ca", "group", "Create, inspect and verify the homeci certificate authority."),
-    "package": ("homeci.commands.package", "command", "Package the charts into dist/ and publish a repository index or OCI."),
-    "toolchain": ("homeci.commands.toolchain", "group", "Install and list the pinned external binaries (helm, kind, kwok, ...)."),
-    "cluster": ("homeci.commands.cluster", "group", "Run local clusters (simulated control plane + kwok, or kind)."),
-    "node-config": ("homeci.commands.nodeconfig", "command", "Print containerd hosts.toml / k3s registries.yaml for trusting the registry."),
+    "package": ("homeci.commands.package", "command",
+                "Package the charts into dist/ and publish a repository index or OCI."),
+    "toolchain": ("homeci.commands.toolchain", "group",
+                  "Install and list the pinned external binaries (helm, kind, kwok, ...)."),
+    "cluster": ("homeci.commands.cluster", "group",
+                "Run local clusters (simulated control plane + kwok, or kind)."),
+    "node-config": ("homeci.commands.nodeconfig", "command",
+                    "Print containerd hosts.toml / k3s registries.yaml for trusting the registry."),
 }
 
 

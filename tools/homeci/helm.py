@@ -85,11 +85,13 @@ class Helm:
             proc = subprocess.run(argv, input=stdin, capture_output=True, text=True, timeout=timeout,
                                   env=env, check=False)
         except subprocess.TimeoutExpired:
-            raise HelmError(f"helm {args[0]} timed out after {timeout:.0f}s{_context(chart, values_files)}")
+            where = _context(chart, values_files)
+            raise HelmError(f"helm {args[0]} timed out after {timeout:.0f}s{where}") from None
         result = HelmResult(tuple(args), proc.stdout, proc.stderr, proc.returncode)
         if check and proc.returncode != 0:
+            where = _context(chart, values_files)
             raise HelmError(
-                f"helm{self.major} {args[0]} failed{_context(chart, values_files)}: {_summarise(proc.stderr)}",
+                f"helm{self.major} {args[0]} failed{where}: {_summarise(proc.stderr)}",
                 stderr=proc.stderr, returncode=proc.returncode,
             )
         return result
@@ -224,7 +226,10 @@ def _values_args(values_files: Sequence[str | os.PathLike[str]],
         if not Path(f).is_file():
             raise HomeciError(f"{f}: values file not found; check the path")
         args += ["--values", str(f)]
-    pairs = [f"{k}={v}" for k, v in set_values.items()] if isinstance(set_values, Mapping) else list(set_values)
+    if isinstance(set_values, Mapping):
+        pairs = [f"{k}={v}" for k, v in set_values.items()]
+    else:
+        pairs = list(set_values)
     for pair in pairs:
         if "=" not in pair:
             raise HomeciError(f"--set {pair!r}: expected key=value")

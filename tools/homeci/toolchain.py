@@ -117,7 +117,9 @@ def _version_output(binary: Path, args: Iterable[str]) -> str:
             [str(binary), *args], capture_output=True, text=True, timeout=60, check=False
         )
     except OSError as exc:
-        raise HomeciError(f"{binary}: cannot run it ({exc.strerror}); point the override at a working binary")
+        raise HomeciError(
+            f"{binary}: cannot run it ({exc.strerror}); point the override at a working binary"
+        ) from None
     return (proc.stdout + proc.stderr).strip()
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 from rich.table import Table
 
-from homeci import toolchain, ui
+from homeci import paths, toolchain, ui
 
 
 @click.group(name="toolchain")
@@ -27,7 +27,9 @@ def list_() -> None:
 @click.argument("tools", nargs=-1)
 @click.option("--force", is_flag=True, help="Rebuild even if the cache has the binary.")
 def install(tools: tuple[str, ...], force: bool) -> None:
-    """Build TOOLS (default: all but the optional ones, e.g. kind) from the Go module proxy into the cache and check their versions."""
+    """Build TOOLS from the Go module proxy into the cache and check their versions.
+
+    Without TOOLS: every tool except the optional ones (kind)."""
     names = list(tools) or toolchain.default_tools()
     for name in names:
         toolchain.tool(name)  # unknown names fail before anything is built
@@ -37,4 +39,4 @@ def install(tools: tuple[str, ...], force: bool) -> None:
         label = f"{name} {t.version}"
         with ui.step(f"toolchain: {label}") as detail:
             toolchain.install_many([name], force=force, progress=detail)
-    ui.out.print(f"toolchain ready in {toolchain.toolchain_dir()}")
+    ui.out.print(f"toolchain ready in {paths.toolchain_dir()}")
