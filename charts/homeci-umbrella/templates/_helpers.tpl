@@ -1,0 +1,62 @@
+{{- /*
+Umbrella helpers, all prefixed `homeci.`. Subcharts never call these (each works alone); they
+follow the same naming contract from `global.*` values instead.
+*/ -}}
+
+{{- /* Public DNS suffix. */ -}}
+{{- define "homeci.domain" -}}
+{{- required "global.domain must be set (e.g. homeci.localhost)" .Values.global.domain -}}
+{{- end -}}
+
+{{- /* Public host of a component: (dict "ctx" $ "component" "git|ci|registry") -> git.<domain>. */ -}}
+{{- define "homeci.host" -}}
+{{- $label := get .ctx.Values.global.hosts .component -}}
+{{- if not $label -}}
+{{- fail (printf "global.hosts.%s must be set to a DNS label" .component) -}}
+{{- end -}}
+{{- printf "%s.%s" $label (include "homeci.domain" .ctx) -}}
+{{- end -}}
+
+{{- /* Object names (contract: <release>-<component>). */ -}}
+{{- define "homeci.caConfigMapName" -}}{{ .Release.Name }}-ca{{- end -}}
+{{- define "homeci.caSecretName" -}}
+{{- if eq .Values.global.tls.mode "existingSecret" -}}
+{{- .Values.global.tls.existingSecret -}}
+{{- else -}}
+{{- .Release.Name }}-ca
+{{- end -}}
+{{- end -}}
+{{- define "homeci.tlsSecretName" -}}{{ .Release.Name }}-tls{{- end -}}
+{{- define "homeci.adminSecretName" -}}
+{{- default (printf "%s-admin" .Release.Name) .Values.global.admin.existingSecret -}}
+{{- end -}}
+
+{{- /* Administrator e-mail (default admin@<domain>). */ -}}
+{{- define "homeci.adminEmail" -}}
+{{- default (printf "admin@%s" (include "homeci.domain" .)) .Values.global.admin.email -}}
+{{- end -}}
+
+{{- /* Common labels for objects the umbrella itself renders. */ -}}
+{{- define "homeci.labels" -}}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+app.kubernetes.io/name: homeci
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/part-of: homeci
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- end -}}
+
+{{- /*
+Every public DNS name the serving certificate covers, sorted and de-duplicated: the host of each
+component, *.<domain> (apps deployed by pipelines) and certificates.extraDnsNames.
+*/ -}}
+{{- define "homeci.servingDnsNames" -}}
+{{- $names := list (include "homeci.host" (dict "ctx" . "component" "git")) (include "homeci.host" (dict "ctx" . "component" "ci")) (include "homeci.host" (dict "ctx" . "component" "registry")) (printf "*.%s" (include "homeci.domain" .)) -}}
+{{- $names = concat $names (.Values.certificates.extraDnsNames | default list) -}}
+{{- $names | uniq | sortAlpha | join "," -}}
+{{- end -}}
+
+{{- /* true when the chart talks to a real cluster (install/upgrade, --dry-run=server), empty offline. */ -}}
+{{- define "homeci.online" -}}
+{{- if lookup "v1" "Namespace" "" "kube-system" -}}true{{- end -}}
+{{- end -}}
