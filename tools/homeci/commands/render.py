@@ -1,0 +1,36 @@
+"""``homeci render CHART [-f values]... [--set k=v]...``: print a chart's manifests."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from homeci import paths, rendering
+from homeci.errors import UsageError
+
+
+@click.command(name="render")
+@click.argument("chart")
+@click.option("-f", "--values", "values_files", multiple=True, type=click.Path(path_type=Path),
+              help="Values file (repeatable; later files win).")
+@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Set a value (repeatable).")
+@click.option("--helm", "major", type=click.Choice(["3", "4"]), default="3", show_default=True,
+              help="Helm major version to render with.")
+@click.option("--release", default=rendering.DEFAULT_RELEASE, show_default=True, help="Release name.")
+@click.option("-n", "--namespace", default=rendering.DEFAULT_NAMESPACE, show_default=True,
+              help="Release namespace.")
+@click.option("--kube-version", default=None, help="Kubernetes version the templates see (e.g. 1.30.0).")
+def command(chart: str, values_files: tuple[Path, ...], sets: tuple[str, ...], major: str, release: str,
+            namespace: str, kube_version: str | None) -> None:
+    """Render CHART (a name under charts/ or a chart directory) and print the manifests."""
+    chart_dir = paths.resolve_chart(chart)
+    for f in values_files:
+        if not f.is_file():
+            raise UsageError(f"-f {f}: values file not found; check the path")
+    for pair in sets:
+        if "=" not in pair:
+            raise UsageError(f"--set {pair!r}: expected KEY=VALUE")
+    text = rendering.render_text(chart_dir, list(values_files), tuple(sets), major=int(major),
+                                 release=release, namespace=namespace, kube_version=kube_version)
+    click.echo(text, nl=not text.endswith("\n"))

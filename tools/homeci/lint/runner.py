@@ -1,0 +1,228 @@
+"""``homeci lint`` orchestration: one job per (chart, scenario, check), run on a thread pool.
+
+The jobs are dominated by helm subprocesses (``helm lint``, ``helm template``), which release the GIL,
+so threads overlap them; Kubernetes validation runs right after each render in the same job.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from homeci import manifests, rendering
+from homeci.errors import HomeciError
+from homeci.helm import Helm, HelmResult
+from homeci.lint import kube, kubeversions, values
+
+STATUS_ORDER = ("fail", "pass", "skip")
+COLUMNS = ("helm3-lint", "helm4-lint", "schema", "render", "k8s-min", "k8s-max")
+
+
+@dataclass
+class CheckResult:
+    chart: str
+    scenario: str
+    column: str           # one of COLUMNS
+    check: str            # the precise name: helm3-lint, k8s-1.30, ...
+    status: str           # pass | fail | skip
+    messages: list[str] = field(default_factory=list)
+    unchecked: list[str] = field(default_factory=list)
+    note: str = ""
+
+
+@dataclass
+class HelmCall:
+    """One helm subprocess homeci lint made (for the benchmark)."""
+
+    kind: str             # template | lint
+    argv: tuple[str, ...]
+    seconds: float
+
+
+@dataclass
+class LintReport:
+    results: list[CheckResult]
+    seconds: float
+    helm_calls: list[HelmCall] = field(default_factory=list)
+
+    @property
+    def failures(self) -> list[CheckResult]:
+        return [r for r in self.results if r.status == "fail"]
+
+    @property
+    def ok(self) -> bool:
+        return not self.failures
+
+
+def display_path(path: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
+def _lint_messages(result_stdout: str, result_stderr: str) -> list[str]:
+    """helm lint's [ERROR]/[WARNING] findings, each with its continuation lines folded into one line."""
+    findings: list[str] = []
+    current: list[str] | None = None
+    for line in (result_stdout + "\n" + result_stderr).splitlines():
+        text = line.strip()
+        if text.startswith(("[ERROR]", "[WARNING]")):
+            current = [text]
+            findings.append("")
+        elif not text or text.startswith(("[", "==>", "Error:")):
+            current = None
+            continue
+        elif current is not None:
+            current.append(text)
+        else:
+            continue
+        findings[-1] = " ".join(current)
+    if findings:
+        return findings
+    lines = [ln.strip() for ln in (result_stdout + "\n" + result_stderr).splitlines() if ln.strip()]
+    return [ln for ln in lines if ln.startswith("Error")] or lines[-1:] or ["helm lint failed without output"]
+
+
+def _one_line(exc: HomeciError) -> str:
+    """A helm failure in one line, keeping helm's detail lines (HelmError.stderr) when there are any."""
+    stderr = getattr(exc, "stderr", "")
+    if stderr:
+        return " ".join(ln.strip() for ln in stderr.splitlines() if ln.strip())
+    return str(exc)
+
+
+class Linter:
+    def __init__(self, *, majors: tuple[int, ...] = (3, 4), jobs: int | None = None,
+                 record: bool = False) -> None:
+        self.majors = majors
+        self.jobs = jobs or min(8, (os.cpu_count() or 2) * 2)
+        self.record = record
+        self.helm_calls: list[HelmCall] = []
+
+    # -- single checks ---------------------------------------------------------------------------
+
+    def _timed(self, kind: str, argv: tuple[str, ...], fn: Callable[[], object]) -> object:
+        start = time.monotonic()
+        try:
+            return fn()
+        finally:
+            if self.record:
+                self.helm_calls.append(HelmCall(kind, argv, time.monotonic() - start))
+
+    def helm_lint(self, chart: Path, scenario: Path | None, major: int) -> CheckResult:
+        name, scen = display_path(chart), rendering.scenario_name(scenario)
+        col = f"helm{major}-lint"
+        files = [scenario] if scenario else []
+        try:
+            helm = Helm(major)
+            res = self._timed("lint", ("lint", str(chart), *map(str, files)),
+                              lambda: helm.lint(chart, values_files=files, strict=True))
+        except HomeciError as exc:
+            return CheckResult(name, scen, col, col, "fail", [str(exc)])
+        assert isinstance(res, HelmResult)
+        if res.returncode != 0:
+            return CheckResult(name, scen, col, col, "fail", _lint_messages(res.stdout, res.stderr))
+        return CheckResult(name, scen, col, col, "pass")
+
+    def schema(self, chart: Path, scenario: Path | None) -> CheckResult:
+        name, scen = display_path(chart), rendering.scenario_name(scenario)
+        try:
+            errors = values.check_scenario(chart, scenario, display=Path.cwd())
+        except HomeciError as exc:
+            return CheckResult(name, scen, "schema", "schema", "fail", [str(exc)])
+        if errors:
+            return CheckResult(name, scen, "schema", "schema", "fail", [str(e) for e in errors])
+        return CheckResult(name, scen, "schema", "schema", "pass")
+
+    def render_and_validate(self, chart: Path, scenario: Path | None, version: str,
+                            column: str) -> tuple[CheckResult, str | None]:
+        """(the k8s-<version> result, the render error if the render failed)."""
+        name, scen = display_path(chart), rendering.scenario_name(scenario)
+        minor = ".".join(version.split(".")[:2])
+        check = f"k8s-{minor}"
+        files = (scenario,) if scenario else ()
+        try:
+            text = self._timed(
+                "template", ("template", str(chart), *map(str, files), "--kube-version", version),
+                lambda: rendering.render_text(chart, files, major=3, kube_version=version))
+            assert isinstance(text, str)
+            objects = manifests.parse(text)
+        except HomeciError as exc:
+            return CheckResult(name, scen, column, check, "skip", note="render failed"), \
+                f"helm3 template --kube-version {version}: {_one_line(exc)}"
+        report = kube.validate(objects, version)
+        status = "fail" if report.errors else "pass"
+        note = f"{report.checked} objects"
+        return CheckResult(name, scen, column, check, status, report.errors, report.unchecked, note), None
+
+    # -- a whole run -----------------------------------------------------------------------------
+
+    def run(self, charts: list[Path], progress: Callable[[int, int], None] | None = None) -> LintReport:
+        start = time.monotonic()
+        results: list[CheckResult] = []
+        render_errors: dict[tuple[str, str], list[str]] = {}
+        render_seen: set[tuple[str, str]] = set()
+        futures: list[Future[object]] = []
+        with ThreadPoolExecutor(max_workers=self.jobs, thread_name_prefix="homeci-lint") as pool:
+            for chart in charts:
+                name = display_path(chart)
+                library = _is_library(chart)
+                try:
+                    versions: tuple[str, ...] | None = kubeversions.validation_range(chart)
+                    range_error = ""
+                except HomeciError as exc:
+                    versions, range_error = None, str(exc)
+                for scenario in [None, *rendering.scenarios(chart)]:
+                    scen = rendering.scenario_name(scenario)
+                    for major in self.majors:
+                        futures.append(pool.submit(self.helm_lint, chart, scenario, major))
+                    futures.append(pool.submit(self.schema, chart, scenario))
+                    if library:
+                        for col in ("render", "k8s-min", "k8s-max"):
+                            results.append(CheckResult(name, scen, col, col, "skip", note="library chart"))
+                        continue
+                    render_seen.add((name, scen))
+                    if versions is None:
+                        for col in ("k8s-min", "k8s-max"):
+                            results.append(CheckResult(name, scen, col, col, "fail", [range_error]))
+                        versions_todo: list[tuple[str, str]] = []
+                    else:
+                        versions_todo = [(versions[0], "k8s-min"), (versions[1], "k8s-max")]
+                    for version, col in versions_todo:
+                        futures.append(pool.submit(self.render_and_validate, chart, scenario, version, col))
+            total = len(futures)
+            for done, fut in enumerate(as_completed(futures), start=1):
+                if progress:
+                    progress(done, total)
+                value = fut.result()
+                if isinstance(value, tuple):
+                    check, err = value
+                    results.append(check)
+                    if err:
+                        render_errors.setdefault((check.chart, check.scenario), []).append(err)
+                else:
+                    assert isinstance(value, CheckResult)
+                    results.append(value)
+        for name, scen in sorted(render_seen):
+            errs = render_errors.get((name, scen), [])
+            results.append(CheckResult(name, scen, "render", "render", "fail" if errs else "pass", errs))
+        order = {c: i for i, c in enumerate(COLUMNS)}
+        chart_order = {display_path(c): i for i, c in enumerate(charts)}
+        results.sort(key=lambda r: (chart_order.get(r.chart, 0), r.scenario != "defaults", r.scenario,
+                                    order.get(r.column, 99)))
+        return LintReport(results, time.monotonic() - start, list(self.helm_calls))
+
+
+def _is_library(chart: Path) -> bool:
+    try:
+        meta = yaml.safe_load((chart / "Chart.yaml").read_text()) or {}
+    except (OSError, yaml.YAMLError):
+        return False
+    return isinstance(meta, dict) and meta.get("type") == "library"
