@@ -1,0 +1,391 @@
+"""The homeci certificate authority: create one, describe it, and check certificates against it.
+
+Key format: RSA 2048 in PKCS#1 PEM (``BEGIN RSA PRIVATE KEY``). The umbrella chart signs its serving
+certificate with Helm's ``genSignedCert``, which parses the CA key with Go's ``x509.ParsePKCS1PrivateKey``
+— an ECDSA or PKCS#8 key would make every render fail in ``existingSecret`` mode.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import ipaddress
+import os
+import socket
+import ssl
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from homeci.errors import HomeciError, UsageError
+
+CERT_FILE = "ca.crt"
+KEY_FILE = "ca.key"
+DEFAULT_CN = "homeci CA"
+DEFAULT_DAYS = 3650
+KEY_BITS = 2048
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+# -- creating --------------------------------------------------------------------------------------
+
+
+def new_key() -> rsa.RSAPrivateKey:
+    return rsa.generate_private_key(public_exponent=65537, key_size=KEY_BITS)
+
+
+def key_pem(key: rsa.RSAPrivateKey) -> bytes:
+    """PKCS#1 ("traditional OpenSSL") PEM, the only RSA form Helm's genSignedCert accepts for a CA key."""
+    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL,
+                             serialization.NoEncryption())
+
+
+def cert_pem(cert: x509.Certificate) -> bytes:
+    return cert.public_bytes(serialization.Encoding.PEM)
+
+
+def new_ca(cn: str = DEFAULT_CN, days: int = DEFAULT_DAYS) -> tuple[x509.Certificate, rsa.RSAPrivateKey]:
+    """A self-signed CA that may sign end-entity certificates only (pathLen 0)."""
+    if days < 1:
+        raise UsageError(f"--days {days}: a CA must be valid for at least one day")
+    key = new_key()
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn),
+                      x509.NameAttribute(NameOID.ORGANIZATION_NAME, "homeci")])
+    now = _now()
+    ski = x509.SubjectKeyIdentifier.from_public_key(key.public_key())
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name).issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(hours=1))
+        .not_valid_after(now + dt.timedelta(days=days))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(x509.KeyUsage(digital_signature=True, key_cert_sign=True, crl_sign=True,
+                                     content_commitment=False, key_encipherment=False,
+                                     data_encipherment=False, key_agreement=False, encipher_only=False,
+                                     decipher_only=False), critical=True)
+        .add_extension(ski, critical=False)
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ski), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    return cert, key
+
+
+def issue(ca_cert: x509.Certificate, ca_key: rsa.RSAPrivateKey, names: list[str], *, days: int = 365,
+          not_before: dt.datetime | None = None) -> tuple[x509.Certificate, rsa.RSAPrivateKey]:
+    """A serving certificate for ``names`` (DNS names or IP addresses) signed by the CA."""
+    key = new_key()
+    sans: list[x509.GeneralName] = []
+    for n in names:
+        try:
+            sans.append(x509.IPAddress(ipaddress.ip_address(n)))
+        except ValueError:
+            sans.append(x509.DNSName(n))
+    start = not_before or _now() - dt.timedelta(minutes=5)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, names[0])]))
+        .issuer_name(ca_cert.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(start)
+        .not_valid_after(start + dt.timedelta(days=days))
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .add_extension(x509.SubjectAlternativeName(sans), critical=False)
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()),
+                       critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )
+    return cert, key
+
+
+@dataclass(frozen=True)
+class CAFiles:
+    cert: Path
+    key: Path
+
+
+def init(directory: Path, *, cn: str = DEFAULT_CN, days: int = DEFAULT_DAYS) -> CAFiles:
+    """Write ``ca.crt`` and ``ca.key`` (mode 0600) into ``directory``; never overwrites either."""
+    files = CAFiles(directory / CERT_FILE, directory / KEY_FILE)
+    existing = [p.name for p in (files.cert, files.key) if p.exists()]
+    if existing:
+        raise HomeciError(
+            f"{directory} already holds {' and '.join(existing)}: refusing to overwrite a CA; "
+            "choose an empty directory (or move the old files away yourself)"
+        )
+    if directory.exists() and not directory.is_dir():
+        raise UsageError(f"{directory} is not a directory: give a directory for ca.crt and ca.key")
+    cert, key = new_ca(cn, days)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        # O_EXCL: a file appearing meanwhile is never overwritten; the key is 0600 from its first byte
+        fd = os.open(files.key, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(key_pem(key))
+        fd = os.open(files.cert, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(cert_pem(cert))
+    except FileExistsError as exc:
+        raise HomeciError(f"{exc.filename} appeared while writing: refusing to overwrite it") from None
+    except OSError as exc:
+        raise HomeciError(f"{directory}: cannot write the CA ({exc.strerror}); check permissions") from None
+    return files
+
+
+def install_hints(files: CAFiles, *, namespace: str = "homeci", secret: str = "homeci-ca") -> list[str]:
+    """The commands that make the umbrella use this CA."""
+    return [
+        f"kubectl create namespace {namespace}",
+        f"kubectl create secret tls {secret} --cert={files.cert} --key={files.key} -n {namespace}",
+        f"helm install homeci charts/homeci-umbrella -n {namespace} --create-namespace "
+        f"--set global.tls.mode=existingSecret --set global.tls.existingSecret={secret}",
+    ]
+
+
+# -- reading ---------------------------------------------------------------------------------------
+
+
+def parse_certs(data: bytes, source: str) -> list[x509.Certificate]:
+    """Every certificate in PEM (or one DER) ``data``; a one-line error naming ``source`` otherwise."""
+    try:
+        if b"-----BEGIN" in data:
+            certs = x509.load_pem_x509_certificates(data)
+        else:
+            certs = [x509.load_der_x509_certificate(data)]
+    except ValueError:
+        certs = []
+    if not certs:
+        raise HomeciError(f"{source}: not a PEM or DER certificate (corrupt or wrong file); "
+                          "give the CA's ca.crt (e.g. from `homeci ca init`)")
+    return certs
+
+
+def load_certs(path: Path) -> list[x509.Certificate]:
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise HomeciError(f"{path}: no such file; check the path") from None
+    except IsADirectoryError:
+        raise HomeciError(f"{path}: is a directory; give the certificate file (e.g. {path}/ca.crt)") from None
+    except OSError as exc:
+        raise HomeciError(f"{path}: cannot read it ({exc.strerror}); check its permissions") from None
+    return parse_certs(data, str(path))
+
+
+def fingerprint(cert: x509.Certificate) -> str:
+    return cert.fingerprint(hashes.SHA256()).hex(":").upper()
+
+
+def sans(cert: x509.Certificate) -> list[str]:
+    try:
+        ext = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except x509.ExtensionNotFound:
+        return []
+    ips = [str(ip) for ip in ext.get_values_for_type(x509.IPAddress)]
+    return [*ext.get_values_for_type(x509.DNSName), *ips]
+
+
+def is_ca(cert: x509.Certificate) -> bool:
+    try:
+        return bool(cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca)
+    except x509.ExtensionNotFound:
+        return False
+
+
+def describe(cert: x509.Certificate) -> dict[str, str]:
+    """What ``homeci ca show`` prints, in order."""
+    now = _now()
+    left = cert.not_valid_after_utc - now
+    state = "valid" if cert.not_valid_before_utc <= now <= cert.not_valid_after_utc else "NOT valid now"
+    info = {
+        "subject": cert.subject.rfc4514_string(),
+        "issuer": cert.issuer.rfc4514_string(),
+        "sha256 fingerprint": fingerprint(cert),
+        "not before": cert.not_valid_before_utc.isoformat(),
+        "not after": cert.not_valid_after_utc.isoformat(),
+        "validity": f"{state}; {max(left.days, 0)} days left",
+        "ca": "yes" if is_ca(cert) else "no",
+    }
+    names = sans(cert)
+    if names:
+        info["subject alt names"] = ", ".join(names)
+    return info
+
+
+def secret_cert(name: str, namespace: str, kubeconfig: str | None = None) -> x509.Certificate:
+    """The certificate in a cluster Secret (``tls.crt``, else ``ca.crt``)."""
+    import base64
+
+    from kubernetes import client, config
+    from kubernetes.client.exceptions import ApiException
+
+    try:
+        api = client.CoreV1Api(config.new_client_from_config(config_file=kubeconfig))
+    except Exception as exc:  # kubeconfig problems come as several exception types
+        where = kubeconfig or os.environ.get("KUBECONFIG") or "~/.kube/config"
+        raise HomeciError(f"{where}: cannot load the kubeconfig ({exc}); pass --kubeconfig") from None
+    try:
+        secret = api.read_namespaced_secret(name, namespace, _request_timeout=15)
+    except ApiException as exc:
+        if exc.status == 404:
+            raise HomeciError(f"secret {namespace}/{name} not found: create it with `kubectl create secret "
+                              f"tls {name} --cert=DIR/ca.crt --key=DIR/ca.key -n {namespace}`") from None
+        raise HomeciError(f"reading secret {namespace}/{name} failed: {exc.status} {exc.reason}") from None
+    except Exception as exc:  # urllib3 connection errors
+        raise HomeciError(f"reading secret {namespace}/{name}: cannot reach the cluster ({exc})") from None
+    data = secret.data or {}
+    for key in ("tls.crt", "ca.crt"):
+        if key in data:
+            return parse_certs(base64.b64decode(data[key]), f"secret {namespace}/{name} key {key}")[0]
+    raise HomeciError(f"secret {namespace}/{name} has no tls.crt or ca.crt key; it must be a "
+                      "kubernetes.io/tls Secret holding the CA")
+
+
+# -- verifying -------------------------------------------------------------------------------------
+
+
+def host_matches(pattern: str, host: str) -> bool:
+    """RFC 6125 matching: exact, or ``*.`` covering exactly one left-most label."""
+    pattern, host = pattern.lower().rstrip("."), host.lower().rstrip(".")
+    if pattern == host:
+        return True
+    if pattern.startswith("*."):
+        suffix = pattern[1:]
+        return host.endswith(suffix) and "." not in host[: -len(suffix)] and len(host) > len(suffix)
+    return False
+
+
+def covers(cert: x509.Certificate, host: str) -> bool:
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        ip = None
+    names = sans(cert)
+    if ip is not None:
+        return str(ip) in names
+    return any(host_matches(n, host) for n in names if not _is_ip(n))
+
+
+def _is_ip(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _issued_by(child: x509.Certificate, parent: x509.Certificate) -> bool:
+    try:
+        child.verify_directly_issued_by(parent)
+    except (ValueError, TypeError, InvalidSignature):
+        return False
+    return True
+
+
+def chain_to(leaf: x509.Certificate, intermediates: list[x509.Certificate],
+             ca: x509.Certificate) -> list[str]:
+    """Subjects from the leaf up to the CA; raises if no path leads to the CA."""
+    path, current, pool = [leaf], leaf, list(intermediates)
+    while not _issued_by(current, ca):
+        nxt = next((c for c in pool if _issued_by(current, c)), None)
+        if nxt is None:
+            raise HomeciError(
+                f"certificate {leaf.subject.rfc4514_string()} (issuer {current.issuer.rfc4514_string()}) "
+                f"does not chain to the CA {ca.subject.rfc4514_string()} [{fingerprint(ca)[:23]}...]; "
+                "serve a certificate signed by this CA or pass the right --ca"
+            )
+        pool.remove(nxt)
+        path.append(nxt)
+        current = nxt
+    return [c.subject.rfc4514_string() for c in [*path, ca]]
+
+
+def check(chain: list[x509.Certificate], ca: x509.Certificate, host: str, source: str) -> str:
+    """Verify a served/filed chain against the CA and ``host``; the success line, or a HomeciError."""
+    leaf, rest = chain[0], chain[1:]
+    now = _now()
+    for c in (leaf, ca):
+        if not c.not_valid_before_utc <= now <= c.not_valid_after_utc:
+            raise HomeciError(f"{source}: {c.subject.rfc4514_string()} is valid only from "
+                              f"{c.not_valid_before_utc:%Y-%m-%d} to {c.not_valid_after_utc:%Y-%m-%d}; "
+                              "reissue it")
+    path = chain_to(leaf, rest, ca)
+    if not covers(leaf, host):
+        names = ", ".join(sans(leaf)) or "none"
+        raise HomeciError(f"{source}: certificate does not cover {host} (subject alt names: {names}); "
+                          f"reissue it with {host} (or a matching *. name) in its SANs")
+    return (f"OK: {source} chains to {ca.subject.rfc4514_string()} ({' <- '.join(reversed(path))}) and "
+            f"covers {host}; valid until {leaf.not_valid_after_utc:%Y-%m-%d}")
+
+
+def parse_target(target: str) -> tuple[str, int] | None:
+    """``host:port`` (``[v6]:port`` too) → (host, port); a path (or anything else) → None."""
+    if Path(target).exists():
+        return None
+    host, sep, port = target.rpartition(":")
+    if not sep or not port.isdigit() or not host:
+        return None
+    return host.strip("[]"), int(port)
+
+
+def fetch_chain(host: str, port: int, sni: str, timeout: float = 10) -> list[x509.Certificate]:
+    """The certificates a TLS server presents for ``sni`` (not verified here)."""
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    try:
+        with socket.create_connection((host, port), timeout=timeout) as sock, \
+                ctx.wrap_socket(sock, server_hostname=sni) as tls:
+            chain_fn = getattr(tls, "get_unverified_chain", None)  # Python >= 3.13
+            if chain_fn is not None:
+                ders = [c if isinstance(c, bytes) else ssl.PEM_cert_to_DER_cert(str(c)) for c in chain_fn()]
+            else:
+                leaf = tls.getpeercert(binary_form=True)
+                ders = [leaf] if leaf else []
+    except (OSError, ssl.SSLError) as exc:
+        raise HomeciError(f"{host}:{port}: TLS connection failed ({exc}); check the address and that it "
+                          "serves TLS") from None
+    if not ders:
+        raise HomeciError(f"{host}:{port}: the server presented no certificate")
+    return [x509.load_der_x509_certificate(d) for d in ders]
+
+
+def handshake_verifies(host: str, port: int, sni: str, ca_file: Path, timeout: float = 10) -> None:
+    """A real verifying handshake (OpenSSL: chain + hostname), as clients will do it."""
+    ctx = ssl.create_default_context(cafile=str(ca_file))
+    try:
+        with socket.create_connection((host, port), timeout=timeout) as sock, \
+                ctx.wrap_socket(sock, server_hostname=sni):
+            return
+    except ssl.SSLCertVerificationError as exc:
+        raise HomeciError(f"{host}:{port}: a verifying TLS client rejects it for {sni}: "
+                          f"{exc.verify_message}") from None
+    except (OSError, ssl.SSLError) as exc:
+        raise HomeciError(f"{host}:{port}: TLS connection failed ({exc})") from None
+
+
+def verify(target: str, ca_file: Path, host: str) -> str:
+    """``homeci ca verify``: a certificate file or a ``host:port`` against the CA and a hostname."""
+    cas = load_certs(ca_file)
+    ca = cas[0]
+    if not is_ca(ca):
+        raise HomeciError(f"{ca_file}: {ca.subject.rfc4514_string()} is not a CA certificate; pass the CA's "
+                          "ca.crt as --ca")
+    address = parse_target(target)
+    if address is None:
+        chain = load_certs(Path(target))
+        return check(chain, ca, host, target)
+    chain = fetch_chain(*address, sni=host)
+    line = check(chain, ca, host, target)
+    handshake_verifies(*address, sni=host, ca_file=ca_file)
+    return line

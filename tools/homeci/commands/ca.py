@@ -1,0 +1,69 @@
+"""``homeci ca init|show|verify``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+from rich.table import Table
+
+from homeci import ca, ui
+from homeci.errors import UsageError
+
+
+@click.group(name="ca")
+def group() -> None:
+    """Create, inspect and verify the homeci certificate authority."""
+
+
+@group.command()
+@click.argument("directory", type=click.Path(path_type=Path))
+@click.option("--cn", default=ca.DEFAULT_CN, show_default=True, help="Common name of the CA.")
+@click.option("--days", type=click.IntRange(1, 36500), default=ca.DEFAULT_DAYS, show_default=True,
+              help="Validity in days.")
+@click.option("-n", "--namespace", default="homeci", show_default=True,
+              help="Namespace used in the printed commands.")
+def init(directory: Path, cn: str, days: int, namespace: str) -> None:
+    """Write a new CA into DIRECTORY (ca.crt, ca.key with mode 0600); never overwrites."""
+    files = ca.init(directory, cn=cn, days=days)
+    cert = ca.load_certs(files.cert)[0]
+    lines = [
+        f"wrote {files.cert} and {files.key} (mode 0600; keep it secret)",
+        f"sha256 fingerprint {ca.fingerprint(cert)}; valid until {cert.not_valid_after_utc:%Y-%m-%d}",
+        "make the umbrella use it:",
+    ]
+    for line in lines:
+        ui.out.print(line, markup=False, soft_wrap=True)
+    for line in ca.install_hints(files, namespace=namespace):
+        ui.out.print(f"  {line}", markup=False, soft_wrap=True)
+
+
+@group.command()
+@click.argument("file", required=False, type=click.Path(path_type=Path))
+@click.option("--secret", default=None, help="Read the CA from this cluster Secret (tls.crt or ca.crt).")
+@click.option("-n", "--namespace", default="homeci", show_default=True, help="Namespace of --secret.")
+@click.option("--kubeconfig", default=None, type=click.Path(), help="kubeconfig for --secret.")
+def show(file: Path | None, secret: str | None, namespace: str, kubeconfig: str | None) -> None:
+    """Print subject, SHA-256 fingerprint and validity of a CA from FILE or --secret."""
+    if (file is None) == (secret is None):
+        raise UsageError("give exactly one of FILE or --secret NAME, e.g. `homeci ca show ./ca/ca.crt`")
+    if file is not None:
+        cert, source = ca.load_certs(file)[0], str(file)
+    else:
+        assert secret is not None
+        cert, source = ca.secret_cert(secret, namespace, kubeconfig), f"secret {namespace}/{secret}"
+    table = Table(title=source, show_header=False)
+    table.add_column("field", style="bold")
+    table.add_column("value", overflow="fold")
+    for key, value in ca.describe(cert).items():
+        table.add_row(key, value)
+    ui.out.print(table)
+
+
+@group.command()
+@click.argument("target")
+@click.option("--ca", "ca_file", required=True, type=click.Path(path_type=Path), help="The CA certificate.")
+@click.option("--host", required=True, help="Hostname the certificate must cover (also the SNI sent).")
+def verify(target: str, ca_file: Path, host: str) -> None:
+    """Check that TARGET (a certificate file, or HOST:PORT serving TLS) chains to the CA and covers --host."""
+    ui.out.print(ca.verify(target, ca_file, host), markup=False, soft_wrap=True)
