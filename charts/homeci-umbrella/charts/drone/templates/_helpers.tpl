@@ -1,0 +1,133 @@
+{{/* Names (cross-chart contract: <release>-<component>, never `drone-server`). */}}
+{{- define "homeci-drone.fullname" -}}
+{{- printf "%s-drone" .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "homeci-drone.runnerName" -}}
+{{- printf "%s-drone-runner" .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "homeci-drone.buildNamespace" -}}
+{{- printf "%s-builds" .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "homeci-drone.global" -}}
+{{- toYaml (.Values.global | default dict) -}}
+{{- end -}}
+
+{{/* Selector labels: (dict "ctx" $ "component" "ci-server|ci-runner|ci-bootstrap"). */}}
+{{- define "homeci-drone.selectorLabels" -}}
+app.kubernetes.io/name: {{ ternary "drone-runner-kube" "drone" (eq .component "ci-runner") }}
+app.kubernetes.io/instance: {{ .ctx.Release.Name }}
+app.kubernetes.io/component: {{ .component }}
+{{- end -}}
+
+{{- define "homeci-drone.labels" -}}
+{{ include "homeci-drone.selectorLabels" . }}
+app.kubernetes.io/version: {{ ternary .ctx.Values.runner.image.tag .ctx.Values.server.image.tag (eq .component "ci-runner") | quote }}
+app.kubernetes.io/part-of: homeci
+app.kubernetes.io/managed-by: {{ .ctx.Release.Service }}
+helm.sh/chart: {{ printf "%s-%s" .ctx.Chart.Name .ctx.Chart.Version | replace "+" "_" }}
+{{- end -}}
+
+{{- define "homeci-drone.domain" -}}
+{{- $g := fromYaml (include "homeci-drone.global" .) -}}
+{{- $g.domain | default "homeci.localhost" -}}
+{{- end -}}
+
+{{/* Public host of a component: (dict "ctx" $ "component" "git|ci|registry"). */}}
+{{- define "homeci-drone.host" -}}
+{{- $g := fromYaml (include "homeci-drone.global" .ctx) -}}
+{{- printf "%s.%s" (dig "hosts" .component .component $g) (include "homeci-drone.domain" .ctx) -}}
+{{- end -}}
+
+{{/* In-cluster name of the server Service: the webhook target Gogs allow-lists and the runner's RPC host. */}}
+{{- define "homeci-drone.internalHost" -}}
+{{- printf "%s.%s.svc" (include "homeci-drone.fullname" .) .Release.Namespace -}}
+{{- end -}}
+
+{{- define "homeci-drone.gogsServer" -}}
+{{- .Values.server.gogsServer | default (printf "http://%s-gogs.%s.svc:3000" .Release.Name .Release.Namespace) -}}
+{{- end -}}
+
+{{- define "homeci-drone.adminSecret" -}}
+{{- $g := fromYaml (include "homeci-drone.global" .) -}}
+{{- .Values.admin.existingSecret | default (dig "admin" "existingSecret" "" $g) | default (printf "%s-admin" .Release.Name) -}}
+{{- end -}}
+
+{{- define "homeci-drone.serverSecret" -}}
+{{- .Values.server.existingSecret | default (include "homeci-drone.fullname" .) -}}
+{{- end -}}
+
+{{- define "homeci-drone.machineSecret" -}}
+{{- .Values.machine.existingSecret | default (printf "%s-machine" (include "homeci-drone.fullname" .)) -}}
+{{- end -}}
+
+{{- define "homeci-drone.withCA" -}}
+{{- $g := fromYaml (include "homeci-drone.global" .) -}}
+{{- if dig "tls" "mode" "" $g -}}true{{- end -}}
+{{- end -}}
+
+{{/* Image reference: (dict "ctx" $ "image" .Values.x.image). */}}
+{{- define "homeci-drone.image" -}}
+{{- $g := fromYaml (include "homeci-drone.global" .ctx) -}}
+{{- $repo := .image.repository -}}
+{{- with $g.imageRegistry -}}{{- $repo = printf "%s/%s" (trimSuffix "/" .) $repo -}}{{- end -}}
+{{- printf "%s:%s" $repo (toString .image.tag) -}}
+{{- end -}}
+
+{{- define "homeci-drone.imagePullSecrets" -}}
+{{- $g := fromYaml (include "homeci-drone.global" .) -}}
+{{- with $g.imagePullSecrets }}
+imagePullSecrets:
+{{- range . }}
+  - name: {{ if kindIs "map" . }}{{ .name }}{{ else }}{{ . }}{{ end }}
+{{- end }}
+{{- end }}
+{{- end -}}
+
+{{- define "homeci-drone.storageClass" -}}
+{{- $g := fromYaml (include "homeci-drone.global" .) -}}
+{{- .Values.server.persistence.storageClass | default $g.storageClass | default "" -}}
+{{- end -}}
+
+{{- define "homeci-drone.ingressClass" -}}
+{{- $g := fromYaml (include "homeci-drone.global" .) -}}
+{{- $g.ingressClass | default "homeci" -}}
+{{- end -}}
+
+{{/* Node file the runner mounts into steps (written by the umbrella's node-trust DaemonSet). */}}
+{{- define "homeci-drone.nodeCAFile" -}}
+{{- printf "%s/%s.%s/ca.crt" (trimSuffix "/" .Values.runner.nodeCA.hostDir) .Release.Namespace .Release.Name -}}
+{{- end -}}
+
+{{- define "homeci-drone.buildPodSecurity" -}}
+{{- if eq .Values.runner.buildNamespace.podSecurity "auto" -}}
+{{- ternary "privileged" "baseline" .Values.runner.nodeCA.enabled -}}
+{{- else -}}
+{{- .Values.runner.buildNamespace.podSecurity -}}
+{{- end -}}
+{{- end -}}
+
+{{/* Restricted-compatible container security context (uid 1000). */}}
+{{- define "homeci-drone.containerSecurityContext" -}}
+runAsNonRoot: true
+runAsUser: 1000
+runAsGroup: 1000
+allowPrivilegeEscalation: false
+readOnlyRootFilesystem: true
+capabilities:
+  drop: [ALL]
+seccompProfile:
+  type: RuntimeDefault
+{{- end -}}
+
+{{- define "homeci-drone.podSecurityContext" -}}
+runAsNonRoot: true
+runAsUser: 1000
+runAsGroup: 1000
+fsGroup: 1000
+fsGroupChangePolicy: OnRootMismatch
+seccompProfile:
+  type: RuntimeDefault
+{{- end -}}
