@@ -179,7 +179,7 @@ def load_config(environ: Mapping[str, str]) -> Config:
     def need(key: str) -> str:
         value = environ.get(key, "").strip()
         if not value:
-            raise RegistrationError(f"environment variable {key} is empty: the chart sets it; check the Job spec")
+            raise RegistrationError(f"environment variable {key} is empty: the chart sets it; check the Job")
         return value
 
     def number(key: str, default: float) -> float:
