@@ -57,5 +57,18 @@ def integration(session: nox.Session) -> None:
 
 @nox.session
 def up(session: nox.Session) -> None:
-    """A working homeci stack on a local cluster (simulated control plane, or kind with Docker)."""
-    session.error("`nox -s up` is not built yet: it arrives with the simulated cluster")
+    """A working homeci stack on a local cluster (simulated control plane, or kind with Docker).
+
+    Starts (or reuses) the simulated cluster `homeci`, installs the umbrella into namespace `homeci`
+    (Pod Security restricted) with `helm upgrade --install --wait`, and prints what runs where.
+    posargs go to `homeci cluster up` (e.g. `-- --helm 4` or `-- -f my-values.yaml`)."""
+    _install(session)
+    session.run("homeci", "toolchain", "install")
+    session.run("homeci", "cluster", "up", *session.posargs)
+
+
+@nox.session
+def down(session: nox.Session) -> None:
+    """Stop and delete the local stack's cluster (`nox -s up`): no process, port or state is left."""
+    _install(session)
+    session.run("homeci", "cluster", "down", *session.posargs)

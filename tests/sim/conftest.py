@@ -1,0 +1,91 @@
+"""T1 fixtures: one simulated cluster per test session, one Pod Security restricted namespace per test.
+
+The cluster is the real control plane (built into the homeci toolchain cache) with kwok nodes; it is
+started once, and stopped at the end of the session even when tests fail or are interrupted.
+These tests skip only when the binaries are absent AND cannot be built (no Go).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from simhelpers import Deployments, delete_namespace, ensure_restricted_namespace
+
+from homeci import toolchain
+from homeci.cluster import SimCluster
+from homeci.cluster.sim import TOOLS
+from homeci.helm import Helm
+
+HERE = Path(__file__).resolve().parent
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if HERE in Path(str(item.fspath)).resolve().parents:
+            item.add_marker(pytest.mark.sim)
+
+
+def _missing_and_unbuildable() -> str | None:
+    missing = [name for name in TOOLS if toolchain.status(name)[0] == "missing"]
+    if missing and shutil.which("go") is None:
+        return (f"simulated-cluster binaries missing ({', '.join(missing)}) and Go is not installed to build "
+                "them: install Go >= 1.26 or set the HOMECI_* overrides of ci/toolchain.toml")
+    return None
+
+
+@pytest.fixture(scope="session")
+def sim_cluster() -> Iterator[SimCluster]:
+    reason = _missing_and_unbuildable()
+    if reason:
+        pytest.skip(reason)
+    name = os.environ.get("HOMECI_SIM_TEST_CLUSTER", "homeci-pytest")
+    cluster = SimCluster(name)
+    # A leftover from an interrupted earlier session: start from a clean cluster.
+    cluster.down()
+    try:
+        cluster.up(timeout=240)
+        yield cluster
+    finally:
+        cluster.down()
+
+
+@pytest.fixture(scope="session")
+def api(sim_cluster: SimCluster) -> Any:
+    return sim_cluster.api()
+
+
+@pytest.fixture
+def namespace(request: pytest.FixtureRequest, api: Any, sim_cluster: SimCluster) -> Iterator[str]:
+    """A fresh namespace labelled Pod Security enforce=restricted; releases in it are uninstalled after."""
+    base = request.node.name.lower().replace("_", "-")
+    base = "".join(ch for ch in base if ch.isalnum() or ch == "-")[:40].strip("-")
+    name = f"{base}-{uuid.uuid4().hex[:5]}"
+    ensure_restricted_namespace(api, name)
+    deps = Deployments(sim_cluster)
+    request.node.sim_deployments = deps
+    yield name
+    deps.cleanup(api)
+    delete_namespace(api, name)
+
+
+@pytest.fixture
+def deployments(request: pytest.FixtureRequest, namespace: str) -> Deployments:
+    """Tracks helm releases a test creates so the namespace fixture removes them (and what they keep)."""
+    deps: Deployments = request.node.sim_deployments
+    return deps
+
+
+@pytest.fixture(params=[3, 4], ids=["helm3", "helm4"])
+def helm(request: pytest.FixtureRequest, sim_cluster: SimCluster) -> Helm:
+    return Helm(request.param, kubeconfig=sim_cluster.kubeconfig)
+
+
+@pytest.fixture
+def helm3(sim_cluster: SimCluster) -> Helm:
+    return Helm(3, kubeconfig=sim_cluster.kubeconfig)

@@ -1,0 +1,89 @@
+"""A working homeci stack on the simulated cluster: ``nox -s up`` / ``homeci cluster up``."""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from homeci.cluster.sim import SimCluster
+from homeci.helm import Helm
+from homeci.paths import charts_dir
+
+RELEASE = "homeci"
+NAMESPACE = "homeci"
+PSS_LABELS = {
+    f"pod-security.kubernetes.io/{mode}": "restricted" for mode in ("enforce", "audit", "warn")
+}
+
+
+def docker_available() -> bool:
+    """A Docker engine is reachable (then kind would be the cluster; that harness is a later issue)."""
+    docker = shutil.which("docker")
+    if docker is None:
+        return False
+    import subprocess
+
+    try:
+        return subprocess.run([docker, "info"], capture_output=True, timeout=10, check=False).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+
+
+def ensure_namespace(api: Any, name: str, labels: dict[str, str]) -> None:
+    from kubernetes import client
+    from kubernetes.client.rest import ApiException
+
+    core = client.CoreV1Api(api)
+    body = {"metadata": {"name": name, "labels": labels}}
+    try:
+        core.create_namespace(body)
+    except ApiException as exc:
+        if exc.status != 409:
+            raise
+        core.patch_namespace(name, {"metadata": {"labels": labels}})
+
+
+@dataclass
+class Installed:
+    release: str
+    namespace: str
+    chart: Path
+    revision: int
+    kubeconfig: Path
+    server: str | None
+    workloads: list[str] = field(default_factory=list)
+    services: list[str] = field(default_factory=list)
+    hosts: list[str] = field(default_factory=list)
+    pods: int = 0
+
+
+def install(cluster: SimCluster, *, major: int = 3, values_files: list[Path] | None = None,
+            timeout: str = "5m") -> Installed:
+    """``helm upgrade --install --wait`` the umbrella into a Pod Security restricted namespace."""
+    from kubernetes import client
+
+    api = cluster.api()
+    ensure_namespace(api, NAMESPACE, PSS_LABELS)
+    chart = charts_dir() / "homeci-umbrella"
+    helm = Helm(major, kubeconfig=cluster.kubeconfig)
+    helm.upgrade(RELEASE, chart, namespace=NAMESPACE, values_files=values_files or [], timeout=timeout)
+    status = helm.status(RELEASE, namespace=NAMESPACE)
+    apps = client.AppsV1Api(api)
+    workloads = [f"Deployment/{d.metadata.name} {d.status.ready_replicas or 0}/{d.spec.replicas}"
+                 for d in apps.list_namespaced_deployment(NAMESPACE).items]
+    workloads += [f"StatefulSet/{s.metadata.name} {s.status.ready_replicas or 0}/{s.spec.replicas}"
+                  for s in apps.list_namespaced_stateful_set(NAMESPACE).items]
+    core = client.CoreV1Api(api)
+    services = []
+    for svc in core.list_namespaced_service(NAMESPACE).items:
+        ingress = (svc.status.load_balancer.ingress or []) if svc.status.load_balancer else []
+        address = f" → {ingress[0].ip}" if ingress else ""
+        ports = ",".join(str(p.port) for p in svc.spec.ports or [])
+        services.append(f"{svc.metadata.name} ({svc.spec.type} {ports}{address})")
+    hosts = sorted({rule.host for ing in client.NetworkingV1Api(api).list_namespaced_ingress(NAMESPACE).items
+                    for rule in (ing.spec.rules or []) if rule.host})
+    pods = len(core.list_namespaced_pod(NAMESPACE).items)
+    return Installed(RELEASE, NAMESPACE, chart, int(status.get("version", 0)), cluster.kubeconfig,
+                     cluster.server(), sorted(workloads), sorted(services), hosts, pods)
