@@ -8,6 +8,7 @@ proxy. Each binary's reported version is checked once per process.
 from __future__ import annotations
 
 import functools
+import json
 import os
 import re
 import shutil
@@ -227,6 +228,7 @@ def install(t: Tool, *, force: bool = False, progress: Callable[[str], None] | N
     go = _go()
     dest.parent.mkdir(parents=True, exist_ok=True)
     ldflags = t.ldflags.format(**t.stamp())
+    started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix=f"homeci-{t.name}-", dir=dest.parent) as tmp:
         work = Path(tmp)
         env = build_env(work)
@@ -252,6 +254,10 @@ def install(t: Tool, *, force: bool = False, progress: Callable[[str], None] | N
         os.replace(built, dest)
     _checked.cache_clear()
     verify(t, dest, exact=True)
+    # Build duration, read by benchmarks/sim.py (cold vs warm Go cache shows in the figures).
+    (dest.parent / "build.json").write_text(
+        json.dumps({"tool": t.name, "version": t.version, "seconds": round(time.monotonic() - started, 1)})
+    )
     return dest
 
 
