@@ -1,0 +1,119 @@
+#!/usr/bin/env python3
+"""homeci node trust (DaemonSet): make every node's containerd trust the homeci registry.
+
+Every INTERVAL seconds: read the public CA certificate from ConfigMap CA_CONFIGMAP in CA_NAMESPACE
+through the Kubernetes API (the DaemonSet lives in its own namespace, so it cannot mount that
+ConfigMap), then write - only when the content changed, atomically -
+  CERTS_DIR/ca.crt and CERTS_DIR/hosts.toml   containerd `certs.d/<registry host>/` (no restart needed)
+  CA_DIR/ca.crt                               the file the Drone runner mounts into every step
+CERTS_DIR and CA_DIR are hostPath mounts of exactly those two node directories.
+
+Environment: CA_NAMESPACE, CA_CONFIGMAP, REGISTRY_HOST, NODE_CERTS_DIR (the registry directory's
+path on the node, written into hosts.toml), CERTS_DIR, CA_DIR, ENDPOINT (optional mirror URL),
+INTERVAL (default 300), ONCE (any value: one pass, then exit). Standard library only.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import ssl
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+SA_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
+PEM_BEGIN = "-----BEGIN CERTIFICATE-----"
+
+
+class NodeTrustError(Exception):
+    pass
+
+
+def hosts_toml(registry_host: str, node_ca_path: str, endpoint: str = "") -> str:
+    """containerd hosts.toml: pull/resolve from the registry (or a mirror endpoint) trusting the CA."""
+    server = f"https://{registry_host}"
+    host = endpoint or server
+    return (
+        "# Written by homeci node-trust; rewritten when the CA changes. Do not edit.\n"
+        f'server = "{server}"\n\n'
+        f'[host."{host}"]\n'
+        '  capabilities = ["pull", "resolve"]\n'
+        f'  ca = "{node_ca_path}"\n'
+    )
+
+
+def fetch_ca(namespace: str, name: str, api: str | None = None, sa_dir: Path = SA_DIR) -> str:
+    if api is None:
+        host = os.environ.get("KUBERNETES_SERVICE_HOST", "kubernetes.default.svc")
+        port = os.environ.get("KUBERNETES_SERVICE_PORT", "443")
+        api = f"https://{host}:{port}"
+    token = (sa_dir / "token").read_text().strip()
+    ctx = ssl.create_default_context(cafile=str(sa_dir / "ca.crt")) if api.startswith("https") else None
+    url = f"{api}/api/v1/namespaces/{namespace}/configmaps/{name}"
+    req = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}", "Accept": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=15, context=ctx) as resp:
+            obj = json.load(resp)
+    except Exception as exc:  # any failure is reported and retried on the next pass
+        raise NodeTrustError(f"cannot read ConfigMap {namespace}/{name}: {exc}") from exc
+    pem = str((obj.get("data") or {}).get("ca.crt", "")).strip()
+    if not pem.startswith(PEM_BEGIN):
+        raise NodeTrustError(f"ConfigMap {namespace}/{name} has no PEM certificate under key ca.crt")
+    return pem + "\n"
+
+
+def write_if_changed(path: Path, content: str) -> bool:
+    """Atomically replace path with content unless it already holds exactly that; True if written."""
+    if path.is_dir():
+        # A step pod scheduled before this DaemonSet ran made kubelet create a directory here.
+        path.rmdir()
+    if path.is_file() and path.read_text() == content:
+        return False
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(content)
+    tmp.chmod(0o644)
+    tmp.replace(path)
+    return True
+
+
+def sync(env: dict[str, str], fetch: object = None) -> list[str]:
+    fetcher = fetch if callable(fetch) else fetch_ca
+    pem = fetcher(env["CA_NAMESPACE"], env["CA_CONFIGMAP"])
+    certs = Path(env["CERTS_DIR"])
+    node_ca = f"{env['NODE_CERTS_DIR'].rstrip('/')}/ca.crt"
+    changed = []
+    for path, content in (
+        (certs / "ca.crt", pem),
+        (certs / "hosts.toml", hosts_toml(env["REGISTRY_HOST"], node_ca, env.get("ENDPOINT", ""))),
+        (Path(env["CA_DIR"]) / "ca.crt", pem),
+    ):
+        if write_if_changed(path, content):
+            changed.append(str(path))
+    return changed
+
+
+def main() -> int:
+    env = dict(os.environ)
+    missing = [k for k in ("CA_NAMESPACE", "CA_CONFIGMAP", "REGISTRY_HOST", "NODE_CERTS_DIR", "CERTS_DIR", "CA_DIR")
+               if not env.get(k)]
+    if missing:
+        print(f"node-trust: error: missing environment {', '.join(missing)}", file=sys.stderr)
+        return 1
+    interval = float(env.get("INTERVAL", "300"))
+    while True:
+        try:
+            changed = sync(env)
+            print(f"node-trust: {'wrote ' + ', '.join(changed) if changed else 'up to date'}", flush=True)
+        except (NodeTrustError, OSError) as exc:
+            print(f"node-trust: error: {exc}", file=sys.stderr, flush=True)
+            if env.get("ONCE"):
+                return 1
+        if env.get("ONCE"):
+            return 0
+        time.sleep(interval)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
