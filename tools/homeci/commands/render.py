@@ -8,6 +8,7 @@ import click
 
 from homeci import paths, rendering
 from homeci.errors import UsageError
+from homeci.lint import kubeversions
 
 
 @click.command(name="render")
@@ -20,7 +21,9 @@ from homeci.errors import UsageError
 @click.option("--release", default=rendering.DEFAULT_RELEASE, show_default=True, help="Release name.")
 @click.option("-n", "--namespace", default=rendering.DEFAULT_NAMESPACE, show_default=True,
               help="Release namespace.")
-@click.option("--kube-version", default=None, help="Kubernetes version the templates see (e.g. 1.30.0).")
+@click.option("--kube-version", default=None,
+              help="Kubernetes version the templates see (default: the newest one the chart's "
+                   "kubeVersion admits).")
 def command(chart: str, values_files: tuple[Path, ...], sets: tuple[str, ...], major: str, release: str,
             namespace: str, kube_version: str | None) -> None:
     """Render CHART (a name under charts/ or a chart directory) and print the manifests."""
@@ -31,6 +34,9 @@ def command(chart: str, values_files: tuple[Path, ...], sets: tuple[str, ...], m
     for pair in sets:
         if "=" not in pair:
             raise UsageError(f"--set {pair!r}: expected KEY=VALUE")
+    if kube_version is None:
+        # Helm's built-in default depends on how helm was built (a plain `go install` says 1.20)
+        kube_version = kubeversions.validation_range(chart_dir)[1]
     text = rendering.render_text(chart_dir, list(values_files), tuple(sets), major=int(major),
                                  release=release, namespace=namespace, kube_version=kube_version)
     click.echo(text, nl=not text.endswith("\n"))

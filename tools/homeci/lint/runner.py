@@ -116,14 +116,16 @@ class Linter:
             if self.record:
                 self.helm_calls.append(HelmCall(kind, argv, time.monotonic() - start))
 
-    def helm_lint(self, chart: Path, scenario: Path | None, major: int) -> CheckResult:
+    def helm_lint(self, chart: Path, scenario: Path | None, major: int,
+                  kube_version: str | None = None) -> CheckResult:
         name, scen = display_path(chart), rendering.scenario_name(scenario)
         col = f"helm{major}-lint"
         files = [scenario] if scenario else []
         try:
             helm = Helm(major)
             res = self._timed("lint", ("lint", str(chart), *map(str, files)),
-                              lambda: helm.lint(chart, values_files=files, strict=True))
+                              lambda: helm.lint(chart, values_files=files, strict=True,
+                                                kube_version=kube_version))
         except HomeciError as exc:
             return CheckResult(name, scen, col, col, "fail", [str(exc)])
         assert isinstance(res, HelmResult)
@@ -182,7 +184,8 @@ class Linter:
                 for scenario in [None, *rendering.scenarios(chart)]:
                     scen = rendering.scenario_name(scenario)
                     for major in self.majors:
-                        futures.append(pool.submit(self.helm_lint, chart, scenario, major))
+                        newest = versions[1] if versions else None
+                        futures.append(pool.submit(self.helm_lint, chart, scenario, major, newest))
                     futures.append(pool.submit(self.schema, chart, scenario))
                     if library:
                         for col in ("render", "k8s-min", "k8s-max"):

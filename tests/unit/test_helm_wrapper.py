@@ -1,0 +1,65 @@
+"""The helm wrapper: real renders under Helm 3 and 4, and one-line errors naming chart and values files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from homeci import manifests
+from homeci.errors import HomeciError
+from homeci.helm import Helm, HelmError
+
+GOOD = Path(__file__).resolve().parents[1] / "fixtures" / "charts" / "good"
+
+FAKE = """#!/bin/sh
+if [ "$1" = version ]; then echo v3.99.0; exit 0; fi
+echo "walk.go:74: found symbolic link in path" >&2
+echo "Error: template: good/templates/x.yaml:3:4: executing \\"x\\" at <.Values.nope>: nil pointer" >&2
+exit 1
+"""
+
+
+@pytest.fixture
+def fake_helm(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    path = tmp_path / "fake" / "helm"
+    path.parent.mkdir()
+    path.write_text(FAKE)
+    path.chmod(0o755)
+    monkeypatch.setenv("HOMECI_HELM3", str(path))
+    return path
+
+
+@pytest.mark.parametrize("major", [3, 4])
+def test_real_helm_renders(major: int) -> None:
+    out = Helm(major).template(GOOD, values_files=[GOOD / "ci" / "two-replicas-values.yaml"],
+                               set_values={"port": "9000"}, kube_version="1.32.0")
+    deploy = manifests.get(manifests.parse(out), "Deployment", "homeci-good")
+    assert deploy.obj["spec"]["replicas"] == 2
+    assert Helm(major).version().startswith(f"v{major}.")
+
+
+def test_error_names_command_chart_values_and_helm_message(fake_helm: Path) -> None:
+    values = GOOD / "ci" / "two-replicas-values.yaml"
+    with pytest.raises(HelmError) as exc:
+        Helm(3).template(GOOD, values_files=[values])
+    msg = str(exc.value)
+    assert "\n" not in msg
+    assert msg.startswith(f"helm3 template failed (chart {GOOD}; values {values}): Error: template: ")
+    assert "nil pointer" in msg
+    assert "found symbolic link" in exc.value.stderr  # the full stderr is kept for callers
+
+
+def test_lint_findings_do_not_raise(fake_helm: Path) -> None:
+    result = Helm(3).lint(GOOD)
+    assert result.returncode == 1 and "Error: template" in result.stderr
+
+
+def test_missing_values_file_is_caught_before_helm_runs(fake_helm: Path) -> None:
+    with pytest.raises(HomeciError, match=r"^nope\.yaml: values file not found; check the path$"):
+        Helm(3).template(GOOD, values_files=["nope.yaml"])
+
+
+def test_unsupported_major() -> None:
+    with pytest.raises(HomeciError, match=r"Helm 2 is not supported"):
+        Helm(2)

@@ -1,0 +1,135 @@
+"""``homeci lint`` end to end on the fixture charts: the summary table, the exit code, the messages."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from homeci.lint.runner import COLUMNS, CheckResult, Linter, LintReport
+
+ROOT = Path(__file__).resolve().parents[2]
+FIXTURES = ROOT / "tests" / "fixtures" / "charts"
+ALL = [FIXTURES / n for n in ("good", "bad-schema", "bad-k8s", "with-crd", "umbrella")] + [
+    FIXTURES / "umbrella" / "charts" / "sub"]
+
+
+def homeci(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "homeci.cli", *args], capture_output=True, text=True,
+                          cwd=ROOT, env={**os.environ, "COLUMNS": "200", **(env or {})}, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def report() -> LintReport:
+    return Linter(jobs=4).run(ALL)
+
+
+def cell(report: LintReport, chart: str, scenario: str, column: str) -> CheckResult:
+    for r in report.results:
+        if r.chart.endswith(f"fixtures/charts/{chart}") and r.scenario == scenario and r.column == column:
+            return r
+    raise AssertionError(f"no result for {chart} › {scenario} › {column}")
+
+
+def test_every_chart_and_scenario_gets_every_check(report: LintReport) -> None:
+    rows = {(r.chart, r.scenario) for r in report.results}
+    assert len(rows) == 2 + 2 + 2 + 2 + 3 + 1  # defaults + each ci/*-values.yaml
+    for chart, scenario in rows:
+        have = sorted(r.column for r in report.results if (r.chart, r.scenario) == (chart, scenario))
+        assert have == sorted(COLUMNS), f"{chart} › {scenario}: {have}"
+
+
+def test_good_chart_passes_everything(report: LintReport) -> None:
+    for scenario in ("defaults", "two-replicas"):
+        for col in COLUMNS:
+            r = cell(report, "good", scenario, col)
+            assert r.status == "pass", f"good › {scenario} › {col}: {r.messages}"
+    assert cell(report, "good", "defaults", "k8s-min").check == "k8s-1.30"
+    assert cell(report, "good", "defaults", "k8s-max").check == "k8s-1.37"
+
+
+def test_schema_violation_caught_by_schema_and_helm_lint(report: LintReport) -> None:
+    schema = cell(report, "bad-schema", "bad", "schema")
+    assert schema.status == "fail"
+    assert any(m.endswith("bad-schema/ci/bad-values.yaml: replicas: 'three' is not of type 'integer'")
+               for m in schema.messages), schema.messages
+    for col in ("helm3-lint", "helm4-lint"):
+        lint = cell(report, "bad-schema", "bad", col)
+        assert lint.status == "fail"
+        assert any("additional properties 'tg' not allowed" in m for m in lint.messages), lint.messages
+    assert cell(report, "bad-schema", "bad", "render").status == "fail"
+    assert cell(report, "bad-schema", "bad", "k8s-min").status == "skip"
+    assert cell(report, "bad-schema", "defaults", "schema").status == "pass"
+
+
+def test_kubernetes_validation_failures(report: LintReport) -> None:
+    for col in ("k8s-min", "k8s-max"):
+        r = cell(report, "bad-k8s", "defaults", col)
+        assert r.status == "fail"
+        assert any("Deployment/homeci-bad: spec.replicas" in m for m in r.messages)
+    assert cell(report, "bad-k8s", "defaults", "schema").status == "pass"
+    newest = cell(report, "bad-k8s", "old-api", "k8s-max")
+    assert newest.check == "k8s-1.37"
+    assert any("HorizontalPodAutoscaler does not exist in Kubernetes 1.37" in m for m in newest.messages)
+
+
+def test_custom_resources(report: LintReport) -> None:
+    ok = cell(report, "with-crd", "defaults", "k8s-min")
+    assert ok.status == "pass" and ok.check == "k8s-1.28"
+    assert ok.unchecked == ["Middleware/homeci-headers (traefik.io/v1alpha1): no CRD schema in the chart"]
+    bad = cell(report, "with-crd", "bad-widget", "k8s-max")
+    assert bad.status == "fail" and bad.check == "k8s-1.35"
+    assert any("Widget/homeci-widget: spec.size" in m for m in bad.messages)
+
+
+def test_umbrella_subchart_values(report: LintReport) -> None:
+    bad = cell(report, "umbrella", "bad-sub", "schema")
+    assert any(m.endswith("umbrella/ci/bad-sub-values.yaml: sub.message: 42 is not of type 'string'")
+               for m in bad.messages), bad.messages
+    for col in COLUMNS:
+        assert cell(report, "umbrella", "sub-off", col).status == "pass"
+        assert cell(report, "umbrella/charts/sub", "defaults", col).status == "pass"
+
+
+def test_serial_and_parallel_runs_agree(report: LintReport) -> None:
+    serial = Linter(jobs=1).run([FIXTURES / "bad-k8s", FIXTURES / "good"])
+    key = lambda rs: sorted((r.chart, r.scenario, r.check, r.status, tuple(r.messages)) for r in rs)  # noqa: E731
+    subset = [r for r in report.results if r.chart.endswith(("/bad-k8s", "/good"))]
+    assert key(serial.results) == key(subset)
+
+
+def test_cli_good_chart_exits_zero_with_table() -> None:
+    proc = homeci("lint", str(FIXTURES / "good"))
+    assert proc.returncode == 0, proc.stderr
+    assert "helm3-lint" in proc.stdout and "k8s-max" in proc.stdout
+    assert "homeci lint passed" in proc.stdout
+
+
+def test_cli_failures_exit_nonzero_with_messages() -> None:
+    proc = homeci("lint", str(FIXTURES / "bad-schema"), "--helm", "3")
+    assert proc.returncode == 1
+    assert "bad-schema › bad › schema" in proc.stdout
+    assert "bad-schema/ci/bad-values.yaml: image.tg: unknown key 'tg'" in proc.stdout
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith("homeci: error: ") and "check(s) failed" in last and "fix them" in last
+
+
+def test_cli_unknown_chart_name() -> None:
+    proc = homeci("lint", "no-such-chart")
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    expected = "homeci: error: unknown chart 'no-such-chart': give a chart directory or one of:"
+    assert lines[0].startswith(expected)
+
+
+def test_cli_lint_with_broken_helm_reports_it_in_every_helm_cell(tmp_path: Path) -> None:
+    fake = tmp_path / "helm"
+    fake.write_text("#!/bin/sh\necho v2.17.0\n")
+    fake.chmod(0o755)
+    proc = homeci("lint", str(FIXTURES / "good"), "--helm", "3", env={"HOMECI_HELM3": str(fake)})
+    assert proc.returncode == 1
+    assert "HOMECI_HELM3" in proc.stdout and "expected '^v3\\\\.'" in proc.stdout
