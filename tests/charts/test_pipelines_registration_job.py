@@ -1,0 +1,134 @@
+"""The registration hook Job: a post-install/post-upgrade hook, restricted pod security, pinned image,
+credentials only through secretKeyRef, and the environment the registration script reads.
+Parametrized over every charts/drone-pipelines/ci scenario."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from homeci import drone, manifests, rendering
+
+CHART = Path(__file__).resolve().parents[2] / "charts" / "drone-pipelines"
+RELEASE, NAMESPACE, KUBE = "homeci-pipelines", "homeci", "1.37.0"
+JOB = f"{RELEASE}-register"
+
+
+def render(scenario: Path) -> tuple[dict[str, Any], list[manifests.Manifest]]:
+    objs = rendering.render(CHART, [scenario], release=RELEASE, namespace=NAMESPACE, kube_version=KUBE)
+    return drone.chart_values(scenario, chart=CHART), objs
+
+
+@pytest.fixture(params=rendering.scenarios(CHART), ids=rendering.scenario_name)
+def rendered(request: pytest.FixtureRequest) -> tuple[dict[str, Any], list[manifests.Manifest]]:
+    return render(request.param)
+
+
+def job_of(rendered: tuple[dict[str, Any], list[manifests.Manifest]]) -> manifests.Manifest:
+    values, objs = rendered
+    if not values["registration"]["enabled"]:
+        assert not manifests.by_kind(objs, "Job"), "registration.enabled=false must not render the Job"
+        pytest.skip("registration disabled in this scenario")
+    return manifests.get(objs, "Job", JOB)
+
+
+def test_is_a_post_install_and_upgrade_hook(
+    rendered: tuple[dict[str, Any], list[manifests.Manifest]],
+) -> None:
+    job = job_of(rendered)
+    ann = job.annotations
+    assert set(ann["helm.sh/hook"].split(",")) == {"post-install", "post-upgrade"}, f"{job.ref} helm.sh/hook"
+    policies = set(ann["helm.sh/hook-delete-policy"].split(","))
+    assert "before-hook-creation" in policies and "hook-failed" not in policies, (
+        f"{job.ref}: a failed Job must stay for `kubectl logs`"
+    )
+    assert job.obj["spec"]["backoffLimit"] == 0, f"{job.ref}.spec.backoffLimit: retries live in the script"
+    assert job.obj["spec"]["activeDeadlineSeconds"] > 0, f"{job.ref}.spec.activeDeadlineSeconds"
+
+
+def test_pod_is_restricted(rendered: tuple[dict[str, Any], list[manifests.Manifest]]) -> None:
+    job = job_of(rendered)
+    spec = job.pod_spec()
+    assert spec is not None
+    assert spec["automountServiceAccountToken"] is False, f"{job.ref}: the Job never calls the Kubernetes API"
+    assert spec["enableServiceLinks"] is False, f"{job.ref}.spec.template.spec.enableServiceLinks"
+    assert spec["securityContext"]["runAsNonRoot"] is True
+    assert spec["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    for path, c in job.containers():
+        where = f"{job.ref} {path}"
+        sc = c["securityContext"]
+        assert sc["allowPrivilegeEscalation"] is False, f"{where}.securityContext.allowPrivilegeEscalation"
+        assert sc["readOnlyRootFilesystem"] is True, f"{where}.securityContext.readOnlyRootFilesystem"
+        assert sc["capabilities"] == {"drop": ["ALL"]}, f"{where}.securityContext.capabilities"
+        assert sc["runAsNonRoot"] is True, f"{where}.securityContext.runAsNonRoot"
+        for kind in ("requests", "limits"):
+            assert set(c["resources"][kind]) == {"cpu", "memory"}, f"{where}.resources.{kind}"
+        image = c["image"]
+        assert ":" in image.rsplit("/", 1)[-1] and not image.endswith(":latest"), (
+            f"{where}.image {image} not pinned"
+        )
+
+
+def test_environment_matches_the_script(rendered: tuple[dict[str, Any], list[manifests.Manifest]]) -> None:
+    values, objs = rendered
+    job = job_of(rendered)
+    ((path, c),) = list(job.containers())
+    env = {e["name"]: e for e in c["env"]}
+    for name in (
+        "HOMECI_DRONE_SERVER",
+        "HOMECI_DRONE_TOKEN",
+        "HOMECI_OWNERS",
+        "HOMECI_TEMPLATES_DIR",
+        "HOMECI_ORG_SECRETS",
+    ):
+        assert name in env, f"{job.ref} {path}.env.{name} missing (register.py reads it)"
+    owners = sorted({o for t in values["targets"] for o in t["owners"]})
+    assert env["HOMECI_OWNERS"]["value"].split(",") == owners, f"{job.ref} {path}.env.HOMECI_OWNERS"
+    org = json.loads(env["HOMECI_ORG_SECRETS"]["value"])
+    assert set(org) == {
+        values["pipeline"]["secretNames"]["username"],
+        values["pipeline"]["secretNames"]["password"],
+    }
+    for var in org.values():
+        assert "secretKeyRef" in env[var]["valueFrom"], f"{job.ref} {path}.env.{var} must come from a Secret"
+    assert "secretKeyRef" in env["HOMECI_DRONE_TOKEN"]["valueFrom"], (
+        f"{job.ref} {path}.env.HOMECI_DRONE_TOKEN"
+    )
+    server = (
+        values["drone"]["server"].rstrip("/")
+        or f"http://{values['stack']['release']}-drone.{NAMESPACE}.svc:80"
+    )
+    assert env["HOMECI_DRONE_SERVER"]["value"] == server, f"{job.ref} {path}.env.HOMECI_DRONE_SERVER"
+    # Secrets the Job references are either rendered here or the umbrella's (same namespace).
+    rendered_secrets = {m.name for m in manifests.by_kind(objs, "Secret") if m.namespace == NAMESPACE}
+    umbrella = {f"{values['stack']['release']}-drone-machine", f"{values['stack']['release']}-registry-auth"}
+    for e in c["env"]:
+        ref = (e.get("valueFrom") or {}).get("secretKeyRef")
+        if ref:
+            assert ref["name"] in rendered_secrets | umbrella, (
+                f"{job.ref} {path}.env.{e['name']}: Secret {ref['name']}"
+            )
+    literal = {values["registry"]["auth"]["password"], values["drone"]["token"]["value"]} - {""}
+    for e in c["env"]:
+        assert e.get("value") not in literal, (
+            f"{job.ref} {path}.env.{e['name']}: a credential in the pod spec"
+        )
+
+
+def test_mounts_script_and_registered_templates(
+    rendered: tuple[dict[str, Any], list[manifests.Manifest]],
+) -> None:
+    _, objs = rendered
+    job = job_of(rendered)
+    spec = job.pod_spec()
+    assert spec is not None
+    volumes = {v["name"]: v for v in spec["volumes"]}
+    script_cm = manifests.get(objs, "ConfigMap", volumes["script"]["configMap"]["name"])
+    assert script_cm.obj["data"]["register.py"].strip() == drone.registration_script().read_text().strip(), (
+        f"{script_cm.ref}.data[register.py] differs from charts/drone-pipelines/files/register.py"
+    )
+    templates_cm = manifests.get(objs, "ConfigMap", volumes["templates"]["configMap"]["name"])
+    assert set(templates_cm.obj["data"]) == set(drone.template_files()), f"{templates_cm.ref}.data keys"

@@ -1,0 +1,57 @@
+"""Bad drone-pipelines values fail the render with one sentence naming the key (schema or `fail`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from homeci.errors import HomeciError
+from homeci.helm import Helm
+
+CHART = Path(__file__).resolve().parents[2] / "charts" / "drone-pipelines"
+RELEASE, NAMESPACE, KUBE = "homeci-pipelines", "homeci", "1.37.0"
+CREDS = ["registry.auth.username=u", "registry.auth.password=p"]
+
+BAD = {
+    "duplicate-target": (
+        [
+            "targets[0].namespace=apps",
+            "targets[0].owners[0]=a",
+            "targets[1].namespace=apps",
+            "targets[1].owners[0]=b",
+        ],
+        "listed twice",
+    ),
+    "target-is-release-namespace": (
+        ["targets[0].namespace=homeci", "targets[0].owners[0]=a"],
+        "is the release namespace",
+    ),
+    "target-is-build-namespace": (
+        ["targets[0].namespace=homeci-builds", "targets[0].owners[0]=a"],
+        "is the build namespace",
+    ),
+    "target-without-owner": (["targets[0].namespace=apps"], "owners"),
+    "latest-image": (["pipeline.images.kaniko=plugins/kaniko:latest"], "kaniko"),
+    "untagged-image": (["pipeline.images.kubectl=registry.k8s.io/kubectl"], "kubectl"),
+    "unknown-key": (["pipeline.imagez.test=x:1"], "imagez"),
+    "cpu-with-unit": (["pipeline.resources.test.cpu=1000m"], "cpu"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD))
+def test_bad_values_fail_clearly(case: str) -> None:
+    sets, needle = BAD[case]
+    with pytest.raises(HomeciError) as err:
+        Helm(3).template(
+            CHART, release=RELEASE, namespace=NAMESPACE, set_values=[*CREDS, *sets], kube_version=KUBE
+        )
+    # Template `fail`s are on helm's Error: line; schema violations follow it (HelmError.stderr).
+    text = f"{err.value} {getattr(err.value, 'stderr', '')}"
+    assert needle in text, f"{case}: the error does not name {needle!r}: {text}"
+
+
+def test_defaults_render_without_targets() -> None:
+    """No targets: nothing to deploy to and no Job, but the chart installs (NOTES say what to add)."""
+    out = Helm(3).template(CHART, release=RELEASE, namespace=NAMESPACE, kube_version=KUBE)
+    assert "kind: Job" not in out and "kind: Role" not in out

@@ -1,0 +1,276 @@
+"""The Drone templates of charts/drone-pipelines, rendered like Drone renders them.
+
+The text under test is what the hook Job registers (the chart's templates ConfigMap: chart defaults +
+template file), rendered by Go's own text/template (homeci.drone.GoTemplateRenderer, built-ins only)
+with Drone's data shape {input, repo, build}, then parsed as YAML and checked as a Drone
+`type: kubernetes` pipeline.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from homeci import drone, manifests, rendering
+from homeci.errors import HomeciError
+
+ROOT = Path(__file__).resolve().parents[2]
+CHART = ROOT / "charts" / "drone-pipelines"
+SAMPLE_APP = ROOT / "tests" / "e2e" / "sample-app"
+RELEASE = "homeci-pipelines"
+NAMESPACE = "homeci"
+KUBE = "1.37.0"
+TEMPLATE = "homeci-build-deploy.yaml"
+EXPECTED_STEPS = ["test", "build", "deploy"]
+SCENARIOS = [
+    p
+    for p in rendering.scenarios(CHART)
+    if (yaml.safe_load(p.read_text()) or {}).get("registration", {}).get("enabled", True)
+]
+
+pytestmark = pytest.mark.skipif(shutil.which("go") is None, reason="Go is needed to render Drone templates")
+
+
+def values_of(scenario: Path) -> dict[str, Any]:
+    return drone.chart_values(scenario, chart=CHART)
+
+
+def registered_text(scenario: Path) -> str:
+    objs = rendering.render(CHART, [scenario], release=RELEASE, namespace=NAMESPACE, kube_version=KUBE)
+    cm = manifests.get(objs, "ConfigMap", f"{RELEASE}-templates")
+    text: str = cm.obj["data"][TEMPLATE]
+    return text
+
+
+@pytest.fixture(scope="module")
+def go() -> drone.GoTemplateRenderer:
+    renderer = drone.GoTemplateRenderer()
+    renderer.binary()
+    return renderer
+
+
+@pytest.fixture(scope="module")
+def sample_drone_yml() -> dict[str, Any]:
+    data: dict[str, Any] = yaml.safe_load((SAMPLE_APP / ".drone.yml").read_text())
+    return data
+
+
+def render(
+    go: drone.GoTemplateRenderer, scenario: Path, inputs: dict[str, Any], tmp_path: Path, **repo: Any
+) -> dict[str, Any]:
+    text = go.render(registered_text(scenario), drone.template_data(inputs, **repo), workdir=tmp_path)
+    assert "<no value>" not in text, f"{TEMPLATE}: a missing input printed <no value>:\n{text}"
+    return drone.parse_pipeline(text)
+
+
+def steps_by_name(pipeline: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {s["name"]: s for s in pipeline["steps"]}
+
+
+def assert_pinned(image: str, where: str) -> None:
+    assert "${" not in image, f"{where}.image {image!r} must not depend on build variables"
+    name, _, tag = image.rpartition(":")
+    assert name and "/" not in tag and tag, f"{where}.image {image!r} has no tag: pin one"
+    assert tag != "latest", f"{where}.image {image!r} uses latest: pin a version"
+
+
+INPUT_CASES = {
+    "sample-app": None,  # filled from the sample app's .drone.yml
+    "no-inputs": {},
+    "string-command": {"namespace": "apps", "test_commands": "make test", "deployment": "web"},
+    "all-inputs": {
+        "namespace": "apps",
+        "deployment": "shop",
+        "container": "server",
+        "image": "registry.x.test/a/b",
+        "registry": "registry.x.test",
+        "dockerfile": "build/Dockerfile",
+        "context": "src",
+        "test_image": "golang:1.26.8-alpine",
+        "test_commands": ["go vet ./...", "go test ./..."],
+        "branch": "release",
+        "pipeline_name": "ship",
+        "service_account": "custom-sa",
+        "ca_file": "/etc/ssl/certs/other.crt",
+        "rollout_timeout": "10m",
+        "test_cpu": 2000,
+        "test_memory": "1GiB",
+        "build_cpu": 1500,
+        "build_memory": "2GiB",
+        "deploy_cpu": 100,
+        "deploy_memory": "64MiB",
+    },
+}
+
+
+@pytest.mark.parametrize("case", list(INPUT_CASES))
+@pytest.mark.parametrize("scenario", SCENARIOS, ids=rendering.scenario_name)
+def test_template_is_a_kubernetes_pipeline(
+    go: drone.GoTemplateRenderer, scenario: Path, case: str, sample_drone_yml: dict[str, Any], tmp_path: Path
+) -> None:
+    inputs = sample_drone_yml["data"] if INPUT_CASES[case] is None else INPUT_CASES[case]
+    assert inputs is not None
+    pipeline = render(go, scenario, inputs, tmp_path)
+    where = f"{TEMPLATE} ({rendering.scenario_name(scenario)}, inputs {case})"
+    assert pipeline.get("kind") == "pipeline", f"{where}: kind is {pipeline.get('kind')!r}"
+    assert pipeline.get("type") == "kubernetes", f"{where}: type is {pipeline.get('type')!r}"
+    assert [s.get("name") for s in pipeline["steps"]] == EXPECTED_STEPS, f"{where}: steps out of order"
+    assert pipeline.get("service_account_name"), f"{where}: service_account_name missing"
+    # Pipeline-level limits are a linter error in the Kubernetes runner; per-step limits are required.
+    assert "limits" not in (pipeline.get("resources") or {}), f"{where}: resources.limits at pipeline level"
+    for step in pipeline["steps"]:
+        sw = f"{where} steps[{step['name']}]"
+        assert_pinned(step["image"], sw)
+        limits = (step.get("resources") or {}).get("limits") or {}
+        assert isinstance(limits.get("cpu"), int) and limits["cpu"] > 0, (
+            f"{sw}.resources.limits.cpu: {limits}"
+        )
+        assert re.fullmatch(r"\d+(\.\d+)?([KMGT]i?B)?", str(limits.get("memory", ""))), (
+            f"{sw}.resources.limits.memory: {limits}"
+        )
+        assert not step.get("privileged"), f"{sw}.privileged must not be set (kaniko needs no privilege)"
+        assert not step.get("volumes"), f"{sw}.volumes: untrusted repositories cannot mount volumes"
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS, ids=rendering.scenario_name)
+def test_sample_app_pipeline_wiring(
+    go: drone.GoTemplateRenderer, scenario: Path, sample_drone_yml: dict[str, Any], tmp_path: Path
+) -> None:
+    values = values_of(scenario)
+    pipeline = render(go, scenario, sample_drone_yml["data"], tmp_path)
+    steps = steps_by_name(pipeline)
+    registry = values["registry"]["host"] or f"registry.{values['stack']['domain']}"
+    namespace = sample_drone_yml["data"]["namespace"]
+    where = f"{TEMPLATE} ({rendering.scenario_name(scenario)})"
+
+    assert pipeline["service_account_name"] == f"{RELEASE}-deploy-{namespace}", (
+        f"{where}: service_account_name is not the deployer of {namespace}"
+    )
+    assert pipeline["trigger"] == {"event": ["push"], "branch": ["main"]}, f"{where}: trigger"
+    if values["pipeline"]["hostAliases"]:
+        assert pipeline["host_aliases"] == values["pipeline"]["hostAliases"], f"{where}: host_aliases"
+    else:
+        assert "host_aliases" not in pipeline, f"{where}: host_aliases without pipeline.hostAliases"
+
+    test = steps["test"]
+    assert test["image"] == sample_drone_yml["data"]["test_image"], f"{where} steps[test].image"
+    assert test["commands"] == sample_drone_yml["data"]["test_commands"], f"{where} steps[test].commands"
+
+    build = steps["build"]["settings"]
+    image = f"{registry}/${{DRONE_REPO,,}}"
+    assert steps["build"]["image"] == values["pipeline"]["images"]["kaniko"], f"{where} steps[build].image"
+    assert build["registry"] == registry, f"{where} steps[build].settings.registry"
+    assert build["repo"] == image, f"{where} steps[build].settings.repo"
+    assert build["tags"] == ["${DRONE_COMMIT_SHA}"], f"{where} steps[build].settings.tags: commit SHA only"
+    assert build["registry_certificate"] == f"{registry}={values['pipeline']['caFile']}", (
+        f"{where} steps[build].settings.registry_certificate must trust the homeci CA"
+    )
+    assert build["username"] == {"from_secret": values["pipeline"]["secretNames"]["username"]}
+    assert build["password"] == {"from_secret": values["pipeline"]["secretNames"]["password"]}
+    assert not any(k.startswith(("skip_tls", "insecure")) for k in build), (
+        f"{where} steps[build].settings: TLS verification must stay on"
+    )
+
+    deploy = steps["deploy"]
+    env = deploy["environment"]
+    assert env == {
+        "DEPLOY_NAMESPACE": namespace,
+        "DEPLOY_NAME": "sample-app",
+        "DEPLOY_CONTAINER": "sample-app",
+        "DEPLOY_IMAGE": f"{image}:${{DRONE_COMMIT_SHA}}",
+        "ROLLOUT_TIMEOUT": values["pipeline"]["rolloutTimeout"],
+    }, f"{where} steps[deploy].environment"
+    script = "\n".join(deploy["commands"])
+    assert "set image" in script and "rollout status" in script, f"{where} steps[deploy].commands"
+    assert "--timeout=" in script and "exit 1" in script, (
+        f"{where} steps[deploy].commands must fail the build when the rollout does not finish"
+    )
+
+
+def test_all_inputs_override_defaults(go: drone.GoTemplateRenderer, tmp_path: Path) -> None:
+    inputs = INPUT_CASES["all-inputs"]
+    assert inputs is not None
+    pipeline = render(go, SCENARIOS[0], inputs, tmp_path)
+    steps = steps_by_name(pipeline)
+    assert pipeline["name"] == "ship" and pipeline["service_account_name"] == "custom-sa"
+    assert pipeline["trigger"]["branch"] == ["release"]
+    assert steps["test"]["commands"] == ["go vet ./...", "go test ./..."]
+    assert steps["build"]["settings"]["repo"] == "registry.x.test/a/b"
+    assert steps["build"]["settings"]["dockerfile"] == "build/Dockerfile"
+    assert steps["build"]["settings"]["context"] == "src"
+    assert steps["build"]["settings"]["registry_certificate"] == "registry.x.test=/etc/ssl/certs/other.crt"
+    assert steps["build"]["resources"]["limits"] == {"cpu": 1500, "memory": "2GiB"}
+    assert steps["deploy"]["environment"]["DEPLOY_CONTAINER"] == "server"
+    assert steps["deploy"]["environment"]["DEPLOY_IMAGE"] == "registry.x.test/a/b:${DRONE_COMMIT_SHA}"
+
+
+def test_defaults_follow_the_repository(go: drone.GoTemplateRenderer, tmp_path: Path) -> None:
+    """No inputs: deploy to the owner's namespace, Deployment and container named like the repo."""
+    pipeline = render(go, SCENARIOS[0], {}, tmp_path, owner="team", name="shop", branch="trunk")
+    env = steps_by_name(pipeline)["deploy"]["environment"]
+    assert (env["DEPLOY_NAMESPACE"], env["DEPLOY_NAME"], env["DEPLOY_CONTAINER"]) == ("team", "shop", "shop")
+    assert pipeline["service_account_name"] == f"{RELEASE}-deploy-team"
+    assert pipeline["trigger"]["branch"] == ["trunk"]
+
+
+def test_hostile_inputs_stay_data(go: drone.GoTemplateRenderer, tmp_path: Path) -> None:
+    """Inputs are quoted: YAML or shell syntax in a value cannot add keys or steps."""
+    evil = 'x"\nprivileged: true\n- name: pwn'
+    pipeline = render(
+        go, SCENARIOS[0], {"namespace": "apps", "deployment": evil, "test_commands": [evil]}, tmp_path
+    )
+    steps = steps_by_name(pipeline)
+    assert list(steps) == EXPECTED_STEPS
+    assert steps["deploy"]["environment"]["DEPLOY_NAME"] == evil
+    assert steps["test"]["commands"] == [evil]
+    assert not any(s.get("privileged") for s in pipeline["steps"])
+
+
+def test_renderer_rejects_functions_drone_may_lack(go: drone.GoTemplateRenderer, tmp_path: Path) -> None:
+    """The Go renderer has only built-ins, so the template check above proves we use nothing else."""
+    with pytest.raises(HomeciError, match='function "upper" not defined'):
+        go.render("{{ upper .input.x }}", drone.template_data({"x": "a"}), workdir=tmp_path)
+
+
+def test_sample_drone_yml_loads_the_template(sample_drone_yml: dict[str, Any]) -> None:
+    text = (SAMPLE_APP / ".drone.yml").read_text()
+    assert drone.is_template_config(text), (
+        ".drone.yml: Drone needs a line `kind: template` to load a template"
+    )
+    assert len([ln for ln in text.splitlines() if ln.strip()]) <= 7, ".drone.yml should stay about five lines"
+    assert sample_drone_yml["kind"] == "template"
+    assert sample_drone_yml["load"] in drone.template_files(), (
+        f".drone.yml load: {sample_drone_yml['load']} is not in charts/drone-pipelines/files/templates"
+    )
+    known = drone.template_inputs(drone.template_files()[sample_drone_yml["load"]].read_text())
+    unknown = set(sample_drone_yml["data"]) - known
+    assert not unknown, (
+        f".drone.yml data: {sorted(unknown)} are not inputs of the template (known: {sorted(known)})"
+    )
+
+
+def test_sample_app_targets_a_configured_namespace(sample_drone_yml: dict[str, Any]) -> None:
+    """The default scenario is the stack the e2e tests install: the sample app's namespace is a target."""
+    values = values_of(CHART / "ci" / "default-values.yaml")
+    targets = {t["namespace"]: t["owners"] for t in values["targets"]}
+    ns = sample_drone_yml["data"]["namespace"]
+    assert ns in targets, f".drone.yml namespace {ns!r} is not a target of ci/default-values.yaml"
+    deployment = yaml.safe_load((SAMPLE_APP / "k8s" / "deployment.yaml").read_text())
+    assert deployment["metadata"]["namespace"] == ns
+    assert deployment["metadata"]["name"] == "sample-app"
+    containers = [c["name"] for c in deployment["spec"]["template"]["spec"]["containers"]]
+    assert containers == ["sample-app"], "k8s/deployment.yaml: the deploy step sets container sample-app"
+    pull = [s["name"] for s in deployment["spec"]["template"]["spec"]["imagePullSecrets"]]
+    assert pull == [values["registry"]["pullSecretName"]], "k8s/deployment.yaml imagePullSecrets"
+
+
+def test_template_names_are_valid_for_drone() -> None:
+    files = drone.template_files()
+    assert TEMPLATE in files
+    for name in files:
+        assert name.endswith((".yaml", ".yml")), f"{name}: Drone accepts only .yaml/.yml YAML templates"

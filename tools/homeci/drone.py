@@ -1,0 +1,220 @@
+"""The drone-pipelines chart seen from Python: its registration script, its Drone templates, and a
+real Go ``text/template`` engine to render those templates the way Drone does.
+
+Drone renders a YAML template with Go's ``text/template`` (plus drone/funcmap's functions, which our
+templates deliberately do not use) over ``{"input": <data of .drone.yml>, "repo": {...}, "build": {...}}``
+with the default ``missingkey`` option. :class:`GoTemplateRenderer` builds a tiny stdlib-only Go
+program once (cached under the homeci cache) that does exactly that, without any extra function, so
+a template using anything but Go's built-ins fails to parse here as well.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import importlib.util
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import yaml
+
+from homeci import paths
+from homeci.errors import HomeciError
+
+CHART_NAME = "drone-pipelines"
+
+# Drone's own test whether a .drone.yml is a template reference (plugin/converter/template.go,
+# regexp.MustCompilePOSIX("^kind:[[:space:]]+template[[:space:]]?+$")): a line `kind: template`.
+_TEMPLATE_KIND = re.compile(r"^kind:\s+template\s?$", re.MULTILINE)
+_INPUT_REF = re.compile(r"\.input\.([A-Za-z_][A-Za-z0-9_]*)")
+
+_GO_PROGRAM = """\
+// Render a Drone YAML template like Drone's template converter: text/template, default options,
+// data {"input", "repo", "build"}. Built-in functions only. Usage: render <template> <data.json>
+package main
+
+import (
+\t"encoding/json"
+\t"fmt"
+\t"os"
+\t"text/template"
+)
+
+func main() {
+\ttext, err := os.ReadFile(os.Args[1])
+\tif err != nil {
+\t\tfmt.Fprintln(os.Stderr, err)
+\t\tos.Exit(2)
+\t}
+\traw, err := os.ReadFile(os.Args[2])
+\tif err != nil {
+\t\tfmt.Fprintln(os.Stderr, err)
+\t\tos.Exit(2)
+\t}
+\tvar data map[string]interface{}
+\tif err := json.Unmarshal(raw, &data); err != nil {
+\t\tfmt.Fprintln(os.Stderr, err)
+\t\tos.Exit(2)
+\t}
+\ttmpl, err := template.New("template").Parse(string(text))
+\tif err != nil {
+\t\tfmt.Fprintln(os.Stderr, "parse:", err)
+\t\tos.Exit(1)
+\t}
+\tif err := tmpl.Execute(os.Stdout, data); err != nil {
+\t\tfmt.Fprintln(os.Stderr, "execute:", err)
+\t\tos.Exit(1)
+\t}
+}
+"""
+
+
+def chart_dir() -> Path:
+    return paths.charts_dir() / CHART_NAME
+
+
+def registration_script() -> Path:
+    return chart_dir() / "files" / "register.py"
+
+
+def load_registration(script: Path | None = None) -> ModuleType:
+    """Import the chart's ``files/register.py`` (the very file the hook Job runs) as a module."""
+    path = script or registration_script()
+    spec = importlib.util.spec_from_file_location("homeci_drone_register", path)
+    if spec is None or spec.loader is None:
+        raise HomeciError(f"{path}: cannot import the registration script")
+    module = importlib.util.module_from_spec(spec)
+    # dataclasses resolve annotations through sys.modules: register before executing.
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def chart_values(*values_files: Path, chart: Path | None = None) -> dict[str, Any]:
+    """The chart's values.yaml merged with ``values_files`` like Helm does (maps deep, lists replaced)."""
+    base = chart or chart_dir()
+    merged: dict[str, Any] = yaml.safe_load((base / "values.yaml").read_text()) or {}
+    for f in values_files:
+        merged = _merge(merged, yaml.safe_load(Path(f).read_text()) or {})
+    return merged
+
+
+def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in over.items():
+        current = out.get(key)
+        out[key] = _merge(current, value) if isinstance(value, dict) and isinstance(current, dict) else value
+    return out
+
+
+def template_files() -> dict[str, Path]:
+    """The Drone templates the chart ships (name -> file)."""
+    folder = chart_dir() / "files" / "templates"
+    return {p.name: p for p in sorted(folder.glob("*.y*ml"))}
+
+
+def is_template_config(drone_yml: str) -> bool:
+    """True when Drone would treat this .drone.yml as a template reference."""
+    return bool(_TEMPLATE_KIND.search(drone_yml))
+
+
+def template_inputs(template_text: str) -> set[str]:
+    """Every ``.input.<name>`` a template reads."""
+    return set(_INPUT_REF.findall(template_text))
+
+
+def template_data(
+    inputs: dict[str, Any] | None = None,
+    *,
+    owner: str = "homeci",
+    name: str = "sample-app",
+    branch: str = "main",
+    commit: str = "0123456789abcdef0123456789abcdef01234567",
+) -> dict[str, Any]:
+    """The data Drone passes to a YAML template, for a repository ``owner/name``."""
+    return {
+        "input": copy.deepcopy(inputs or {}),
+        "repo": {
+            "namespace": owner,
+            "name": name,
+            "slug": f"{owner}/{name}",
+            "branch": branch,
+            "config": ".drone.yml",
+            "private": False,
+            "trusted": False,
+        },
+        "build": {
+            "event": "push",
+            "branch": branch,
+            "target": branch,
+            "ref": f"refs/heads/{branch}",
+            "commit": commit,
+            "after": commit,
+        },
+    }
+
+
+class GoTemplateRenderer:
+    """Render Go ``text/template`` text with Go itself (the program is built once and cached)."""
+
+    def __init__(self, cache: Path | None = None, go: str | None = None) -> None:
+        self.go = go or shutil.which("go") or ""
+        self.cache = cache or paths.cache_dir() / "drone-template-render"
+        self._binary: Path | None = None
+
+    def binary(self) -> Path:
+        if self._binary is not None:
+            return self._binary
+        if not self.go:
+            raise HomeciError("Go is not installed (needed to render Drone templates): install Go >= 1.21")
+        digest = hashlib.sha256(_GO_PROGRAM.encode()).hexdigest()[:12]
+        target = self.cache / digest / "render"
+        if not target.is_file():
+            src = self.cache / digest / "src"
+            src.mkdir(parents=True, exist_ok=True)
+            (src / "go.mod").write_text("module homeci.local/render\n\ngo 1.21\n")
+            (src / "main.go").write_text(_GO_PROGRAM)
+            env = dict(os.environ, CGO_ENABLED="0", GOFLAGS="-mod=mod", GOTOOLCHAIN="local")
+            proc = subprocess.run(
+                [self.go, "build", "-o", str(target), "."],
+                cwd=src,
+                env=env,
+                capture_output=True,
+                text=True,
+                check=False,
+                timeout=600,
+            )
+            if proc.returncode != 0:
+                raise HomeciError(f"building the Go template renderer failed: {proc.stderr.strip()[:500]}")
+        self._binary = target
+        return target
+
+    def render(self, text: str, data: dict[str, Any], *, workdir: Path) -> str:
+        """The rendered text; :class:`HomeciError` with Go's message when parsing or executing fails."""
+        workdir.mkdir(parents=True, exist_ok=True)
+        tpl = workdir / "template.yaml"
+        dat = workdir / "data.json"
+        tpl.write_text(text, encoding="utf-8")
+        dat.write_text(json.dumps(data), encoding="utf-8")
+        proc = subprocess.run(
+            [str(self.binary()), str(tpl), str(dat)], capture_output=True, text=True, check=False, timeout=60
+        )
+        if proc.returncode != 0:
+            raise HomeciError(f"Go text/template failed: {proc.stderr.strip()}")
+        return proc.stdout
+
+
+def parse_pipeline(rendered: str) -> dict[str, Any]:
+    """The single pipeline document a rendered template must be."""
+    docs = [d for d in yaml.safe_load_all(rendered) if d is not None]
+    if len(docs) != 1 or not isinstance(docs[0], dict):
+        raise HomeciError(f"a rendered template must be one YAML mapping, got {len(docs)} document(s)")
+    doc: dict[str, Any] = docs[0]
+    return doc
