@@ -324,7 +324,7 @@ def check(chain: list[x509.Certificate], ca: x509.Certificate, host: str, source
         names = ", ".join(sans(leaf)) or "none"
         raise HomeciError(f"{source}: certificate does not cover {host} (subject alt names: {names}); "
                           f"reissue it with {host} (or a matching *. name) in its SANs")
-    return (f"OK: {source} chains to {ca.subject.rfc4514_string()} ({' <- '.join(reversed(path))}) and "
+    return (f"OK: {source} chains to {ca.subject.rfc4514_string()} (chain: {' -> '.join(path)}) and "
             f"covers {host}; valid until {leaf.not_valid_after_utc:%Y-%m-%d}")
 
 
