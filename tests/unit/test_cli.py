@@ -1,0 +1,85 @@
+"""The ``homeci`` command line: help, and one-line errors with the fix for bad input."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+GOOD = ROOT / "tests" / "fixtures" / "charts" / "good"
+
+
+def homeci(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "homeci.cli", *args], capture_output=True, text=True,
+                          cwd=ROOT, env={**os.environ, **(env or {})}, timeout=120)
+
+
+def one_line_error(proc: subprocess.CompletedProcess[str]) -> str:
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, f"expected one line on stderr, got: {proc.stderr!r}"
+    assert lines[0].startswith("homeci: error: ")
+    return lines[0].removeprefix("homeci: error: ")
+
+
+def test_help_lists_every_command() -> None:
+    proc = homeci("--help")
+    assert proc.returncode == 0
+    for name in ("lint", "render", "ca", "package", "toolchain", "cluster", "node-config"):
+        assert f"  {name} " in proc.stdout, name
+
+
+@pytest.mark.parametrize("group", ["ca", "lint", "render", "package"])
+def test_subcommand_help(group: str) -> None:
+    proc = homeci(group, "--help")
+    assert proc.returncode == 0 and "Usage:" in proc.stdout
+
+
+def test_ca_help_lists_subcommands() -> None:
+    out = homeci("ca", "--help").stdout
+    assert all(f"  {c} " in out for c in ("init", "show", "verify"))
+
+
+def test_unknown_chart_name() -> None:
+    proc = homeci("render", "no-such-chart")
+    assert proc.returncode == 2
+    expected = "unknown chart 'no-such-chart': give a chart directory or one of: "
+    assert one_line_error(proc).startswith(expected)
+
+
+def test_helm_missing(tmp_path: Path) -> None:
+    proc = homeci("render", str(GOOD), env={"HOMECI_HELM3": str(tmp_path / "nothing" / "helm")})
+    assert proc.returncode == 1
+    msg = one_line_error(proc)
+    assert msg == (f"HOMECI_HELM3={tmp_path}/nothing/helm: not an executable file; fix the path or unset "
+                   "HOMECI_HELM3")
+
+
+def test_helm_missing_from_cache_names_install_command(tmp_path: Path) -> None:
+    env = {"HOMECI_TOOLCHAIN": str(tmp_path / "empty"), "HOMECI_HELM4": ""}
+    proc = homeci("render", str(GOOD), "--helm", "4", env=env)
+    assert proc.returncode == 1
+    expected = "helm4 v4.3.1 is not installed: run `homeci toolchain install helm4`"
+    assert one_line_error(proc).startswith(expected)
+
+
+def test_helm_wrong_version(tmp_path: Path) -> None:
+    fake = tmp_path / "helm"
+    fake.write_text("#!/bin/sh\necho v2.17.0+ga690bad\n")
+    fake.chmod(0o755)
+    proc = homeci("render", str(GOOD), env={"HOMECI_HELM3": str(fake)})
+    assert proc.returncode == 1
+    msg = one_line_error(proc)
+    assert msg.startswith(f"HOMECI_HELM3: {fake}: reports 'v2.17.0+ga690bad', expected '^v3\\\\.'")
+    assert msg.endswith("homeci pins helm3 v3.22.0")
+
+
+def test_values_file_breaking_schema_in_lint_names_file_and_path() -> None:
+    bad = ROOT / "tests" / "fixtures" / "charts" / "bad-schema"
+    proc = homeci("lint", str(bad), "--helm", "3")
+    assert proc.returncode == 1
+    assert "tests/fixtures/charts/bad-schema/ci/bad-values.yaml: replicas: 'three' is not of type 'integer'" \
+        in proc.stdout
