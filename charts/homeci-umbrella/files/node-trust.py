@@ -10,7 +10,8 @@ CERTS_DIR and CA_DIR are hostPath mounts of exactly those two node directories.
 
 Environment: CA_NAMESPACE, CA_CONFIGMAP, REGISTRY_HOST, NODE_CERTS_DIR (the registry directory's
 path on the node, written into hosts.toml), CERTS_DIR, CA_DIR, ENDPOINT (optional mirror URL),
-INTERVAL (default 300), ONCE (any value: one pass, then exit). Standard library only.
+INTERVAL (default 300), HEALTH_DIR (probe files `heartbeat` and `ready`), ONCE (any value: one pass,
+then exit with 0 or 1). Standard library only.
 """
 
 from __future__ import annotations
@@ -102,17 +103,30 @@ def main() -> int:
         print(f"node-trust: error: missing environment {', '.join(missing)}", file=sys.stderr)
         return 1
     interval = float(env.get("INTERVAL", "300"))
+    health = Path(env["HEALTH_DIR"]) if env.get("HEALTH_DIR") else None
     while True:
+        ok = True
         try:
             changed = sync(env)
             print(f"node-trust: {'wrote ' + ', '.join(changed) if changed else 'up to date'}", flush=True)
         except (NodeTrustError, OSError) as exc:
+            ok = False
             print(f"node-trust: error: {exc}", file=sys.stderr, flush=True)
-            if env.get("ONCE"):
-                return 1
+        if health is not None:
+            mark_health(health, ok)
         if env.get("ONCE"):
-            return 0
+            return 0 if ok else 1
         time.sleep(interval)
+
+
+def mark_health(health: Path, ok: bool) -> None:
+    """Probes: `heartbeat` is touched every pass (liveness), `ready` exists after a good pass (readiness)."""
+    (health / "heartbeat").write_text(f"{time.time():.0f}\n")
+    ready = health / "ready"
+    if ok:
+        ready.write_text("ok\n")
+    elif ready.exists():
+        ready.unlink()
 
 
 if __name__ == "__main__":
