@@ -1,0 +1,1 @@
+"""Rendered-manifest tests of the charts (a package so modules can share helpers from conftest)."""

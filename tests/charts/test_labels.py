@@ -1,0 +1,90 @@
+"""Names and labels follow the cross-chart contract: <release>-<component> names and the
+app.kubernetes.io recommended labels on every object and pod template; Services select real pods."""
+
+from __future__ import annotations
+
+from homeci import manifests as mf
+
+from .conftest import RELEASE, workloads
+
+REQUIRED = ("app.kubernetes.io/name", "app.kubernetes.io/instance", "app.kubernetes.io/part-of",
+            "app.kubernetes.io/managed-by", "helm.sh/chart")
+# Objects whose name cannot be <release>-*, with the reason.
+NAME_EXCEPTIONS = {
+    "IngressClass": "the class name is global.ingressClass (`homeci`), which Ingress objects reference",
+    "ClusterRole": "cluster-scoped: <namespace>-<release>-<component> so two namespaces can hold a release",
+    "ClusterRoleBinding": "cluster-scoped: <namespace>-<release>-<component>, like its ClusterRole",
+    "Namespace": "<release>-<purpose> namespaces are checked by their own name rule",
+}
+# Objects the user names (an existing config map of another system), with the reason.
+EXTERNAL_NAMES = {("ConfigMap", "coredns-custom"): "k3s reads exactly kube-system/coredns-custom"}
+
+
+def test_names(umbrella_manifests: list[mf.Manifest]) -> None:
+    problems: list[str] = []
+    for m in umbrella_manifests:
+        if (m.kind, m.name) in EXTERNAL_NAMES:
+            continue
+        if m.kind in ("ClusterRole", "ClusterRoleBinding"):
+            ok = m.name.startswith(f"{m.namespace or 'homeci'}-{RELEASE}-") or m.name.startswith(f"{RELEASE}-")
+        elif m.kind == "IngressClass":
+            ok = bool(m.name)
+        else:
+            ok = m.name == RELEASE or m.name.startswith(f"{RELEASE}-")
+        if not ok:
+            problems.append(f"{m.ref} metadata.name does not start with {RELEASE}- "
+                            f"({NAME_EXCEPTIONS.get(m.kind, 'contract: <release>-<component>')})")
+        if m.kind == "Service" and m.name == "drone-server":
+            problems.append(f"{m.ref}: a Service named drone-server breaks Drone (DRONE_SERVER_* env collision)")
+    assert not problems, "\n".join(problems)
+
+
+def test_labels(umbrella_manifests: list[mf.Manifest]) -> None:
+    problems: list[str] = []
+    for m in umbrella_manifests:
+        labels = m.labels
+        for key in REQUIRED:
+            if not labels.get(key):
+                problems.append(f"{m.ref} metadata.labels[{key}] is missing")
+        if labels.get("app.kubernetes.io/part-of", "homeci") != "homeci":
+            problems.append(f"{m.ref} metadata.labels[app.kubernetes.io/part-of] is not homeci")
+        if labels.get("app.kubernetes.io/instance", RELEASE) != RELEASE:
+            problems.append(f"{m.ref} metadata.labels[app.kubernetes.io/instance] is not {RELEASE}")
+    for w in workloads(umbrella_manifests):
+        if w.kind not in ("Deployment", "StatefulSet", "DaemonSet"):
+            continue
+        tmpl = (w.obj["spec"]["template"].get("metadata") or {}).get("labels") or {}
+        for key in ("app.kubernetes.io/name", "app.kubernetes.io/instance", "app.kubernetes.io/component",
+                    "app.kubernetes.io/version", "app.kubernetes.io/part-of"):
+            if not tmpl.get(key):
+                problems.append(f"{w.ref} spec.template.metadata.labels[{key}] is missing")
+        selector = w.obj["spec"]["selector"].get("matchLabels") or {}
+        for key, value in selector.items():
+            if tmpl.get(key) != value:
+                problems.append(f"{w.ref} spec.selector.matchLabels[{key}]={value} does not match the pod template")
+        if "app.kubernetes.io/version" in selector:
+            problems.append(f"{w.ref} spec.selector contains app.kubernetes.io/version (immutable selector would "
+                            "block upgrades)")
+    assert not problems, "\n".join(problems)
+
+
+def test_services_select_pods(umbrella_manifests: list[mf.Manifest]) -> None:
+    templates = [((w.obj["spec"]["template"].get("metadata") or {}).get("labels") or {}, w)
+                 for w in workloads(umbrella_manifests) if w.kind in ("Deployment", "StatefulSet", "DaemonSet")]
+    problems: list[str] = []
+    for svc in mf.by_kind(umbrella_manifests, "Service"):
+        selector = svc.obj["spec"].get("selector") or {}
+        if not selector:
+            continue
+        matches = [w for labels, w in templates if all(labels.get(k) == v for k, v in selector.items())]
+        if len(matches) != 1:
+            problems.append(f"{svc.ref} spec.selector {selector} matches {len(matches)} workloads, want 1")
+            continue
+        w = matches[0]
+        ports = {p.get("name") for _path, c in w.containers(init=False) for p in c.get("ports") or []}
+        ports |= {p.get("containerPort") for _path, c in w.containers(init=False) for p in c.get("ports") or []}
+        for p in svc.obj["spec"].get("ports") or []:
+            if p.get("targetPort", p.get("port")) not in ports:
+                problems.append(f"{svc.ref} spec.ports[{p.get('name')}].targetPort {p.get('targetPort')} is not a "
+                                f"port of {w.ref}")
+    assert not problems, "\n".join(problems)

@@ -1,0 +1,143 @@
+"""Every pod and container is restricted-compatible (Pod Security `restricted`), or is on the short
+exception list below with its reason (the same reason is documented in values.yaml)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from homeci import manifests as mf
+
+from .conftest import RELEASE, containers, workloads
+
+# object ref -> (checks it may skip, reason). Keep short; every entry is opt-out or opt-in in values.yaml.
+EXCEPTIONS: dict[str, tuple[frozenset[str], str]] = {
+    f"DaemonSet/{RELEASE}-node-trust": (
+        frozenset({"runAsNonRoot", "hostPath"}),
+        "nodeTrust writes containerd certs.d/<registry>/ and the pipeline-step CA file on every node "
+        "through hostPath, as root without capabilities, in its own `privileged` namespace "
+        "(values.yaml nodeTrust; off with nodeTrust.enabled=false)",
+    ),
+    f"Deployment/{RELEASE}-traefik": (
+        frozenset({"hostPort"}),
+        "only with traefik.hostPorts.enabled (kind extraPortMappings, opt-in): host ports are outside "
+        "Pod Security baseline (values.yaml traefik hostPorts)",
+    ),
+}
+# Containers that may keep a writable root filesystem, with the reason.
+WRITABLE_ROOT: dict[str, str] = {}
+
+
+def allowed(ref: str, check: str) -> bool:
+    checks, _reason = EXCEPTIONS.get(ref, (frozenset(), ""))
+    return check in checks
+
+
+def _pod_level(spec: dict[str, Any], key: str) -> Any:
+    return (spec.get("securityContext") or {}).get(key)
+
+
+def _api_users(objs: list[mf.Manifest]) -> set[str]:
+    """ServiceAccounts bound to a Role or ClusterRole in the render (their pods use the API)."""
+    users: set[str] = set()
+    for m in objs:
+        if m.kind in ("RoleBinding", "ClusterRoleBinding"):
+            for s in m.obj.get("subjects") or []:
+                if s.get("kind") == "ServiceAccount":
+                    users.add(str(s.get("name")))
+    return users
+
+
+def test_pod_security_restricted(umbrella_manifests: list[mf.Manifest]) -> None:
+    problems: list[str] = []
+    for w, path, c in containers(umbrella_manifests):
+        spec = w.pod_spec() or {}
+        sc = c.get("securityContext") or {}
+        where = f"{w.ref} {path}.securityContext"
+        non_root = sc.get("runAsNonRoot", _pod_level(spec, "runAsNonRoot"))
+        if non_root is not True and not allowed(w.ref, "runAsNonRoot"):
+            problems.append(f"{where}.runAsNonRoot is {non_root!r}, want true")
+        uid = sc.get("runAsUser", _pod_level(spec, "runAsUser"))
+        if uid == 0 and not allowed(w.ref, "runAsNonRoot"):
+            problems.append(f"{where}.runAsUser is 0")
+        if sc.get("allowPrivilegeEscalation") is not False:
+            problems.append(f"{where}.allowPrivilegeEscalation is {sc.get('allowPrivilegeEscalation')!r}, want false")
+        if sc.get("privileged"):
+            problems.append(f"{where}.privileged is true")
+        drop = (sc.get("capabilities") or {}).get("drop") or []
+        if "ALL" not in drop:
+            problems.append(f"{where}.capabilities.drop is {drop!r}, want [ALL]")
+        add = (sc.get("capabilities") or {}).get("add") or []
+        if add and add != ["NET_BIND_SERVICE"]:
+            problems.append(f"{where}.capabilities.add is {add!r} (restricted allows only NET_BIND_SERVICE)")
+        seccomp = (sc.get("seccompProfile") or _pod_level(spec, "seccompProfile") or {}).get("type")
+        if seccomp not in ("RuntimeDefault", "Localhost"):
+            problems.append(f"{where}.seccompProfile.type is {seccomp!r}, want RuntimeDefault")
+        key = f"{w.ref} {path}"
+        if sc.get("readOnlyRootFilesystem") is not True and key not in WRITABLE_ROOT:
+            problems.append(f"{where}.readOnlyRootFilesystem is {sc.get('readOnlyRootFilesystem')!r}, want true")
+        for port in c.get("ports") or []:
+            if port.get("hostPort") and not allowed(w.ref, "hostPort"):
+                problems.append(f"{w.ref} {path}.ports[{port.get('name')}].hostPort is {port['hostPort']}")
+    assert not problems, "\n".join(problems)
+
+
+def test_pod_host_access(umbrella_manifests: list[mf.Manifest]) -> None:
+    problems: list[str] = []
+    for w in workloads(umbrella_manifests):
+        spec = w.pod_spec() or {}
+        for key in ("hostNetwork", "hostPID", "hostIPC"):
+            if spec.get(key):
+                problems.append(f"{w.ref} spec.{key} is true")
+        for vol in spec.get("volumes") or []:
+            if "hostPath" in vol and not allowed(w.ref, "hostPath"):
+                problems.append(f"{w.ref} volumes[{vol.get('name')}].hostPath is not allowed")
+    assert not problems, "\n".join(problems)
+
+
+def test_service_links_and_tokens(umbrella_manifests: list[mf.Manifest]) -> None:
+    api_users = _api_users(umbrella_manifests)
+    problems: list[str] = []
+    for w in workloads(umbrella_manifests):
+        spec = w.pod_spec() or {}
+        if spec.get("enableServiceLinks") is not False:
+            problems.append(f"{w.ref} spec.enableServiceLinks is {spec.get('enableServiceLinks')!r}, want false")
+        sa = spec.get("serviceAccountName") or "default"
+        if spec.get("automountServiceAccountToken") is not False and sa not in api_users:
+            problems.append(
+                f"{w.ref} spec.automountServiceAccountToken is {spec.get('automountServiceAccountToken')!r} "
+                f"but ServiceAccount {sa} has no RoleBinding: set it false")
+    assert not problems, "\n".join(problems)
+
+
+def test_rbac_is_minimal(umbrella_manifests: list[mf.Manifest]) -> None:
+    """No wildcards, and nothing but reads cluster-wide (Ingress status is the one write)."""
+    problems: list[str] = []
+    for m in umbrella_manifests:
+        if m.kind not in ("Role", "ClusterRole"):
+            continue
+        for i, rule in enumerate(m.obj.get("rules") or []):
+            for field in ("apiGroups", "resources", "verbs"):
+                if "*" in (rule.get(field) or []):
+                    problems.append(f"{m.ref} rules[{i}].{field} contains '*'")
+            if m.kind == "ClusterRole":
+                writes = set(rule.get("verbs") or []) - {"get", "list", "watch"}
+                if writes and rule.get("resources") != ["ingresses/status"]:
+                    problems.append(f"{m.ref} rules[{i}] grants {sorted(writes)} on {rule.get('resources')} cluster-wide")
+    assert not problems, "\n".join(problems)
+
+
+def test_exceptions_are_documented() -> None:
+    for ref, (checks, reason) in EXCEPTIONS.items():
+        assert checks and len(reason) > 40, f"security exception {ref} needs checks and a reason"
+
+
+@pytest.mark.parametrize("component", ["traefik", "registry"])
+def test_our_components_need_no_exception(default_manifests: list[mf.Manifest], component: str) -> None:
+    """With default values Traefik and the registry are fully restricted (no exception used)."""
+    ref = f"Deployment/{RELEASE}-{component}"
+    w = mf.get(default_manifests, "Deployment", f"{RELEASE}-{component}")
+    for path, c in w.containers():
+        assert not any(p.get("hostPort") for p in c.get("ports") or []), f"{ref} {path} uses a hostPort by default"
+        assert (c.get("securityContext") or {}).get("runAsNonRoot") is True, f"{ref} {path}.securityContext.runAsNonRoot"
