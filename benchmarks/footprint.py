@@ -27,13 +27,18 @@ def block() -> tuple[footprint.Footprint, str]:
 def main(argv: list[str]) -> int:
     fp, text = block()
     req, lim = fp.requests, fp.limits
-    print(f"requests: {req.cpu.normalize():f}m CPU, {req.memory_mi:.1f} MiB; "
-          f"limits: {lim.cpu.normalize():f}m CPU, {lim.memory_mi:.1f} MiB; "
-          f"budget {footprint.BUDGET_CPU_MILLI}m/{footprint.BUDGET_MEMORY_MI} MiB: "
-          f"{'ok' if fp.within_budget() else 'OVER'}")
+    print(
+        f"requests: {req.cpu.normalize():f}m CPU, {req.memory_mi:.1f} MiB; "
+        f"limits: {lim.cpu.normalize():f}m CPU, {lim.memory_mi:.1f} MiB; "
+        f"budget {footprint.BUDGET_CPU_MILLI}m/{footprint.BUDGET_MEMORY_MI} MiB: "
+        f"{'ok' if fp.within_budget() else 'OVER'}"
+    )
     if "--check" in argv:
         stale = footprint.current_block(README.read_text()) != text
-        print("README footprint block is " + ("STALE: run python benchmarks/footprint.py" if stale else "current"))
+        print(
+            "README footprint block is "
+            + ("STALE: run python benchmarks/footprint.py" if stale else "current")
+        )
         return 1 if stale else 0
     changed = footprint.update_readme(README, text)
     print("README.md updated" if changed else "README.md already current")

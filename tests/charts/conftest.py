@@ -32,10 +32,18 @@ WORKLOAD_KINDS = ("Deployment", "StatefulSet", "DaemonSet", "Job", "CronJob", "P
 LONG_RUNNING_KINDS = ("Deployment", "StatefulSet", "DaemonSet")
 
 
-def render_umbrella(values: list[Path] | tuple[Path, ...] = (), sets: tuple[str, ...] = (), *,
-                    major: int = 3) -> list[mf.Manifest]:
-    return render(UMBRELLA, tuple(values), sets, major=major, release=RELEASE, namespace=NAMESPACE,
-                  kube_version=KUBE_VERSION)
+def render_umbrella(
+    values: list[Path] | tuple[Path, ...] = (), sets: tuple[str, ...] = (), *, major: int = 3
+) -> list[mf.Manifest]:
+    return render(
+        UMBRELLA,
+        tuple(values),
+        sets,
+        major=major,
+        release=RELEASE,
+        namespace=NAMESPACE,
+        kube_version=KUBE_VERSION,
+    )
 
 
 def scenario_values(path: Path) -> dict[str, Any]:
@@ -58,7 +66,9 @@ def workloads(objs: list[mf.Manifest]) -> list[mf.Manifest]:
     return [m for m in objs if m.kind in WORKLOAD_KINDS and m.pod_spec() is not None]
 
 
-def containers(objs: list[mf.Manifest], *, init: bool = True) -> Iterator[tuple[mf.Manifest, str, dict[str, Any]]]:
+def containers(
+    objs: list[mf.Manifest], *, init: bool = True
+) -> Iterator[tuple[mf.Manifest, str, dict[str, Any]]]:
     """(workload, ``containers[name]`` path, container) for every container of every workload."""
     for w in workloads(objs):
         for path, c in w.containers(init=init):
@@ -101,7 +111,14 @@ def _notes_cached(values: tuple[Path, ...], sets: tuple[str, ...]) -> str:
     # Helm 4 renders NOTES offline with install --dry-run=client (Helm 3 wants a cluster for that);
     # a kubeconfig that does not exist makes sure no cluster is ever contacted.
     result = Helm(4, kubeconfig="/nonexistent/homeci-tests/kubeconfig").install(
-        RELEASE, UMBRELLA, namespace=NAMESPACE, values_files=values, set_values=sets, wait=False, dry_run="client")
+        RELEASE,
+        UMBRELLA,
+        namespace=NAMESPACE,
+        values_files=values,
+        set_values=sets,
+        wait=False,
+        dry_run="client",
+    )
     out = result.stdout
     return out.split("\nNOTES:\n", 1)[1] if "\nNOTES:\n" in out else ""
 

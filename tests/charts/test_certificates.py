@@ -43,7 +43,9 @@ def _verify_signature(cert: x509.Certificate, issuer: x509.Certificate) -> None:
     key = issuer.public_key()
     assert cert.signature_hash_algorithm is not None
     if isinstance(key, rsa.RSAPublicKey):
-        key.verify(cert.signature, cert.tbs_certificate_bytes, padding.PKCS1v15(), cert.signature_hash_algorithm)
+        key.verify(
+            cert.signature, cert.tbs_certificate_bytes, padding.PKCS1v15(), cert.signature_hash_algorithm
+        )
     elif isinstance(key, ec.EllipticCurvePublicKey):
         key.verify(cert.signature, cert.tbs_certificate_bytes, ec.ECDSA(cert.signature_hash_algorithm))
     else:  # pragma: no cover - we only issue RSA and ECDSA
@@ -63,33 +65,47 @@ def test_ca_is_a_ca(umbrella_manifests: list[mf.Manifest]) -> None:
 def test_serving_certificate_chain(umbrella_manifests: list[mf.Manifest], values: dict[str, Any]) -> None:
     secret = _serving(umbrella_manifests)
     if secret is None:
-        assert dig(values, "certificates.createServingSecret") is False, \
+        assert dig(values, "certificates.createServingSecret") is False, (
             f"Secret/{RELEASE}-tls not rendered although certificates.createServingSecret is not false"
+        )
         pytest.skip("serving certificate provided by the user (certificates.createServingSecret=false)")
     assert secret.obj.get("type") == "kubernetes.io/tls", f"{secret.ref} type"
     ca = ca_cert(umbrella_manifests)
     cert = _secret_cert(secret)
-    assert cert.issuer == ca.subject, f"{secret.ref} data.tls.crt issuer {cert.issuer} != CA subject {ca.subject}"
+    assert cert.issuer == ca.subject, (
+        f"{secret.ref} data.tls.crt issuer {cert.issuer} != CA subject {ca.subject}"
+    )
     _verify_signature(cert, ca)
-    assert _secret_cert(secret, "ca.crt") == ca, f"{secret.ref} data.ca.crt differs from ConfigMap/{RELEASE}-ca"
+    assert _secret_cert(secret, "ca.crt") == ca, (
+        f"{secret.ref} data.ca.crt differs from ConfigMap/{RELEASE}-ca"
+    )
     now = datetime.datetime.now(datetime.UTC)
     assert cert.not_valid_before_utc <= now + datetime.timedelta(minutes=5) < cert.not_valid_after_utc
-    assert cert.not_valid_after_utc - now > datetime.timedelta(days=30), f"{secret.ref} expires within 30 days"
+    assert cert.not_valid_after_utc - now > datetime.timedelta(days=30), (
+        f"{secret.ref} expires within 30 days"
+    )
     eku = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
     assert ExtendedKeyUsageOID.SERVER_AUTH in eku, f"{secret.ref} data.tls.crt lacks serverAuth"
 
 
-def test_serving_certificate_covers_every_public_host(umbrella_manifests: list[mf.Manifest],
-                                                      values: dict[str, Any]) -> None:
+def test_serving_certificate_covers_every_public_host(
+    umbrella_manifests: list[mf.Manifest], values: dict[str, Any]
+) -> None:
     secret = _serving(umbrella_manifests)
     if secret is None:
         pytest.skip("serving certificate provided by the user (certificates.createServingSecret=false)")
     cert = _secret_cert(secret)
-    sans = set(cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-               .get_values_for_type(x509.DNSName))
+    sans = set(
+        cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value.get_values_for_type(
+            x509.DNSName
+        )
+    )
     domain = dig(values, "global.domain", "homeci.localhost")
-    missing = sorted(h for h in public_hosts(umbrella_manifests, values)
-                     if h not in sans and not (f"*.{h.split('.', 1)[1]}" in sans and h.endswith(domain)))
+    missing = sorted(
+        h
+        for h in public_hosts(umbrella_manifests, values)
+        if h not in sans and not (f"*.{h.split('.', 1)[1]}" in sans and h.endswith(domain))
+    )
     assert not missing, f"{secret.ref} data.tls.crt SANs {sorted(sans)} miss {missing}"
     assert f"*.{domain}" in sans, f"{secret.ref} data.tls.crt lacks *.{domain} (apps deployed by pipelines)"
     for name in dig(values, "certificates.extraDnsNames", []) or []:
@@ -98,22 +114,30 @@ def test_serving_certificate_covers_every_public_host(umbrella_manifests: list[m
     assert sorted(recorded) == sorted(sans), f"{secret.ref} annotation homeci.dev/hosts != SANs"
 
 
-def test_generated_ca_secret_matches_configmap(umbrella_manifests: list[mf.Manifest], values: dict[str, Any]) -> None:
+def test_generated_ca_secret_matches_configmap(
+    umbrella_manifests: list[mf.Manifest], values: dict[str, Any]
+) -> None:
     if dig(values, "global.tls.mode", "generate") != "generate":
         names = [m.ref for m in umbrella_manifests if m.kind == "Secret" and m.name == f"{RELEASE}-ca"]
         assert not names, f"{names} rendered although global.tls.mode=existingSecret"
         given = _cert(dig(values, "certificates.caCertificate"))
-        assert ca_cert(umbrella_manifests) == given, f"ConfigMap/{RELEASE}-ca is not certificates.caCertificate"
+        assert ca_cert(umbrella_manifests) == given, (
+            f"ConfigMap/{RELEASE}-ca is not certificates.caCertificate"
+        )
         return
     secret = mf.get(umbrella_manifests, "Secret", f"{RELEASE}-ca")
     assert secret.obj.get("type") == "kubernetes.io/tls"
-    assert _secret_cert(secret) == ca_cert(umbrella_manifests), f"{secret.ref} tls.crt != ConfigMap/{RELEASE}-ca ca.crt"
+    assert _secret_cert(secret) == ca_cert(umbrella_manifests), (
+        f"{secret.ref} tls.crt != ConfigMap/{RELEASE}-ca ca.crt"
+    )
 
 
 def test_generated_secrets_are_kept(umbrella_manifests: list[mf.Manifest]) -> None:
-    problems = [f"{m.ref} metadata.annotations[helm.sh/resource-policy] is not keep"
-                for m in umbrella_manifests
-                if m.kind == "Secret" and m.name in (f"{RELEASE}-ca", f"{RELEASE}-tls", f"{RELEASE}-admin",
-                                                      f"{RELEASE}-registry-auth")
-                and m.annotations.get("helm.sh/resource-policy") != "keep"]
+    problems = [
+        f"{m.ref} metadata.annotations[helm.sh/resource-policy] is not keep"
+        for m in umbrella_manifests
+        if m.kind == "Secret"
+        and m.name in (f"{RELEASE}-ca", f"{RELEASE}-tls", f"{RELEASE}-admin", f"{RELEASE}-registry-auth")
+        and m.annotations.get("helm.sh/resource-policy") != "keep"
+    ]
     assert not problems, "\n".join(problems)

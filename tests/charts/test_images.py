@@ -44,9 +44,11 @@ def test_image_registry_override(umbrella_manifests: list[mf.Manifest], values: 
     prefix = dig(values, "global.imageRegistry")
     if not prefix:
         return
-    problems = [f"{w.ref} {path}.image {c.get('image')!r} does not start with global.imageRegistry {prefix!r}"
-                for w, path, c in containers(umbrella_manifests)
-                if not str(c.get("image", "")).startswith(f"{prefix}/")]
+    problems = [
+        f"{w.ref} {path}.image {c.get('image')!r} does not start with global.imageRegistry {prefix!r}"
+        for w, path, c in containers(umbrella_manifests)
+        if not str(c.get("image", "")).startswith(f"{prefix}/")
+    ]
     assert not problems, "\n".join(problems)
 
 

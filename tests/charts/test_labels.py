@@ -7,8 +7,13 @@ from homeci import manifests as mf
 
 from .conftest import RELEASE, workloads
 
-REQUIRED = ("app.kubernetes.io/name", "app.kubernetes.io/instance", "app.kubernetes.io/part-of",
-            "app.kubernetes.io/managed-by", "helm.sh/chart")
+REQUIRED = (
+    "app.kubernetes.io/name",
+    "app.kubernetes.io/instance",
+    "app.kubernetes.io/part-of",
+    "app.kubernetes.io/managed-by",
+    "helm.sh/chart",
+)
 # Objects whose name cannot be <release>-*, with the reason.
 NAME_EXCEPTIONS = {
     "IngressClass": "the class name is global.ingressClass (`homeci`), which Ingress objects reference",
@@ -26,16 +31,22 @@ def test_names(umbrella_manifests: list[mf.Manifest]) -> None:
         if (m.kind, m.name) in EXTERNAL_NAMES:
             continue
         if m.kind in ("ClusterRole", "ClusterRoleBinding"):
-            ok = m.name.startswith(f"{m.namespace or 'homeci'}-{RELEASE}-") or m.name.startswith(f"{RELEASE}-")
+            ok = m.name.startswith(f"{m.namespace or 'homeci'}-{RELEASE}-") or m.name.startswith(
+                f"{RELEASE}-"
+            )
         elif m.kind == "IngressClass":
             ok = bool(m.name)
         else:
             ok = m.name == RELEASE or m.name.startswith(f"{RELEASE}-")
         if not ok:
-            problems.append(f"{m.ref} metadata.name does not start with {RELEASE}- "
-                            f"({NAME_EXCEPTIONS.get(m.kind, 'contract: <release>-<component>')})")
+            problems.append(
+                f"{m.ref} metadata.name does not start with {RELEASE}- "
+                f"({NAME_EXCEPTIONS.get(m.kind, 'contract: <release>-<component>')})"
+            )
         if m.kind == "Service" and m.name == "drone-server":
-            problems.append(f"{m.ref}: a Service named drone-server breaks Drone (DRONE_SERVER_* env collision)")
+            problems.append(
+                f"{m.ref}: a Service named drone-server breaks Drone (DRONE_SERVER_* env collision)"
+            )
     assert not problems, "\n".join(problems)
 
 
@@ -54,23 +65,35 @@ def test_labels(umbrella_manifests: list[mf.Manifest]) -> None:
         if w.kind not in ("Deployment", "StatefulSet", "DaemonSet"):
             continue
         tmpl = (w.obj["spec"]["template"].get("metadata") or {}).get("labels") or {}
-        for key in ("app.kubernetes.io/name", "app.kubernetes.io/instance", "app.kubernetes.io/component",
-                    "app.kubernetes.io/version", "app.kubernetes.io/part-of"):
+        for key in (
+            "app.kubernetes.io/name",
+            "app.kubernetes.io/instance",
+            "app.kubernetes.io/component",
+            "app.kubernetes.io/version",
+            "app.kubernetes.io/part-of",
+        ):
             if not tmpl.get(key):
                 problems.append(f"{w.ref} spec.template.metadata.labels[{key}] is missing")
         selector = w.obj["spec"]["selector"].get("matchLabels") or {}
         for key, value in selector.items():
             if tmpl.get(key) != value:
-                problems.append(f"{w.ref} spec.selector.matchLabels[{key}]={value} does not match the pod template")
+                problems.append(
+                    f"{w.ref} spec.selector.matchLabels[{key}]={value} does not match the pod template"
+                )
         if "app.kubernetes.io/version" in selector:
-            problems.append(f"{w.ref} spec.selector contains app.kubernetes.io/version (immutable selector would "
-                            "block upgrades)")
+            problems.append(
+                f"{w.ref} spec.selector contains app.kubernetes.io/version (immutable selector would "
+                "block upgrades)"
+            )
     assert not problems, "\n".join(problems)
 
 
 def test_services_select_pods(umbrella_manifests: list[mf.Manifest]) -> None:
-    templates = [((w.obj["spec"]["template"].get("metadata") or {}).get("labels") or {}, w)
-                 for w in workloads(umbrella_manifests) if w.kind in ("Deployment", "StatefulSet", "DaemonSet")]
+    templates = [
+        ((w.obj["spec"]["template"].get("metadata") or {}).get("labels") or {}, w)
+        for w in workloads(umbrella_manifests)
+        if w.kind in ("Deployment", "StatefulSet", "DaemonSet")
+    ]
     problems: list[str] = []
     for svc in mf.by_kind(umbrella_manifests, "Service"):
         selector = svc.obj["spec"].get("selector") or {}
@@ -82,9 +105,13 @@ def test_services_select_pods(umbrella_manifests: list[mf.Manifest]) -> None:
             continue
         w = matches[0]
         ports = {p.get("name") for _path, c in w.containers(init=False) for p in c.get("ports") or []}
-        ports |= {p.get("containerPort") for _path, c in w.containers(init=False) for p in c.get("ports") or []}
+        ports |= {
+            p.get("containerPort") for _path, c in w.containers(init=False) for p in c.get("ports") or []
+        }
         for p in svc.obj["spec"].get("ports") or []:
             if p.get("targetPort", p.get("port")) not in ports:
-                problems.append(f"{svc.ref} spec.ports[{p.get('name')}].targetPort {p.get('targetPort')} is not a "
-                                f"port of {w.ref}")
+                problems.append(
+                    f"{svc.ref} spec.ports[{p.get('name')}].targetPort {p.get('targetPort')} is not a "
+                    f"port of {w.ref}"
+                )
     assert not problems, "\n".join(problems)

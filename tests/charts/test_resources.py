@@ -19,8 +19,14 @@ def test_requests_and_limits(umbrella_manifests: list[mf.Manifest]) -> None:
         req, lim = res.get("requests") or {}, res.get("limits") or {}
         if req.get("cpu") and lim.get("cpu") and parse_cpu(req["cpu"]) > parse_cpu(lim["cpu"]):
             problems.append(f"{w.ref} {path}.resources.requests.cpu {req['cpu']} > limits.cpu {lim['cpu']}")
-        if req.get("memory") and lim.get("memory") and parse_memory(req["memory"]) > parse_memory(lim["memory"]):
-            problems.append(f"{w.ref} {path}.resources.requests.memory {req['memory']} > limits.memory {lim['memory']}")
+        if (
+            req.get("memory")
+            and lim.get("memory")
+            and parse_memory(req["memory"]) > parse_memory(lim["memory"])
+        ):
+            problems.append(
+                f"{w.ref} {path}.resources.requests.memory {req['memory']} > limits.memory {lim['memory']}"
+            )
     assert not problems, "\n".join(problems)
 
 
@@ -33,6 +39,10 @@ def test_emptydirs_are_bounded(umbrella_manifests: list[mf.Manifest]) -> None:
         if not spec:
             continue
         for vol in spec.get("volumes") or []:
-            if vol.get("name") in ("tmp",) and "emptyDir" in vol and not (vol["emptyDir"] or {}).get("sizeLimit"):
+            if (
+                vol.get("name") in ("tmp",)
+                and "emptyDir" in vol
+                and not (vol["emptyDir"] or {}).get("sizeLimit")
+            ):
                 problems.append(f"{w.ref} volumes[{vol['name']}].emptyDir.sizeLimit is missing")
     assert not problems, "\n".join(problems)

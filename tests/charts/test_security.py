@@ -62,7 +62,9 @@ def test_pod_security_restricted(umbrella_manifests: list[mf.Manifest]) -> None:
         if uid == 0 and not allowed(w.ref, "runAsNonRoot"):
             problems.append(f"{where}.runAsUser is 0")
         if sc.get("allowPrivilegeEscalation") is not False:
-            problems.append(f"{where}.allowPrivilegeEscalation is {sc.get('allowPrivilegeEscalation')!r}, want false")
+            problems.append(
+                f"{where}.allowPrivilegeEscalation is {sc.get('allowPrivilegeEscalation')!r}, want false"
+            )
         if sc.get("privileged"):
             problems.append(f"{where}.privileged is true")
         drop = (sc.get("capabilities") or {}).get("drop") or []
@@ -76,7 +78,9 @@ def test_pod_security_restricted(umbrella_manifests: list[mf.Manifest]) -> None:
             problems.append(f"{where}.seccompProfile.type is {seccomp!r}, want RuntimeDefault")
         key = f"{w.ref} {path}"
         if sc.get("readOnlyRootFilesystem") is not True and key not in WRITABLE_ROOT:
-            problems.append(f"{where}.readOnlyRootFilesystem is {sc.get('readOnlyRootFilesystem')!r}, want true")
+            problems.append(
+                f"{where}.readOnlyRootFilesystem is {sc.get('readOnlyRootFilesystem')!r}, want true"
+            )
         for port in c.get("ports") or []:
             if port.get("hostPort") and not allowed(w.ref, "hostPort"):
                 problems.append(f"{w.ref} {path}.ports[{port.get('name')}].hostPort is {port['hostPort']}")
@@ -102,12 +106,15 @@ def test_service_links_and_tokens(umbrella_manifests: list[mf.Manifest]) -> None
     for w in workloads(umbrella_manifests):
         spec = w.pod_spec() or {}
         if spec.get("enableServiceLinks") is not False:
-            problems.append(f"{w.ref} spec.enableServiceLinks is {spec.get('enableServiceLinks')!r}, want false")
+            problems.append(
+                f"{w.ref} spec.enableServiceLinks is {spec.get('enableServiceLinks')!r}, want false"
+            )
         sa = spec.get("serviceAccountName") or "default"
         if spec.get("automountServiceAccountToken") is not False and sa not in api_users:
             problems.append(
                 f"{w.ref} spec.automountServiceAccountToken is {spec.get('automountServiceAccountToken')!r} "
-                f"but ServiceAccount {sa} has no RoleBinding: set it false")
+                f"but ServiceAccount {sa} has no RoleBinding: set it false"
+            )
     assert not problems, "\n".join(problems)
 
 
@@ -124,7 +131,9 @@ def test_rbac_is_minimal(umbrella_manifests: list[mf.Manifest]) -> None:
             if m.kind == "ClusterRole":
                 writes = set(rule.get("verbs") or []) - {"get", "list", "watch"}
                 if writes and rule.get("resources") != ["ingresses/status"]:
-                    problems.append(f"{m.ref} rules[{i}] grants {sorted(writes)} on {rule.get('resources')} cluster-wide")
+                    problems.append(
+                        f"{m.ref} rules[{i}] grants {sorted(writes)} on {rule.get('resources')} cluster-wide"
+                    )
     assert not problems, "\n".join(problems)
 
 
@@ -139,5 +148,9 @@ def test_our_components_need_no_exception(default_manifests: list[mf.Manifest], 
     ref = f"Deployment/{RELEASE}-{component}"
     w = mf.get(default_manifests, "Deployment", f"{RELEASE}-{component}")
     for path, c in w.containers():
-        assert not any(p.get("hostPort") for p in c.get("ports") or []), f"{ref} {path} uses a hostPort by default"
-        assert (c.get("securityContext") or {}).get("runAsNonRoot") is True, f"{ref} {path}.securityContext.runAsNonRoot"
+        assert not any(p.get("hostPort") for p in c.get("ports") or []), (
+            f"{ref} {path} uses a hostPort by default"
+        )
+        assert (c.get("securityContext") or {}).get("runAsNonRoot") is True, (
+            f"{ref} {path}.securityContext.runAsNonRoot"
+        )

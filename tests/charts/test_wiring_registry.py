@@ -68,10 +68,19 @@ def references(w: mf.Manifest) -> Iterator[tuple[str, str, str | None, str]]:
         for env in c.get("env") or []:
             ref = env.get("valueFrom") or {}
             if "secretKeyRef" in ref and not ref["secretKeyRef"].get("optional"):
-                yield "Secret", ref["secretKeyRef"]["name"], ref["secretKeyRef"]["key"], f"{cpath}.env[{env['name']}]"
+                yield (
+                    "Secret",
+                    ref["secretKeyRef"]["name"],
+                    ref["secretKeyRef"]["key"],
+                    f"{cpath}.env[{env['name']}]",
+                )
             if "configMapKeyRef" in ref and not ref["configMapKeyRef"].get("optional"):
-                yield ("ConfigMap", ref["configMapKeyRef"]["name"], ref["configMapKeyRef"]["key"],
-                       f"{cpath}.env[{env['name']}]")
+                yield (
+                    "ConfigMap",
+                    ref["configMapKeyRef"]["name"],
+                    ref["configMapKeyRef"]["key"],
+                    f"{cpath}.env[{env['name']}]",
+                )
         for src in c.get("envFrom") or []:
             if "secretRef" in src and not src["secretRef"].get("optional"):
                 yield "Secret", src["secretRef"]["name"], None, f"{cpath}.envFrom"
@@ -83,7 +92,9 @@ def _keys(m: mf.Manifest) -> set[str]:
     return set(m.obj.get("data") or {}) | set(m.obj.get("stringData") or {})
 
 
-def test_references_are_rendered_or_external(umbrella_manifests: list[mf.Manifest], values: dict[str, Any]) -> None:
+def test_references_are_rendered_or_external(
+    umbrella_manifests: list[mf.Manifest], values: dict[str, Any]
+) -> None:
     external = external_names(values)
     rendered = {(m.kind, m.namespace or "homeci", m.name): m for m in umbrella_manifests}
     problems: list[str] = []
@@ -93,8 +104,10 @@ def test_references_are_rendered_or_external(umbrella_manifests: list[mf.Manifes
             target = rendered.get((kind, ns, name))
             if target is None:
                 if name not in external:
-                    problems.append(f"{w.ref} {path} references {kind}/{name} in {ns}: neither rendered nor "
-                                    "declared external (an existing* value)")
+                    problems.append(
+                        f"{w.ref} {path} references {kind}/{name} in {ns}: neither rendered nor "
+                        "declared external (an existing* value)"
+                    )
                 continue
             if key is not None and kind != "PersistentVolumeClaim" and key not in _keys(target):
                 problems.append(f"{w.ref} {path} references key {key!r} that {target.ref} does not have")
@@ -111,21 +124,29 @@ def test_ingresses(umbrella_manifests: list[mf.Manifest], values: dict[str, Any]
     for ing in mf.by_kind(umbrella_manifests, "Ingress"):
         spec = ing.obj["spec"]
         if spec.get("ingressClassName") != want_class:
-            problems.append(f"{ing.ref} spec.ingressClassName {spec.get('ingressClassName')!r} != global.ingressClass "
-                            f"{want_class!r}")
+            problems.append(
+                f"{ing.ref} spec.ingressClassName {spec.get('ingressClassName')!r} != global.ingressClass "
+                f"{want_class!r}"
+            )
         if dig(values, "traefik.enabled", True) and spec.get("ingressClassName") not in classes:
-            problems.append(f"{ing.ref} spec.ingressClassName {spec.get('ingressClassName')!r} is not rendered")
+            problems.append(
+                f"{ing.ref} spec.ingressClassName {spec.get('ingressClassName')!r} is not rendered"
+            )
         tls = spec.get("tls") or []
         if not tls:
             problems.append(f"{ing.ref} spec.tls is missing (HTTPS with {RELEASE}-tls on every public host)")
         for i, t in enumerate(tls):
             if t.get("secretName") != f"{RELEASE}-tls":
-                problems.append(f"{ing.ref} spec.tls[{i}].secretName {t.get('secretName')!r} != {RELEASE}-tls")
+                problems.append(
+                    f"{ing.ref} spec.tls[{i}].secretName {t.get('secretName')!r} != {RELEASE}-tls"
+                )
             elif t["secretName"] not in secrets and t["secretName"] not in external:
                 problems.append(f"{ing.ref} spec.tls[{i}].secretName {t['secretName']} is not rendered")
             rule_hosts = {r.get("host") for r in spec.get("rules") or []}
             if set(t.get("hosts") or []) != rule_hosts:
-                problems.append(f"{ing.ref} spec.tls[{i}].hosts {t.get('hosts')} != rule hosts {sorted(rule_hosts)}")
+                problems.append(
+                    f"{ing.ref} spec.tls[{i}].hosts {t.get('hosts')} != rule hosts {sorted(rule_hosts)}"
+                )
         for r in spec.get("rules") or []:
             for p in (r.get("http") or {}).get("paths") or []:
                 backend = p["backend"]["service"]
@@ -149,16 +170,18 @@ def registry_config(objs: list[mf.Manifest]) -> dict[str, Any]:
     return config
 
 
-def test_registry_host_matches_everywhere(umbrella_manifests: list[mf.Manifest], values: dict[str, Any],
-                                          notes: str) -> None:
+def test_registry_host_matches_everywhere(
+    umbrella_manifests: list[mf.Manifest], values: dict[str, Any], notes: str
+) -> None:
     domain = dig(values, "global.domain", "homeci.localhost")
     host = f"{dig(values, 'global.hosts.registry', 'registry')}.{domain}"
     ing = mf.get(umbrella_manifests, "Ingress", f"{RELEASE}-registry")
     ingress_hosts = [r["host"] for r in ing.obj["spec"]["rules"]]
     assert ingress_hosts == [host], f"{ing.ref} spec.rules[*].host {ingress_hosts} != {host}"
     config = registry_config(umbrella_manifests)
-    assert config["http"]["host"] == f"https://{host}", \
+    assert config["http"]["host"] == f"https://{host}", (
         f"Secret/{RELEASE}-registry-config config.yml http.host {config['http']['host']!r} != https://{host}"
+    )
     assert f"Registry:  https://{host}\n" in notes, f"NOTES do not list the registry URL https://{host}"
     assert f"docker login {host} " in notes, f"NOTES docker login does not use {host}"
 
@@ -170,7 +193,7 @@ def test_registry_configuration(umbrella_manifests: list[mf.Manifest], values: d
     assert config["auth"]["htpasswd"]["path"] == "/auth/htpasswd", f"{where} auth.htpasswd.path"
     assert config["storage"]["delete"]["enabled"] is True, f"{where} storage.delete.enabled"
     assert dep.obj["spec"]["strategy"]["type"] == "Recreate", f"{dep.ref} spec.strategy.type"
-    (_path, c), = list(dep.containers())
+    ((_path, c),) = list(dep.containers())
     env = {e["name"]: e for e in c.get("env") or []}
     assert env.get("OTEL_TRACES_EXPORTER", {}).get("value") == "none", f"{dep.ref} env OTEL_TRACES_EXPORTER"
     assert c["args"][-1] == "/etc/distribution/config.yml", f"{dep.ref} containers[registry].args"
@@ -181,21 +204,31 @@ def test_registry_configuration(umbrella_manifests: list[mf.Manifest], values: d
     if dig(values, "registry.storage.type", "filesystem") == "s3":
         assert "s3" in config["storage"] and "filesystem" not in config["storage"], f"{where} storage.s3"
         assert not mf.by_kind(umbrella_manifests, "PersistentVolumeClaim") or all(
-            "registry" not in p.name for p in mf.by_kind(umbrella_manifests, "PersistentVolumeClaim"))
+            "registry" not in p.name for p in mf.by_kind(umbrella_manifests, "PersistentVolumeClaim")
+        )
         if dig(values, "registry.storage.s3.existingSecret"):
-            assert {"REGISTRY_STORAGE_S3_ACCESSKEY", "REGISTRY_STORAGE_S3_SECRETKEY"} <= set(env), \
+            assert {"REGISTRY_STORAGE_S3_ACCESSKEY", "REGISTRY_STORAGE_S3_SECRETKEY"} <= set(env), (
                 f"{dep.ref} S3 credentials come from the environment"
+            )
     else:
         assert config["storage"]["filesystem"]["rootdirectory"] == "/var/lib/registry"
         claims = [v for v in dep.pod_spec()["volumes"] if v["name"] == "data"]  # type: ignore[index]
         if dig(values, "registry.persistence.enabled", True):
             pvc = mf.get(umbrella_manifests, "PersistentVolumeClaim", f"{RELEASE}-registry")
-            assert pvc.annotations.get("helm.sh/resource-policy") == "keep", f"{pvc.ref} is not kept on uninstall"
+            assert pvc.annotations.get("helm.sh/resource-policy") == "keep", (
+                f"{pvc.ref} is not kept on uninstall"
+            )
             assert claims[0]["persistentVolumeClaim"]["claimName"] == pvc.name
-            want_class = dig(values, "registry.persistence.storageClass") or dig(values, "global.storageClass")
-            assert pvc.obj["spec"].get("storageClassName") == (want_class or None), f"{pvc.ref} storageClassName"
+            want_class = dig(values, "registry.persistence.storageClass") or dig(
+                values, "global.storageClass"
+            )
+            assert pvc.obj["spec"].get("storageClassName") == (want_class or None), (
+                f"{pvc.ref} storageClassName"
+            )
         else:
-            assert "emptyDir" in claims[0], f"{dep.ref} volumes[data] should be an emptyDir without persistence"
+            assert "emptyDir" in claims[0], (
+                f"{dep.ref} volumes[data] should be an emptyDir without persistence"
+            )
 
 
 def test_garbage_collect_is_safe(umbrella_manifests: list[mf.Manifest], values: dict[str, Any]) -> None:
@@ -204,34 +237,46 @@ def test_garbage_collect_is_safe(umbrella_manifests: list[mf.Manifest], values: 
         assert not jobs, "garbage-collect CronJob rendered although registry.garbageCollect.enabled is false"
         return
     (job,) = jobs
-    (_path, c), = list(job.containers())
+    ((_path, c),) = list(job.containers())
     read_only = registry_config(umbrella_manifests)["storage"]["maintenance"]["readonly"]["enabled"]
     assert read_only == bool(dig(values, "registry.maintenance.readOnly", False))
-    assert ("--dry-run" in c["args"]) == (not read_only), \
-        f"{job.ref} containers[garbage-collect].args {c['args']}: deletes only while the registry is read-only"
+    assert ("--dry-run" in c["args"]) == (not read_only), (
+        f"{job.ref} containers[garbage-collect].args {c['args']}: delete only while the registry is read-only"
+    )
     assert job.obj["spec"]["concurrencyPolicy"] == "Forbid", f"{job.ref} spec.concurrencyPolicy"
 
 
-def test_traefik_serves_the_shared_certificate(umbrella_manifests: list[mf.Manifest], values: dict[str, Any]) -> None:
+def test_traefik_serves_the_shared_certificate(
+    umbrella_manifests: list[mf.Manifest], values: dict[str, Any]
+) -> None:
     if not dig(values, "traefik.enabled", True):
-        assert not [m for m in umbrella_manifests if m.name == f"{RELEASE}-traefik"], \
+        assert not [m for m in umbrella_manifests if m.name == f"{RELEASE}-traefik"], (
             "traefik.enabled=false but Traefik objects are rendered"
+        )
         return
     dep = mf.get(umbrella_manifests, "Deployment", f"{RELEASE}-traefik")
     spec = dep.pod_spec() or {}
     certs = [v for v in spec["volumes"] if v["name"] == "certs"]
     assert certs and certs[0]["secret"]["secretName"] == f"{RELEASE}-tls", f"{dep.ref} volumes[certs]"
-    (_path, c), = list(dep.containers())
+    ((_path, c),) = list(dep.containers())
     args = c["args"]
     klass = dig(values, "global.ingressClass", "homeci")
-    for want in (f"--providers.kubernetesIngress.ingressClass={klass}",
-                 "--entryPoints.web.http.redirections.entryPoint.scheme=https",
-                 "--entryPoints.websecure.http.tls=true", "--ping=true"):
+    for want in (
+        f"--providers.kubernetesIngress.ingressClass={klass}",
+        "--entryPoints.web.http.redirections.entryPoint.scheme=https",
+        "--entryPoints.websecure.http.tls=true",
+        "--ping=true",
+    ):
         assert want in args, f"{dep.ref} containers[traefik].args lacks {want}"
-    timeout = [a for a in args if a.startswith("--entryPoints.websecure.transport.respondingTimeouts.readTimeout=")]
-    assert timeout and timeout[0].rsplit("=", 1)[1] not in ("60s", "1m"), \
+    timeout = [
+        a for a in args if a.startswith("--entryPoints.websecure.transport.respondingTimeouts.readTimeout=")
+    ]
+    assert timeout and timeout[0].rsplit("=", 1)[1] not in ("60s", "1m"), (
         f"{dep.ref} websecure readTimeout must be raised above Traefik's 60s default for layer uploads"
+    )
     cm = mf.get(umbrella_manifests, "ConfigMap", f"{RELEASE}-traefik")
     dynamic = yaml.safe_load(cm.obj["data"]["dynamic.yaml"])
     default = dynamic["tls"]["stores"]["default"]["defaultCertificate"]
-    assert default["certFile"].startswith("/etc/traefik/certs/"), f"{cm.ref} tls.stores.default.defaultCertificate"
+    assert default["certFile"].startswith("/etc/traefik/certs/"), (
+        f"{cm.ref} tls.stores.default.defaultCertificate"
+    )

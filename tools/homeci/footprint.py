@@ -29,10 +29,21 @@ STEADY_KINDS = ("Deployment", "StatefulSet", "DaemonSet")
 _CPU = re.compile(r"^(\d+(?:\.\d+)?)(m?)$")
 _MEM = re.compile(r"^(\d+(?:\.\d+)?)(Ki|Mi|Gi|Ti|Pi|Ei|k|K|M|G|T|P|E|m)?$")
 _MEM_FACTOR = {
-    None: Decimal(1), "m": Decimal("0.001"), "k": Decimal(1000), "K": Decimal(1000), "M": Decimal(10**6),
-    "G": Decimal(10**9), "T": Decimal(10**12), "P": Decimal(10**15), "E": Decimal(10**18),
-    "Ki": Decimal(2**10), "Mi": Decimal(2**20), "Gi": Decimal(2**30), "Ti": Decimal(2**40),
-    "Pi": Decimal(2**50), "Ei": Decimal(2**60),
+    None: Decimal(1),
+    "m": Decimal("0.001"),
+    "k": Decimal(1000),
+    "K": Decimal(1000),
+    "M": Decimal(10**6),
+    "G": Decimal(10**9),
+    "T": Decimal(10**12),
+    "P": Decimal(10**15),
+    "E": Decimal(10**18),
+    "Ki": Decimal(2**10),
+    "Mi": Decimal(2**20),
+    "Gi": Decimal(2**30),
+    "Ti": Decimal(2**40),
+    "Pi": Decimal(2**50),
+    "Ei": Decimal(2**60),
 }
 
 
@@ -55,8 +66,8 @@ def parse_memory(value: str | int) -> Decimal:
 
 @dataclass
 class Usage:
-    cpu: Decimal = Decimal(0)        # millicores
-    memory: Decimal = Decimal(0)     # bytes
+    cpu: Decimal = Decimal(0)  # millicores
+    memory: Decimal = Decimal(0)  # bytes
 
     def __add__(self, other: Usage) -> Usage:
         return Usage(self.cpu + other.cpu, self.memory + other.memory)
@@ -74,8 +85,8 @@ class Usage:
 
 @dataclass
 class Row:
-    workload: str            # Kind/name
-    component: str           # app.kubernetes.io/component
+    workload: str  # Kind/name
+    component: str  # app.kubernetes.io/component
     replicas: int
     per_node: bool
     requests: Usage
@@ -117,7 +128,7 @@ def pod_usage(spec: dict[str, Any], kind: str) -> Usage:
     for c in spec.get("containers") or []:
         total = total + _container_usage(c, kind)
     for c in spec.get("initContainers") or []:
-        if c.get("restartPolicy") == "Always":      # native sidecar: runs alongside
+        if c.get("restartPolicy") == "Always":  # native sidecar: runs alongside
             total = total + _container_usage(c, kind)
         else:
             total = total.at_least(_container_usage(c, kind))
@@ -134,8 +145,16 @@ def compute(objs: list[mf.Manifest]) -> Footprint:
             continue
         replicas = 1 if m.kind == "DaemonSet" else int(m.obj.get("spec", {}).get("replicas", 1))
         component = m.labels.get("app.kubernetes.io/component", m.name)
-        fp.rows.append(Row(m.ref, component, replicas, m.kind == "DaemonSet",
-                           pod_usage(spec, "requests").scaled(replicas), pod_usage(spec, "limits").scaled(replicas)))
+        fp.rows.append(
+            Row(
+                m.ref,
+                component,
+                replicas,
+                m.kind == "DaemonSet",
+                pod_usage(spec, "requests").scaled(replicas),
+                pod_usage(spec, "limits").scaled(replicas),
+            )
+        )
     fp.rows.sort(key=lambda r: r.workload)
     return fp
 
@@ -160,10 +179,14 @@ def markdown(fp: Footprint) -> str:
     ]
     for r in fp.rows:
         suffix = " (per node)" if r.per_node else (f" (x{r.replicas})" if r.replicas != 1 else "")
-        lines.append(f"| `{r.workload}`{suffix} | {r.component} | {_cpu(r.requests.cpu)} | {_mi(r.requests)} "
-                     f"| {_cpu(r.limits.cpu)} | {_mi(r.limits)} |")
+        lines.append(
+            f"| `{r.workload}`{suffix} | {r.component} | {_cpu(r.requests.cpu)} | {_mi(r.requests)} "
+            f"| {_cpu(r.limits.cpu)} | {_mi(r.limits)} |"
+        )
     req, lim = fp.requests, fp.limits
-    lines.append(f"| **total** | | **{_cpu(req.cpu)}** | **{_mi(req)}** | **{_cpu(lim.cpu)}** | **{_mi(lim)}** |")
+    lines.append(
+        f"| **total** | | **{_cpu(req.cpu)}** | **{_mi(req)}** | **{_cpu(lim.cpu)}** | **{_mi(lim)}** |"
+    )
     lines += [
         "",
         f"Budget for the default install: requests <= {BUDGET_CPU_MILLI}m CPU and {BUDGET_MEMORY_MI} MiB "
@@ -176,7 +199,9 @@ def markdown(fp: Footprint) -> str:
 def replace_block(text: str, block: str) -> str:
     """``text`` with the footprint block replaced (markers kept)."""
     if START not in text or END not in text or text.index(START) > text.index(END):
-        raise HomeciError(f"README.md has no {START} ... {END} block: add the two markers where the table goes")
+        raise HomeciError(
+            f"README.md has no {START} ... {END} block: add the two markers where the table goes"
+        )
     head, rest = text.split(START, 1)
     _old, tail = rest.split(END, 1)
     return f"{head}{START}\n{block}\n{END}{tail}"
