@@ -15,7 +15,7 @@ from pathlib import Path
 
 import yaml
 
-from homeci import manifests, rendering
+from homeci import rendering
 from homeci.errors import HomeciError
 from homeci.helm import Helm, HelmResult
 from homeci.lint import kube, kubeversions, values
@@ -155,7 +155,7 @@ class Linter:
                 "template", ("template", str(chart), *map(str, files), "--kube-version", version),
                 lambda: rendering.render_text(chart, files, major=3, kube_version=version))
             assert isinstance(text, str)
-            objects = manifests.parse(text)
+            objects = kube.parse(text)
         except HomeciError as exc:
             return CheckResult(name, scen, column, check, "skip", note="render failed"), \
                 f"helm3 template --kube-version {version}: {_one_line(exc)}"

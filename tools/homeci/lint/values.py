@@ -43,7 +43,7 @@ class SchemaError:
 def load_yaml(path: Path) -> dict[str, Any]:
     """A values file as a mapping (empty file → ``{}``); one-line errors for unreadable or bad YAML."""
     try:
-        data = yaml.safe_load(path.read_text())
+        data = yaml.load(path.read_text(), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
     except OSError as exc:
         raise HomeciError(f"{path}: cannot read it ({exc.strerror}); check the path and permissions") \
             from None
