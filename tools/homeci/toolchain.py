@@ -7,6 +7,7 @@ proxy. Each binary's reported version is checked once per process.
 
 from __future__ import annotations
 
+import fcntl
 import functools
 import json
 import os
@@ -220,7 +221,23 @@ def build_env(workdir: Path) -> dict[str, str]:
 
 
 def install(t: Tool, *, force: bool = False, progress: Callable[[str], None] | None = None) -> Path:
-    """Build ``t`` from the Go module proxy into the cache; verify its version; return its path."""
+    """Build ``t`` from the Go module proxy into the cache; verify its version; return its path.
+
+    A per-tool lock file makes concurrent installs (CI step + a test fixture, two shells) wait for
+    one build instead of compiling the same binary twice on a small machine."""
+    t.cached_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(t.cached_path.parent / ".build.lock", "w") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            if progress:
+                progress(f"waiting for another build of {t.name} {t.version} to finish")
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            force = force and not t.cached_path.is_file()
+        return _install_locked(t, force=force, progress=progress)
+
+
+def _install_locked(t: Tool, *, force: bool, progress: Callable[[str], None] | None) -> Path:
     dest = t.cached_path
     if dest.is_file() and not force:
         verify(t, dest, exact=True)
