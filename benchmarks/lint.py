@@ -4,7 +4,8 @@
 
 Runs `homeci lint` (the CLI, as a user would: default jobs and -j 1), then replays the same helm
 invocations as bare subprocesses, one after another: the `helm template` calls (one per scenario and
-Kubernetes version) and the `helm lint` calls (one per scenario and Helm major). Prints each time and
+Kubernetes version, or one per scenario when no template reads .Capabilities) and the `helm lint`
+calls (one per scenario and Helm major). Prints each time and
 homeci's overhead over them. Target: overhead under 50% against the bare helm template calls.
 Figures depend on the machine and on whatever else runs on it; nothing here asserts a time.
 """
@@ -21,7 +22,7 @@ from pathlib import Path
 from homeci import paths, rendering
 from homeci.helm import Helm
 from homeci.lint import kubeversions
-from homeci.lint.runner import _is_library
+from homeci.lint.runner import _is_library, reads_capabilities
 
 
 def bare_calls(charts: list[Path]) -> tuple[list[list[str]], list[list[str]]]:
@@ -38,7 +39,7 @@ def bare_calls(charts: list[Path]) -> tuple[list[list[str]], list[list[str]]]:
                               *values])
             if _is_library(chart):
                 continue
-            for version in versions:
+            for version in versions if reads_capabilities(chart) else versions[-1:]:
                 templates.append([helm[3], "template", rendering.DEFAULT_RELEASE, str(chart), "--namespace",
                                   rendering.DEFAULT_NAMESPACE, *values, "--kube-version", version,
                                   "--include-crds"])

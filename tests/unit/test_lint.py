@@ -133,3 +133,18 @@ def test_cli_lint_with_broken_helm_reports_it_in_every_helm_cell(tmp_path: Path)
     proc = homeci("lint", str(FIXTURES / "good"), "--helm", "3", env={"HOMECI_HELM3": str(fake)})
     assert proc.returncode == 1
     assert "HOMECI_HELM3" in proc.stdout and "expected '^v3\\\\.'" in proc.stdout
+
+
+def test_one_render_per_scenario_unless_templates_read_capabilities() -> None:
+    from homeci.lint.runner import reads_capabilities
+
+    assert reads_capabilities(FIXTURES / "good")          # annotates the pod with .Capabilities.KubeVersion
+    assert not reads_capabilities(FIXTURES / "bad-k8s")
+    linter = Linter(jobs=2, record=True)
+    linter.run([FIXTURES / "good", FIXTURES / "bad-k8s"])
+    templates = sorted(c.argv for c in linter.helm_calls if c.kind == "template")
+    good = [a for a in templates if a[1].endswith("/good")]
+    bad = [a for a in templates if a[1].endswith("/bad-k8s")]
+    assert len(good) == 4, good   # 2 scenarios x (1.30, 1.37)
+    assert len(bad) == 2, bad     # 2 scenarios x one render at 1.37, validated against 1.25 and 1.37
+    assert all(a[-1] == "1.37.0" for a in bad)

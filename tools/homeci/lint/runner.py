@@ -143,26 +143,31 @@ class Linter:
             return CheckResult(name, scen, "schema", "schema", "fail", [str(e) for e in errors])
         return CheckResult(name, scen, "schema", "schema", "pass")
 
-    def render_and_validate(self, chart: Path, scenario: Path | None, version: str,
-                            column: str) -> tuple[CheckResult, str | None]:
-        """(the k8s-<version> result, the render error if the render failed)."""
+    def render_and_validate(self, chart: Path, scenario: Path | None, render_version: str,
+                            targets: list[tuple[str, str]]) -> tuple[list[CheckResult], str | None]:
+        """Render at ``render_version``; validate against each (version, column) target.
+
+        Returns the k8s-<version> results and the render error if the render failed.
+        """
         name, scen = display_path(chart), rendering.scenario_name(scenario)
-        minor = ".".join(version.split(".")[:2])
-        check = f"k8s-{minor}"
         files = (scenario,) if scenario else ()
         try:
             text = self._timed(
-                "template", ("template", str(chart), *map(str, files), "--kube-version", version),
-                lambda: rendering.render_text(chart, files, major=3, kube_version=version))
+                "template", ("template", str(chart), *map(str, files), "--kube-version", render_version),
+                lambda: rendering.render_text(chart, files, major=3, kube_version=render_version))
             assert isinstance(text, str)
             objects = kube.parse(text)
         except HomeciError as exc:
-            return CheckResult(name, scen, column, check, "skip", note="render failed"), \
-                f"helm3 template --kube-version {version}: {_one_line(exc)}"
-        report = kube.validate(objects, version)
-        status = "fail" if report.errors else "pass"
-        note = f"{report.checked} objects"
-        return CheckResult(name, scen, column, check, status, report.errors, report.unchecked, note), None
+            skipped = [CheckResult(name, scen, col, f"k8s-{_minor(v)}", "skip", note="render failed")
+                       for v, col in targets]
+            return skipped, f"helm3 template --kube-version {render_version}: {_one_line(exc)}"
+        results = []
+        for version, column in targets:
+            report = kube.validate(objects, version)
+            status = "fail" if report.errors else "pass"
+            results.append(CheckResult(name, scen, column, f"k8s-{_minor(version)}", status, report.errors,
+                                       report.unchecked, f"{report.checked} objects"))
+        return results, None
 
     # -- a whole run -----------------------------------------------------------------------------
 
@@ -176,6 +181,7 @@ class Linter:
             for chart in charts:
                 name = display_path(chart)
                 library = _is_library(chart)
+                capability_sensitive = reads_capabilities(chart)
                 try:
                     versions: tuple[str, ...] | None = kubeversions.validation_range(chart)
                     range_error = ""
@@ -198,18 +204,24 @@ class Linter:
                         versions_todo: list[tuple[str, str]] = []
                     else:
                         versions_todo = [(versions[0], "k8s-min"), (versions[1], "k8s-max")]
-                    for version, col in versions_todo:
-                        futures.append(pool.submit(self.render_and_validate, chart, scenario, version, col))
+                    if capability_sensitive:
+                        for version, col in versions_todo:
+                            futures.append(pool.submit(self.render_and_validate, chart, scenario, version,
+                                                       [(version, col)]))
+                    elif versions_todo:
+                        # templates never read .Capabilities: one render serves every version
+                        futures.append(pool.submit(self.render_and_validate, chart, scenario,
+                                                   versions_todo[-1][0], versions_todo))
             total = len(futures)
             for done, fut in enumerate(as_completed(futures), start=1):
                 if progress:
                     progress(done, total)
                 value = fut.result()
                 if isinstance(value, tuple):
-                    check, err = value
-                    results.append(check)
+                    checks, err = value
+                    results.extend(checks)
                     if err:
-                        render_errors.setdefault((check.chart, check.scenario), []).append(err)
+                        render_errors.setdefault((checks[0].chart, checks[0].scenario), []).append(err)
                 else:
                     assert isinstance(value, CheckResult)
                     results.append(value)
@@ -229,3 +241,19 @@ def _is_library(chart: Path) -> bool:
     except (OSError, yaml.YAMLError):
         return False
     return isinstance(meta, dict) and meta.get("type") == "library"
+
+
+def _minor(version: str) -> str:
+    return ".".join(version.split(".")[:2])
+
+
+def reads_capabilities(chart: Path) -> bool:
+    """True if any template of the chart tree mentions ``.Capabilities`` (output may vary by version)."""
+    for path in chart.rglob("*"):
+        if path.is_file() and "templates" in path.relative_to(chart).parts:
+            try:
+                if "Capabilities" in path.read_text(errors="replace"):
+                    return True
+            except OSError:
+                return True
+    return False
