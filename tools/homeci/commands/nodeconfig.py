@@ -62,8 +62,10 @@ def check_ca_file(path: Path) -> None:
     try:
         text = path.read_text()
     except OSError as exc:
-        raise UsageError(f"--ca {path}: cannot read it ({exc.strerror}); export it with kubectl "
-                         "get configmap <release>-ca -o jsonpath='{.data.ca\\.crt}'") from None
+        raise UsageError(
+            f"--ca {path}: cannot read it ({exc.strerror}); export it with kubectl "
+            "get configmap <release>-ca -o jsonpath='{.data.ca\\.crt}'"
+        ) from None
     if _PEM_BEGIN not in text:
         raise UsageError(f"--ca {path}: no PEM certificate in it (expected {_PEM_BEGIN})")
     try:
@@ -75,8 +77,10 @@ def check_ca_file(path: Path) -> None:
     except x509.ExtensionNotFound:
         is_ca = False
     if not is_ca:
-        raise UsageError(f"--ca {path}: this certificate is not a CA (basicConstraints CA:TRUE missing); "
-                         "use the homeci CA, not the serving certificate")
+        raise UsageError(
+            f"--ca {path}: this certificate is not a CA (basicConstraints CA:TRUE missing); "
+            "use the homeci CA, not the serving certificate"
+        )
 
 
 def hosts_toml(registry_host: str, ca_path: str, endpoint: str = "") -> str:
@@ -99,8 +103,9 @@ def registries_yaml(registry_host: str, ca_path: str, endpoint: str = "") -> str
     return yaml.safe_dump(doc, sort_keys=False)
 
 
-def render(registry_host: str, *, containerd: bool, k3s: bool, ca_path: str | None, endpoint: str,
-           ca_source: str) -> str:
+def render(
+    registry_host: str, *, containerd: bool, k3s: bool, ca_path: str | None, endpoint: str, ca_source: str
+) -> str:
     parts: list[str] = []
     if containerd:
         node_dir = f"{CONTAINERD_CERTS_DIR}/{registry_host}"
@@ -119,26 +124,48 @@ def render(registry_host: str, *, containerd: bool, k3s: bool, ca_path: str | No
             "# configs.<host>.auth {username, password} or use imagePullSecrets in the pods.\n"
             + registries_yaml(registry_host, path, endpoint)
         )
-    parts.append(f"# Every node must also resolve {registry_host} to Traefik (DNS or /etc/hosts):\n"
-                 "# containerd pulls with the node's resolver, not the cluster DNS.\n")
+    parts.append(
+        f"# Every node must also resolve {registry_host} to Traefik (DNS or /etc/hosts):\n"
+        "# containerd pulls with the node's resolver, not the cluster DNS.\n"
+    )
     return "\n".join(parts)
 
 
 @click.command(name="node-config")
-@click.option("-f", "--values", "values_file", type=click.Path(path_type=Path),
-              help="Umbrella values file to read global.domain and global.hosts.registry from.")
+@click.option(
+    "-f",
+    "--values",
+    "values_file",
+    type=click.Path(path_type=Path),
+    help="Umbrella values file to read global.domain and global.hosts.registry from.",
+)
 @click.option("--domain", help=f"Public DNS suffix (global.domain; default {DEFAULT_DOMAIN}).")
 @click.option("--registry-host", help="Registry host name (default registry.<domain>).")
-@click.option("--ca", "ca_file", type=click.Path(path_type=Path),
-              help="Local copy of the homeci CA certificate to check (ConfigMap <release>-ca, key ca.crt).")
-@click.option("--ca-path", help="Where the CA file lives on the nodes (default: beside hosts.toml; "
-                                f"{K3S_CA_PATH} for k3s).")
-@click.option("--endpoint", default="",
-              help="Mirror URL the nodes pull from instead of https://<registry host>.")
+@click.option(
+    "--ca",
+    "ca_file",
+    type=click.Path(path_type=Path),
+    help="Local copy of the homeci CA certificate to check (ConfigMap <release>-ca, key ca.crt).",
+)
+@click.option(
+    "--ca-path",
+    help=f"Where the CA file lives on the nodes (default: beside hosts.toml; {K3S_CA_PATH} for k3s).",
+)
+@click.option(
+    "--endpoint", default="", help="Mirror URL the nodes pull from instead of https://<registry host>."
+)
 @click.option("--k3s", "only_k3s", is_flag=True, help="Print only the k3s registries.yaml.")
 @click.option("--containerd", "only_containerd", is_flag=True, help="Print only the containerd hosts.toml.")
-def command(values_file: Path | None, domain: str | None, registry_host: str | None, ca_file: Path | None,
-            ca_path: str | None, endpoint: str, only_k3s: bool, only_containerd: bool) -> None:
+def command(
+    values_file: Path | None,
+    domain: str | None,
+    registry_host: str | None,
+    ca_file: Path | None,
+    ca_path: str | None,
+    endpoint: str,
+    only_k3s: bool,
+    only_containerd: bool,
+) -> None:
     """Print containerd hosts.toml and k3s registries.yaml that make nodes trust the homeci registry."""
     if only_k3s and only_containerd:
         raise UsageError("--k3s and --containerd exclude each other: give one, or neither for both")
@@ -155,9 +182,19 @@ def command(values_file: Path | None, domain: str | None, registry_host: str | N
     if ca_path is not None and not ca_path.startswith("/"):
         raise UsageError(f"--ca-path {ca_path!r}: give an absolute path on the nodes")
     if endpoint and not re.match(r"^https?://[^\s/]+$", endpoint):
-        raise UsageError(f"--endpoint {endpoint!r}: expected a URL like https://10.0.0.5:443 "
-                         "(scheme and host only)")
+        raise UsageError(
+            f"--endpoint {endpoint!r}: expected a URL like https://10.0.0.5:443 (scheme and host only)"
+        )
     if ca_file is not None:
         check_ca_file(ca_file)
-    click.echo(render(host, containerd=not only_k3s, k3s=not only_containerd, ca_path=ca_path,
-                      endpoint=endpoint, ca_source=str(ca_file or "homeci-ca.crt")), nl=False)
+    click.echo(
+        render(
+            host,
+            containerd=not only_k3s,
+            k3s=not only_containerd,
+            ca_path=ca_path,
+            endpoint=endpoint,
+            ca_source=str(ca_file or "homeci-ca.crt"),
+        ),
+        nl=False,
+    )

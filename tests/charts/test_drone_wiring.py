@@ -1,0 +1,168 @@
+"""Cross-chart wiring between Gogs, Drone, the runner and the registry, for every scenario:
+* Gogs' LOCAL_NETWORK_ALLOWLIST is exactly Drone's webhook host (DRONE_SERVER_PROXY_HOST),
+* DRONE_GOGS_SERVER points at the Gogs Service and port that are rendered,
+* the webhook host and the runner's RPC host are the rendered Drone Service,
+* Gogs and Drone take the admin username from the same Secret key,
+* the registry host the steps are told to push to is the host the registry serves."""
+
+from __future__ import annotations
+
+import configparser
+from typing import Any
+from urllib.parse import urlsplit
+
+from homeci import manifests as mf
+
+from .conftest import NAMESPACE, RELEASE, dig
+from .test_gogs_appini import app_ini_text, parse_ini
+
+DRONE = f"{RELEASE}-drone"
+RUNNER = f"{RELEASE}-drone-runner"
+
+
+def env_of(objs: list[mf.Manifest], kind: str, name: str, container: str) -> dict[str, dict[str, Any]]:
+    w = mf.get(objs, kind, name)
+    for path, c in w.containers():
+        if path.endswith(f"[{container}]"):
+            return {e["name"]: e for e in c.get("env") or []}
+    raise AssertionError(f"{kind}/{name} has no container {container}")
+
+
+def service_for_host(objs: list[mf.Manifest], host: str) -> mf.Manifest:
+    """The Service an in-cluster name `<svc>`, `<svc>.<ns>`, `<svc>.<ns>.svc[.cluster.local]` resolves to."""
+    parts = host.split(".")
+    name = parts[0]
+    ns = parts[1] if len(parts) > 1 else NAMESPACE
+    assert len(parts) <= 2 or parts[2] == "svc", f"{host!r} is not an in-cluster Service name"
+    assert ns == NAMESPACE, f"{host!r} points at namespace {ns}, the release is in {NAMESPACE}"
+    return mf.get(objs, "Service", name)
+
+
+def test_allowlist_is_exactly_drones_webhook_host(umbrella_manifests: list[mf.Manifest]) -> None:
+    ini = parse_ini(app_ini_text(umbrella_manifests))
+    allow = [h.strip() for h in ini.get("security", "LOCAL_NETWORK_ALLOWLIST").split(",") if h.strip()]
+    env = env_of(umbrella_manifests, "Deployment", DRONE, "drone")
+    proxy_host = env["DRONE_SERVER_PROXY_HOST"]["value"]
+    proto = env["DRONE_SERVER_PROXY_PROTO"]["value"]
+    assert allow == [proxy_host], (
+        f"Secret/{RELEASE}-gogs-config app.ini [security] LOCAL_NETWORK_ALLOWLIST = {allow}, "
+        f"but Drone registers webhooks to {proto}://{proxy_host}/hook (Deployment/{DRONE} env DRONE_SERVER_PROXY_HOST)"
+    )
+    assert "*" not in allow, "LOCAL_NETWORK_ALLOWLIST must not be * (every internal address)"
+    svc = service_for_host(umbrella_manifests, proxy_host)
+    ports = {p["port"] for p in svc.obj["spec"]["ports"]}
+    assert (proto, 80) in {("http", p) for p in ports}, (
+        f"webhook {proto}://{proxy_host}/hook needs port 80 on {svc.ref}, it has {sorted(ports)}"
+    )
+
+
+def test_drone_gogs_server_is_the_rendered_gogs_service(umbrella_manifests: list[mf.Manifest]) -> None:
+    env = env_of(umbrella_manifests, "Deployment", DRONE, "drone")
+    url = urlsplit(env["DRONE_GOGS_SERVER"]["value"])
+    assert url.scheme == "http" and url.hostname, f"Deployment/{DRONE} env DRONE_GOGS_SERVER {url.geturl()!r}"
+    svc = service_for_host(umbrella_manifests, url.hostname)
+    port = url.port or 80
+    svc_ports = {p["port"]: p for p in svc.obj["spec"]["ports"]}
+    assert port in svc_ports, (
+        f"DRONE_GOGS_SERVER port {port} is not a port of {svc.ref} ({sorted(svc_ports)})"
+    )
+    # ... and that Service port reaches Gogs' HTTP container port.
+    gogs = mf.get(umbrella_manifests, "Deployment", f"{RELEASE}-gogs")
+    selector = svc.obj["spec"]["selector"]
+    labels = dig(gogs.obj, "spec.template.metadata.labels")
+    assert all(labels.get(k) == v for k, v in selector.items()), (
+        f"{svc.ref} selector does not match {gogs.ref}"
+    )
+    target = svc_ports[port]["targetPort"]
+    cports = {
+        p["name"]: p["containerPort"] for _, c in gogs.containers(init=False) for p in c.get("ports") or []
+    }
+    assert cports.get(target) == 3000, f"{svc.ref} port {port} targets {target!r}, not Gogs' http port 3000"
+
+
+def test_runner_rpc_host_is_the_server_service(umbrella_manifests: list[mf.Manifest]) -> None:
+    env = env_of(umbrella_manifests, "Deployment", RUNNER, "runner")
+    host = env["DRONE_RPC_HOST"]["value"]
+    svc = service_for_host(umbrella_manifests, host)
+    assert svc.name == DRONE, (
+        f"Deployment/{RUNNER} env DRONE_RPC_HOST {host!r} is {svc.ref}, not Service/{DRONE}"
+    )
+    assert env["DRONE_RPC_PROTO"]["value"] == "http"
+    server = env_of(umbrella_manifests, "Deployment", DRONE, "drone")
+    assert env["DRONE_RPC_SECRET"]["valueFrom"] == server["DRONE_RPC_SECRET"]["valueFrom"], (
+        "runner and server must read the RPC secret from the same Secret key"
+    )
+
+
+def test_same_admin_username(umbrella_manifests: list[mf.Manifest], values: dict[str, Any]) -> None:
+    gogs = env_of(umbrella_manifests, "Deployment", f"{RELEASE}-gogs", "gogs")["GOGS_ADMIN_USERNAME"]
+    drone = env_of(umbrella_manifests, "Deployment", DRONE, "drone")
+    assert drone["HOMECI_ADMIN_USERNAME"]["valueFrom"] == gogs["valueFrom"], (
+        f"Drone admin username {drone['HOMECI_ADMIN_USERNAME']['valueFrom']} and Gogs admin username "
+        f"{gogs['valueFrom']} come from different Secret keys"
+    )
+    create = drone["DRONE_USER_CREATE"]["value"]
+    fields = dict(part.split(":", 1) for part in create.split(","))
+    assert fields == {
+        "username": "$(HOMECI_ADMIN_USERNAME)",
+        "admin": "true",
+        "machine": "false",
+        "token": "$(HOMECI_MACHINE_TOKEN)",
+    }, f"Deployment/{DRONE} env DRONE_USER_CREATE = {create!r}"
+    names = list(drone)
+    for ref in ("HOMECI_ADMIN_USERNAME", "HOMECI_MACHINE_TOKEN"):
+        assert names.index(ref) < names.index("DRONE_USER_CREATE"), (
+            f"env {ref} must be declared before DRONE_USER_CREATE for $(…) expansion"
+        )
+    boot = env_of(umbrella_manifests, "Job", f"{DRONE}-bootstrap", "bootstrap")
+    assert boot["ADMIN_USERNAME"]["valueFrom"] == gogs["valueFrom"]
+    assert boot["DRONE_TOKEN"]["valueFrom"] == drone["HOMECI_MACHINE_TOKEN"]["valueFrom"]
+
+
+def test_public_hosts(umbrella_manifests: list[mf.Manifest], values: dict[str, Any]) -> None:
+    domain = dig(values, "global.domain", "homeci.localhost")
+    ci = f"{dig(values, 'global.hosts.ci', 'ci')}.{domain}"
+    env = env_of(umbrella_manifests, "Deployment", DRONE, "drone")
+    assert env["DRONE_SERVER_HOST"]["value"] == ci and env["DRONE_SERVER_PROTO"]["value"] == "https"
+    ing = mf.get(umbrella_manifests, "Ingress", DRONE)
+    assert [r["host"] for r in ing.obj["spec"]["rules"]] == [ci], f"{ing.ref} spec.rules[].host"
+    assert ing.obj["spec"]["tls"][0]["secretName"] == f"{RELEASE}-tls"
+
+
+def _step_env(objs: list[mf.Manifest]) -> dict[str, str]:
+    cm = mf.get(objs, "ConfigMap", f"{RUNNER}-env")
+    out: dict[str, str] = {}
+    for line in cm.obj["data"]["steps.env"].splitlines():
+        if line.strip() and not line.startswith("#"):
+            key, _, value = line.partition("=")
+            out[key] = value
+    return out
+
+
+def test_steps_push_to_the_registry_the_registry_serves(umbrella_manifests: list[mf.Manifest]) -> None:
+    step = _step_env(umbrella_manifests)
+    registry_svc = f"{RELEASE}-registry"
+    served = {
+        r["host"]
+        for ing in mf.by_kind(umbrella_manifests, "Ingress")
+        for r in ing.obj["spec"].get("rules") or []
+        for p in dig(r, "http.paths", [])
+        if dig(p, "backend.service.name") == registry_svc
+    }
+    assert served, f"no Ingress routes to Service/{registry_svc}"
+    assert step["HOMECI_REGISTRY"] in served, (
+        f"ConfigMap/{RUNNER}-env HOMECI_REGISTRY={step['HOMECI_REGISTRY']} "
+        f"but the registry serves {sorted(served)}"
+    )
+
+
+def test_steps_clone_from_the_host_gogs_advertises(umbrella_manifests: list[mf.Manifest]) -> None:
+    ini: configparser.RawConfigParser = parse_ini(app_ini_text(umbrella_manifests))
+    external = urlsplit(ini.get("server", "EXTERNAL_URL"))
+    step = _step_env(umbrella_manifests)
+    assert step["HOMECI_GIT_HOST"] == external.hostname
+    if "GIT_CONFIG_KEY_0" in step:
+        # git trusts the homeci CA for exactly Gogs' clone URLs (http.<url>.sslCAInfo), nothing else.
+        assert step["GIT_CONFIG_KEY_0"] == f"http.https://{external.hostname}/.sslCAInfo"
+        assert step["GIT_CONFIG_VALUE_0"] == "/etc/ssl/certs/homeci-ca.crt"
+        assert step["GIT_CONFIG_COUNT"] == "1"
