@@ -46,7 +46,8 @@ def test_allowlist_is_exactly_drones_webhook_host(umbrella_manifests: list[mf.Ma
     proto = env["DRONE_SERVER_PROXY_PROTO"]["value"]
     assert allow == [proxy_host], (
         f"Secret/{RELEASE}-gogs-config app.ini [security] LOCAL_NETWORK_ALLOWLIST = {allow}, "
-        f"but Drone registers webhooks to {proto}://{proxy_host}/hook (Deployment/{DRONE} env DRONE_SERVER_PROXY_HOST)"
+        f"but Drone registers webhooks to {proto}://{proxy_host}/hook "
+        f"(Deployment/{DRONE} env DRONE_SERVER_PROXY_HOST)"
     )
     assert "*" not in allow, "LOCAL_NETWORK_ALLOWLIST must not be * (every internal address)"
     svc = service_for_host(umbrella_manifests, proxy_host)
