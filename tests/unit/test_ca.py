@@ -164,6 +164,18 @@ def test_show_file_without_read_permission(ca_dir: Path, tmp_path: Path) -> None
     assert proc.stderr.strip() == expected
 
 
+def test_unreadable_file_message(ca_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Same path as above for root (who may read anything): the OS refusing the read."""
+
+    def refuse(self: Path) -> bytes:
+        raise PermissionError(13, "Permission denied", str(self))
+
+    monkeypatch.setattr(Path, "read_bytes", refuse)
+    with pytest.raises(HomeciError) as exc:
+        ca.load_certs(ca_dir / "ca.crt")
+    assert str(exc.value) == f"{ca_dir}/ca.crt: cannot read it (Permission denied); check its permissions"
+
+
 def test_show_needs_exactly_one_source() -> None:
     proc = homeci("ca", "show")
     assert proc.returncode == 2

@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
-from rich.table import Table
 
 from homeci import ca, ui
 from homeci.errors import UsageError
@@ -52,12 +51,10 @@ def show(file: Path | None, secret: str | None, namespace: str, kubeconfig: str 
     else:
         assert secret is not None
         cert, source = ca.secret_cert(secret, namespace, kubeconfig), f"secret {namespace}/{secret}"
-    table = Table(title=source, show_header=False)
-    table.add_column("field", style="bold")
-    table.add_column("value", overflow="fold")
+    # plain "key: value" lines: never wrapped, easy to grep
+    ui.out.print(f"source: {source}", markup=False, soft_wrap=True)
     for key, value in ca.describe(cert).items():
-        table.add_row(key, value)
-    ui.out.print(table)
+        ui.out.print(f"{key}: {value}", markup=False, soft_wrap=True)
 
 
 @group.command()
