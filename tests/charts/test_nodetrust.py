@@ -1,0 +1,111 @@
+"""Node trust and public names inside the cluster:
+* the node-trust DaemonSet (own namespace, Pod Security privileged) mounts exactly two node
+  directories: containerd certs.d/<registry host> and the step CA directory the runner mounts from;
+* its Role reads only the CA ConfigMap; the runner's DRONE_RUNNER_VOLUMES names the file it writes;
+* the k3s coredns-custom override sends *.<domain> to the rendered Traefik Service."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from homeci import manifests as mf
+
+from .conftest import NAMESPACE, RELEASE, dig
+
+NT = f"{RELEASE}-node-trust"
+
+
+def registry_host(values: dict[str, Any]) -> str:
+    label = dig(values, "global.hosts.registry", "registry")
+    return f"{label}.{dig(values, 'global.domain', 'homeci.localhost')}"
+
+
+def test_daemonset_present_iff_enabled(umbrella_manifests: list[mf.Manifest], values: dict[str, Any]) -> None:
+    enabled = dig(values, "nodeTrust.enabled", True)
+    present = [m.ref for m in umbrella_manifests if m.name == NT]
+    if not enabled:
+        assert not present, f"nodeTrust.enabled=false but rendered {present}"
+        return
+    ns = mf.get(umbrella_manifests, "Namespace", NT)
+    assert ns.labels.get("pod-security.kubernetes.io/enforce") == "privileged", f"{ns.ref} Pod Security level"
+    ds = mf.get(umbrella_manifests, "DaemonSet", NT)
+    assert ds.namespace == NT, f"{ds.ref} must live in its own namespace {NT}"
+
+
+def test_daemonset_mounts_exactly_two_node_dirs(
+    umbrella_manifests: list[mf.Manifest], values: dict[str, Any]
+) -> None:
+    if not dig(values, "nodeTrust.enabled", True):
+        return
+    ds = mf.get(umbrella_manifests, "DaemonSet", NT)
+    host_paths = {v["name"]: v["hostPath"] for v in (ds.pod_spec() or {})["volumes"] if "hostPath" in v}
+    certs_dir = dig(values, "nodeTrust.containerdCertsDir", "/etc/containerd/certs.d")
+    host_dir = dig(values, "nodeTrust.hostDir", "/var/lib/homeci")
+    expected = {f"{certs_dir}/{registry_host(values)}", f"{host_dir}/{NAMESPACE}.{RELEASE}"}
+    assert {h["path"] for h in host_paths.values()} == expected, f"{ds.ref} hostPath volumes {host_paths}"
+    assert all(h.get("type") == "DirectoryOrCreate" for h in host_paths.values())
+    _, c = next(iter(ds.containers()))
+    sc = c["securityContext"]
+    assert sc["capabilities"]["drop"] == ["ALL"] and sc["allowPrivilegeEscalation"] is False
+    assert sc["readOnlyRootFilesystem"] is True and not sc.get("privileged"), (
+        f"{ds.ref} containers[0].securityContext"
+    )
+
+
+def test_runner_mounts_the_file_the_daemonset_writes(
+    umbrella_manifests: list[mf.Manifest], values: dict[str, Any]
+) -> None:
+    runner = mf.get(umbrella_manifests, "Deployment", f"{RELEASE}-drone-runner")
+    env = {e["name"]: e.get("value") for _, c in runner.containers() for e in c.get("env") or []}
+    if not dig(values, "drone.runner.nodeCA.enabled", True):
+        assert "DRONE_RUNNER_VOLUMES" not in env
+        return
+    src, dst, mode = env["DRONE_RUNNER_VOLUMES"].split(":")
+    assert (dst, mode) == ("/etc/ssl/certs/homeci-ca.crt", "ro"), f"{runner.ref} env DRONE_RUNNER_VOLUMES"
+    ds = mf.get(umbrella_manifests, "DaemonSet", NT)
+    vols = {v["name"]: v for v in (ds.pod_spec() or {})["volumes"]}
+    _, c = next(iter(ds.containers()))
+    ca_dir_in_pod = {e["name"]: e.get("value") for e in c["env"]}["CA_DIR"]
+    mount = next(m for m in c["volumeMounts"] if m["mountPath"] == ca_dir_in_pod)
+    assert src == vols[mount["name"]]["hostPath"]["path"] + "/ca.crt", (
+        f"{runner.ref} mounts {src} into steps but {ds.ref} writes CA_DIR={ca_dir_in_pod} "
+        f"= node {vols[mount['name']]['hostPath']['path']}"
+    )
+
+
+def test_daemonset_reads_only_the_ca_configmap(
+    umbrella_manifests: list[mf.Manifest], values: dict[str, Any]
+) -> None:
+    if not dig(values, "nodeTrust.enabled", True):
+        return
+    role = mf.get(umbrella_manifests, "Role", NT)
+    assert role.namespace == NAMESPACE
+    assert role.obj["rules"] == [
+        {"apiGroups": [""], "resources": ["configmaps"], "resourceNames": [f"{RELEASE}-ca"], "verbs": ["get"]}
+    ], f"{role.ref} rules"
+    ds = mf.get(umbrella_manifests, "DaemonSet", NT)
+    env = {e["name"]: e.get("value") for _, c in ds.containers() for e in c["env"]}
+    assert env["CA_CONFIGMAP"] == f"{RELEASE}-ca" and env["CA_NAMESPACE"] == NAMESPACE
+    assert env["REGISTRY_HOST"] == registry_host(values)
+    mf.get(umbrella_manifests, "ConfigMap", f"{RELEASE}-ca")
+
+
+def test_coredns_custom(umbrella_manifests: list[mf.Manifest], values: dict[str, Any]) -> None:
+    cms = [m for m in mf.by_kind(umbrella_manifests, "ConfigMap") if m.name == "coredns-custom"]
+    if not dig(values, "corednsCustom.enabled", False):
+        assert not cms, "kube-system/coredns-custom rendered although corednsCustom.enabled is false"
+        return
+    (cm,) = cms
+    assert cm.namespace == "kube-system"
+    text = cm.obj["data"]["homeci.override"]
+    m = re.search(r"name regex (\S+) (\S+)", text)
+    assert m, f"{cm.ref} data[homeci.override] has no `rewrite name regex` rule:\n{text}"
+    pattern, target = m.group(1), m.group(2)
+    svc_name, svc_ns = target.split(".")[:2]
+    svc = mf.get(umbrella_manifests, "Service", svc_name)
+    assert svc_ns == NAMESPACE and svc.name == f"{RELEASE}-traefik", f"{cm.ref} rewrites to {target}"
+    domain = dig(values, "global.domain", "homeci.localhost")
+    for name in (f"git.{domain}.", f"{registry_host(values)}.", f"myapp.{domain}."):
+        assert re.fullmatch(pattern, name), f"{cm.ref} regex {pattern} does not match {name}"
+    assert not re.fullmatch(pattern, "example.com."), f"{cm.ref} regex {pattern} matches foreign names"
