@@ -154,3 +154,59 @@ def test_our_components_need_no_exception(default_manifests: list[mf.Manifest], 
         assert (c.get("securityContext") or {}).get("runAsNonRoot") is True, (
             f"{ref} {path}.securityContext.runAsNonRoot"
         )
+
+
+def _selects(selector: dict[str, Any], labels: dict[str, str]) -> bool:
+    if any(labels.get(k) != v for k, v in (selector.get("matchLabels") or {}).items()):
+        return False
+    for expr in selector.get("matchExpressions") or []:
+        value, op, values = labels.get(expr["key"]), expr["operator"], expr.get("values") or []
+        if (
+            (op == "In" and value not in values)
+            or (op == "NotIn" and value in values)
+            or (op == "Exists" and value is None)
+            or (op == "DoesNotExist" and value is not None)
+        ):
+            return False
+    return True
+
+
+def _pod_labels(w: mf.Manifest) -> dict[str, str]:
+    path = ("spec", "jobTemplate", "spec", "template") if w.kind == "CronJob" else ("spec", "template")
+    node: Any = w.obj
+    for key in path:
+        node = node.get(key) or {}
+    return dict((node.get("metadata") or {}).get("labels") or {})
+
+
+def test_network_policies(umbrella_manifests: list[mf.Manifest], values: dict[str, Any]) -> None:
+    """With global.networkPolicy.enabled every release pod is under default deny, and every port a
+    Service exposes is opened by an allow policy of that pod's component."""
+    policies = mf.by_kind(umbrella_manifests, "NetworkPolicy")
+    if not ((values.get("global") or {}).get("networkPolicy") or {}).get("enabled"):
+        assert not policies, (
+            f"{[p.ref for p in policies]} rendered although global.networkPolicy.enabled is false"
+        )
+        return
+    deny = mf.get(umbrella_manifests, "NetworkPolicy", f"{RELEASE}-default-deny")
+    assert set(deny.obj["spec"]["policyTypes"]) == {"Ingress", "Egress"}, f"{deny.ref} spec.policyTypes"
+    assert not deny.obj["spec"].get("ingress"), f"{deny.ref} must not allow any ingress"
+    problems: list[str] = []
+    in_release = [w for w in workloads(umbrella_manifests) if (w.namespace or "homeci") == deny.namespace]
+    for w in in_release:
+        if not _selects(deny.obj["spec"]["podSelector"], _pod_labels(w)):
+            problems.append(f"{w.ref} pod labels are not selected by {deny.ref}")
+    for svc in mf.by_kind(umbrella_manifests, "Service"):
+        selector = svc.obj["spec"].get("selector") or {}
+        targets = [w for w in in_release if selector and _selects({"matchLabels": selector}, _pod_labels(w))]
+        for w in targets:
+            allow = [
+                p
+                for p in policies
+                if p is not deny
+                and _selects(p.obj["spec"]["podSelector"], _pod_labels(w))
+                and p.obj["spec"].get("ingress")
+            ]
+            if not allow:
+                problems.append(f"{w.ref} is behind {svc.ref} but no NetworkPolicy allows ingress to it")
+    assert not problems, "\n".join(problems)
