@@ -1,0 +1,231 @@
+"""The Drone bootstrap hook script (charts/.../drone/files/bootstrap.py) against a fake Drone + Gogs
+on 127.0.0.1: it performs the one form login and a repository sync, is safe to run twice, retries what
+is transient within its deadline and fails loudly (exit 1, one `bootstrap: error:` line) otherwise."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+import threading
+import urllib.parse
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+SCRIPT = ROOT / "charts" / "homeci-umbrella" / "charts" / "drone" / "files" / "bootstrap.py"
+TOKEN = "machine-token-0123456789abcdef"
+USER, PASSWORD = "homeci", "s3cret-admin-password"
+
+
+def load_script() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("homeci_drone_bootstrap", SCRIPT)
+    assert spec and spec.loader
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = mod  # dataclasses resolve annotations through sys.modules
+    spec.loader.exec_module(mod)
+    return mod
+
+
+bootstrap = load_script()
+
+
+@dataclass
+class FakeState:
+    """Drone (+ the Gogs it logs into) as seen by the script."""
+
+    gogs_admin_after: int = 0  # login attempts that fail before Gogs "has" the admin
+    drone_unhealthy: int = 0  # /healthz answers 503 this many times
+    sync_status: list[int] = field(default_factory=list)  # statuses to answer before 200
+    login_attempts: int = 0
+    gogs_tokens: list[str] = field(default_factory=list)  # tokens Drone created in Gogs
+    scm_token: bool = False  # the admin has a Gogs token in Drone
+    syncs: int = 0
+    repos: list[str] = field(default_factory=lambda: ["homeci/app", "homeci/site"])
+    requests: list[str] = field(default_factory=list)
+
+
+class Handler(BaseHTTPRequestHandler):
+    state: FakeState
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+    def _send(self, status: int, body: Any = b"", headers: dict[str, str] | None = None) -> None:
+        data = body if isinstance(body, bytes) else json.dumps(body).encode()
+        self.send_response(status)
+        for k, v in (headers or {}).items():
+            self.send_header(k, v)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def _authed(self) -> bool:
+        return self.headers.get("Authorization") == f"Bearer {TOKEN}"
+
+    def do_GET(self) -> None:
+        s = self.state
+        s.requests.append(f"GET {self.path}")
+        if self.path == "/healthz":
+            if s.drone_unhealthy > 0:
+                s.drone_unhealthy -= 1
+                return self._send(503, b"starting")
+            return self._send(200, b"OK")
+        if self.path == "/healthcheck":
+            return self._send(200, b"OK")
+        if self.path == "/api/user":
+            if not self._authed():
+                return self._send(401, {"message": "Unauthorized"})
+            return self._send(200, {"login": USER, "admin": True, "machine": False})
+        self._send(404, b"not found")
+
+    def do_POST(self) -> None:
+        s = self.state
+        s.requests.append(f"POST {self.path}")
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length).decode()
+        if self.path == "/login":
+            s.login_attempts += 1
+            form = urllib.parse.parse_qs(body)
+            ok = form.get("username") == [USER] and form.get("password") == [PASSWORD]
+            if not ok or s.login_attempts <= s.gogs_admin_after:
+                return self._send(303, b"", {"Location": "/login/error?message=unauthorized"})
+            if "drone" not in s.gogs_tokens:  # go-login reuses Gogs' token named "drone"
+                s.gogs_tokens.append("drone")
+            s.scm_token = True
+            return self._send(303, b"", {"Location": "/", "Set-Cookie": "_session_=abc123; Path=/; HttpOnly"})
+        if self.path == "/api/user/repos":
+            if not self._authed():
+                return self._send(401, {"message": "Unauthorized"})
+            if s.sync_status:
+                return self._send(s.sync_status.pop(0), {"message": "scripted failure"})
+            if not s.scm_token:
+                return self._send(500, {"message": "no scm token"})
+            s.syncs += 1
+            return self._send(200, [{"slug": r} for r in s.repos])
+        self._send(404, b"not found")
+
+
+@pytest.fixture
+def fake() -> Iterator[tuple[FakeState, str]]:
+    state = FakeState()
+    handler = type("BoundHandler", (Handler,), {"state": state})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield state, f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
+
+
+def config(url: str, **over: Any) -> Any:
+    base = dict(
+        drone_url=url, gogs_url=url, username=USER, password=PASSWORD, token=TOKEN, timeout=5.0, interval=0.01
+    )
+    base.update(over)
+    return bootstrap.Config(**base)
+
+
+def test_logs_in_once_and_syncs(fake: tuple[FakeState, str]) -> None:
+    state, url = fake
+    repos = bootstrap.run(config(url))
+    assert repos == ["homeci/app", "homeci/site"]
+    assert state.login_attempts == 1 and state.scm_token and state.syncs == 1
+    assert state.requests.index("POST /login") < state.requests.index("POST /api/user/repos"), (
+        "the sync must come after the form login (the admin has no Gogs token before it)"
+    )
+
+
+def test_second_run_is_harmless(fake: tuple[FakeState, str]) -> None:
+    state, url = fake
+    first = bootstrap.run(config(url))
+    second = bootstrap.run(config(url))
+    assert first == second
+    assert state.gogs_tokens == ["drone"], "a second run must reuse Drone's Gogs token, not create another"
+    assert state.login_attempts == 2 and state.syncs == 2
+
+
+def test_waits_for_gogs_to_have_the_admin(fake: tuple[FakeState, str]) -> None:
+    state, url = fake
+    state.gogs_admin_after = 3
+    state.drone_unhealthy = 2
+    bootstrap.run(config(url))
+    assert state.login_attempts == 4 and state.syncs == 1
+
+
+def test_retries_a_transient_sync_failure(fake: tuple[FakeState, str]) -> None:
+    state, url = fake
+    state.sync_status = [502]
+    assert bootstrap.run(config(url))
+    assert state.syncs == 1
+
+
+def test_wrong_machine_token_fails_at_once(fake: tuple[FakeState, str]) -> None:
+    state, url = fake
+    with pytest.raises(bootstrap.BootstrapError, match="rejects the machine token"):
+        bootstrap.run(config(url, token="not-the-token"))
+    assert state.login_attempts == 0, "a wrong token is not transient: no login attempts, no retries"
+
+
+def test_login_never_accepted_is_bounded(fake: tuple[FakeState, str]) -> None:
+    state, url = fake
+    with pytest.raises(bootstrap.BootstrapError, match=r"form login: still failing after \d+ attempts"):
+        bootstrap.run(config(url, password="wrong", timeout=0.3, interval=0.05))
+    assert 2 <= state.login_attempts <= 10
+    assert state.syncs == 0
+
+
+def test_sync_client_error_is_fatal(fake: tuple[FakeState, str]) -> None:
+    state, url = fake
+    state.sync_status = [400]
+    with pytest.raises(bootstrap.BootstrapError, match="HTTP 400"):
+        bootstrap.run(config(url))
+
+
+def test_drone_unreachable_is_bounded() -> None:
+    import socket
+
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    with pytest.raises(bootstrap.BootstrapError, match="Drone health: still failing"):
+        bootstrap.run(config(f"http://127.0.0.1:{port}", timeout=0.2, interval=0.05))
+
+
+def test_main_reports_one_error_line(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for key in ("DRONE_URL", "GOGS_URL", "ADMIN_USERNAME", "ADMIN_PASSWORD", "DRONE_TOKEN"):
+        monkeypatch.delenv(key, raising=False)
+    assert bootstrap.main() == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("bootstrap: error: missing environment: DRONE_URL")
+
+
+def test_main_succeeds_from_the_environment(
+    fake: tuple[FakeState, str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _, url = fake
+    env = {
+        "DRONE_URL": url,
+        "GOGS_URL": url,
+        "ADMIN_USERNAME": USER,
+        "ADMIN_PASSWORD": PASSWORD,
+        "DRONE_TOKEN": TOKEN,
+        "BOOTSTRAP_TIMEOUT": "5",
+        "BOOTSTRAP_INTERVAL": "0.01",
+    }
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    assert bootstrap.main() == 0
+    out = capsys.readouterr().out
+    assert "synced 2 repositories" in out and PASSWORD not in out and TOKEN not in out

@@ -1,0 +1,155 @@
+"""The node-trust DaemonSet script (charts/homeci-umbrella/files/node-trust.py): writes containerd's
+hosts.toml + CA and the step CA file, atomically and only on change (safe every resync), reads the CA
+ConfigMap through the API with the pod's token, and reports failures without writing anything."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+import threading
+import tomllib
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+SCRIPT = ROOT / "charts" / "homeci-umbrella" / "files" / "node-trust.py"
+PEM = "-----BEGIN CERTIFICATE-----\nMIIBfake\n-----END CERTIFICATE-----"
+HOST = "registry.homeci.localhost"
+
+
+def load_script() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("homeci_node_trust", SCRIPT)
+    assert spec and spec.loader
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = mod
+    spec.loader.exec_module(mod)
+    return mod
+
+
+nt = load_script()
+
+
+@pytest.fixture
+def node(tmp_path: Path) -> dict[str, str]:
+    (tmp_path / "registry").mkdir()
+    (tmp_path / "ca").mkdir()
+    return {
+        "CA_NAMESPACE": "homeci",
+        "CA_CONFIGMAP": "homeci-ca",
+        "REGISTRY_HOST": HOST,
+        "NODE_CERTS_DIR": f"/etc/containerd/certs.d/{HOST}",
+        "CERTS_DIR": str(tmp_path / "registry"),
+        "CA_DIR": str(tmp_path / "ca"),
+    }
+
+
+def test_hosts_toml() -> None:
+    doc = tomllib.loads(nt.hosts_toml(HOST, f"/etc/containerd/certs.d/{HOST}/ca.crt"))
+    assert doc["server"] == f"https://{HOST}"
+    assert doc["host"][f"https://{HOST}"] == {
+        "capabilities": ["pull", "resolve"],
+        "ca": f"/etc/containerd/certs.d/{HOST}/ca.crt",
+    }
+    mirror = tomllib.loads(nt.hosts_toml(HOST, "/x/ca.crt", "https://10.0.0.5:443"))
+    assert list(mirror["host"]) == ["https://10.0.0.5:443"]
+
+
+def test_sync_writes_then_is_idempotent(node: dict[str, str]) -> None:
+    changed = nt.sync(node, fetch=lambda ns, name: PEM + "\n")
+    assert len(changed) == 3
+    reg, ca = Path(node["CERTS_DIR"]), Path(node["CA_DIR"])
+    assert (reg / "ca.crt").read_text() == PEM + "\n" == (ca / "ca.crt").read_text()
+    toml = tomllib.loads((reg / "hosts.toml").read_text())
+    assert toml["host"][f"https://{HOST}"]["ca"] == f"/etc/containerd/certs.d/{HOST}/ca.crt"
+    assert oct((ca / "ca.crt").stat().st_mode & 0o777) == "0o644"
+    assert nt.sync(node, fetch=lambda ns, name: PEM + "\n") == [], "an unchanged CA must not rewrite files"
+    assert not list(reg.glob(".*.tmp")), "temporary files left behind"
+
+
+def test_sync_follows_a_new_ca(node: dict[str, str]) -> None:
+    nt.sync(node, fetch=lambda ns, name: PEM + "\n")
+    new = PEM.replace("fake", "rotated") + "\n"
+    changed = nt.sync(node, fetch=lambda ns, name: new)
+    assert sorted(Path(p).name for p in changed) == ["ca.crt", "ca.crt"]
+    assert (Path(node["CA_DIR"]) / "ca.crt").read_text() == new
+
+
+def test_replaces_a_directory_kubelet_created(node: dict[str, str]) -> None:
+    # A step pod scheduled before the DaemonSet ran: kubelet created the hostPath file as a directory.
+    (Path(node["CA_DIR"]) / "ca.crt").mkdir()
+    nt.sync(node, fetch=lambda ns, name: PEM + "\n")
+    assert (Path(node["CA_DIR"]) / "ca.crt").is_file()
+
+
+def test_health_files(tmp_path: Path) -> None:
+    nt.mark_health(tmp_path, True)
+    assert (tmp_path / "ready").exists() and (tmp_path / "heartbeat").exists()
+    nt.mark_health(tmp_path, False)
+    assert not (tmp_path / "ready").exists() and (tmp_path / "heartbeat").exists()
+
+
+@pytest.fixture
+def api(tmp_path: Path) -> Iterator[tuple[str, Path, list[dict[str, Any]]]]:
+    seen: list[dict[str, Any]] = []
+    responses: dict[str, tuple[int, Any]] = {
+        "/api/v1/namespaces/homeci/configmaps/homeci-ca": (
+            200,
+            {"kind": "ConfigMap", "data": {"ca.crt": PEM}},
+        ),
+        "/api/v1/namespaces/homeci/configmaps/empty": (200, {"kind": "ConfigMap", "data": {}}),
+    }
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args: Any) -> None:
+            pass
+
+        def do_GET(self) -> None:
+            seen.append({"path": self.path, "auth": self.headers.get("Authorization")})
+            status, body = responses.get(self.path, (404, {"kind": "Status", "code": 404}))
+            data = json.dumps(body).encode()
+            self.send_response(status)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    sa = tmp_path / "sa"
+    sa.mkdir()
+    (sa / "token").write_text("pod-token\n")
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", sa, seen
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
+
+
+def test_fetch_ca_uses_the_pod_token(api: tuple[str, Path, list[dict[str, Any]]]) -> None:
+    url, sa, seen = api
+    assert nt.fetch_ca("homeci", "homeci-ca", api=url, sa_dir=sa) == PEM + "\n"
+    assert seen == [{"path": "/api/v1/namespaces/homeci/configmaps/homeci-ca", "auth": "Bearer pod-token"}]
+
+
+def test_fetch_ca_errors_name_the_configmap(api: tuple[str, Path, list[dict[str, Any]]]) -> None:
+    url, sa, _ = api
+    with pytest.raises(nt.NodeTrustError, match="homeci/missing"):
+        nt.fetch_ca("homeci", "missing", api=url, sa_dir=sa)
+    with pytest.raises(nt.NodeTrustError, match=r"no PEM certificate under key ca\.crt"):
+        nt.fetch_ca("homeci", "empty", api=url, sa_dir=sa)
+
+
+def test_failed_fetch_writes_nothing(node: dict[str, str]) -> None:
+    def broken(ns: str, name: str) -> str:
+        raise nt.NodeTrustError("cannot read ConfigMap homeci/homeci-ca: refused")
+
+    with pytest.raises(nt.NodeTrustError):
+        nt.sync(node, fetch=broken)
+    assert not list(Path(node["CERTS_DIR"]).iterdir()) and not list(Path(node["CA_DIR"]).iterdir())

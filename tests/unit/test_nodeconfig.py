@@ -1,0 +1,153 @@
+"""`homeci node-config`: containerd hosts.toml and k3s registries.yaml for the registry host taken from
+flags or an umbrella values file; one-line errors for bad input; --ca checks the CA file."""
+
+from __future__ import annotations
+
+import datetime as dt
+import tomllib
+from pathlib import Path
+
+import pytest
+import yaml
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from homeci.cli import main
+from homeci.commands import nodeconfig
+
+
+def invoke(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    code = 0
+    try:
+        main(["node-config", *args])
+    except SystemExit as exc:
+        code = int(exc.code or 0)
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def sections(text: str) -> tuple[str, str]:
+    """(hosts.toml body, registries.yaml body) from the default output (both formats)."""
+    toml_part, _, rest = text.partition("# k3s:")
+    return toml_part, "# k3s:" + rest
+
+
+def test_defaults(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = invoke([], capsys)
+    assert code == 0
+    toml_text, yaml_text = sections(out)
+    doc = tomllib.loads(toml_text)
+    host = "registry.homeci.localhost"
+    assert doc["server"] == f"https://{host}"
+    assert doc["host"][f"https://{host}"]["ca"] == f"/etc/containerd/certs.d/{host}/ca.crt"
+    assert doc["host"][f"https://{host}"]["capabilities"] == ["pull", "resolve"]
+    reg = yaml.safe_load(yaml_text)
+    assert reg["mirrors"][host]["endpoint"] == [f"https://{host}"]
+    assert reg["configs"][host]["tls"]["ca_file"] == "/etc/rancher/k3s/homeci-ca.crt"
+    assert f"/etc/containerd/certs.d/{host}/hosts.toml" in out and "resolve registry.homeci.localhost" in out
+
+
+def test_domain_and_ca_path(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = invoke(
+        ["--domain", "home.example", "--ca-path", "/etc/ssl/homeci.crt", "--containerd"], capsys
+    )
+    assert code == 0 and "# k3s:" not in out
+    doc = tomllib.loads(out)
+    assert doc["host"]["https://registry.home.example"]["ca"] == "/etc/ssl/homeci.crt"
+
+
+def test_values_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    values = tmp_path / "values.yaml"
+    values.write_text("global:\n  domain: lab.example.net\n  hosts:\n    registry: images\n")
+    code, out, _ = invoke(["-f", str(values), "--k3s"], capsys)
+    assert code == 0
+    reg = yaml.safe_load(out)
+    assert list(reg["mirrors"]) == ["images.lab.example.net"]
+
+
+def test_values_file_matches_the_chart_scenario(capsys: pytest.CaptureFixture[str]) -> None:
+    scenario = Path(__file__).resolve().parents[2] / "charts/homeci-umbrella/ci/k3s-coredns-values.yaml"
+    code, out, _ = invoke(["-f", str(scenario), "--containerd"], capsys)
+    assert code == 0 and '"https://registry.home.example.test"' in out
+
+
+def test_endpoint(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = invoke(["--endpoint", "https://10.0.0.5:443", "--containerd"], capsys)
+    assert code == 0
+    assert list(tomllib.loads(out)["host"]) == ["https://10.0.0.5:443"]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--k3s", "--containerd"], "--k3s and --containerd exclude each other"),
+        (["--domain", "bad_domain"], "not a DNS name"),
+        (["-f", "/nonexistent/values.yaml"], "values file not found"),
+        (["--ca-path", "relative/ca.crt"], "give an absolute path"),
+        (["--endpoint", "ftp://x"], "--endpoint 'ftp://x'"),
+        (["--ca", "/nonexistent/ca.crt"], "--ca /nonexistent/ca.crt: cannot read it"),
+    ],
+)
+def test_errors_are_one_line(args: list[str], message: str, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = invoke(args, capsys)
+    assert code == 2 and not out
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0], err
+
+
+def _cert(tmp_path: Path, *, ca: bool) -> Path:
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "homeci test")])
+    now = dt.datetime.now(dt.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(1)
+        .not_valid_before(now)
+        .not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    path = tmp_path / ("ca.crt" if ca else "leaf.crt")
+    path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    return path
+
+
+def test_ca_file_is_checked(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    ca = _cert(tmp_path, ca=True)
+    code, out, _ = invoke(["--ca", str(ca), "--containerd"], capsys)
+    assert code == 0 and f"install -D -m 0644 {ca} " in out
+    leaf = _cert(tmp_path, ca=False)
+    code, _, err = invoke(["--ca", str(leaf)], capsys)
+    assert code == 2 and "not a CA" in err
+    junk = tmp_path / "junk.crt"
+    junk.write_text("hello")
+    code, _, err = invoke(["--ca", str(junk)], capsys)
+    assert code == 2 and "no PEM certificate" in err
+
+
+def test_pure_functions_agree_with_the_daemonset_format() -> None:
+    # The manual files must mean exactly what the node-trust DaemonSet writes.
+    import importlib.util
+
+    script = Path(__file__).resolve().parents[2] / "charts/homeci-umbrella/files/node-trust.py"
+    spec = importlib.util.spec_from_file_location("homeci_node_trust_cmp", script)
+    assert spec and spec.loader
+    daemonset = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(daemonset)
+    args = ("registry.x.test", "/etc/containerd/certs.d/registry.x.test/ca.crt")
+    text = nodeconfig.hosts_toml(*args)
+    assert tomllib.loads(text) == tomllib.loads(daemonset.hosts_toml(*args))
+    assert tomllib.loads(text) == {
+        "server": "https://registry.x.test",
+        "host": {
+            "https://registry.x.test": {
+                "capabilities": ["pull", "resolve"],
+                "ca": "/etc/containerd/certs.d/registry.x.test/ca.crt",
+            }
+        },
+    }
