@@ -5,16 +5,20 @@ from __future__ import annotations
 
 import base64
 import datetime
+import shutil
+from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from homeci import manifests as mf
+from homeci.helm import Helm
 
-from .conftest import RELEASE, dig
+from .conftest import RELEASE, UMBRELLA, dig
 
 
 def _cert(pem: str | bytes) -> x509.Certificate:
@@ -141,3 +145,55 @@ def test_generated_secrets_are_kept(umbrella_manifests: list[mf.Manifest]) -> No
         and m.annotations.get("helm.sh/resource-policy") != "keep"
     ]
     assert not problems, "\n".join(problems)
+
+
+# --- the reuse rule, exercised with fake lookup results (lookup itself needs a cluster) -------------
+
+REUSE_TEMPLATE = """\
+{{- range $case, $v := .Values.cases }}
+{{ $case }}: {{ include "homeci.servingCertReusable" (dict "old" $v.old "hosts" $v.hosts
+    "caFingerprint" $v.fp "renewBeforeDays" 30) | quote }}
+{{- end }}
+"""
+
+
+def _old_secret(days_left: float, hosts: str = "a.example,b.example", fp: str = "f1") -> dict[str, Any]:
+    not_after = datetime.datetime.now(datetime.UTC) + datetime.timedelta(days=days_left)
+    return {
+        "data": {"tls.crt": "Y3J0", "tls.key": "a2V5"},
+        "metadata": {
+            "annotations": {
+                "homeci.dev/hosts": hosts,
+                "homeci.dev/ca-sha256": fp,
+                "homeci.dev/not-after": not_after.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            }
+        },
+    }
+
+
+@pytest.mark.parametrize("major", [3, 4])
+def test_serving_certificate_reuse_rule(tmp_path: Path, major: int) -> None:
+    chart = tmp_path / "reuse"
+    (chart / "templates").mkdir(parents=True)
+    (chart / "Chart.yaml").write_text("apiVersion: v2\nname: reuse\nversion: 0.0.1\n")
+    shutil.copy(UMBRELLA / "templates" / "_helpers.tpl", chart / "templates" / "_helpers.tpl")
+    (chart / "templates" / "cases.yaml").write_text(REUSE_TEMPLATE)
+    hosts, fp = "a.example,b.example", "f1"
+    cases = {
+        "keep": _old_secret(200),
+        "renew-soon": _old_secret(29),
+        "expired": _old_secret(-1),
+        "hosts-changed": _old_secret(200, hosts="a.example"),
+        "ca-changed": _old_secret(200, fp="f2"),
+        "missing": {},
+        "no-annotations": {"data": {"tls.crt": "Y3J0", "tls.key": "a2V5"}, "metadata": {}},
+    }
+    values = tmp_path / "values.yaml"
+    values.write_text(
+        yaml.safe_dump({"cases": {k: {"old": v, "hosts": hosts, "fp": fp} for k, v in cases.items()}})
+    )
+    out = yaml.safe_load(
+        Helm(major).template(chart, values_files=[values]).split("---", 1)[-1].split("\n", 1)[1]
+    )
+    want = {k: ("true" if k == "keep" else "") for k in cases}
+    assert out == want, f"homeci.servingCertReusable under Helm {major}: {out} != {want}"
