@@ -8,11 +8,13 @@ import base64
 from collections.abc import Iterator
 from typing import Any
 
+import pytest
 import yaml
 
 from homeci import manifests as mf
+from homeci.helm import Helm, HelmError
 
-from .conftest import RELEASE, dig, workloads
+from .conftest import KUBE_VERSION, RELEASE, UMBRELLA, dig, workloads
 
 # Values keys whose value names an object the user creates (the chart only references it).
 EXTERNAL_KEYS = ("existingSecret", "existingClaim", "existingConfigMap")
@@ -280,3 +282,38 @@ def test_traefik_serves_the_shared_certificate(
     assert default["certFile"].startswith("/etc/traefik/certs/"), (
         f"{cm.ref} tls.stores.default.defaultCertificate"
     )
+
+
+@pytest.mark.parametrize("major", [3, 4])
+def test_subcharts_work_alone(major: int) -> None:
+    """Traefik and the registry render on their own (no umbrella, no global values)."""
+    helm = Helm(major)
+    traefik = mf.parse(
+        helm.template(
+            UMBRELLA / "charts" / "traefik", release="edge", namespace="edge", kube_version=KUBE_VERSION
+        )
+    )
+    dep = mf.get(traefik, "Deployment", "edge-traefik")
+    assert mf.get(traefik, "IngressClass", "homeci")
+    assert not [v for v in (dep.pod_spec() or {})["volumes"] if v["name"] == "certs"], (
+        f"{dep.ref}: standalone without tls.defaultCertificateSecret must not mount a certificate"
+    )
+    registry = mf.parse(
+        helm.template(
+            UMBRELLA / "charts" / "registry",
+            release="reg",
+            namespace="reg",
+            set_values=["host=registry.lan"],
+            kube_version=KUBE_VERSION,
+        )
+    )
+    ing = mf.get(registry, "Ingress", "reg-registry")
+    assert ing.obj["spec"]["rules"][0]["host"] == "registry.lan"
+    dep = mf.get(registry, "Deployment", "reg-registry")
+    assert not [v for v in (dep.pod_spec() or {})["volumes"] if v["name"] == "ca"], (
+        f"{dep.ref}: standalone must not mount the umbrella's CA ConfigMap"
+    )
+    with pytest.raises(HelmError, match=r"registry\.host must be set"):
+        helm.template(
+            UMBRELLA / "charts" / "registry", release="reg", namespace="reg", kube_version=KUBE_VERSION
+        )
