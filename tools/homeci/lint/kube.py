@@ -172,21 +172,38 @@ def validate(objects: list[Manifest], version: str) -> KubeReport:
         if not api or not kind:
             report.errors.append(f"{where}: apiVersion and kind are required")
             continue
-        validator: Any
         with _lock:
-            validator = _validator(minor, kind, api)
-        if validator is None:
-            validator = crds.get((api, kind))
-            if validator is None:
+            builtin = _validator(minor, kind, api)
+        if builtin is not None:
+            messages: tuple[str, ...] = _builtin_messages(builtin, minor, m.obj)
+        else:
+            custom = crds.get((api, kind))
+            if custom is None:
                 if _builtin_group(api):
                     report.errors.append(f"{where}: {api} {kind} does not exist in Kubernetes {minor}; "
                                          "use an apiVersion that version serves")
                 else:
                     report.unchecked.append(f"{m.ref} ({api}): no CRD schema in the chart")
                 continue
+            messages = tuple(_messages(custom.iter_errors(m.obj)))
         report.checked += 1
-        report.errors += [f"{where}: {msg} (k8s {minor})" for msg in _messages(validator.iter_errors(m.obj))]
+        report.errors += [f"{where}: {msg} (k8s {minor})" for msg in messages]
     return report
+
+
+# Scenarios of one chart render mostly identical objects: validate each distinct object once per version.
+_seen: dict[tuple[str, str], tuple[str, ...]] = {}
+
+
+def _builtin_messages(validator: Any, minor: str, obj: Mapping[str, Any]) -> tuple[str, ...]:
+    key = (minor, json.dumps(obj, sort_keys=True, default=str))
+    with _lock:
+        cached = _seen.get(key)
+    if cached is None:
+        cached = tuple(_messages(validator.iter_errors(obj)))
+        with _lock:
+            _seen[key] = cached
+    return cached
 
 
 def reference_errors(obj: Mapping[str, Any], version: str) -> str | None:

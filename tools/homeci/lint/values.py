@@ -10,6 +10,7 @@ does the same, validates the merged values, and reports each error as
 from __future__ import annotations
 
 import copy
+import functools
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -107,9 +108,16 @@ def dotted(path: list[Any]) -> str:
 
 
 def load_schema(chart: Path) -> dict[str, Any] | None:
+    """The chart's values.schema.json, checked as draft-07 (cached while the file is unchanged)."""
     file = chart / "values.schema.json"
     if not file.is_file():
         return None
+    stat = file.stat()
+    return _load_schema(file, stat.st_mtime_ns, stat.st_size)
+
+
+@functools.lru_cache(maxsize=256)
+def _load_schema(file: Path, mtime_ns: int, size: int) -> dict[str, Any]:
     try:
         schema = json.loads(file.read_text())
     except json.JSONDecodeError as exc:
@@ -137,10 +145,15 @@ def _extra_keys(error: jsonschema.ValidationError) -> list[str]:
     return [k for k in instance if k not in props and not any(re.search(p, str(k)) for p in patterns)]
 
 
+@functools.lru_cache(maxsize=256)
+def _validator(schema_json: str) -> jsonschema.Draft7Validator:
+    return jsonschema.Draft7Validator(json.loads(schema_json))
+
+
 def validate_values(values: Mapping[str, Any], schema: Mapping[str, Any], layers: list[Layer],
                     prefix: str = "") -> list[SchemaError]:
     """All schema errors of ``values``, each attributed to a file and a full dotted path."""
-    validator = jsonschema.Draft7Validator(schema)
+    validator = _validator(json.dumps(schema, sort_keys=True))
     errors: list[SchemaError] = []
     for err in sorted(validator.iter_errors(values), key=lambda e: [str(p) for p in e.absolute_path]):
         path = list(err.absolute_path)
