@@ -165,5 +165,8 @@ def test_steps_clone_from_the_host_gogs_advertises(umbrella_manifests: list[mf.M
     if "GIT_CONFIG_KEY_0" in step:
         # git trusts the homeci CA for exactly Gogs' clone URLs (http.<url>.sslCAInfo), nothing else.
         assert step["GIT_CONFIG_KEY_0"] == f"http.https://{external.hostname}/.sslCAInfo"
-        assert step["GIT_CONFIG_VALUE_0"] == "/etc/ssl/certs/homeci-ca.crt"
+        assert step["GIT_CONFIG_VALUE_0"] == step["HOMECI_CA_FILE"] == "/etc/homeci/ca.crt"
         assert step["GIT_CONFIG_COUNT"] == "1"
+        # Go programs keep the system directories and kaniko's own, plus the homeci CA directory.
+        dirs = step["SSL_CERT_DIR"].split(":")
+        assert {"/etc/ssl/certs", "/kaniko/ssl/certs", "/etc/homeci"} <= set(dirs), step["SSL_CERT_DIR"]

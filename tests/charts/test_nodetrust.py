@@ -62,13 +62,14 @@ def test_runner_mounts_the_file_the_daemonset_writes(
         assert "DRONE_RUNNER_VOLUMES" not in env
         return
     src, dst, mode = env["DRONE_RUNNER_VOLUMES"].split(":")
-    assert (dst, mode) == ("/etc/ssl/certs/homeci-ca.crt", "ro"), f"{runner.ref} env DRONE_RUNNER_VOLUMES"
+    # A directory: drone-runner-kube mounts every host path with type DirectoryOrCreate.
+    assert (dst, mode) == ("/etc/homeci", "ro"), f"{runner.ref} env DRONE_RUNNER_VOLUMES"
     ds = mf.get(umbrella_manifests, "DaemonSet", NT)
     vols = {v["name"]: v for v in (ds.pod_spec() or {})["volumes"]}
     _, c = next(iter(ds.containers()))
     ca_dir_in_pod = {e["name"]: e.get("value") for e in c["env"]}["CA_DIR"]
     mount = next(m for m in c["volumeMounts"] if m["mountPath"] == ca_dir_in_pod)
-    assert src == vols[mount["name"]]["hostPath"]["path"] + "/ca.crt", (
+    assert src == vols[mount["name"]]["hostPath"]["path"], (
         f"{runner.ref} mounts {src} into steps but {ds.ref} writes CA_DIR={ca_dir_in_pod} "
         f"= node {vols[mount['name']]['hostPath']['path']}"
     )

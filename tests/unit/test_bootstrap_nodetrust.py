@@ -80,8 +80,7 @@ def test_sync_follows_a_new_ca(node: dict[str, str]) -> None:
     assert (Path(node["CA_DIR"]) / "ca.crt").read_text() == new
 
 
-def test_replaces_a_directory_kubelet_created(node: dict[str, str]) -> None:
-    # A step pod scheduled before the DaemonSet ran: kubelet created the hostPath file as a directory.
+def test_replaces_an_empty_directory_in_the_way(node: dict[str, str]) -> None:
     (Path(node["CA_DIR"]) / "ca.crt").mkdir()
     nt.sync(node, fetch=lambda ns, name: PEM + "\n")
     assert (Path(node["CA_DIR"]) / "ca.crt").is_file()

@@ -5,7 +5,7 @@ Every INTERVAL seconds: read the public CA certificate from ConfigMap CA_CONFIGM
 through the Kubernetes API (the DaemonSet lives in its own namespace, so it cannot mount that
 ConfigMap), then write - only when the content changed, atomically -
   CERTS_DIR/ca.crt and CERTS_DIR/hosts.toml   containerd `certs.d/<registry host>/` (no restart needed)
-  CA_DIR/ca.crt                               the file the Drone runner mounts into every step
+  CA_DIR/ca.crt                               the Drone runner mounts CA_DIR at /etc/homeci in every step
 CERTS_DIR and CA_DIR are hostPath mounts of exactly those two node directories.
 
 Environment: CA_NAMESPACE, CA_CONFIGMAP, REGISTRY_HOST, NODE_CERTS_DIR (the registry directory's
@@ -68,7 +68,7 @@ def fetch_ca(namespace: str, name: str, api: str | None = None, sa_dir: Path = S
 def write_if_changed(path: Path, content: str) -> bool:
     """Atomically replace path with content unless it already holds exactly that; True if written."""
     if path.is_dir():
-        # A step pod scheduled before this DaemonSet ran made kubelet create a directory here.
+        # Never expected, but a directory in the way must not wedge every later pass.
         path.rmdir()
     if path.is_file() and path.read_text() == content:
         return False

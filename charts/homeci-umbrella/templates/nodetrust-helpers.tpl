@@ -12,7 +12,7 @@ app.kubernetes.io/component: node-trust
 {{- printf "%s/%s" (trimSuffix "/" .Values.nodeTrust.containerdCertsDir) (include "homeci.host" (dict "ctx" . "component" "registry")) -}}
 {{- end -}}
 
-{{- /* The step CA directory on the node; the drone runner mounts <it>/ca.crt (same rule as its chart). */ -}}
+{{- /* The step CA directory on the node; the drone runner mounts it at /etc/homeci (same rule as its chart). */ -}}
 {{- define "homeci.nodeTrust.caDir" -}}
 {{- printf "%s/%s.%s" (trimSuffix "/" .Values.nodeTrust.hostDir) .Release.Namespace .Release.Name -}}
 {{- end -}}

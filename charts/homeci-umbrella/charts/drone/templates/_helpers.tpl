@@ -96,9 +96,9 @@ imagePullSecrets:
 {{- $g.ingressClass | default "homeci" -}}
 {{- end -}}
 
-{{/* Node file the runner mounts into steps (written by the umbrella's node-trust DaemonSet). */}}
-{{- define "homeci-drone.nodeCAFile" -}}
-{{- printf "%s/%s.%s/ca.crt" (trimSuffix "/" .Values.runner.nodeCA.hostDir) .Release.Namespace .Release.Name -}}
+{{/* Node directory the runner mounts into steps; the umbrella's node-trust DaemonSet writes ca.crt there. */}}
+{{- define "homeci-drone.nodeCADir" -}}
+{{- printf "%s/%s.%s" (trimSuffix "/" .Values.runner.nodeCA.hostDir) .Release.Namespace .Release.Name -}}
 {{- end -}}
 
 {{- define "homeci-drone.buildPodSecurity" -}}
