@@ -9,16 +9,18 @@
 // packages the daemon wires (see command/daemon/daemon.go upstream), minus the server connection and
 // the external secret/registry/environ plugins.
 //
-// Usage: homeci-runner-compile --source .drone.yml [--stage default] [--repo homeci/app]
+// Usage: homeci-runner-compile --source .drone.yml [--stage default] [--repo homeci/app] [--secret k=v]...
 //
 //	[--trusted] [--event push] [--branch main] [--http-url https://git.example/homeci/app.git]
 //
-// Output: the per-build Secret and the Pod as YAML documents (the runner's own dump format).
+// Output: the per-build Secret and the Pod as YAML documents (the runner's own dump format); with
+// --spec-json also the compiled spec as JSON (the Pod holds placeholder images until each step starts).
 // Exit 1 with the error on stderr when the linter or the config rejects the pipeline.
 package main
 
 import (
 	"context"
+	"encoding/json"
 	"flag"
 	"fmt"
 	"os"
@@ -101,7 +103,17 @@ func main() {
 	event := flag.String("event", "push", "build event")
 	branch := flag.String("branch", "main", "branch")
 	httpURL := flag.String("http-url", "", "repository HTTP clone URL")
+	specJSON := flag.String("spec-json", "", "also write the compiled spec (steps with their real images) as JSON here")
 	version := flag.Bool("version", false, "print the drone-runner-kube version compiled in")
+	secrets := map[string]string{}
+	flag.Func("secret", "a repository secret name=value (repeatable), as Drone would send it", func(v string) error {
+		name, value, ok := strings.Cut(v, "=")
+		if !ok {
+			return fmt.Errorf("want name=value, got %q", v)
+		}
+		secrets[name] = value
+		return nil
+	})
 	flag.Parse()
 	if *version {
 		fmt.Printf("homeci-runner-compile (drone-runner-kube %s)\n", runnerVersion)
@@ -173,7 +185,17 @@ func main() {
 	}
 	spec := comp.Compile(context.Background(), runtime.CompilerArgs{
 		Pipeline: pipeline, Manifest: parsed, Build: build, Repo: repo, Stage: stage, System: system,
-		Netrc: &drone.Netrc{Machine: "git.invalid", Login: "token", Password: "x-oauth-basic"},
+		Secret: secret.StaticVars(secrets),
+		Netrc:  &drone.Netrc{Machine: "git.invalid", Login: "token", Password: "x-oauth-basic"},
 	})
+	if *specJSON != "" {
+		raw, err := json.MarshalIndent(spec, "", "  ")
+		if err != nil {
+			fail("encoding the spec: %v", err)
+		}
+		if err := os.WriteFile(*specJSON, raw, 0o644); err != nil {
+			fail("%v", err)
+		}
+	}
 	engine.Dump(os.Stdout, spec.(*engine.Spec))
 }

@@ -1,0 +1,58 @@
+"""T2 fixtures: real programs on 127.0.0.1, configured from the umbrella's render (see realprog_harness)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+from realprog_harness import HERE, RELEASE, UMBRELLA, LoopbackTraefik, render
+
+from homeci import manifests
+from homeci.manifests import Manifest
+from homeci.realprog import PublicNames
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if HERE in Path(str(item.fspath)).resolve().parents:
+            item.add_marker(pytest.mark.realprog)
+
+
+@pytest.fixture(scope="session")
+def rendered() -> list[Manifest]:
+    return render()
+
+
+@pytest.fixture(scope="session")
+def hosts() -> dict[str, str]:
+    """Public host per component from the umbrella's default values (global.hosts + global.domain)."""
+    glob = yaml.safe_load((UMBRELLA / "values.yaml").read_text())["global"]
+    return {key: f"{label}.{glob['domain']}" for key, label in glob["hosts"].items()}
+
+
+@pytest.fixture(scope="session")
+def ca_file(rendered: list[Manifest], tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The public CA certificate from the rendered ConfigMap <release>-ca (what every pod trusts)."""
+    data = manifests.get(rendered, "ConfigMap", f"{RELEASE}-ca").obj["data"]["ca.crt"]
+    path = tmp_path_factory.mktemp("ca") / "ca.crt"
+    path.write_text(data)
+    return path
+
+
+@pytest.fixture(scope="session")
+def traefik(rendered: list[Manifest], tmp_path_factory: pytest.TempPathFactory) -> Iterator[LoopbackTraefik]:
+    proxy = LoopbackTraefik(rendered, tmp_path_factory.mktemp("traefik"))
+    try:
+        proxy.start()
+        yield proxy
+    finally:
+        proxy.program.stop()
+
+
+@pytest.fixture(scope="session")
+def public(traefik: LoopbackTraefik, ca_file: Path) -> PublicNames:
+    return traefik.names(ca_file)
+
+

@@ -1,0 +1,245 @@
+"""Harness for T2: the real Traefik, registry and Gogs programs on 127.0.0.1, configured from the
+umbrella's render.
+
+Every fixture takes the REAL rendered configuration (container args, Secret/ConfigMap files, env) via
+:class:`homeci.realprog.LoopbackPod` and rewrites only what cannot be the same on loopback:
+
+* container paths -> folders under a pytest tmp dir (every volume the pod mounts is materialised there);
+* listen addresses -> 127.0.0.1 with free ports (the in-cluster ports 3000/5000/8000/8443/8080 may be
+  taken and are not ours to bind);
+* in-cluster routing -> Traefik's file provider: there is no Kubernetes API here, so the Kubernetes
+  Ingress provider flags are dropped and each rendered Ingress becomes a file-provider router whose
+  service URL is the loopback port of the program behind the Ingress's Service.
+
+Each rewrite is named where it happens. Processes are always stopped (context managers / finalizers).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from homeci import manifests, realprog, rendering, toolchain
+from homeci.errors import HomeciError
+from homeci.manifests import Manifest
+from homeci.realprog import LOOPBACK, LoopbackPod, Program, PublicNames
+
+ROOT = Path(__file__).resolve().parents[2]
+# HOMECI_T2_UMBRELLA renders another copy of the umbrella (e.g. a snapshot while charts are being edited).
+UMBRELLA = Path(os.environ.get("HOMECI_T2_UMBRELLA") or ROOT / "charts" / "homeci-umbrella")
+RELEASE = rendering.DEFAULT_RELEASE
+NAMESPACE = rendering.DEFAULT_NAMESPACE
+HERE = Path(__file__).resolve().parent
+
+
+def kube_version() -> str:
+    """Render for the Kubernetes version the simulated cluster runs (the newest we support)."""
+    try:
+        return toolchain.tool("kube-apiserver").version
+    except HomeciError:
+        return "v1.36.0"
+
+
+def render(*sets: str) -> list[Manifest]:
+    """The umbrella with its defaults (plus ``--set`` overrides); cached, so one CA per session."""
+    return rendering.render(UMBRELLA, sets=tuple(sets), kube_version=kube_version())
+
+
+def binary(name: str) -> Path:
+    """A toolchain binary, or a skip saying how to build it (the only reason a T2 test skips)."""
+    try:
+        return toolchain.resolve(name)
+    except HomeciError as exc:
+        pytest.skip(f"{name} is not available: {exc}")
+
+
+def ingress_routes(objects: list[Manifest], service: str, url: str) -> dict[str, Any]:
+    """File-provider routers equivalent to what Traefik's Kubernetes Ingress provider builds from the
+    rendered Ingresses that point at ``service`` (rewritten: the Service becomes ``url`` on loopback)."""
+    routers: dict[str, Any] = {}
+    for ing in manifests.by_kind(objects, "Ingress"):
+        spec = ing.obj["spec"]
+        tls_hosts = {h for t in spec.get("tls") or [] for h in t.get("hosts") or []}
+        entrypoints = ing.annotations.get("traefik.ingress.kubernetes.io/router.entrypoints")
+        for i, rule in enumerate(spec.get("rules") or []):
+            host = rule.get("host")
+            for j, path in enumerate((rule.get("http") or {}).get("paths") or []):
+                if path["backend"]["service"]["name"] != service:
+                    continue
+                match = f"Host(`{host}`)" if host else "PathPrefix(`/`)"
+                p = path.get("path") or "/"
+                if path.get("pathType") == "Exact":
+                    match += f" && Path(`{p}`)"
+                elif p != "/":
+                    match += f" && PathPrefix(`{p}`)"
+                router: dict[str, Any] = {"rule": match, "service": service}
+                if host in tls_hosts:
+                    router["tls"] = {}
+                if entrypoints:
+                    router["entryPoints"] = entrypoints.split(",")
+                routers[f"{ing.name}-{i}-{j}"] = router
+    if not routers:
+        raise HomeciError(f"no rendered Ingress routes to Service/{service}")
+    return {"http": {"routers": routers,
+                     "services": {service: {"loadBalancer": {"servers": [{"url": url}]}}}}}
+
+
+class LoopbackTraefik:
+    """The rendered Traefik Deployment's container, run on loopback.
+
+    Rewritten: entrypoint addresses -> 127.0.0.1:<free port>; the Kubernetes Ingress provider flags
+    are dropped (no API server; :meth:`route` turns rendered Ingresses into file-provider routers);
+    paths -> the materialised volumes; added ``--api.insecure`` on the internal ``traefik`` entrypoint
+    so tests can read the configuration Traefik actually runs with (/api/entrypoints).
+    """
+
+    def __init__(self, objects: list[Manifest], root: Path) -> None:
+        self.objects = objects
+        self.pod = LoopbackPod(objects, "Deployment", f"{RELEASE}-traefik", "traefik", root)
+        self.ports: dict[str, int] = {}
+        args: list[str] = []
+        for arg in self.pod.args:
+            if arg.lower().startswith("--providers.kubernetesingress"):
+                continue
+            m = re.fullmatch(r"--entryPoints\.(\w+)\.address=:(\d+)(/\w+)?", arg)
+            if m:
+                ep = m.group(1)
+                self.ports[ep] = realprog.free_port()
+                arg = f"--entryPoints.{ep}.address={LOOPBACK}:{self.ports[ep]}{m.group(3) or ''}"
+            args.append(self.pod.rewrite(arg))
+        args += ["--api=true", "--api.insecure=true", "--api.dashboard=false"]
+        self.args = args
+        dirs = [a.split("=", 1)[1] for a in args if a.startswith("--providers.file.directory=")]
+        if not dirs:
+            raise HomeciError("rendered Traefik args have no --providers.file.directory")
+        self.dynamic = Path(dirs[0])
+        # The rendered dynamic files name certificate paths inside the container: point them here.
+        for file in self.dynamic.iterdir():
+            if file.is_file():
+                file.write_text(self.pod.rewrite(file.read_text()))
+        self.program = Program("traefik", [realprog.traefik_binary(), *args], log_dir=root / "logs",
+                               cwd=root)
+
+    @property
+    def api(self) -> str:
+        return f"http://{LOOPBACK}:{self.ports['traefik']}"
+
+    def start(self) -> None:
+        self.program.start()
+        self.program.wait_ready(realprog.http_check(f"{self.api}/ping"), timeout=30, what="answering /ping")
+
+    def route(self, service: str, port: int) -> None:
+        """Serve the rendered Ingresses of ``service`` from 127.0.0.1:``port``; wait until loaded."""
+        config = ingress_routes(self.objects, service, f"http://{LOOPBACK}:{port}")
+        (self.dynamic / f"zz-loopback-{service}.yaml").write_text(yaml.safe_dump(config))
+        names = list(config["http"]["routers"])
+        url = f"http://{LOOPBACK}:{port}"
+
+        def loaded() -> bool:
+            if not all(realprog.http_check(f"{self.api}/api/http/routers/{n}@file")() for n in names):
+                return False
+            try:
+                with urllib.request.urlopen(f"{self.api}/api/http/services/{service}@file", timeout=2) as r:
+                    servers = json.load(r).get("loadBalancer", {}).get("servers", [])
+            except OSError:
+                return False
+            return [s.get("url") for s in servers] == [url]
+
+        self.program.wait_ready(loaded, timeout=20, what=f"routing {service} to {url}")
+
+    def names(self, ca_file: Path) -> PublicNames:
+        return PublicNames({"https": self.ports["websecure"], "http": self.ports["web"]}, ca_file)
+
+
+def loopback_env(pod: LoopbackPod, **extra: str) -> dict[str, str]:
+    """The container's resolved env with container paths rewritten, plus this machine's PATH."""
+    env = {k: pod.rewrite(v) for k, v in pod.env().items()}
+    env["PATH"] = os.environ.get("PATH", "/usr/bin:/bin")
+    env.update(extra)
+    return env
+
+
+def set_ini(text: str, section: str, values: dict[str, str]) -> str:
+    """Set ``key = value`` lines in one ``[section]`` of an ini text (added when missing)."""
+    lines = text.splitlines()
+    out: list[str] = []
+    current = ""
+    pending = dict(values)
+    for line in lines:
+        stripped = line.strip()
+        if stripped.startswith("[") and stripped.endswith("]"):
+            if current == section:
+                out.extend(f"{k} = {v}" for k, v in pending.items())
+                pending = {}
+            current = stripped[1:-1]
+        elif current == section and "=" in stripped:
+            key = stripped.split("=", 1)[0].strip()
+            if key in pending:
+                out.append(f"{key} = {pending.pop(key)}")
+                continue
+        out.append(line)
+    if pending:
+        if current != section:
+            out.append(f"[{section}]")
+        out.extend(f"{k} = {v}" for k, v in pending.items())
+    return "\n".join(out) + "\n"
+
+
+def ini_value(text: str, section: str, key: str) -> str | None:
+    current = ""
+    for line in text.splitlines():
+        stripped = line.strip()
+        if stripped.startswith("[") and stripped.endswith("]"):
+            current = stripped[1:-1]
+        elif current == section and "=" in stripped and stripped.split("=", 1)[0].strip() == key:
+            return stripped.split("=", 1)[1].strip()
+    return None
+
+
+class LoopbackGogs:
+    """Deployment/<release>-gogs run on loopback through its own entrypoint (files/start.sh, which runs
+    `gogs web` and then files/create-admin.sh), with the rendered app.ini and env.
+
+    Rewritten: container paths -> the materialised volumes (app.ini, env, script paths);
+    ``[server] HTTP_ADDR/HTTP_PORT/LOCAL_ROOT_URL`` -> 127.0.0.1:<free port>; env GOGS_BIN (the image's
+    /app/gogs/gogs -> the built binary) and GOGS_URL (the script's default http://127.0.0.1:3000 -> the
+    free port); TMPDIR -> the pod's /tmp volume.
+    """
+
+    def __init__(self, objects: list[Manifest], root: Path, gogs_bin: Path) -> None:
+        self.pod = LoopbackPod(objects, "Deployment", f"{RELEASE}-gogs", "gogs", root)
+        self.port = realprog.free_port()
+        self.url = f"http://{LOOPBACK}:{self.port}"
+        env = loopback_env(self.pod)
+        if "GOGS_CONFIG" not in env:
+            raise HomeciError(f"{self.pod.ref} env has no GOGS_CONFIG (the app.ini path start.sh uses)")
+        self.ini_path = Path(env["GOGS_CONFIG"])
+        self.rendered_ini = self.ini_path.read_text()
+        ini = set_ini(self.pod.rewrite(self.rendered_ini), "server", {
+            "HTTP_ADDR": LOOPBACK, "HTTP_PORT": str(self.port), "LOCAL_ROOT_URL": f"{self.url}/",
+        })
+        self.ini_path.write_text(ini)
+        self.ini = ini
+        env.update(GOGS_BIN=str(gogs_bin), GOGS_URL=self.url, TMPDIR=str(self.pod.host_path("/tmp")))
+        self.env = env
+        argv = [self.pod.rewrite(a) for a in [*self.pod.command, *self.pod.args]]
+        self.program = Program("gogs", argv, log_dir=root / "logs", env=env, cwd=root)
+
+    @property
+    def database(self) -> Path:
+        path = ini_value(self.ini, "database", "PATH")
+        if not path:
+            raise HomeciError(f"{self.pod.ref}: app.ini has no [database] PATH (SQLite expected)")
+        return Path(path)
+
+    def start(self) -> None:
+        self.program.start()
+        self.program.wait_ready(realprog.http_check(f"{self.url}/healthcheck"), timeout=90,
+                                what="answering /healthcheck")

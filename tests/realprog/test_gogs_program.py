@@ -1,0 +1,238 @@
+"""Gogs 0.14.3 (built from the module proxy) with the rendered app.ini, env and entrypoint scripts."""
+
+from __future__ import annotations
+
+import base64
+import http.server
+import json
+import sqlite3
+import subprocess
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from realprog_harness import RELEASE, LoopbackGogs, LoopbackTraefik, binary, ini_value
+
+from homeci import manifests
+from homeci.manifests import Manifest
+from homeci.realprog import LOOPBACK, PublicNames
+
+
+@pytest.fixture(scope="module")
+def gogs(rendered: list[Manifest], tmp_path_factory: pytest.TempPathFactory,
+         traefik: LoopbackTraefik) -> Iterator[LoopbackGogs]:
+    server = LoopbackGogs(rendered, tmp_path_factory.mktemp("gogs"), binary("gogs"))
+    try:
+        server.start()
+        traefik.route(f"{RELEASE}-gogs", server.port)
+        yield server
+    finally:
+        server.program.stop()
+
+
+@pytest.fixture(scope="module")
+def admin(rendered: list[Manifest]) -> dict[str, str]:
+    """The admin identity from the rendered Secret <release>-admin."""
+    data = manifests.get(rendered, "Secret", f"{RELEASE}-admin").obj
+    raw = {k: base64.b64decode(v).decode() for k, v in (data.get("data") or {}).items()}
+    raw.update({k: str(v) for k, v in (data.get("stringData") or {}).items()})
+    return raw
+
+
+def _get(url: str, headers: dict[str, str] | None = None) -> tuple[int, bytes]:
+    req = urllib.request.Request(url, headers=headers or {})
+    try:
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            return int(resp.status), resp.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read()
+
+
+def _wait_for(what: str, check: Any, timeout: float = 60.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(0.3)
+    pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}")
+
+
+@pytest.fixture(scope="module")
+def admin_token(gogs: LoopbackGogs, admin: dict[str, str]) -> str:
+    """An API token for the admin, created with HTTP Basic auth (as Drone does at login)."""
+    _wait_for(f"start.sh to create admin {admin['username']}",
+              lambda: _get(f"{gogs.url}/api/v1/users/{admin['username']}")[0] == 200, timeout=60)
+    basic = base64.b64encode(f"{admin['username']}:{admin['password']}".encode()).decode()
+    req = urllib.request.Request(
+        f"{gogs.url}/api/v1/users/{admin['username']}/tokens", method="POST",
+        data=json.dumps({"name": "homeci-t2"}).encode(),
+        headers={"Authorization": f"Basic {basic}", "Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(req, timeout=10) as resp:
+        assert resp.status == 201, f"creating a token for {admin['username']} answered {resp.status}"
+        return str(json.load(resp)["sha1"])
+
+
+def _api(public: PublicNames, host: str, method: str, path: str, token: str, body: Any = None) -> Any:
+    resp = public.request(method, f"https://{host}/api/v1{path}",
+                          headers={"Authorization": f"token {token}", "Content-Type": "application/json"},
+                          body=json.dumps(body).encode() if body is not None else None)
+    return resp
+
+
+def test_starts_with_install_lock_and_migrated_database(gogs: LoopbackGogs) -> None:
+    assert ini_value(gogs.rendered_ini, "security", "INSTALL_LOCK") == "true", (
+        f"Secret/{RELEASE}-gogs-config app.ini [security] INSTALL_LOCK is not true"
+    )
+    status, _ = _get(f"{gogs.url}/healthcheck")
+    assert status == 200, f"Gogs /healthcheck answered {status}"
+    status, _ = _get(f"{gogs.url}/install")
+    assert status == 404, f"Gogs /install answered {status}: the install wizard is reachable (INSTALL_LOCK)"
+    with sqlite3.connect(gogs.database) as db:
+        tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    missing = {"user", "repository", "webhook", "hook_task", "version"} - tables
+    assert not missing, f"`gogs web` did not migrate {gogs.database}: tables {sorted(missing)} missing"
+
+
+def test_admin_script_creates_admin_and_is_idempotent(gogs: LoopbackGogs, admin: dict[str, str],
+                                                     admin_token: str) -> None:
+    """start.sh ran create-admin.sh once (admin created); running it again changes nothing."""
+    log = gogs.program.log_path.read_text(errors="replace")
+    assert f"created admin '{admin['username']}'" in log, (
+        f"files/start.sh did not report creating the admin; log {gogs.program.log_path}"
+    )
+    script = gogs.pod.host_path("/opt/homeci/create-admin.sh")
+    for run in (2, 3):
+        proc = subprocess.run(["/bin/sh", str(script)], env=gogs.env, capture_output=True, text=True,
+                              timeout=120, check=False)
+        assert proc.returncode == 0, (
+            f"create-admin.sh run {run} exited {proc.returncode}: {proc.stderr.strip()}"
+        )
+        assert "already exists" in proc.stderr, f"create-admin.sh run {run} said: {proc.stderr.strip()}"
+    with sqlite3.connect(gogs.database) as db:
+        rows = db.execute("SELECT name, is_admin FROM user WHERE lower_name = ?",
+                          (admin["username"].lower(),)).fetchall()
+    assert rows == [(admin["username"], 1)], f"user table holds {rows} for the admin, expected one admin row"
+    assert admin_token, "the admin could not authenticate with the rendered password"
+
+
+def test_clone_urls_use_external_url_through_traefik(gogs: LoopbackGogs, public: PublicNames,
+                                                     hosts: dict[str, str], admin: dict[str, str],
+                                                     admin_token: str) -> None:
+    external = ini_value(gogs.rendered_ini, "server", "EXTERNAL_URL")
+    assert external == f"https://{hosts['git']}/", f"app.ini EXTERNAL_URL is {external!r}"
+    resp = _api(public, hosts["git"], "POST", "/user/repos", admin_token,
+                {"name": "clone-check", "auto_init": True, "readme": "Default"})
+    assert resp.status == 201, (
+        f"POST https://{hosts['git']}/api/v1/user/repos answered {resp.status} {resp.body[:300]!r}"
+    )
+    repo = resp.json()
+    assert repo["clone_url"] == f"https://{hosts['git']}/{admin['username']}/clone-check.git", (
+        f"Gogs clone_url is {repo['clone_url']!r}: not built from EXTERNAL_URL"
+    )
+    assert repo["html_url"] == f"https://{hosts['git']}/{admin['username']}/clone-check"
+
+
+def test_registration_is_closed(gogs: LoopbackGogs, public: PublicNames, hosts: dict[str, str]) -> None:
+    resp = public.request("GET", f"https://{hosts['git']}/user/sign_up")
+    assert resp.status == 200, f"GET /user/sign_up answered {resp.status}"
+    assert b"registration has been disabled" in resp.body, (
+        "Gogs shows a sign-up form: app.ini [auth] DISABLE_REGISTRATION is not in effect"
+    )
+
+
+@pytest.fixture
+def local_receiver() -> Iterator[tuple[int, list[str]]]:
+    """A webhook receiver on 127.0.0.1 that records every request it gets."""
+    seen: list[str] = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            seen.append(self.path)
+            self.send_response(200)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer((LOOPBACK, 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield int(server.server_address[1]), seen
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def _drone_webhook_url(objects: list[Manifest]) -> str:
+    """Where Drone registers its Gogs webhook: DRONE_SERVER_PROXY_PROTO://DRONE_SERVER_PROXY_HOST/hook."""
+    dep = manifests.get(objects, "Deployment", f"{RELEASE}-drone")
+    env: dict[str, str] = {}
+    for _, c in dep.containers(init=False):
+        env.update({e["name"]: str(e.get("value", "")) for e in c.get("env") or [] if "value" in e})
+    host = env.get("DRONE_SERVER_PROXY_HOST") or env.get("DRONE_SERVER_HOST")
+    proto = env.get("DRONE_SERVER_PROXY_PROTO") or env.get("DRONE_SERVER_PROTO") or "http"
+    assert host, f"{dep.ref} sets neither DRONE_SERVER_PROXY_HOST nor DRONE_SERVER_HOST"
+    return f"{proto}://{host}/hook"
+
+
+def test_webhook_allowlist_admits_drone_and_blocks_other_local_hosts(
+        gogs: LoopbackGogs, rendered: list[Manifest], public: PublicNames, hosts: dict[str, str],
+        admin: dict[str, str], admin_token: str, local_receiver: tuple[int, list[str]]) -> None:
+    """Drone creates its hook through the API, which Gogs does not check; the allow-list decides at
+    delivery. A push must be delivered towards Drone's rendered webhook host and refused for another
+    local address (a live receiver on 127.0.0.1 that must see nothing)."""
+    drone_url = _drone_webhook_url(rendered)
+    allow = ini_value(gogs.rendered_ini, "security", "LOCAL_NETWORK_ALLOWLIST") or ""
+    drone_host = drone_url.split("://", 1)[1].split("/", 1)[0].split(":", 1)[0]
+    assert drone_host in [h.strip() for h in allow.split(",")], (
+        f"app.ini LOCAL_NETWORK_ALLOWLIST {allow!r} lacks Drone's webhook host {drone_host!r}"
+    )
+    port, seen = local_receiver
+    owner, repo = admin["username"], "hook-check"
+    resp = _api(public, hosts["git"], "POST", "/user/repos", admin_token, {"name": repo, "auto_init": True,
+                                                                           "readme": "Default"})
+    assert resp.status == 201, f"creating {owner}/{repo} answered {resp.status} {resp.body[:300]!r}"
+    hook_ids = {}
+    for label, url in (("drone", drone_url), ("other", f"http://{LOOPBACK}:{port}/hook")):
+        resp = _api(public, hosts["git"], "POST", f"/repos/{owner}/{repo}/hooks", admin_token, {
+            "type": "gogs", "config": {"url": url, "content_type": "json", "secret": "s"},
+            "events": ["push"], "active": True})
+        assert resp.status == 201, (
+            f"creating the {label} webhook ({url}) answered {resp.status} {resp.body[:300]!r}"
+        )
+        hook_ids[label] = resp.json()["id"]
+    content = base64.b64encode(b"hello\n").decode()
+    resp = _api(public, hosts["git"], "PUT", f"/repos/{owner}/{repo}/contents/hello.txt", admin_token,
+                {"message": "trigger push hooks", "content": content})
+    assert resp.status in (200, 201), f"PUT contents answered {resp.status} {resp.body[:300]!r}"
+
+    def tasks() -> dict[str, tuple[int, str]] | None:
+        with sqlite3.connect(gogs.database) as db:
+            rows = db.execute("SELECT hook_id, is_delivered, response_content FROM hook_task").fetchall()
+        by_hook = {hid: (int(delivered), str(content or "")) for hid, delivered, content in rows}
+        found = {label: by_hook[hid] for label, hid in hook_ids.items() if hid in by_hook}
+        return found if len(found) == 2 and all(c for _, c in found.values()) else None
+
+    result = _wait_for("Gogs to process both push deliveries", tasks, timeout=60)
+    delivered, response = result["other"]
+    assert "implicitly blocked" in response and not delivered, (
+        f"the webhook to another local host (127.0.0.1) was not blocked: delivered={delivered} {response!r}"
+    )
+    assert not seen, f"the local receiver got {seen}: Gogs delivered to a non-allow-listed local host"
+    delivered, response = result["drone"]
+    assert delivered and "implicitly blocked" not in response, (
+        f"the webhook to Drone ({drone_url}) was refused by the allow-list: {response!r}"
+    )
+
+
+def test_rendered_app_ini_has_no_secret_literals(gogs: LoopbackGogs) -> None:
+    """SECRET_KEY arrives by ${VAR} expansion from the pod env, so app.ini itself carries no secret."""
+    assert ini_value(gogs.rendered_ini, "security", "SECRET_KEY") == "${GOGS_SECRET_KEY}"
+    assert gogs.env.get("GOGS_SECRET_KEY"), f"{gogs.pod.ref} env GOGS_SECRET_KEY is empty"

@@ -1,0 +1,274 @@
+"""drone-runner-kube v1.0.0-rc.5 with the runner env the drone subchart renders, compiling the sample
+app's `.drone.yml` expanded with the homeci template of charts/drone-pipelines.
+
+The template is expanded by Go's text/template (homeci.drone.GoTemplateRenderer, as Drone does). The
+runner side uses the runner's own code: the real `drone-runner-kube daemon` start-up parses the rendered
+env, and `homeci-runner-compile` (ci/gomod/runner/cmd) runs the runner's config loader, linter and
+compiler on it. Rewritten for loopback: only DRONE_RUNNER_ENV_FILE's path (the mounted ConfigMap file
+is materialised under a tmp dir).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from realprog_harness import RELEASE, binary, loopback_env
+
+from homeci import drone, manifests, rendering
+from homeci.manifests import Manifest
+from homeci.realprog import LoopbackPod
+
+ROOT = Path(__file__).resolve().parents[2]
+PIPELINES = ROOT / "charts" / "drone-pipelines"
+PIPELINES_RELEASE = "homeci-pipelines"
+SAMPLE_APP = ROOT / "tests" / "e2e" / "sample-app"
+REPO = "homeci/sample-app"
+
+
+def _quantity(value: str | int, *, cpu: bool) -> float:
+    """A Kubernetes quantity as millicores (cpu) or bytes (memory)."""
+    text = str(value)
+    if cpu:
+        return float(text[:-1]) if text.endswith("m") else float(text) * 1000
+    units = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "k": 1e3, "M": 1e6, "G": 1e9}
+    for suffix, factor in units.items():
+        if text.endswith(suffix):
+            return float(text[: -len(suffix)]) * factor
+    return float(text)
+
+
+def _runner_size(value: str) -> float:
+    """DRONE_RESOURCE_*_MEMORY as the runner reads it (go-units RAMInBytes: 1GiB, 128MiB, 100MB = MiB)."""
+    m = re.fullmatch(r"(\d+(?:\.\d+)?)\s*([kKmMgG]?)(i?)[bB]?", value.strip())
+    assert m, f"cannot read runner memory size {value!r}"
+    factor = {"": 1, "k": 2**10, "m": 2**20, "g": 2**30}[m.group(2).lower()]
+    return float(m.group(1)) * factor
+
+
+@pytest.fixture(scope="module")
+def runner(rendered: list[Manifest], tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    pod = LoopbackPod(rendered, "Deployment", f"{RELEASE}-drone-runner", "runner",
+                      tmp_path_factory.mktemp("runner"))
+    return {"pod": pod, "env": loopback_env(pod)}
+
+
+@pytest.fixture(scope="module")
+def pipeline_text(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """The sample app's `.drone.yml` (`kind: template`) expanded with the registered homeci template."""
+    objs = rendering.render(PIPELINES, [PIPELINES / "ci" / "default-values.yaml"], release=PIPELINES_RELEASE,
+                            namespace=rendering.DEFAULT_NAMESPACE, kube_version="1.37.0")
+    sample = yaml.safe_load((SAMPLE_APP / ".drone.yml").read_text())
+    assert sample.get("kind") == "template", "tests/e2e/sample-app/.drone.yml no longer loads a template"
+    templates = manifests.get(objs, "ConfigMap", f"{PIPELINES_RELEASE}-templates").obj["data"]
+    registered = templates[sample["load"]]
+    owner, name = REPO.split("/")
+    try:
+        return drone.GoTemplateRenderer().render(registered, drone.template_data(sample.get("data") or {},
+                                                 owner=owner, name=name),
+                                                 workdir=tmp_path_factory.mktemp("template"))
+    except Exception as exc:  # Go missing or template error: the message says which
+        pytest.fail(f"expanding {sample['load']} failed: {exc}")
+
+
+def _compile(env: dict[str, str], text: str, workdir: Path) -> subprocess.CompletedProcess[str]:
+    source = workdir / ".drone.yml"
+    source.write_text(text)
+    pipeline = yaml.safe_load(text)
+    secrets = sorted({str(v["from_secret"]) for step in pipeline.get("steps") or []
+                      for section in ("settings", "environment")
+                      for v in (step.get(section) or {}).values()
+                      if isinstance(v, dict) and "from_secret" in v})
+    args = [str(binary("homeci-runner-compile")), "--source", str(source), "--stage", str(pipeline["name"]),
+            "--repo", REPO, "--spec-json", str(workdir / "spec.json")]
+    for name in secrets:
+        args += ["--secret", f"{name}=t2-{name}"]
+    return subprocess.run(args, env=env, capture_output=True, text=True, timeout=60, check=False)
+
+
+@pytest.fixture(scope="module")
+def compiled(runner: dict[str, Any], pipeline_text: str,
+             tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    work = tmp_path_factory.mktemp("compile")
+    proc = _compile(runner["env"], pipeline_text, work)
+    assert proc.returncode == 0, (
+        f"drone-runner-kube (config+linter+compiler) rejected the rendered runner env or the pipeline: "
+        f"{proc.stderr.strip()}"
+    )
+    docs = [d for d in yaml.safe_load_all(proc.stdout) if d]
+    pod = next(d for d in docs if d.get("kind") == "Pod")
+    spec = json.loads((work / "spec.json").read_text())
+    return {"pod": pod, "spec": spec, "pipeline": yaml.safe_load(pipeline_text)}
+
+
+def _steps_env(runner: dict[str, Any]) -> dict[str, str]:
+    """The dotenv file DRONE_RUNNER_ENV_FILE points at (materialised from the rendered ConfigMap)."""
+    path = runner["env"].get("DRONE_RUNNER_ENV_FILE")
+    assert path, f"Deployment/{RELEASE}-drone-runner sets no DRONE_RUNNER_ENV_FILE"
+    return dict(line.split("=", 1) for line in Path(path).read_text().splitlines()
+                if line.strip() and not line.lstrip().startswith("#"))
+
+
+def _ca_volume(runner: dict[str, Any]) -> tuple[str, str, str]:
+    """(host path, container path, CA file in steps) of the DRONE_RUNNER_VOLUMES entry with the CA."""
+    raw = runner["env"].get("DRONE_RUNNER_VOLUMES", "")
+    assert raw, f"Deployment/{RELEASE}-drone-runner sets no DRONE_RUNNER_VOLUMES (the CA in every step)"
+    ca_file = _steps_env(runner).get("HOMECI_CA_FILE", "")
+    assert ca_file, "steps.env sets no HOMECI_CA_FILE"
+    for item in raw.split(","):
+        host, _, rest = item.partition(":")
+        container = rest.split(":")[0]
+        if ca_file == container or ca_file.startswith(container.rstrip("/") + "/"):
+            return host, container, ca_file
+    raise AssertionError(f"no DRONE_RUNNER_VOLUMES entry ({raw}) mounts steps.env HOMECI_CA_FILE {ca_file}")
+
+
+def test_runner_daemon_accepts_its_rendered_environment(runner: dict[str, Any], tmp_path: Path) -> None:
+    """The real daemon parses its env first; here it must get past that and stop only at the missing
+    in-cluster Kubernetes client (there is no cluster on loopback)."""
+    env = {k: v for k, v in runner["env"].items() if not k.startswith("KUBERNETES_")}
+    proc = subprocess.run([str(binary("drone-runner-kube")), "daemon"], env=env, capture_output=True,
+                          text=True, timeout=60, check=False, cwd=tmp_path)
+    out = (proc.stdout + proc.stderr).strip()
+    assert "envconfig" not in out, f"drone-runner-kube refuses the rendered env: {out}"
+    assert "in-cluster" in out, (
+        f"drone-runner-kube daemon stopped for another reason than the missing cluster: {out}"
+    )
+
+
+def test_pod_runs_in_the_build_namespace_with_the_deployer_account(compiled: dict[str, Any],
+                                                                   runner: dict[str, Any]) -> None:
+    pod = compiled["pod"]
+    want_ns = runner["env"].get("DRONE_NAMESPACE_DEFAULT")
+    assert pod["metadata"]["namespace"] == want_ns, (
+        f"compiled pod namespace {pod['metadata']['namespace']!r}, runner DRONE_NAMESPACE_DEFAULT {want_ns!r}"
+    )
+    sa = pod["spec"].get("serviceAccountName")
+    assert sa == compiled["pipeline"].get("service_account_name"), f"compiled pod serviceAccountName {sa!r}"
+    objs = rendering.render(PIPELINES, [PIPELINES / "ci" / "default-values.yaml"], release=PIPELINES_RELEASE,
+                            namespace=rendering.DEFAULT_NAMESPACE, kube_version="1.37.0")
+    accounts = {(m.namespace, m.name) for m in manifests.by_kind(objs, "ServiceAccount")}
+    assert (want_ns, sa) in accounts, (
+        f"the step pod uses ServiceAccount {want_ns}/{sa}, which charts/drone-pipelines does not create "
+        f"(it creates {sorted(accounts)})"
+    )
+
+
+def test_every_step_mounts_the_ca_and_gets_the_ca_environment(compiled: dict[str, Any],
+                                                              runner: dict[str, Any]) -> None:
+    host, container_path, _ = _ca_volume(runner)
+    dotenv = _steps_env(runner)
+    pod = compiled["pod"]
+    host_volumes = {v["name"] for v in pod["spec"].get("volumes") or []
+                    if (v.get("hostPath") or {}).get("path") == host}
+    assert host_volumes, f"compiled pod has no hostPath volume for {host}"
+    containers = pod["spec"]["containers"]
+    assert len(containers) == len(compiled["spec"]["steps"]), "one container per step (clone included)"
+    for c in containers:
+        mounts = {m["mountPath"]: m["name"] for m in c.get("volumeMounts") or []}
+        assert mounts.get(container_path) in host_volumes, (
+            f"step container {c['name']} does not mount the CA at {container_path}"
+        )
+        env = {e["name"]: e.get("value") for e in c.get("env") or []}
+        for key, value in dotenv.items():
+            assert env.get(key) == value, (
+                f"step container {c['name']} env {key}={env.get(key)!r}, want {value!r}"
+            )
+
+
+def test_kaniko_trusts_the_registry_through_the_mounted_ca(compiled: dict[str, Any],
+                                                           runner: dict[str, Any]) -> None:
+    _, _, ca_file = _ca_volume(runner)
+    build = next(s for s in compiled["pipeline"]["steps"] if "kaniko" in str(s.get("image")))
+    cert = str(build["settings"]["registry_certificate"])
+    registry, _, path = cert.partition("=")
+    assert path == ca_file, f"kaniko registry_certificate {cert!r} names a file steps do not have ({ca_file})"
+    assert _steps_env(runner).get("HOMECI_REGISTRY") == registry, (
+        f"kaniko pushes to {registry!r} but the runner env names another registry host"
+    )
+
+
+def test_step_images_are_pinned(compiled: dict[str, Any]) -> None:
+    for step in compiled["spec"]["steps"]:
+        image = str(step["image"])
+        name, _, tag = image.rpartition(":")
+        assert name and tag and "/" not in tag and tag != "latest", (
+            f"pipeline step {step['name']} runs image {image!r}: pin a tag"
+            + (" (set DRONE_IMAGE_CLONE on the runner)" if step["name"] == "clone" else "")
+        )
+
+
+def test_limits_and_requests_follow_the_template_and_runner_defaults(compiled: dict[str, Any],
+                                                                     runner: dict[str, Any]) -> None:
+    env = runner["env"]
+    default_cpu = float(env.get("DRONE_RESOURCE_LIMIT_CPU", "0"))
+    default_mem = _runner_size(env.get("DRONE_RESOURCE_LIMIT_MEMORY", "0"))
+    declared = {s["name"]: (s.get("resources") or {}).get("limits") or {}
+                for s in compiled["pipeline"]["steps"]}
+    by_id = {s["id"]: s["name"] for s in compiled["spec"]["steps"]}
+    total_cpu = total_mem = 0.0
+    for c in compiled["pod"]["spec"]["containers"]:
+        step = by_id[c["name"]]
+        limits = (c.get("resources") or {}).get("limits") or {}
+        assert "cpu" in limits and "memory" in limits, f"step {step} container has no cpu+memory limits"
+        want = declared.get(step) or {}
+        want_cpu = float(want["cpu"]) if "cpu" in want else default_cpu
+        want_mem = _runner_size(str(want["memory"])) if "memory" in want else default_mem
+        assert _quantity(limits["cpu"], cpu=True) == want_cpu, f"step {step} cpu limit {limits['cpu']}"
+        assert _quantity(limits["memory"], cpu=False) == want_mem, (
+            f"step {step} memory limit {limits['memory']}"
+        )
+        requests = (c.get("resources") or {}).get("requests") or {}
+        total_cpu += _quantity(requests.get("cpu", 0), cpu=True)
+        total_mem += _quantity(requests.get("memory", 0), cpu=False)
+    # The runner splits the stage request (DRONE_RESOURCE_REQUEST_*) across the step containers.
+    assert total_cpu == pytest.approx(float(env["DRONE_RESOURCE_REQUEST_CPU"]), abs=len(by_id)), (
+        f"step requests sum to {total_cpu}m, runner DRONE_RESOURCE_REQUEST_CPU is "
+        f"{env['DRONE_RESOURCE_REQUEST_CPU']}"
+    )
+    assert total_mem == pytest.approx(_runner_size(env["DRONE_RESOURCE_REQUEST_MEMORY"]), rel=0.05), (
+        f"step requests sum to {total_mem:.0f} bytes, runner DRONE_RESOURCE_REQUEST_MEMORY is "
+        f"{env['DRONE_RESOURCE_REQUEST_MEMORY']}"
+    )
+
+
+def test_only_rbac_keeps_pipelines_in_the_build_namespace(runner: dict[str, Any], pipeline_text: str,
+                                                         rendered: list[Manifest], tmp_path: Path) -> None:
+    """The runner's DRONE_NAMESPACE_RULES only guard the namespaces they list: a repository naming
+    another namespace passes the real linter. So the runner's RBAC must be what stops it: the runner's
+    ServiceAccount may create pods in the build namespace only."""
+    pipeline = yaml.safe_load(pipeline_text)
+    pipeline["metadata"] = {"namespace": "kube-system"}
+    proc = _compile(runner["env"], yaml.safe_dump(pipeline), tmp_path)
+    assert proc.returncode == 0, f"the runner's linter now refuses other namespaces: {proc.stderr.strip()}"
+    pod = next(d for d in yaml.safe_load_all(proc.stdout) if d and d.get("kind") == "Pod")
+    assert pod["metadata"]["namespace"] == "kube-system"
+
+    build_ns = runner["env"]["DRONE_NAMESPACE_DEFAULT"]
+    sa = runner["pod"].spec.get("serviceAccountName")
+    roles = {(m.kind, m.namespace, m.name): m for m in rendered if m.kind in ("Role", "ClusterRole")}
+    allowed: list[str] = []
+    for binding in rendered:
+        if binding.kind not in ("RoleBinding", "ClusterRoleBinding"):
+            continue
+        subjects = binding.obj.get("subjects") or []
+        if not any(s.get("kind") == "ServiceAccount" and s.get("name") == sa for s in subjects):
+            continue
+        ref = binding.obj["roleRef"]
+        key = (ref["kind"], binding.namespace if ref["kind"] == "Role" else None, ref["name"])
+        role = roles.get(key)
+        assert role is not None, f"{binding.ref} binds {ref['kind']}/{ref['name']}, which is not rendered"
+        for rule in role.obj.get("rules") or []:
+            if "pods" in (rule.get("resources") or []) and {"create", "*"} & set(rule.get("verbs") or []):
+                cluster = binding.kind == "ClusterRoleBinding"
+                allowed.append("cluster-wide" if cluster else str(binding.namespace))
+    assert allowed == [build_ns], (
+        f"ServiceAccount {sa} may create pods in {allowed or 'no namespace'}; only {build_ns} is safe, "
+        "because"
+        "DRONE_NAMESPACE_RULES does not stop pipelines that name another namespace"
+    )

@@ -1,0 +1,203 @@
+"""Traefik 3.7.15 (the real binary) with the static args and dynamic TLS file the chart renders."""
+
+from __future__ import annotations
+
+import http.server
+import socket
+import ssl
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from realprog_harness import RELEASE, LoopbackTraefik, render
+
+from homeci import manifests, realprog
+from homeci.manifests import Manifest
+from homeci.realprog import LOOPBACK, PublicNames
+
+
+def _rendered_arg(objects: list[Manifest], prefix: str) -> str:
+    dep = manifests.get(objects, "Deployment", f"{RELEASE}-traefik")
+    for _, c in dep.containers():
+        for arg in c.get("args") or []:
+            if str(arg).startswith(prefix):
+                return str(arg)[len(prefix):]
+    raise AssertionError(f"{dep.ref} containers[traefik].args has no {prefix}...")
+
+
+def _go_duration_seconds(text: str) -> float:
+    """Seconds in a Go duration ("1800s", "30m0s", "1h0m0s") or a bare number of seconds."""
+    if text.replace(".", "", 1).isdigit():
+        return float(text)
+    units = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}
+    total, num = 0.0, ""
+    i = 0
+    while i < len(text):
+        ch = text[i]
+        if ch.isdigit() or ch == ".":
+            num += ch
+            i += 1
+            continue
+        unit = "ms" if text[i:i + 2] == "ms" else ch
+        total += float(num) * units[unit]
+        num, i = "", i + len(unit)
+    return total
+
+
+@pytest.fixture(scope="module")
+def echo_backend() -> Iterator[int]:
+    """A loopback HTTP server that answers every request with 200 after reading the whole body."""
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def _answer(self) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            body = self.rfile.read(length) if length else b""
+            reply = f"got {len(body)} bytes for {self.headers.get('Host')}{self.path}".encode()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(reply)))
+            self.end_headers()
+            self.wfile.write(reply)
+
+        do_GET = do_PUT = do_POST = _answer
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer((LOOPBACK, 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield int(server.server_address[1])
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.fixture(scope="module")
+def routed(traefik: LoopbackTraefik, echo_backend: int) -> LoopbackTraefik:
+    # The Gogs Ingress (git.<domain>) stands for every Ingress here; its backend is the echo server.
+    traefik.route(f"{RELEASE}-gogs", echo_backend)
+    return traefik
+
+
+def test_ping_answers(traefik: LoopbackTraefik) -> None:
+    ok = realprog.http_check(f"{traefik.api}/ping")()
+    assert ok, (
+        f"Traefik /ping on the `traefik` entrypoint did not answer 200 (log {traefik.program.log_path})"
+    )
+
+
+def test_http_redirects_permanently_to_public_https(public: PublicNames, hosts: dict[str, str]) -> None:
+    for host in hosts.values():
+        resp = public.request("GET", f"http://{host}/some/path?x=1")
+        assert resp.status == 301, f"http://{host}/ on the web entrypoint answered {resp.status}, want 301"
+        # The redirect must name the public HTTPS port (Service port 443), never the container port.
+        assert resp.headers.get("location") == f"https://{host}/some/path?x=1", (
+            f"http://{host}/ redirects to {resp.headers.get('location')!r}, expected https://{host}/some/path?x=1"
+        )
+
+
+def test_default_certificate_is_the_rendered_serving_cert(public: PublicNames, hosts: dict[str, str],
+                                                          rendered: list[Manifest]) -> None:
+    """Verified against the rendered CA only, with SNI = each public host (and a pipeline app host)."""
+    domain = hosts["git"].split(".", 1)[1]
+    tls = manifests.get(rendered, "Secret", f"{RELEASE}-tls")
+    served = None
+    for host in [*hosts.values(), f"my-app.{domain}"]:
+        try:
+            cert = public.tls_peer(host)
+        except ssl.SSLCertVerificationError as exc:
+            pytest.fail(f"Traefik's certificate for SNI {host} fails against ConfigMap/{RELEASE}-ca: {exc}")
+        sans = {v for k, v in cert.get("subjectAltName", ()) if k == "DNS"}
+        assert host in sans or f"*.{domain}" in sans, f"served certificate SANs {sorted(sans)} lack {host}"
+        served = cert
+    # And it is the one from Secret/<release>-tls, not one Traefik generated.
+    import base64
+
+    from cryptography import x509
+
+    rendered_cert = x509.load_pem_x509_certificate(base64.b64decode(tls.obj["data"]["tls.crt"]))
+    with socket.create_connection((LOOPBACK, public.ports["https"]), timeout=10) as raw:
+        ctx = ssl.create_default_context(cafile=str(public.ca_file))
+        with ctx.wrap_socket(raw, server_hostname=hosts["registry"]) as conn:
+            der = conn.getpeercert(binary_form=True)
+    assert der is not None and served is not None
+    assert x509.load_der_x509_certificate(der).serial_number == rendered_cert.serial_number, (
+        f"Traefik serves a certificate that is not Secret/{RELEASE}-tls tls.crt"
+    )
+
+
+def test_ingress_route_reaches_backend_over_tls(routed: LoopbackTraefik, public: PublicNames,
+                                                hosts: dict[str, str]) -> None:
+    resp = public.request("PUT", f"https://{hosts['git']}/echo", body=b"x" * 1000)
+    assert resp.status == 200 and resp.body == f"got 1000 bytes for {hosts['git']}/echo".encode(), (
+        f"https://{hosts['git']}/echo through Traefik answered {resp.status} {resp.body[:200]!r}"
+    )
+
+
+def test_websecure_runs_with_the_rendered_read_timeout(traefik: LoopbackTraefik,
+                                                       rendered: list[Manifest]) -> None:
+    """Traefik's own view of its websecure entrypoint (API rawdata) carries the rendered readTimeout."""
+    import json
+    import urllib.request
+
+    want = _rendered_arg(rendered, "--entryPoints.websecure.transport.respondingTimeouts.readTimeout=")
+    with urllib.request.urlopen(f"{traefik.api}/api/entrypoints/websecure", timeout=5) as resp:
+        ep = json.load(resp)
+    got = ep["transport"]["respondingTimeouts"].get("readTimeout", "0s")
+    assert _go_duration_seconds(str(got)) == _go_duration_seconds(want), (
+        f"Traefik runs websecure with readTimeout {got}, the chart renders {want}"
+    )
+    assert _go_duration_seconds(want) == 0 or _go_duration_seconds(want) > 60, (
+        f"Deployment/{RELEASE}-traefik readTimeout {want} would cut image layer uploads "
+        "(Traefik's default is 60s)"
+    )
+
+
+def _slow_put(names: PublicNames, host: str, seconds: float) -> str:
+    """PUT a 4 KiB body spread over ``seconds``; 'ok' if the backend's answer arrives, else what happened."""
+    ctx = names.context
+    assert ctx is not None
+    body = b"y" * 4096
+    chunks = 8
+    with socket.create_connection((LOOPBACK, names.ports["https"]), timeout=seconds + 20) as raw, \
+            ctx.wrap_socket(raw, server_hostname=host) as conn:
+        head = (f"PUT /slow HTTP/1.1\r\nHost: {host}\r\nContent-Length: {len(body)}\r\n"
+                "Connection: close\r\n\r\n")
+        try:
+            conn.sendall(head.encode())
+            for i in range(chunks):
+                time.sleep(seconds / chunks)
+                conn.sendall(body[i * len(body) // chunks:(i + 1) * len(body) // chunks])
+            reply = b""
+            while chunk := conn.recv(65536):
+                reply += chunk
+        except OSError as exc:
+            return f"connection error {exc!r}"
+    first = reply.split(b"\r\n", 1)[0].decode(errors="replace")
+    return "ok" if first.startswith("HTTP/1.1 200") and reply.endswith(b"got 4096 bytes for " +
+                                                                         host.encode() + b"/slow") else first
+
+
+def test_read_timeout_value_is_enforced_on_websecure(tmp_path: Path, ca_file: Path, echo_backend: int,
+                                                    routed: LoopbackTraefik, hosts: dict[str, str]) -> None:
+    """The readTimeout key really drives Traefik: with the value rendered down to 2s (a --set override)
+    a 4-second upload is cut, while the default render lets the same upload finish."""
+    host = hosts["git"]
+    assert _slow_put(routed.names(ca_file), host, 4) == "ok", (
+        "a 4 s upload through the default-rendered Traefik did not complete"
+    )
+    short = render("traefik.entryPoints.readTimeout=2s")
+    # A second render generates its own CA (no cluster to `lookup` the first one from): trust that one.
+    short_ca = tmp_path / "ca.crt"
+    short_ca.write_text(manifests.get(short, "ConfigMap", f"{RELEASE}-ca").obj["data"]["ca.crt"])
+    proxy = LoopbackTraefik(short, tmp_path / "traefik")
+    try:
+        proxy.start()
+        proxy.route(f"{RELEASE}-gogs", echo_backend)
+        outcome = _slow_put(proxy.names(short_ca), host, 4)
+    finally:
+        proxy.program.stop()
+    assert outcome != "ok", "with readTimeout=2s rendered, a 4 s upload still completed: value not applied"
