@@ -148,3 +148,14 @@ def test_one_render_per_scenario_unless_templates_read_capabilities() -> None:
     assert len(good) == 4, good   # 2 scenarios x (1.30, 1.37)
     assert len(bad) == 2, bad     # 2 scenarios x one render at 1.37, validated against 1.25 and 1.37
     assert all(a[-1] == "1.37.0" for a in bad)
+
+
+def test_library_chart_is_linted_but_not_rendered(tmp_path: Path) -> None:
+    lib = tmp_path / "lib"
+    (lib / "templates").mkdir(parents=True)
+    (lib / "Chart.yaml").write_text("apiVersion: v2\nname: lib\nversion: 0.1.0\ntype: library\n")
+    (lib / "templates" / "_names.tpl").write_text('{{- define "lib.name" -}}{{ .Release.Name }}{{- end -}}\n')
+    results = {r.column: r for r in Linter(jobs=2).run([lib]).results}
+    assert results["helm3-lint"].status == "pass" and results["helm4-lint"].status == "pass"
+    for col in ("schema", "render", "k8s-min", "k8s-max"):
+        assert results[col].status == "skip", col

@@ -192,7 +192,11 @@ class Linter:
                     for major in self.majors:
                         newest = versions[1] if versions else None
                         futures.append(pool.submit(self.helm_lint, chart, scenario, major, newest))
-                    futures.append(pool.submit(self.schema, chart, scenario))
+                    if library and not (chart / "values.schema.json").is_file():
+                        results.append(CheckResult(name, scen, "schema", "schema", "skip",
+                                                   note="library chart without values"))
+                    else:
+                        futures.append(pool.submit(self.schema, chart, scenario))
                     if library:
                         for col in ("render", "k8s-min", "k8s-max"):
                             results.append(CheckResult(name, scen, col, col, "skip", note="library chart"))
