@@ -108,3 +108,21 @@ def test_objects_are_labelled(scenario: Path) -> None:
             assert labels.get(key), f"{m.ref} metadata.labels.{key} missing"
         assert labels.get("app.kubernetes.io/part-of") == "homeci", f"{m.ref} metadata.labels.part-of"
         assert labels["app.kubernetes.io/instance"] == RELEASE
+
+
+def test_helm4_renders_the_same_rbac(scenario: Path) -> None:
+    """Helm 3 and Helm 4 produce the same RBAC objects (names, namespaces, rules, subjects)."""
+
+    def rbac(major: int) -> list[tuple[str, str | None, str, str]]:
+        objs = rendering.render(
+            CHART, [scenario], major=major, release=RELEASE, namespace=NAMESPACE, kube_version=KUBE
+        )
+        kinds = ("ServiceAccount", "Role", "RoleBinding")
+        body = ("rules", "subjects", "roleRef", "automountServiceAccountToken")
+        return sorted(
+            (m.kind, m.namespace, m.name, repr({k: m.obj.get(k) for k in body}))
+            for m in objs
+            if m.kind in kinds
+        )
+
+    assert rbac(4) == rbac(3), f"{rendering.scenario_name(scenario)}: Helm 4 RBAC differs from Helm 3"

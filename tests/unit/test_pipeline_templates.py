@@ -274,3 +274,17 @@ def test_template_names_are_valid_for_drone() -> None:
     assert TEMPLATE in files
     for name in files:
         assert name.endswith((".yaml", ".yml")), f"{name}: Drone accepts only .yaml/.yml YAML templates"
+
+
+@pytest.mark.parametrize("version", ["1.30", "1.37"])
+def test_sample_app_manifests_are_valid_kubernetes(version: str) -> None:
+    """k8s/*.yaml of the sample app validate strictly against the oldest and newest supported Kubernetes."""
+    from homeci.lint import kube
+
+    objs = kube.parse("\n---\n".join(p.read_text() for p in sorted((SAMPLE_APP / "k8s").glob("*.yaml"))))
+    assert {m.kind for m in objs} == {"Deployment", "Service", "Ingress"}
+    report = kube.validate(objs, version)
+    assert not report.errors, "\n".join(report.errors)
+    ingress = next(m for m in objs if m.kind == "Ingress")
+    assert ingress.obj["spec"]["rules"][0]["host"] == "sample-app.homeci.localhost"
+    assert ingress.obj["spec"]["tls"][0]["hosts"] == ["sample-app.homeci.localhost"], "Ingress must serve TLS"
