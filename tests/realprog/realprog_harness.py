@@ -243,3 +243,39 @@ class LoopbackGogs:
         self.program.start()
         self.program.wait_ready(realprog.http_check(f"{self.url}/healthcheck"), timeout=90,
                                 what="answering /healthcheck")
+
+
+class LoopbackRegistry:
+    """Deployment/<release>-registry (distribution v3) run on loopback with the rendered config.yml
+    (Secret <release>-registry-config) and htpasswd (Secret <release>-registry-auth).
+
+    Rewritten: container paths in config.yml and args -> the materialised volumes (storage root,
+    htpasswd path); ``http.addr`` -> 127.0.0.1:<free port>; a ``http.debug.addr``, if rendered, ->
+    another free loopback port. ``http.host`` (the public URL used in Location headers) stays as
+    rendered: clients reach it through Traefik on loopback.
+    """
+
+    def __init__(self, objects: list[Manifest], root: Path, registry_bin: Path) -> None:
+        self.pod = LoopbackPod(objects, "Deployment", f"{RELEASE}-registry", "registry", root)
+        self.port = realprog.free_port()
+        self.url = f"http://{LOOPBACK}:{self.port}"
+        args = [self.pod.rewrite(a) for a in self.pod.args]
+        configs = [a for a in args if a.endswith((".yml", ".yaml"))]
+        if not configs:
+            raise HomeciError(f"{self.pod.ref} args {self.pod.args} name no config file")
+        self.config_path = Path(configs[-1])
+        self.rendered_config: dict[str, Any] = yaml.safe_load(self.config_path.read_text())
+        config = yaml.safe_load(self.pod.rewrite(self.config_path.read_text()))
+        config.setdefault("http", {})["addr"] = f"{LOOPBACK}:{self.port}"
+        if (config["http"].get("debug") or {}).get("addr"):
+            config["http"]["debug"]["addr"] = f"{LOOPBACK}:{realprog.free_port()}"
+        self.config_path.write_text(yaml.safe_dump(config))
+        self.config = config
+        env = loopback_env(self.pod)
+        command = self.pod.command or ["registry"]
+        argv = [str(registry_bin), *command[1:], *args]
+        self.program = Program("registry", argv, log_dir=root / "logs", env=env, cwd=root)
+
+    def start(self) -> None:
+        self.program.start()
+        self.program.wait_ready(realprog.http_check(f"{self.url}/"), timeout=30, what="answering GET /")
