@@ -79,7 +79,7 @@ def test_kubernetes_validation_failures(report: LintReport) -> None:
 def test_custom_resources(report: LintReport) -> None:
     ok = cell(report, "with-crd", "defaults", "k8s-min")
     assert ok.status == "pass" and ok.check == "k8s-1.28"
-    assert ok.unchecked == ["Middleware/homeci-headers (traefik.io/v1alpha1): no CRD schema in the chart"]
+    assert ok.unchecked == ["Gadget/homeci-gadget (gadgets.example.org/v1): no CRD or crd-schemas/ schema"]
     bad = cell(report, "with-crd", "bad-widget", "k8s-max")
     assert bad.status == "fail" and bad.check == "k8s-1.35"
     assert any("Widget/homeci-widget: spec.size" in m for m in bad.messages)

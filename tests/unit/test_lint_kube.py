@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from homeci import rendering
+from homeci.errors import HomeciError
 from homeci.lint import kube
 from homeci.manifests import Manifest
 
@@ -45,11 +46,18 @@ def test_removed_api_fails_only_where_it_is_gone() -> None:
                for e in new.errors), new.errors
 
 
+WITH_CRD_SCHEMAS = [FIXTURES / "with-crd" / "crd-schemas"]
+
+
 def test_custom_resources_checked_against_shipped_crd_and_others_listed_unchecked() -> None:
-    good = kube.validate(_render("with-crd"), "1.30")
+    assert kube.schema_dirs(FIXTURES / "with-crd")[0] == WITH_CRD_SCHEMAS[0]
+    good = kube.validate(_render("with-crd"), "1.30", WITH_CRD_SCHEMAS)
     assert good.errors == []
-    assert good.unchecked == ["Middleware/homeci-headers (traefik.io/v1alpha1): no CRD schema in the chart"]
-    bad = kube.validate(_render("with-crd", "bad-widget"), "1.30")
+    assert good.checked == 3  # the CRD, the Widget (by the CRD), the Middleware (by crd-schemas/)
+    assert good.unchecked == ["Gadget/homeci-gadget (gadgets.example.org/v1): no CRD or crd-schemas/ schema"]
+    without = kube.validate(_render("with-crd"), "1.30")
+    assert len(without.unchecked) == 2
+    bad = kube.validate(_render("with-crd", "bad-widget"), "1.30", WITH_CRD_SCHEMAS)
     assert any("Widget/homeci-widget: spec.size: 'huge' is not of type 'integer'" in e for e in bad.errors)
 
 
@@ -68,3 +76,22 @@ def test_cached_validator_agrees_with_kubernetes_validate(chart: str) -> None:
         ours = kube.validate([m], "1.30").errors
         reference = kube.reference_errors(m.obj, "1.30")
         assert bool(ours) == (reference is not None), f"{m.ref}: ours={ours} reference={reference}"
+
+
+def test_custom_resource_against_json_schema_file() -> None:
+    objects = _render("with-crd")
+    middleware = next(m for m in objects if m.kind == "Middleware")
+    middleware.obj["spec"]["headers"]["stsSeconds"] = "one year"
+    middleware.obj["spec"]["headers"]["frameDenny"] = True
+    errors = kube.validate(objects, "1.30", WITH_CRD_SCHEMAS).errors
+    assert any("Middleware/homeci-headers: spec.headers: Additional properties are not allowed ('frameDenny'"
+               in e for e in errors), errors
+    assert any("Middleware/homeci-headers: spec.headers.stsSeconds: 'one year' is not of type 'integer'" in e
+               for e in errors), errors
+
+
+def test_corrupt_json_schema_file_is_one_line_error(tmp_path: Path) -> None:
+    (tmp_path / "traefik.io").mkdir()
+    (tmp_path / "traefik.io" / "middleware_v1alpha1.json").write_text("{nope")
+    with pytest.raises(HomeciError, match=r"middleware_v1alpha1\.json: not a readable JSON schema"):
+        kube.file_validators([tmp_path])

@@ -20,6 +20,7 @@ import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from importlib import resources as importlib_resources
+from pathlib import Path
 from typing import Any
 
 import jsonschema
@@ -161,10 +162,47 @@ def _messages(errors: Iterable[jsonschema.ValidationError]) -> list[str]:
     return out
 
 
-def validate(objects: list[Manifest], version: str) -> KubeReport:
-    """Validate every object against Kubernetes ``version`` (``1.30`` or ``1.30.2``), strict schemas."""
+SCHEMA_DIR = "crd-schemas"
+
+
+def schema_dirs(chart: Path) -> list[Path]:
+    """Where JSON schemas for custom resources may live: ``crd-schemas/`` in the chart (or any chart it
+    carries) and ``ci/crd-schemas/`` in the checkout. Layout: ``<group>/<kind>_<version>.json``
+    (lower-case kind, as in the community CRDs catalog)."""
+    dirs = sorted(p for p in chart.rglob(SCHEMA_DIR) if p.is_dir())
+    try:
+        from homeci.paths import repo_root
+
+        shared = repo_root() / "ci" / SCHEMA_DIR
+        if shared.is_dir():
+            dirs.append(shared)
+    except HomeciError:
+        pass
+    return dirs
+
+
+def file_validators(dirs: Iterable[Path]) -> dict[tuple[str, str], jsonschema.Draft7Validator]:
+    """(apiVersion, kind) → validator for every ``<group>/<kind>_<version>.json`` under ``dirs``."""
+    out: dict[tuple[str, str], jsonschema.Draft7Validator] = {}
+    for base in dirs:
+        for file in sorted(base.glob("*/*_*.json")):
+            group, (kind, _, ver) = file.parent.name, file.stem.rpartition("_")
+            try:
+                schema = json.loads(file.read_text())
+            except (OSError, json.JSONDecodeError) as exc:
+                raise HomeciError(f"{file}: not a readable JSON schema ({exc}); fix or remove it") from None
+            out[(f"{group}/{ver}", kind.lower())] = jsonschema.Draft7Validator(_crd_schema(schema))
+    return out
+
+
+def validate(objects: list[Manifest], version: str, schema_dirs: Iterable[Path] = ()) -> KubeReport:
+    """Validate every object against Kubernetes ``version`` (``1.30`` or ``1.30.2``), strict schemas.
+
+    Custom resources: against a CRD among ``objects``, else a JSON schema file in ``schema_dirs``.
+    """
     minor = ".".join(version.split(".")[:2])
     report = KubeReport(minor)
+    files = file_validators(schema_dirs)
     crds = crd_validators(objects)
     for m in objects:
         api, kind = str(m.obj.get("apiVersion", "")), m.kind
@@ -177,13 +215,13 @@ def validate(objects: list[Manifest], version: str) -> KubeReport:
         if builtin is not None:
             messages: tuple[str, ...] = _builtin_messages(builtin, minor, m.obj)
         else:
-            custom = crds.get((api, kind))
+            custom = crds.get((api, kind)) or files.get((api, kind.lower()))
             if custom is None:
                 if _builtin_group(api):
                     report.errors.append(f"{where}: {api} {kind} does not exist in Kubernetes {minor}; "
                                          "use an apiVersion that version serves")
                 else:
-                    report.unchecked.append(f"{m.ref} ({api}): no CRD schema in the chart")
+                    report.unchecked.append(f"{m.ref} ({api}): no CRD or {SCHEMA_DIR}/ schema")
                 continue
             messages = tuple(_messages(custom.iter_errors(m.obj)))
         report.checked += 1

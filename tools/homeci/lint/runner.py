@@ -163,7 +163,7 @@ class Linter:
             return skipped, f"helm3 template --kube-version {render_version}: {_one_line(exc)}"
         results = []
         for version, column in targets:
-            report = kube.validate(objects, version)
+            report = kube.validate(objects, version, kube.schema_dirs(chart))
             status = "fail" if report.errors else "pass"
             results.append(CheckResult(name, scen, column, f"k8s-{_minor(version)}", status, report.errors,
                                        report.unchecked, f"{report.checked} objects"))
