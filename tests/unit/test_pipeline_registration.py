@@ -287,3 +287,60 @@ def test_script_is_stdlib_only() -> None:
     imported = {a.name.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
     imported |= {n.module.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}
     assert imported <= set(sys.stdlib_module_names) | {"__future__"}, imported
+
+
+def test_rendered_job_drives_the_script(
+    reg: ModuleType, fake: tuple[FakeDrone, str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The chart's Job (env, mounts, command) and ConfigMaps, run against the fake: what Drone stores is
+    exactly the rendered templates ConfigMap, and the organisation secrets carry the chart's credentials."""
+    import base64
+
+    from homeci import manifests, rendering
+
+    state, url = fake
+    chart = drone.chart_dir()
+    objs = rendering.render(
+        chart,
+        [chart / "ci" / "default-values.yaml"],
+        release="homeci-pipelines",
+        namespace="homeci",
+        kube_version="1.37.0",
+    )
+    job = manifests.get(objs, "Job", "homeci-pipelines-register")
+    ((path, container),) = list(job.containers())
+    spec = job.pod_spec()
+    assert spec is not None
+    mounts = {m["name"]: m for m in container["volumeMounts"]}
+    volumes = {v["name"]: v for v in spec["volumes"]}
+    assert container["command"][-1] == mounts["script"]["mountPath"], f"{job.ref} {path}.command"
+
+    secrets = {m.name: m for m in manifests.by_kind(objs, "Secret") if m.namespace == "homeci"}
+    env: dict[str, str] = {}
+    for e in container["env"]:
+        if "value" in e:
+            env[e["name"]] = e["value"]
+            continue
+        ref = e["valueFrom"]["secretKeyRef"]
+        if ref["name"] in secrets:
+            env[e["name"]] = base64.b64decode(secrets[ref["name"]].obj["data"][ref["key"]]).decode()
+        else:  # the umbrella's Secret, not part of this chart
+            assert ref == {"name": "homeci-drone-machine", "key": "token"}, (
+                f"{job.ref} {path}.env.{e['name']}"
+            )
+            env[e["name"]] = TOKEN
+    env["HOMECI_DRONE_SERVER"] = url  # in the cluster: http://homeci-drone.homeci.svc:80
+
+    templates_cm = manifests.get(objs, "ConfigMap", volumes["templates"]["configMap"]["name"])
+    assert env["HOMECI_TEMPLATES_DIR"] == mounts["templates"]["mountPath"]
+    mounted = tmp_path / "mounted"
+    mounted.mkdir()
+    for name, text in templates_cm.obj["data"].items():
+        (mounted / name).write_text(text)
+    env["HOMECI_TEMPLATES_DIR"] = str(mounted)
+
+    rec = run_main(reg, env)
+    assert rec.lines[-1] == "exit=0", capsys.readouterr().err
+    assert state.templates == {("homeci", TEMPLATE): templates_cm.obj["data"][TEMPLATE]}
+    assert state.secrets[("homeci", "homeci_registry_username")]["data"] == "homeci-push"
+    assert state.secrets[("homeci", "homeci_registry_password")]["data"] == "scenario-only-not-a-secret"
