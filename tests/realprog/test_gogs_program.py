@@ -236,3 +236,13 @@ def test_rendered_app_ini_has_no_secret_literals(gogs: LoopbackGogs) -> None:
     """SECRET_KEY arrives by ${VAR} expansion from the pod env, so app.ini itself carries no secret."""
     assert ini_value(gogs.rendered_ini, "security", "SECRET_KEY") == "${GOGS_SECRET_KEY}"
     assert gogs.env.get("GOGS_SECRET_KEY"), f"{gogs.pod.ref} env GOGS_SECRET_KEY is empty"
+
+
+def test_gogs_accepts_every_rendered_app_ini_option(gogs: LoopbackGogs) -> None:
+    """Gogs warns at start-up about sections/options it ignores (renamed in 0.12-0.14): none may be left."""
+    log = gogs.program.log_path.read_text(errors="replace")
+    ignored = [line.split("]", 1)[-1].strip() for line in log.splitlines()
+               if "WARN" in line and ("is invalid" in line or "no longer used" in line)]
+    assert not ignored, (
+        f"Secret/{RELEASE}-gogs-config app.ini has options Gogs 0.14.3 ignores: {'; '.join(ignored)}"
+    )
