@@ -344,3 +344,13 @@ def test_rendered_job_drives_the_script(
     assert state.templates == {("homeci", TEMPLATE): templates_cm.obj["data"][TEMPLATE]}
     assert state.secrets[("homeci", "homeci_registry_username")]["data"] == "homeci-push"
     assert state.secrets[("homeci", "homeci_registry_password")]["data"] == "scenario-only-not-a-secret"
+
+
+def test_write_answered_404_is_an_error(reg: ModuleType, fake: tuple[FakeDrone, str], templates_dir: Path,
+                                        capsys: pytest.CaptureFixture[str]) -> None:
+    """Only a GET may answer 404 (object missing); a 404 to a write means the API is not what we expect."""
+    state, url = fake
+    state.templates[("homeci", TEMPLATE)] = "old"
+    client = reg.DroneClient(server=url, token=TOKEN, attempts=1)
+    with pytest.raises(reg.RegistrationError, match=r"answered 404 to PATCH /api/templates/homeci/nope"):
+        client.request("PATCH", "/api/templates/homeci/nope.yaml", {"data": "x"})

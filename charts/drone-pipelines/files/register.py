@@ -86,8 +86,9 @@ class DroneClient:
     sleep: Callable[[float], None] = time.sleep
     log: Callable[[str], None] = field(default=lambda msg: print(msg, flush=True))
 
-    def request(self, method: str, path: str, body: Mapping[str, Any] | None = None) -> tuple[int, Any]:
-        """(status, decoded JSON or None). 404 is returned, not raised; other 4xx raise."""
+    def request(self, method: str, path: str, body: Mapping[str, Any] | None = None, *,
+                missing_ok: bool = False) -> tuple[int, Any]:
+        """(status, decoded JSON or None). 404 is returned when ``missing_ok``; any other 4xx raises."""
         url = self.server.rstrip("/") + path
         data = json.dumps(body).encode() if body is not None else None
         delay = self.backoff
@@ -109,7 +110,7 @@ class DroneClient:
                         f"{self.token_source} is wrong or not an admin's; fix that Secret (the umbrella's "
                         "drone machine token) and run helm upgrade again"
                     ) from None
-                if err.code == 404:
+                if err.code == 404 and missing_ok:
                     return 404, None
                 if err.code < 500:
                     raise RegistrationError(
@@ -143,7 +144,7 @@ def _path(*parts: str) -> str:
 
 
 def sync_template(client: DroneClient, namespace: str, name: str, data: str) -> Result:
-    status, current = client.request("GET", _path("templates", namespace, name))
+    status, current = client.request("GET", _path("templates", namespace, name), missing_ok=True)
     if status == 404 or not isinstance(current, dict):
         client.request("POST", _path("templates", namespace), {"name": name, "data": data})
         return Result("template", namespace, name, "created")
@@ -154,7 +155,7 @@ def sync_template(client: DroneClient, namespace: str, name: str, data: str) -> 
 
 
 def sync_secret(client: DroneClient, namespace: str, name: str, data: str) -> Result:
-    status, current = client.request("GET", _path("secrets", namespace, name))
+    status, current = client.request("GET", _path("secrets", namespace, name), missing_ok=True)
     if status == 404 or not isinstance(current, dict):
         body = {"name": name, "data": data, "pull_request": False, "pull_request_push": False}
         client.request("POST", _path("secrets", namespace), body)
