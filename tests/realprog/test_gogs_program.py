@@ -5,13 +5,16 @@ from __future__ import annotations
 import base64
 import http.server
 import json
+import os
 import sqlite3
 import subprocess
 import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -245,4 +248,55 @@ def test_gogs_accepts_every_rendered_app_ini_option(gogs: LoopbackGogs) -> None:
                if "WARN" in line and ("is invalid" in line or "no longer used" in line)]
     assert not ignored, (
         f"Secret/{RELEASE}-gogs-config app.ini has options Gogs 0.14.3 ignores: {'; '.join(ignored)}"
+    )
+
+
+def test_git_clone_and_push_over_https_through_traefik(gogs: LoopbackGogs, traefik: LoopbackTraefik,
+                                                       ca_file: Path, public: PublicNames,
+                                                       hosts: dict[str, str], admin: dict[str, str],
+                                                       admin_token: str, tmp_path: Path) -> None:
+    """Real git against the clone URL Gogs advertises, through Traefik, trusting only the homeci CA.
+
+    Rewritten for loopback: the URL gets Traefik's websecure port and git resolves the public name to
+    127.0.0.1 (http.curloptResolve); GIT_SSL_CAINFO carries the CA as steps' git config does.
+    """
+    owner, repo = admin["username"], "git-check"
+    resp = _api(public, hosts["git"], "POST", "/user/repos", admin_token,
+                {"name": repo, "auto_init": True, "readme": "Default", "private": True})
+    assert resp.status == 201, f"creating {owner}/{repo} answered {resp.status} {resp.body[:300]!r}"
+    clone_url = str(resp.json()["clone_url"])
+    port = traefik.ports["websecure"]
+    host = hosts["git"]
+    url = clone_url.replace(f"https://{host}/", f"https://{host}:{port}/", 1)
+    assert url != clone_url, f"clone URL {clone_url} is not on https://{host}/"
+    auth = urllib.parse.quote(admin["username"]) + ":" + urllib.parse.quote(admin["password"], safe="")
+    authed = url.replace("https://", f"https://{auth}@", 1)
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(tmp_path), "GIT_TERMINAL_PROMPT": "0",
+           "GIT_SSL_CAINFO": str(ca_file), "GIT_CONFIG_NOSYSTEM": "1"}
+    resolve = ["-c", f"http.curloptResolve={host}:{port}:{LOOPBACK}"]
+
+    def git(*args: str, cwd: Path = tmp_path) -> str:
+        proc = subprocess.run(["git", *resolve, *args], cwd=cwd, env=env, capture_output=True, text=True,
+                              timeout=60, check=False)
+        assert proc.returncode == 0, f"git {' '.join(args)} failed: {proc.stderr.strip()}"
+        return proc.stdout
+
+    anonymous = subprocess.run(["git", *resolve, "ls-remote", url], cwd=tmp_path, env=env,
+                               capture_output=True, text=True, timeout=60, check=False)
+    assert anonymous.returncode != 0, "a private repository was readable without credentials"
+    assert "username" in anonymous.stderr.lower() or "authentication" in anonymous.stderr.lower(), (
+        f"anonymous ls-remote failed for another reason than missing credentials: {anonymous.stderr.strip()}"
+    )
+    git("clone", authed, "work")
+    work = tmp_path / "work"
+    assert (work / "README.md").is_file(), "the clone lacks the auto-initialised README.md"
+    (work / "app.txt").write_text("pushed through Traefik\n")
+    git("-c", "user.name=t2", "-c", "user.email=t2@example.invalid", "add", "app.txt", cwd=work)
+    git("-c", "user.name=t2", "-c", "user.email=t2@example.invalid", "commit", "-m", "t2 push", cwd=work)
+    git("push", "origin", "HEAD", cwd=work)
+    head = git("rev-parse", "HEAD", cwd=work).strip()
+    branch = git("rev-parse", "--abbrev-ref", "HEAD", cwd=work).strip()
+    resp = _api(public, host, "GET", f"/repos/{owner}/{repo}/branches/{branch}", admin_token)
+    assert resp.status == 200 and resp.json()["commit"]["id"] == head, (
+        f"Gogs does not show the pushed commit {head} on {branch}: {resp.status} {resp.body[:200]!r}"
     )
