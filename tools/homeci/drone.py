@@ -181,9 +181,11 @@ class GoTemplateRenderer:
             src.mkdir(parents=True, exist_ok=True)
             (src / "go.mod").write_text("module homeci.local/render\n\ngo 1.21\n")
             (src / "main.go").write_text(_GO_PROGRAM)
-            env = dict(os.environ, CGO_ENABLED="0", GOFLAGS="-mod=mod", GOTOOLCHAIN="local")
+            env = dict(os.environ, CGO_ENABLED="0", GOTOOLCHAIN="local")
+            # Build beside the target and rename: concurrent runs never see a half-written binary.
+            partial = target.with_name(f"render.{os.getpid()}.tmp")
             proc = subprocess.run(
-                [self.go, "build", "-o", str(target), "."],
+                [self.go, "build", "-o", str(partial), "."],
                 cwd=src,
                 env=env,
                 capture_output=True,
@@ -193,6 +195,7 @@ class GoTemplateRenderer:
             )
             if proc.returncode != 0:
                 raise HomeciError(f"building the Go template renderer failed: {proc.stderr.strip()[:500]}")
+            os.replace(partial, target)
         self._binary = target
         return target
 
