@@ -6,8 +6,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import yaml
-from realprog_harness import HERE, RELEASE, UMBRELLA, LoopbackTraefik, render
+from realprog_harness import HERE, RELEASE, SCENARIOS, LoopbackTraefik, public_hosts, render
 
 from homeci import manifests
 from homeci.manifests import Manifest
@@ -20,16 +19,20 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.realprog)
 
 
-@pytest.fixture(scope="session")
-def rendered() -> list[Manifest]:
-    return render()
+@pytest.fixture(scope="session", params=SCENARIOS)
+def scenario(request: pytest.FixtureRequest) -> str:
+    """The umbrella scenario (ci/<name>-values.yaml) every T2 fixture renders."""
+    return str(request.param)
 
 
 @pytest.fixture(scope="session")
-def hosts() -> dict[str, str]:
-    """Public host per component from the umbrella's default values (global.hosts + global.domain)."""
-    glob = yaml.safe_load((UMBRELLA / "values.yaml").read_text())["global"]
-    return {key: f"{label}.{glob['domain']}" for key, label in glob["hosts"].items()}
+def rendered(scenario: str) -> list[Manifest]:
+    return render(scenario)
+
+
+@pytest.fixture(scope="session")
+def hosts(scenario: str) -> dict[str, str]:
+    return public_hosts(scenario)
 
 
 @pytest.fixture(scope="session")

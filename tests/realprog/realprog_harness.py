@@ -47,9 +47,32 @@ def kube_version() -> str:
         return "v1.36.0"
 
 
-def render(*sets: str) -> list[Manifest]:
-    """The umbrella with its defaults (plus ``--set`` overrides); cached, so one CA per session."""
-    return rendering.render(UMBRELLA, sets=tuple(sets), kube_version=kube_version())
+# The umbrella scenarios (ci/*-values.yaml) T2 runs. The others cannot run on loopback as rendered:
+# existing-ca (credentials come from Secrets the render does not contain), external-postgres and
+# s3-registry (external services), k3s-traefik (no Traefik of ours); the rest change nothing T2 sees.
+SCENARIOS = ("default", "custom-domain")
+
+
+def scenario_file(name: str) -> Path:
+    path = UMBRELLA / "ci" / f"{name}-values.yaml"
+    if not path.is_file():
+        raise HomeciError(f"{path} is missing: T2 runs the umbrella scenario {name!r}")
+    return path
+
+
+def render(scenario: str = "default", *sets: str) -> list[Manifest]:
+    """The umbrella rendered for ``scenario`` (plus ``--set`` overrides); cached, so one CA per scenario."""
+    values = [scenario_file(scenario)]
+    return rendering.render(UMBRELLA, values, sets=tuple(sets), kube_version=kube_version())
+
+
+def public_hosts(scenario: str) -> dict[str, str]:
+    """Public host per component: global.hosts + global.domain from the defaults and the scenario."""
+    glob = dict(yaml.safe_load((UMBRELLA / "values.yaml").read_text())["global"])
+    over = (yaml.safe_load(scenario_file(scenario).read_text()) or {}).get("global") or {}
+    domain = over.get("domain", glob["domain"])
+    labels = {**glob["hosts"], **(over.get("hosts") or {})}
+    return {key: f"{label}.{domain}" for key, label in labels.items()}
 
 
 def binary(name: str) -> Path:

@@ -116,6 +116,14 @@ def test_push_pull_and_delete_an_image_through_traefik(registry: LoopbackRegistr
                                                        hosts: dict[str, str],
                                                        credentials: tuple[str, str]) -> None:
     client = Client(public, hosts["registry"], credentials)
+    storage = registry.rendered_config.get("storage") or {}
+    if ((storage.get("maintenance") or {}).get("readonly") or {}).get("enabled"):
+        # The scenario renders the registry read-only (maintenance for garbage collection): pushes
+        # must be refused by the registry itself, reads still answer.
+        refused = client.call("POST", f"/v2/{REPOSITORY}/blobs/uploads/")
+        assert refused.status == 405, f"a read-only registry answered {refused.status} to a blob upload"
+        assert client.call("GET", "/v2/").status == 200
+        return
     layer = _layer()
     config = json.dumps({
         "architecture": "amd64", "os": "linux", "config": {"Cmd": ["cat", "/hello.txt"]},
@@ -144,7 +152,6 @@ def test_push_pull_and_delete_an_image_through_traefik(registry: LoopbackRegistr
     tags = client.call("GET", f"/v2/{REPOSITORY}/tags/list").json()
     assert tags.get("tags") == ["v1"], f"tags/list answered {tags}"
 
-    storage = registry.rendered_config.get("storage") or {}
     delete_enabled = bool((storage.get("delete") or {}).get("enabled"))
     gone = client.call("DELETE", f"/v2/{REPOSITORY}/manifests/{digest}")
     if delete_enabled:

@@ -60,12 +60,22 @@ def runner(rendered: list[Manifest], tmp_path_factory: pytest.TempPathFactory) -
 
 
 @pytest.fixture(scope="module")
-def pipeline_text(tmp_path_factory: pytest.TempPathFactory) -> str:
+def pipelines(hosts: dict[str, str]) -> list[Manifest]:
+    """charts/drone-pipelines as an operator installs it next to this umbrella scenario (its default
+    scenario, pointed at the scenario's domain and registry host)."""
+    domain = hosts["git"].split(".", 1)[1]
+    return rendering.render(PIPELINES, [PIPELINES / "ci" / "default-values.yaml"],
+                            sets=(f"stack.domain={domain}", f"registry.host={hosts['registry']}"),
+                            release=PIPELINES_RELEASE, namespace=rendering.DEFAULT_NAMESPACE,
+                            kube_version="1.37.0")
+
+
+@pytest.fixture(scope="module")
+def pipeline_text(pipelines: list[Manifest], tmp_path_factory: pytest.TempPathFactory) -> str:
     """The sample app's `.drone.yml` (`kind: template`) expanded with the registered homeci template."""
     if shutil.which("go") is None:
         pytest.skip("Go is needed to expand the Drone template (Go text/template) and to build the runner")
-    objs = rendering.render(PIPELINES, [PIPELINES / "ci" / "default-values.yaml"], release=PIPELINES_RELEASE,
-                            namespace=rendering.DEFAULT_NAMESPACE, kube_version="1.37.0")
+    objs = pipelines
     sample = yaml.safe_load((SAMPLE_APP / ".drone.yml").read_text())
     assert sample.get("kind") == "template", "tests/e2e/sample-app/.drone.yml no longer loads a template"
     templates = manifests.get(objs, "ConfigMap", f"{PIPELINES_RELEASE}-templates").obj["data"]
@@ -145,7 +155,8 @@ def test_runner_daemon_accepts_its_rendered_environment(runner: dict[str, Any], 
 
 
 def test_pod_runs_in_the_build_namespace_with_the_deployer_account(compiled: dict[str, Any],
-                                                                   runner: dict[str, Any]) -> None:
+                                                                   runner: dict[str, Any],
+                                                                   pipelines: list[Manifest]) -> None:
     pod = compiled["pod"]
     want_ns = runner["env"].get("DRONE_NAMESPACE_DEFAULT")
     assert pod["metadata"]["namespace"] == want_ns, (
@@ -153,9 +164,7 @@ def test_pod_runs_in_the_build_namespace_with_the_deployer_account(compiled: dic
     )
     sa = pod["spec"].get("serviceAccountName")
     assert sa == compiled["pipeline"].get("service_account_name"), f"compiled pod serviceAccountName {sa!r}"
-    objs = rendering.render(PIPELINES, [PIPELINES / "ci" / "default-values.yaml"], release=PIPELINES_RELEASE,
-                            namespace=rendering.DEFAULT_NAMESPACE, kube_version="1.37.0")
-    accounts = {(m.namespace, m.name) for m in manifests.by_kind(objs, "ServiceAccount")}
+    accounts = {(m.namespace, m.name) for m in manifests.by_kind(pipelines, "ServiceAccount")}
     assert (want_ns, sa) in accounts, (
         f"the step pod uses ServiceAccount {want_ns}/{sa}, which charts/drone-pipelines does not create "
         f"(it creates {sorted(accounts)})"

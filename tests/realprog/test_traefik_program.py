@@ -182,14 +182,15 @@ def _slow_put(names: PublicNames, host: str, seconds: float) -> str:
 
 
 def test_read_timeout_value_is_enforced_on_websecure(tmp_path: Path, ca_file: Path, echo_backend: int,
-                                                    routed: LoopbackTraefik, hosts: dict[str, str]) -> None:
+                                                    routed: LoopbackTraefik, hosts: dict[str, str],
+                                                    scenario: str) -> None:
     """The readTimeout key really drives Traefik: with the value rendered down to 2s (a --set override)
     a 4-second upload is cut, while the default render lets the same upload finish."""
     host = hosts["git"]
     assert _slow_put(routed.names(ca_file), host, 4) == "ok", (
         "a 4 s upload through the default-rendered Traefik did not complete"
     )
-    short = render("traefik.entryPoints.readTimeout=2s")
+    short = render(scenario, "traefik.entryPoints.readTimeout=2s")
     # A second render generates its own CA (no cluster to `lookup` the first one from): trust that one.
     short_ca = tmp_path / "ca.crt"
     short_ca.write_text(manifests.get(short, "ConfigMap", f"{RELEASE}-ca").obj["data"]["ca.crt"])
