@@ -231,7 +231,8 @@ class LoopbackGogs:
     `gogs web` and then files/create-admin.sh), with the rendered app.ini and env.
 
     Rewritten: container paths -> the materialised volumes (app.ini, env, script paths);
-    ``[server] HTTP_ADDR/HTTP_PORT/LOCAL_ROOT_URL`` -> 127.0.0.1:<free port>; env GOGS_BIN (the image's
+    ``[server] HTTP_ADDR/HTTP_PORT/LOCAL_ROOT_URL`` (and SSH_LISTEN_HOST/PORT when the built-in SSH
+    server is on) -> 127.0.0.1:<free port>; env GOGS_BIN (the image's
     /app/gogs/gogs -> the built binary) and GOGS_URL (the script's default http://127.0.0.1:3000 -> the
     free port); TMPDIR -> the pod's /tmp volume.
     """
@@ -248,6 +249,12 @@ class LoopbackGogs:
         ini = set_ini(self.pod.rewrite(self.rendered_ini), "server", {
             "HTTP_ADDR": LOOPBACK, "HTTP_PORT": str(self.port), "LOCAL_ROOT_URL": f"{self.url}/",
         })
+        self.ssh_port: int | None = None
+        if ini_value(ini, "server", "START_SSH_SERVER") == "true":
+            # The built-in SSH server: listen address -> loopback, listen port -> a free one; the
+            # advertised SSH_PORT (clone URLs) stays as rendered.
+            self.ssh_port = realprog.free_port()
+            ini = set_ini(ini, "server", {"SSH_LISTEN_HOST": LOOPBACK, "SSH_LISTEN_PORT": str(self.ssh_port)})
         self.ini_path.write_text(ini)
         self.ini = ini
         env.update(GOGS_BIN=str(gogs_bin), GOGS_URL=self.url, TMPDIR=str(self.pod.host_path("/tmp")))

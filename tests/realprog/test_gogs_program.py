@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from realprog_harness import RELEASE, LoopbackGogs, LoopbackTraefik, binary, ini_value
+from realprog_harness import RELEASE, LoopbackGogs, LoopbackTraefik, binary, ini_value, render
 
 from homeci import manifests
 from homeci.manifests import Manifest
@@ -300,3 +300,57 @@ def test_git_clone_and_push_over_https_through_traefik(gogs: LoopbackGogs, traef
     assert resp.status == 200 and resp.json()["commit"]["id"] == head, (
         f"Gogs does not show the pushed commit {head} on {branch}: {resp.status} {resp.body[:200]!r}"
     )
+
+
+@pytest.fixture(scope="module")
+def gogs_ssh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LoopbackGogs, list[Manifest]]]:
+    """Gogs of the `ssh` umbrella scenario (built-in SSH server on), without Traefik (SSH is plain TCP)."""
+    objects = render("ssh")
+    server = LoopbackGogs(objects, tmp_path_factory.mktemp("gogs-ssh"), binary("gogs"))
+    try:
+        server.start()
+        yield server, objects
+    finally:
+        server.program.stop()
+
+
+def test_builtin_ssh_server_serves_git_with_the_advertised_url(gogs_ssh: tuple[LoopbackGogs, list[Manifest]],
+                                                               tmp_path: Path) -> None:
+    server, objects = gogs_ssh
+    assert server.ssh_port, "the ssh scenario's app.ini does not start Gogs' built-in SSH server"
+    data = manifests.get(objects, "Secret", f"{RELEASE}-admin").obj["data"]
+    user, password = (base64.b64decode(data[k]).decode() for k in ("username", "password"))
+    _wait_for("start.sh to create the admin", lambda: _get(f"{server.url}/api/v1/users/{user}")[0] == 200)
+    headers = {"Authorization": "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode(),
+               "Content-Type": "application/json"}
+
+    def post(path: str, body: dict[str, Any]) -> Any:
+        req = urllib.request.Request(f"{server.url}/api/v1{path}", method="POST", headers=headers,
+                                     data=json.dumps(body).encode())
+        with urllib.request.urlopen(req, timeout=15) as resp:
+            return json.load(resp)
+
+    headers["Authorization"] = "token " + str(post(f"/users/{user}/tokens", {"name": "t2-ssh"})["sha1"])
+    key = tmp_path / "id_ed25519"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True, timeout=30)
+    post("/user/keys", {"title": "t2", "key": (tmp_path / "id_ed25519.pub").read_text().strip()})
+    repo = post("/user/repos", {"name": "ssh-check", "auto_init": True, "readme": "Default"})
+    host = ini_value(server.rendered_ini, "server", "SSH_DOMAIN")
+    port = ini_value(server.rendered_ini, "server", "SSH_PORT")
+    assert repo["ssh_url"] == f"ssh://git@{host}:{port}/{user}/ssh-check.git", (
+        f"Gogs advertises {repo['ssh_url']!r} for SSH (app.ini SSH_DOMAIN {host}, SSH_PORT {port})"
+    )
+    ssh = (f"ssh -i {key} -o IdentitiesOnly=yes -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null "
+           f"-p {server.ssh_port}")
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(tmp_path), "GIT_SSH_COMMAND": ssh,
+           "GIT_TERMINAL_PROMPT": "0"}
+    # Rewritten for loopback: the advertised host:port -> 127.0.0.1 and the free listen port (in -p).
+    proc = subprocess.run(["git", "clone", f"git@{LOOPBACK}:{user}/ssh-check.git", "work"], cwd=tmp_path,
+                          env=env, capture_output=True, text=True, timeout=60, check=False)
+    assert proc.returncode == 0, f"git clone over Gogs' built-in SSH server failed: {proc.stderr.strip()}"
+    assert (tmp_path / "work" / "README.md").is_file()
+    # Host keys come from ssh-keygen run through ci/gomod/gogs/runshim (the stand-in for a dependency
+    # the module proxy refuses): they must exist and be unencrypted (-N "").
+    keys_dir = Path(ini_value(server.ini, "server", "APP_DATA_PATH") or "") / "ssh"
+    host_keys = sorted(p.name for p in keys_dir.glob("gogs.*") if p.suffix != ".pub")
+    assert host_keys, f"no SSH host keys generated in {keys_dir}"
