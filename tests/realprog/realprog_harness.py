@@ -309,3 +309,12 @@ class LoopbackRegistry:
     def start(self) -> None:
         self.program.start()
         self.program.wait_ready(realprog.http_check(f"{self.url}/"), timeout=30, what="answering GET /")
+
+
+def stray_writes(root: Path, binary_path: Path) -> list[str]:
+    """Files a program created outside its pod's volumes: in its working directory (``root``, which
+    holds only ``volumes/`` and ``logs/``) or beside its binary (the image's read-only /app)."""
+    stray = [str(p) for p in root.iterdir() if p.name not in ("volumes", "logs")]
+    stray += [str(p) for p in binary_path.parent.iterdir()
+              if p.name != binary_path.name and p.name != "build.json"]
+    return stray

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from realprog_harness import RELEASE, LoopbackGogs, LoopbackTraefik, binary, ini_value, render
+from realprog_harness import RELEASE, LoopbackGogs, LoopbackTraefik, binary, ini_value, render, stray_writes
 
 from homeci import manifests
 from homeci.manifests import Manifest
@@ -233,6 +233,14 @@ def test_webhook_allowlist_admits_drone_and_blocks_other_local_hosts(
     assert delivered and "implicitly blocked" not in response, (
         f"the webhook to Drone ({drone_url}) was refused by the allow-list: {response!r}"
     )
+
+
+def test_gogs_writes_only_to_its_volumes(gogs: LoopbackGogs, admin_token: str) -> None:
+    """readOnlyRootFilesystem: after start-up, admin creation and API use, nothing was written outside
+    the pod's volumes (HOME, data and /tmp all point into them)."""
+    assert admin_token
+    stray = stray_writes(gogs.pod.root, binary("gogs"))
+    assert not stray, f"Gogs wrote outside its mounted volumes: {stray}"
 
 
 def test_rendered_app_ini_has_no_secret_literals(gogs: LoopbackGogs) -> None:

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from realprog_harness import RELEASE, LoopbackRegistry, LoopbackTraefik, binary
+from realprog_harness import RELEASE, LoopbackRegistry, LoopbackTraefik, binary, stray_writes
 
 from homeci import manifests
 from homeci.manifests import Manifest
@@ -176,3 +176,11 @@ def test_rendered_storage_and_auth_paths_are_the_mounted_volumes(registry: Loopb
     assert "default user" not in log.lower(), (
         "the registry generated a default htpasswd user: the rendered htpasswd file was missing"
     )
+
+
+def test_registry_writes_only_to_its_volumes(registry: LoopbackRegistry, public: PublicNames,
+                                            hosts: dict[str, str], credentials: tuple[str, str]) -> None:
+    """readOnlyRootFilesystem: the registry keeps everything on its data and /tmp volumes."""
+    Client(public, hosts["registry"], credentials).call("GET", "/v2/_catalog")
+    stray = stray_writes(registry.pod.root, binary("registry"))
+    assert not stray, f"the registry wrote outside its mounted volumes: {stray}"
