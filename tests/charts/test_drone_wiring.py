@@ -170,3 +170,60 @@ def test_steps_clone_from_the_host_gogs_advertises(umbrella_manifests: list[mf.M
         # Go programs keep the system directories and kaniko's own, plus the homeci CA directory.
         dirs = step["SSL_CERT_DIR"].split(":")
         assert {"/etc/ssl/certs", "/kaniko/ssl/certs", "/etc/homeci"} <= set(dirs), step["SSL_CERT_DIR"]
+
+
+def _allows(rule: dict[str, Any], peer_labels: dict[str, str], port: int) -> bool:
+    ports = {p.get("port") for p in rule.get("ports") or []}
+    if ports and port not in ports:
+        return False
+    peers = rule.get("to") or rule.get("from")
+    if not peers:
+        return True
+    for peer in peers:
+        sel = peer.get("podSelector") or {}
+        if not all(peer_labels.get(k) == v for k, v in (sel.get("matchLabels") or {}).items()):
+            continue
+        if all(
+            (peer_labels.get(e["key"]) in e["values"]) == (e["operator"] == "In")
+            for e in sel.get("matchExpressions") or []
+        ):
+            return True
+    return False
+
+
+def test_network_policies_keep_the_wiring_open(
+    umbrella_manifests: list[mf.Manifest], values: dict[str, Any]
+) -> None:
+    if not dig(values, "global.networkPolicy.enabled", False):
+        return
+    labels = {
+        name: dig(mf.get(umbrella_manifests, kind, name).obj, "spec.template.metadata.labels")
+        for kind, name in (
+            ("Deployment", f"{RELEASE}-gogs"),
+            ("Deployment", DRONE),
+            ("Deployment", RUNNER),
+            ("Job", f"{DRONE}-bootstrap"),
+        )
+    }
+    gogs_np = mf.get(umbrella_manifests, "NetworkPolicy", f"{RELEASE}-gogs").obj["spec"]
+    drone_np = mf.get(umbrella_manifests, "NetworkPolicy", DRONE).obj["spec"]
+    runner_np = mf.get(umbrella_manifests, "NetworkPolicy", RUNNER).obj["spec"]
+    boot_np = mf.get(umbrella_manifests, "NetworkPolicy", f"{DRONE}-bootstrap").obj["spec"]
+    flows = {
+        "Gogs -> Drone webhook (egress)": any(_allows(r, labels[DRONE], 8080) for r in gogs_np["egress"]),
+        "Gogs -> Drone webhook (ingress)": any(
+            _allows(r, labels[f"{RELEASE}-gogs"], 8080) for r in drone_np["ingress"]
+        ),
+        "Drone -> Gogs API (egress)": any(
+            _allows(r, labels[f"{RELEASE}-gogs"], 3000) for r in drone_np["egress"]
+        ),
+        "Drone -> Gogs API (ingress)": any(_allows(r, labels[DRONE], 3000) for r in gogs_np["ingress"]),
+        "runner -> Drone RPC (egress)": any(_allows(r, labels[DRONE], 8080) for r in runner_np["egress"]),
+        "runner -> Drone RPC (ingress)": any(_allows(r, labels[RUNNER], 8080) for r in drone_np["ingress"]),
+        "bootstrap -> Drone (egress)": any(_allows(r, labels[DRONE], 8080) for r in boot_np["egress"]),
+        "bootstrap -> Gogs (egress)": any(
+            _allows(r, labels[f"{RELEASE}-gogs"], 3000) for r in boot_np["egress"]
+        ),
+    }
+    blocked = [flow for flow, ok in flows.items() if not ok]
+    assert not blocked, f"NetworkPolicies block: {blocked}"
