@@ -362,3 +362,45 @@ def test_builtin_ssh_server_serves_git_with_the_advertised_url(gogs_ssh: tuple[L
     keys_dir = Path(ini_value(server.ini, "server", "APP_DATA_PATH") or "") / "ssh"
     host_keys = sorted(p.name for p in keys_dir.glob("gogs.*") if p.suffix != ".pub")
     assert host_keys, f"no SSH host keys generated in {keys_dir}"
+
+
+def test_gogs_answers_drones_login_calls_on_the_rendered_api_url(
+        gogs: LoopbackGogs, rendered: list[Manifest], admin: dict[str, str], admin_token: str) -> None:
+    """Drone (no 2.x server is obtainable here) logs in to Gogs by listing the user's tokens with HTTP
+    Basic auth, creating a token named "drone" if missing, then calling the API with it. Replay those
+    calls against DRONE_GOGS_SERVER as rendered, rewritten to Gogs' loopback port."""
+    dep = manifests.get(rendered, "Deployment", f"{RELEASE}-drone")
+    env = {e["name"]: str(e.get("value", ""))
+           for _, c in dep.containers(init=False) for e in c.get("env") or []}
+    server = urllib.parse.urlsplit(env.get("DRONE_GOGS_SERVER", ""))
+    gogs_port = ini_value(gogs.rendered_ini, "server", "HTTP_PORT")
+    assert server.scheme and server.port == int(gogs_port or 0), (
+        f"{dep.ref} DRONE_GOGS_SERVER {env.get('DRONE_GOGS_SERVER')!r} is not on Gogs' HTTP_PORT {gogs_port}"
+    )
+    base = f"{gogs.url}{server.path.rstrip('/')}/api/v1"
+    basic = "Basic " + base64.b64encode(f"{admin['username']}:{admin['password']}".encode()).decode()
+
+    def call(method: str, path: str, auth: str, body: Any = None) -> tuple[int, Any]:
+        req = urllib.request.Request(f"{base}{path}", method=method, headers={
+            "Authorization": auth, "Content-Type": "application/json"},
+            data=json.dumps(body).encode() if body is not None else None)
+        try:
+            with urllib.request.urlopen(req, timeout=15) as resp:
+                return int(resp.status), json.load(resp)
+        except urllib.error.HTTPError as exc:
+            return exc.code, exc.read()
+
+    assert admin_token  # the admin exists (created by start.sh)
+    status, tokens = call("GET", f"/users/{admin['username']}/tokens", basic)
+    assert status == 200, f"listing tokens with Basic auth answered {status}: {tokens!r}"
+    drone_token = next((t["sha1"] for t in tokens if t.get("name") == "drone"), None)
+    if drone_token is None:
+        status, created = call("POST", f"/users/{admin['username']}/tokens", basic, {"name": "drone"})
+        assert status == 201, f"creating the drone token answered {status}: {created!r}"
+        drone_token = created["sha1"]
+    status, user = call("GET", "/user", f"token {drone_token}")
+    assert status == 200 and user.get("username", user.get("login")) == admin["username"], (
+        f"GET /api/v1/user with the drone token answered {status}: {user!r}"
+    )
+    status, repos = call("GET", "/user/repos", f"token {drone_token}")
+    assert status == 200 and isinstance(repos, list), f"repository sync call answered {status}: {repos!r}"
