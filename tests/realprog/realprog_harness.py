@@ -148,7 +148,7 @@ class LoopbackTraefik:
             if file.is_file():
                 file.write_text(self.pod.rewrite(file.read_text()))
         self.program = Program("traefik", [realprog.traefik_binary(), *args], log_dir=root / "logs",
-                               cwd=root)
+                               env=loopback_env(self.pod), cwd=root)
 
     @property
     def api(self) -> str:
