@@ -284,3 +284,40 @@ def test_only_rbac_keeps_pipelines_in_the_build_namespace(runner: dict[str, Any]
         "because"
         "DRONE_NAMESPACE_RULES does not stop pipelines that name another namespace"
     )
+
+
+def test_upstream_compile_command_agrees(runner: dict[str, Any], pipeline_text: str, compiled: dict[str, Any],
+                                         tmp_path: Path) -> None:
+    """Cross-check homeci-runner-compile against upstream's own `drone-runner-kube compile`, fed the
+    same rendered runner settings as flags (it has none for namespace or service account): both must
+    produce the same step images, limits and mounts."""
+    env = runner["env"]
+    source = tmp_path / ".drone.yml"
+    source.write_text(pipeline_text)
+    pipeline = yaml.safe_load(pipeline_text)
+    args = [str(binary("drone-runner-kube")), "compile", f"--source={source}",
+            f"--stage-name={pipeline['name']}", f"--repo-slug={REPO}",
+            f"--limit-cpu={int(float(env['DRONE_RESOURCE_LIMIT_CPU']))}",
+            f"--limit-memory={int(_runner_size(env['DRONE_RESOURCE_LIMIT_MEMORY']) // 2**20)}",
+            f"--request-cpu={int(float(env['DRONE_RESOURCE_REQUEST_CPU']))}",
+            f"--request-memory={int(_runner_size(env['DRONE_RESOURCE_REQUEST_MEMORY']) // 2**20)}"]
+    for item in env.get("DRONE_RUNNER_VOLUMES", "").split(","):
+        if item:
+            host, _, container = item.partition(":")
+            args.append(f"--volumes={host}={container.split(':')[0]}")
+    for key, value in _steps_env(runner).items():
+        args.append(f"--environ={key}={value}")
+    proc = subprocess.run(args, capture_output=True, text=True, timeout=60, check=False, cwd=tmp_path)
+    assert proc.returncode == 0, f"drone-runner-kube compile failed: {proc.stderr.strip()}"
+    upstream = json.loads(proc.stdout)
+
+    def summary(spec: dict[str, Any]) -> dict[str, Any]:
+        return {s["name"]: (s["image"], s.get("resources", {}).get("limits"),
+                            sorted(v.get("path", "") for v in s.get("volumes") or []))
+                for s in spec["steps"]}
+
+    ours, theirs = summary(compiled["spec"]), summary(upstream)
+    if "clone" in theirs and "clone" in ours and ours["clone"][0] != theirs["clone"][0]:
+        # DRONE_IMAGE_CLONE has no compile flag: compare the rest of the clone step only.
+        theirs["clone"] = (ours["clone"][0], *theirs["clone"][1:])
+    assert ours == theirs, f"homeci-runner-compile and upstream compile disagree:\n{ours}\n{theirs}"
