@@ -29,7 +29,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -175,17 +175,6 @@ class Program:
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
         self.stop()
-
-
-@contextlib.contextmanager
-def running(program: Program, check: Callable[[], bool], *, timeout: float = 60.0) -> Iterator[Program]:
-    """Start ``program``, wait for ``check``, yield it, and stop it whatever happens."""
-    program.start()
-    try:
-        program.wait_ready(check, timeout=timeout)
-        yield program
-    finally:
-        program.stop()
 
 
 def _data_of(obj: Mapping[str, Any]) -> dict[str, bytes]:
