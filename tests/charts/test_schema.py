@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -164,3 +165,47 @@ def test_every_schema_declares_global() -> None:
         assert schema.get("$schema", "").startswith("http://json-schema.org/draft-07/"), (
             f"charts/{sub}/values.schema.json must be draft-07 (Helm 3 validates with a draft-07 library)"
         )
+
+
+KEY_LINE = re.compile(r"^(?P<indent>\s*)(?P<item>- )?(?P<key>[A-Za-z0-9_.-]+):(\s|$)")
+
+
+def undocumented_keys(path: Path) -> list[str]:
+    """Keys in a values.yaml without a comment line right above them (list entries and keys inside
+    block scalars or flow collections are exempt: they are data, documented by their parent key)."""
+    problems: list[str] = []
+    lines = path.read_text().splitlines()
+    block_indent: int | None = None
+    list_indent: int | None = None
+    for number, line in enumerate(lines, start=1):
+        stripped = line.strip()
+        indent = len(line) - len(line.lstrip())
+        if block_indent is not None:
+            if stripped and indent <= block_indent:
+                block_indent = None
+            else:
+                continue
+        if list_indent is not None:
+            if stripped and indent <= list_indent and not stripped.startswith("- "):
+                list_indent = None
+            else:
+                continue
+        match = KEY_LINE.match(line)
+        if not match or stripped.startswith("#"):
+            continue
+        if match.group("item"):
+            list_indent = indent
+            continue
+        previous = next((ln for ln in reversed(lines[: number - 1]) if ln.strip()), "")
+        if not previous.strip().startswith("#"):
+            problems.append(f"{path.relative_to(UMBRELLA.parent)}:{number} {match.group('key')}")
+        if re.search(r":\s*[|>][-+]?\s*$", line):
+            block_indent = indent
+    return problems
+
+
+@pytest.mark.parametrize("chart", ["homeci-umbrella", "traefik", "registry"])
+def test_every_value_is_documented(chart: str) -> None:
+    directory = UMBRELLA if chart == "homeci-umbrella" else UMBRELLA / "charts" / chart
+    missing = undocumented_keys(directory / "values.yaml")
+    assert not missing, "values keys without a comment right above them: " + ", ".join(missing)
