@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from homeci import manifests as mf
-from homeci.helm import Helm, HelmError
+from homeci.helm import Helm
 
 from .conftest import KUBE_VERSION, RELEASE, UMBRELLA, dig, workloads
 
@@ -313,7 +313,10 @@ def test_subcharts_work_alone(major: int) -> None:
     assert not [v for v in (dep.pod_spec() or {})["volumes"] if v["name"] == "ca"], (
         f"{dep.ref}: standalone must not mount the umbrella's CA ConfigMap"
     )
-    with pytest.raises(HelmError, match=r"registry\.host must be set"):
+    alone = mf.parse(
         helm.template(
             UMBRELLA / "charts" / "registry", release="reg", namespace="reg", kube_version=KUBE_VERSION
         )
+    )
+    host = mf.get(alone, "Ingress", "reg-registry").obj["spec"]["rules"][0]["host"]
+    assert host == "registry.localhost", f"Ingress/reg-registry standalone default host {host!r}"

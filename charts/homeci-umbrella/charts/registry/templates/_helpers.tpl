@@ -15,13 +15,15 @@
 {{- if and .Values.global .Values.global.tls .Values.global.tls.mode -}}true{{- end -}}
 {{- end -}}
 
-{{- /* Public host: host, else <global.hosts.registry>.<global.domain>. */ -}}
+{{- /* Public host: host, else <global.hosts.registry>.<global.domain>, else registry.localhost. */ -}}
 {{- define "homeci-registry.host" -}}
 {{- $g := .Values.global | default dict -}}
 {{- if .Values.host -}}
 {{- .Values.host -}}
 {{- else if $g.domain -}}
 {{- printf "%s.%s" ((($g.hosts | default dict).registry) | default "registry") $g.domain -}}
+{{- else -}}
+registry.localhost
 {{- end -}}
 {{- end -}}
 
