@@ -114,8 +114,16 @@ def test_serving_certificate_covers_every_public_host(
     assert f"*.{domain}" in sans, f"{secret.ref} data.tls.crt lacks *.{domain} (apps deployed by pipelines)"
     for name in dig(values, "certificates.extraDnsNames", []) or []:
         assert name in sans, f"{secret.ref} data.tls.crt lacks certificates.extraDnsNames {name}"
+    ips = {
+        str(ip)
+        for ip in cert.extensions.get_extension_for_class(
+            x509.SubjectAlternativeName
+        ).value.get_values_for_type(x509.IPAddress)
+    }
+    for ip in dig(values, "certificates.extraIpAddresses", []) or []:
+        assert ip in ips, f"{secret.ref} data.tls.crt lacks IP SAN {ip} (certificates.extraIpAddresses)"
     recorded = secret.annotations.get("homeci.dev/hosts", "").split(",")
-    assert sorted(recorded) == sorted(sans), f"{secret.ref} annotation homeci.dev/hosts != SANs"
+    assert sorted(recorded) == sorted(sans | ips), f"{secret.ref} annotation homeci.dev/hosts != SANs"
 
 
 def test_generated_ca_secret_matches_configmap(

@@ -38,6 +38,7 @@ SCHEMA_CASES: dict[str, tuple[dict[str, Any], tuple[str, ...]]] = {
     "unknown-service-type": ({"traefik": {"service": {"type": "Ingress"}}}, ("type",)),
     "latest-image": ({"registry": {"image": {"tag": "latest"}}}, ("tag",)),
     "bad-timeout": ({"traefik": {"entryPoints": {"readTimeout": "ten minutes"}}}, ("readTimeout",)),
+    "bad-ip-address": ({"certificates": {"extraIpAddresses": ["300.1.2.3"]}}, ("extraIpAddresses",)),
     "bad-email": ({"global": {"admin": {"email": "not-an-email"}}}, ("email",)),
 }
 
