@@ -9,6 +9,7 @@ import pytest
 
 from homeci import footprint
 from homeci import manifests as mf
+from homeci.errors import HomeciError
 
 from .conftest import RELEASE, ROOT
 
@@ -71,3 +72,12 @@ def test_init_containers_count_as_maximum() -> None:
     }
     usage = footprint.pod_usage(spec, "requests")
     assert (usage.cpu, usage.memory_mi) == (100, 10)
+
+
+def test_replace_block_keeps_the_rest() -> None:
+    text = f"# README\nbefore\n{footprint.START}\nold table\n{footprint.END}\nafter\n"
+    new = footprint.replace_block(text, "new table")
+    assert new == f"# README\nbefore\n{footprint.START}\nnew table\n{footprint.END}\nafter\n"
+    assert footprint.current_block(new) == "new table"
+    with pytest.raises(HomeciError, match="footprint:start"):
+        footprint.replace_block("# README without markers\n", "x")
