@@ -39,14 +39,24 @@ def _missing_and_unbuildable() -> str | None:
     return None
 
 
+def _remove_stale_clusters() -> None:
+    """Delete clusters of earlier pytest processes that died without cleaning up (kill -9, power loss)."""
+    base = SimCluster("pytest-0").root / "clusters"
+    for d in base.glob("pytest-*") if base.is_dir() else []:
+        pid = d.name.removeprefix("pytest-")
+        if pid.isdigit() and not Path(f"/proc/{pid}").exists():
+            SimCluster(d.name).down()
+
+
 @pytest.fixture(scope="session")
 def sim_cluster() -> Iterator[SimCluster]:
     reason = _missing_and_unbuildable()
     if reason:
         pytest.skip(reason)
-    name = os.environ.get("HOMECI_SIM_TEST_CLUSTER", "homeci-pytest")
+    # One cluster per pytest process, so concurrent sessions (two shells, CI + a developer) never share.
+    _remove_stale_clusters()
+    name = os.environ.get("HOMECI_SIM_TEST_CLUSTER", f"pytest-{os.getpid()}")
     cluster = SimCluster(name)
-    # A leftover from an interrupted earlier session: start from a clean cluster.
     cluster.down()
     try:
         cluster.up(timeout=240)
@@ -71,7 +81,8 @@ def namespace(request: pytest.FixtureRequest, api: Any, sim_cluster: SimCluster)
     request.node.sim_deployments = deps
     yield name
     deps.cleanup(api)
-    delete_namespace(api, name)
+    # Unique name, nothing reuses it: no need to wait for the namespace controller.
+    delete_namespace(api, name, wait=False)
 
 
 @pytest.fixture

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import base64
+import json
+import os
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -19,8 +21,9 @@ from homeci.helm import Helm, HelmError
 from homeci.manifests import parse
 
 ROOT = Path(__file__).resolve().parents[2]
-UMBRELLA = ROOT / "charts" / "homeci-umbrella"
-PIPELINES = ROOT / "charts" / "drone-pipelines"
+# Overridable so a deliberately broken copy of a chart can be tested without touching the checkout.
+UMBRELLA = Path(os.environ.get("HOMECI_TEST_UMBRELLA", ROOT / "charts" / "homeci-umbrella"))
+PIPELINES = Path(os.environ.get("HOMECI_TEST_PIPELINES", ROOT / "charts" / "drone-pipelines"))
 RELEASE = "homeci"
 PSS_MODES = ("enforce", "audit", "warn")
 
@@ -33,7 +36,7 @@ def ensure_restricted_namespace(api: Any, name: str, level: str = "restricted") 
     client.CoreV1Api(api).create_namespace({"metadata": {"name": name, "labels": labels}})
 
 
-def delete_namespace(api: Any, name: str, timeout: float = 120) -> None:
+def delete_namespace(api: Any, name: str, timeout: float = 120, wait: bool = True) -> None:
     core = client.CoreV1Api(api)
     try:
         core.delete_namespace(name)
@@ -41,6 +44,8 @@ def delete_namespace(api: Any, name: str, timeout: float = 120) -> None:
         if exc.status == 404:
             return
         raise
+    if not wait:
+        return
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
@@ -122,7 +127,7 @@ def unready_workloads(apps: Any, namespace: str) -> list[str]:
 
 def helm_install(deps: Deployments, helm: Helm, api: Any, chart: Path, namespace: str, *,
                  release: str = RELEASE, values_files: Sequence[Path] = (),
-                 set_values: Sequence[str] = (), upgrade: bool = False, timeout: str = "3m") -> str:
+                 set_values: Sequence[str] = (), upgrade: bool = False, timeout: str = "2m") -> str:
     """Install (or upgrade) with --wait; on failure fail the test with helm's error and the cluster's view."""
     deps.track(helm, release, namespace)
     try:
@@ -195,6 +200,20 @@ def dns_names(cert: x509.Certificate) -> list[str]:
 
 def manifest_objects(stream: str, kind: str) -> list[dict[str, Any]]:
     return [d for d in yaml.safe_load_all(stream) if isinstance(d, dict) and d.get("kind") == kind]
+
+
+def dry_run_manifest(helm: Helm, release: str, namespace: str, *, upgrade: bool) -> str:
+    """The manifest ``--dry-run=server`` would apply (from ``--output json``, without NOTES)."""
+    extra = ["--output", "json"]
+    if upgrade:
+        out = helm.upgrade(release, UMBRELLA, namespace=namespace, dry_run="server", install=False,
+                           extra=extra).stdout
+    else:
+        out = helm.install(release, UMBRELLA, namespace=namespace, dry_run="server", extra=extra).stdout
+    data = json.loads(out)
+    manifest = data.get("manifest")
+    assert isinstance(manifest, str), f"{helm} --dry-run=server --output json has no manifest: {sorted(data)}"
+    return manifest
 
 
 # -- access reviews ----------------------------------------------------------------------------------

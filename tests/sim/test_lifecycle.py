@@ -14,6 +14,7 @@ from simhelpers import (
     Deployments,
     certificate,
     dns_names,
+    dry_run_manifest,
     helm_install,
     manifest_objects,
     secret_data,
@@ -66,7 +67,7 @@ def test_uninstall_keeps_pvcs_and_ca_reinstall_reuses(helm3: Helm, api: Any, nam
     assert CA_SECRET in kept, f"uninstall deleted Secret/{CA_SECRET} (needs helm.sh/resource-policy: keep)"
 
     # --dry-run=server against the cluster shows the kept CA being reused, and creates nothing.
-    out = helm3.install(RELEASE, UMBRELLA, namespace=namespace, dry_run="server").stdout
+    out = dry_run_manifest(helm3, RELEASE, namespace, upgrade=False)
     ca_pem = base64.b64decode(ca["tls.crt"]).decode()
     cms = [c for c in manifest_objects(out, "ConfigMap") if c["metadata"]["name"] == "homeci-ca"]
     assert cms, "--dry-run=server output has no ConfigMap/homeci-ca"
@@ -87,7 +88,7 @@ def test_dry_run_server_reuses_existing_ca(helm: Helm, api: Any, namespace: str,
                                            deployments: Deployments) -> None:
     helm_install(deployments, helm, api, UMBRELLA, namespace)
     ca_pem = certificate(api, namespace, CA_SECRET)
-    out = helm.upgrade(RELEASE, UMBRELLA, namespace=namespace, dry_run="server", install=False).stdout
+    out = dry_run_manifest(helm, RELEASE, namespace, upgrade=True)
     cms = [c for c in manifest_objects(out, "ConfigMap") if c["metadata"]["name"] == "homeci-ca"]
     assert cms, f"{helm} --dry-run=server output has no ConfigMap/homeci-ca"
     from cryptography import x509
