@@ -3,6 +3,8 @@ exception list below with its reason (the same reason is documented in values.ya
 
 from __future__ import annotations
 
+import base64
+import re
 from typing import Any
 
 import pytest
@@ -209,4 +211,39 @@ def test_network_policies(umbrella_manifests: list[mf.Manifest], values: dict[st
             ]
             if not allow:
                 problems.append(f"{w.ref} is behind {svc.ref} but no NetworkPolicy allows ingress to it")
+    assert not problems, "\n".join(problems)
+
+
+INSECURE_TEXT = re.compile(
+    r"insecureSkipVerify\s*[:=]\s*\"?true|skip_?verify\s*[:=]\s*\"?true|SKIP_TLS_VERIFY\s*[:=]\s*\"?true"
+    r"|--insecure(-skip-tls-verify)?(\s|=true|$)|--skip-tls-verify(\s|=true|$)",
+    re.IGNORECASE,
+)
+TRUE_VALUES = {"true", "1", "yes", "on"}
+
+
+def test_nothing_skips_tls_verification(umbrella_manifests: list[mf.Manifest]) -> None:
+    """Every component trusts the homeci CA instead of turning verification off (design contract)."""
+    problems: list[str] = []
+    for w, path, c in containers(umbrella_manifests):
+        for env in c.get("env") or []:
+            name = str(env.get("name", ""))
+            if (
+                re.search(r"SKIP_?(TLS_?)?VERIFY|INSECURE", name, re.I)
+                and str(env.get("value", "")).lower() in TRUE_VALUES
+            ):
+                problems.append(f"{w.ref} {path}.env[{name}] turns TLS verification off")
+        for arg in [*(c.get("args") or []), *(c.get("command") or [])]:
+            if INSECURE_TEXT.search(str(arg)):
+                problems.append(f"{w.ref} {path} argument {arg!r} turns TLS verification off")
+    for m in umbrella_manifests:
+        if m.kind not in ("ConfigMap", "Secret"):
+            continue
+        texts = dict(m.obj.get("data") or {})
+        if m.kind == "Secret":
+            texts = {k: base64.b64decode(v).decode("utf-8", "replace") for k, v in texts.items()}
+        texts.update(m.obj.get("stringData") or {})
+        for key, text in texts.items():
+            if INSECURE_TEXT.search(str(text)):
+                problems.append(f"{m.ref} data[{key}] turns TLS verification off")
     assert not problems, "\n".join(problems)
