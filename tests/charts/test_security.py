@@ -216,7 +216,7 @@ def test_network_policies(umbrella_manifests: list[mf.Manifest], values: dict[st
 
 INSECURE_TEXT = re.compile(
     r"insecureSkipVerify\s*[:=]\s*\"?true|skip_?verify\s*[:=]\s*\"?true|SKIP_TLS_VERIFY\s*[:=]\s*\"?true"
-    r"|--insecure(-skip-tls-verify)?(\s|=true|$)|--skip-tls-verify(\s|=true|$)",
+    r"|--insecure[a-z-]*(?!=false)\b|--skip-tls-verify[a-z-]*(?!=false)\b",
     re.IGNORECASE,
 )
 TRUE_VALUES = {"true", "1", "yes", "on"}
