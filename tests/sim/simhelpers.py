@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import re
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -103,7 +104,9 @@ def diagnose(api: Any, namespaces: Iterable[str]) -> str:
         for ev in events:
             if ev.type != "Warning":
                 continue
-            text = f"{ev.involved_object.kind}/{ev.involved_object.name} {ev.reason}: {ev.message}"
+            message = str(ev.message).replace("(combined from similar events): ", "")
+            message = re.sub(r'pods "[^"]+"', "pods", message)
+            text = f"{ev.involved_object.kind}/{ev.involved_object.name} {ev.reason}: {message}"
             if text not in seen:
                 seen.add(text)
                 lines.append(f"[{ns}] {text}")
