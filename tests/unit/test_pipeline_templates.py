@@ -281,7 +281,7 @@ def test_sample_app_manifests_are_valid_kubernetes(version: str) -> None:
     """k8s/*.yaml of the sample app validate strictly against the oldest and newest supported Kubernetes."""
     from homeci.lint import kube
 
-    objs = kube.parse("\n---\n".join(p.read_text() for p in sorted((SAMPLE_APP / "k8s").glob("*.yaml"))))
+    objs = manifests.parse("\n---\n".join(p.read_text() for p in sorted((SAMPLE_APP / "k8s").glob("*.yaml"))))
     assert {m.kind for m in objs} == {"Deployment", "Service", "Ingress"}
     report = kube.validate(objs, version)
     assert not report.errors, "\n".join(report.errors)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -73,9 +74,14 @@ def test_missing_and_no_build_names_the_install_command(empty_cache: Path) -> No
     assert toolchain.status("helm4") == ("missing", None)
 
 
+def _record_build(t: toolchain.Tool) -> None:
+    (t.cached_path.parent / "build.json").write_text(json.dumps({"tool": t.name, "recipe": t.recipe}))
+
+
 def test_cached_binary_must_report_the_pinned_version(empty_cache: Path) -> None:
     t = toolchain.tool("helm3")
     fake_helm(t.cached_path.parent, "v3.21.9")
+    _record_build(t)
     with pytest.raises(HomeciError, match=r"reports 'v3\.21\.9', expected 'v3\.22\.0'"):
         toolchain.resolve("helm3")
 
@@ -83,7 +89,20 @@ def test_cached_binary_must_report_the_pinned_version(empty_cache: Path) -> None
 def test_cached_binary_with_pinned_version(empty_cache: Path) -> None:
     t = toolchain.tool("helm3")
     path = fake_helm(t.cached_path.parent, "v3.22.0+g1234")
+    _record_build(t)
     assert toolchain.resolve("helm3") == path
+    assert toolchain.status("helm3") == ("cached", path)
+
+
+def test_cached_binary_from_an_older_recipe_is_stale(empty_cache: Path) -> None:
+    t = toolchain.tool("helm3")
+    path = fake_helm(t.cached_path.parent, "v3.22.0")
+    assert toolchain.status("helm3") == ("stale", path)  # no build record at all
+    (t.cached_path.parent / "build.json").write_text(json.dumps({"recipe": "0000"}))
+    assert toolchain.status("helm3") == ("stale", path)
+    with pytest.raises(HomeciError, match=r"older recipe .*run `homeci toolchain install helm3`"):
+        toolchain.resolve("helm3")
+    _record_build(t)
     assert toolchain.status("helm3") == ("cached", path)
 
 

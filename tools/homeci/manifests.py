@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -74,17 +75,23 @@ class Manifest:
                 yield f"{key}[{c.get('name')}]", c
 
 
+# libyaml when available: about 10x faster on a full umbrella render.
+_Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_SEPARATOR = re.compile(r"(?m)^---[ \t]*$")
+_SOURCE = re.compile(r"(?m)^# Source: (.+)$")
+
+
 def parse(stream: str) -> list[Manifest]:
-    """Parse a multi-document YAML stream; remembers each document's ``# Source:`` template."""
+    """Parse a multi-document YAML stream; remembers each document's ``# Source:`` template.
+
+    Documents keep their exact text (a block scalar's trailing newline included), so parsed values
+    equal what Helm sent to the cluster."""
     out: list[Manifest] = []
-    for chunk in _split(stream):
-        source = ""
-        for line in chunk.splitlines():
-            if line.startswith("# Source: "):
-                source = line[len("# Source: "):].strip()
-                break
+    for chunk in _SEPARATOR.split(stream):
+        match = _SOURCE.search(chunk)
+        source = match.group(1).strip() if match else ""
         try:
-            doc = yaml.safe_load(chunk)
+            doc = yaml.load(chunk, Loader=_Loader)
         except yaml.YAMLError as exc:
             raise HomeciError(f"{source or 'rendered output'}: not valid YAML ({exc})") from None
         if doc is None:
@@ -96,17 +103,6 @@ def parse(stream: str) -> list[Manifest]:
         else:
             out.append(Manifest(doc, source))
     return out
-
-
-def _split(stream: str) -> Iterator[str]:
-    current: list[str] = []
-    for line in stream.splitlines():
-        if line.rstrip() == "---":
-            yield "\n".join(current)
-            current = []
-        else:
-            current.append(line)
-    yield "\n".join(current)
 
 
 def by_kind(manifests: list[Manifest], kind: str) -> list[Manifest]:

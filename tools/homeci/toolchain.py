@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import fcntl
 import functools
+import hashlib
 import json
 import os
 import re
@@ -47,6 +48,32 @@ class Tool:
     @property
     def cached_path(self) -> Path:
         return toolchain_dir() / self.name / self.version / self.binary
+
+    @property
+    def recipe(self) -> str:
+        """A digest of everything that shapes the binary (pin, flags, wrapper go.mod/go.sum).
+
+        Stored in ``build.json`` beside the binary: a cached binary built from another recipe is
+        stale and gets rebuilt, so editing ``ci/toolchain.toml`` never leaves an old build in use."""
+        h = hashlib.sha256()
+        for part in (self.build, self.package, self.version, self.ldflags.format(**self.stamp())):
+            h.update(part.encode() + b"\0")
+        if self.build == "go-wrapper":
+            module = repo_root() / GOMOD_DIR / self.module
+            for name in ("go.mod", "go.sum"):
+                f = module / name
+                h.update(f.read_bytes() if f.is_file() else b"-")
+        return h.hexdigest()[:16]
+
+    def is_current(self) -> bool:
+        """The cache holds this tool's binary, built from the current recipe."""
+        if not self.cached_path.is_file():
+            return False
+        try:
+            info = json.loads((self.cached_path.parent / "build.json").read_text())
+        except (OSError, ValueError):
+            return False
+        return isinstance(info, dict) and info.get("recipe") == self.recipe
 
     def stamp(self) -> dict[str, str]:
         """Values substituted into ``ldflags``."""
@@ -160,11 +187,16 @@ def resolve(name: str, *, build: bool = False, progress: Callable[[str], None] |
         except HomeciError as exc:
             raise HomeciError(f"{t.env}: {exc}; homeci pins {t.name} {t.version}") from None
         return path
-    if t.cached_path.is_file():
+    if t.is_current():
         verify(t, t.cached_path, exact=True)
         return t.cached_path
     if build:
         return install(t, progress=progress)
+    if t.cached_path.is_file():
+        raise HomeciError(
+            f"{t.name} {t.version} in the cache was built from an older recipe (ci/toolchain.toml changed): "
+            f"run `homeci toolchain install {t.name}` to rebuild it"
+        )
     raise HomeciError(
         f"{t.name} {t.version} is not installed: run `homeci toolchain install {t.name}` "
         f"(builds it with Go from the module proxy) or set {t.env} to your own {t.binary}"
@@ -177,8 +209,10 @@ def status(name: str) -> tuple[str, Path | None]:
     path = override(t)
     if path is not None:
         return "override", path
-    if t.cached_path.is_file():
+    if t.is_current():
         return "cached", t.cached_path
+    if t.cached_path.is_file():
+        return "stale", t.cached_path
     return "missing", None
 
 
@@ -233,13 +267,13 @@ def install(t: Tool, *, force: bool = False, progress: Callable[[str], None] | N
             if progress:
                 progress(f"waiting for another build of {t.name} {t.version} to finish")
             fcntl.flock(lock, fcntl.LOCK_EX)
-            force = force and not t.cached_path.is_file()
+            force = force and not t.is_current()
         return _install_locked(t, force=force, progress=progress)
 
 
 def _install_locked(t: Tool, *, force: bool, progress: Callable[[str], None] | None) -> Path:
     dest = t.cached_path
-    if dest.is_file() and not force:
+    if t.is_current() and not force:
         verify(t, dest, exact=True)
         return dest
     go = _go()
@@ -273,7 +307,8 @@ def _install_locked(t: Tool, *, force: bool, progress: Callable[[str], None] | N
     verify(t, dest, exact=True)
     # Build duration, read by benchmarks/sim.py (cold vs warm Go cache shows in the figures).
     (dest.parent / "build.json").write_text(
-        json.dumps({"tool": t.name, "version": t.version, "seconds": round(time.monotonic() - started, 1)})
+        json.dumps({"tool": t.name, "version": t.version, "recipe": t.recipe,
+                    "seconds": round(time.monotonic() - started, 1)})
     )
     return dest
 
@@ -286,7 +321,7 @@ def install_many(names: Iterable[str], *, force: bool = False,
     for name in names:
         t = tool(name)
         start = time.monotonic()
-        state = "cached" if t.cached_path.is_file() and not force else "built"
+        state = "cached" if t.is_current() and not force else "built"
         if override(t) is not None and not force:
             paths.append(resolve(name))
             state = "override"

@@ -25,7 +25,6 @@ from typing import Any
 
 import jsonschema
 import kubernetes_validate.utils as kvu
-import yaml
 from referencing import Registry, Resource
 
 from homeci.errors import HomeciError
@@ -118,33 +117,6 @@ def crd_validators(objects: Iterable[Manifest]) -> dict[tuple[str, str], jsonsch
     return out
 
 
-_Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-
-
-def parse(stream: str) -> list[Manifest]:
-    """:func:`homeci.manifests.parse` with libyaml when available (10x faster on a large render).
-
-    Same result: one :class:`Manifest` per document, remembering its ``# Source:`` template.
-    """
-    out: list[Manifest] = []
-    for chunk in re.split(r"(?m)^---[ \t]*$", stream):
-        source = ""
-        m = re.search(r"(?m)^# Source: (.+)$", chunk)
-        if m:
-            source = m.group(1).strip()
-        try:
-            doc = yaml.load(chunk, Loader=_Loader)
-        except yaml.YAMLError as exc:
-            raise HomeciError(f"{source or 'rendered output'}: not valid YAML ({exc})") from None
-        if doc is None:
-            continue
-        if not isinstance(doc, dict):
-            raise HomeciError(f"{source or 'rendered output'}: a document is not a mapping")
-        if doc.get("kind") == "List":
-            out.extend(Manifest(item, source) for item in doc.get("items") or [])
-        else:
-            out.append(Manifest(doc, source))
-    return out
 
 
 def _messages(errors: Iterable[jsonschema.ValidationError]) -> list[str]:

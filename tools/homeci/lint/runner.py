@@ -15,7 +15,7 @@ from pathlib import Path
 
 import yaml
 
-from homeci import rendering
+from homeci import manifests, rendering
 from homeci.errors import HomeciError
 from homeci.helm import Helm, HelmResult
 from homeci.lint import kube, kubeversions, values
@@ -156,7 +156,7 @@ class Linter:
                 "template", ("template", str(chart), *map(str, files), "--kube-version", render_version),
                 lambda: rendering.render_text(chart, files, major=3, kube_version=render_version))
             assert isinstance(text, str)
-            objects = kube.parse(text)
+            objects = manifests.parse(text)
         except HomeciError as exc:
             skipped = [CheckResult(name, scen, col, f"k8s-{_minor(v)}", "skip", note="render failed")
                        for v, col in targets]
