@@ -122,19 +122,28 @@ class SimCluster:
                 found[f.stem] = pid
         return found
 
-    def _kill_leftovers(self) -> None:
-        """Terminate any component process kwokctl left behind (only pids from our own pid files)."""
-        live = self.pids()
-        for pid in live.values():
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGTERM)
-        deadline = time.monotonic() + 10
+    def _owned(self, pid: int) -> bool:
+        """``pid`` is still one of this cluster's components (guards against pid reuse)."""
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
+        except OSError:
+            return False
+        return str(self.dir) in cmdline
+
+    def _kill_leftovers(self, live: dict[str, int]) -> None:
+        """Wait for the components to exit; terminate any kwokctl left behind (only our own pids)."""
+        live = {name: pid for name, pid in live.items() if self._owned(pid)}
+        deadline = time.monotonic() + 20
         while time.monotonic() < deadline and any(_alive(p) for p in live.values()):
             time.sleep(0.2)
-        for pid in live.values():
-            if _alive(pid):
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, signal.SIGKILL)
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            for pid in live.values():
+                if _alive(pid) and self._owned(pid):
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(pid, sig)
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline and any(_alive(p) for p in live.values()):
+                time.sleep(0.2)
 
     # -- API ---------------------------------------------------------------------------------------
 
@@ -268,11 +277,16 @@ class SimCluster:
             self.config_file.unlink(missing_ok=True)
             return False
         self._remove_hostpath_volumes()
+        live = self.pids()
         kwokctl = _kwokctl_or_none()
         if kwokctl is not None:
-            subprocess.run([str(kwokctl), "delete", "cluster", "--name", self.name, "--kubeconfig", ""],
-                           env=self._env(), capture_output=True, text=True, timeout=120, check=False)
-        self._kill_leftovers()
+            # kwokctl removes the cluster's context from --kubeconfig; it refuses "", so give it a path
+            # that does not exist (the user's ~/.kube/config is never touched).
+            unused = self.root / f"{self.name}.unused-kubeconfig"
+            cmd = [str(kwokctl), "delete", "cluster", "--name", self.name, "--kubeconfig", str(unused)]
+            subprocess.run(cmd, env=self._env(), capture_output=True, text=True, timeout=120, check=False)
+            unused.unlink(missing_ok=True)
+        self._kill_leftovers(live)
         if self.dir.exists():
             shutil.rmtree(self.dir, ignore_errors=True)
         self.config_file.unlink(missing_ok=True)

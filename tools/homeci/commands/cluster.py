@@ -64,8 +64,9 @@ def status(name: str, as_json: bool) -> None:
     if not st.exists:
         ui.out.print(f"cluster {name}: not created (run `homeci cluster sim up --name {name}`)")
         return
+    api = f"Kubernetes {st.version}" if st.version else "API server not answering"
     ui.out.print(f"cluster {name}: {'ready' if st.ready else 'NOT ready'}, {st.running_processes} processes, "
-                 f"server {st.server}, Kubernetes {st.version}, {st.nodes} simulated nodes")
+                 f"server {st.server}, {api}, {st.nodes} simulated nodes")
     ui.out.print(f"kubeconfig: {st.kubeconfig}")
 
 
