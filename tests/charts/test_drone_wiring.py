@@ -162,11 +162,15 @@ def test_steps_clone_from_the_host_gogs_advertises(umbrella_manifests: list[mf.M
     external = urlsplit(ini.get("server", "EXTERNAL_URL"))
     step = _step_env(umbrella_manifests)
     assert step["HOMECI_GIT_HOST"] == external.hostname
-    if "GIT_CONFIG_KEY_0" in step:
-        # git trusts the homeci CA for exactly Gogs' clone URLs (http.<url>.sslCAInfo), nothing else.
-        assert step["GIT_CONFIG_KEY_0"] == f"http.https://{external.hostname}/.sslCAInfo"
-        assert step["GIT_CONFIG_VALUE_0"] == step["HOMECI_CA_FILE"] == "/etc/homeci/ca.crt"
-        assert step["GIT_CONFIG_COUNT"] == "1"
+    if "HOMECI_CA_FILE" in step:
+        # One-file settings use the bundle (public roots + homeci CA) so public hosts keep working;
+        # GIT_SSL_CAINFO works with the old git of the pinned clone image (no GIT_CONFIG_COUNT there).
+        assert step["HOMECI_CA_FILE"] == "/etc/homeci/ca.crt"
+        for key in ("GIT_SSL_CAINFO", "SSL_CERT_FILE", "REQUESTS_CA_BUNDLE"):
+            assert step[key] == step["HOMECI_CA_BUNDLE"] == "/etc/homeci/bundle.crt", f"steps.env {key}"
+        assert not any(k.startswith("GIT_CONFIG_") for k in step), (
+            "GIT_CONFIG_* would override GIT_SSL_CAINFO"
+        )
         # Go programs keep the system directories and kaniko's own, plus the homeci CA directory.
         dirs = step["SSL_CERT_DIR"].split(":")
         assert {"/etc/ssl/certs", "/kaniko/ssl/certs", "/etc/homeci"} <= set(dirs), step["SSL_CERT_DIR"]

@@ -62,7 +62,7 @@ def test_hosts_toml() -> None:
 
 def test_sync_writes_then_is_idempotent(node: dict[str, str]) -> None:
     changed = nt.sync(node, fetch=lambda ns, name: PEM + "\n")
-    assert len(changed) == 3
+    assert len(changed) == 4
     reg, ca = Path(node["CERTS_DIR"]), Path(node["CA_DIR"])
     assert (reg / "ca.crt").read_text() == PEM + "\n" == (ca / "ca.crt").read_text()
     toml = tomllib.loads((reg / "hosts.toml").read_text())
@@ -76,7 +76,7 @@ def test_sync_follows_a_new_ca(node: dict[str, str]) -> None:
     nt.sync(node, fetch=lambda ns, name: PEM + "\n")
     new = PEM.replace("fake", "rotated") + "\n"
     changed = nt.sync(node, fetch=lambda ns, name: new)
-    assert sorted(Path(p).name for p in changed) == ["ca.crt", "ca.crt"]
+    assert sorted(Path(p).name for p in changed) == ["bundle.crt", "ca.crt", "ca.crt"]
     assert (Path(node["CA_DIR"]) / "ca.crt").read_text() == new
 
 
@@ -84,6 +84,18 @@ def test_replaces_an_empty_directory_in_the_way(node: dict[str, str]) -> None:
     (Path(node["CA_DIR"]) / "ca.crt").mkdir()
     nt.sync(node, fetch=lambda ns, name: PEM + "\n")
     assert (Path(node["CA_DIR"]) / "ca.crt").is_file()
+
+
+def test_bundle_has_public_roots_then_the_ca(node: dict[str, str], tmp_path: Path) -> None:
+    roots = tmp_path / "roots.pem"
+    roots.write_text("-----BEGIN CERTIFICATE-----\nMIIpublic\n-----END CERTIFICATE-----")
+    node["SYSTEM_BUNDLE"] = str(roots)
+    nt.sync(node, fetch=lambda ns, name: PEM + "\n")
+    text = (Path(node["CA_DIR"]) / "bundle.crt").read_text()
+    assert text == roots.read_text() + "\n" + PEM + "\n"
+    node["SYSTEM_BUNDLE"] = str(tmp_path / "missing.pem")  # no public roots: the CA alone, still valid
+    nt.sync(node, fetch=lambda ns, name: PEM + "\n")
+    assert (Path(node["CA_DIR"]) / "bundle.crt").read_text() == PEM + "\n"
 
 
 def test_health_files(tmp_path: Path) -> None:

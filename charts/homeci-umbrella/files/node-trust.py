@@ -5,11 +5,14 @@ Every INTERVAL seconds: read the public CA certificate from ConfigMap CA_CONFIGM
 through the Kubernetes API (the DaemonSet lives in its own namespace, so it cannot mount that
 ConfigMap), then write - only when the content changed, atomically -
   CERTS_DIR/ca.crt and CERTS_DIR/hosts.toml   containerd `certs.d/<registry host>/` (no restart needed)
-  CA_DIR/ca.crt                               the Drone runner mounts CA_DIR at /etc/homeci in every step
+  CA_DIR/ca.crt, CA_DIR/bundle.crt            the Drone runner mounts CA_DIR at /etc/homeci in every step;
+                                              bundle.crt = this image's public roots + the CA, for tools
+                                              that take one file (GIT_SSL_CAINFO, SSL_CERT_FILE)
 CERTS_DIR and CA_DIR are hostPath mounts of exactly those two node directories.
 
 Environment: CA_NAMESPACE, CA_CONFIGMAP, REGISTRY_HOST, NODE_CERTS_DIR (the registry directory's
 path on the node, written into hosts.toml), CERTS_DIR, CA_DIR, ENDPOINT (optional mirror URL),
+SYSTEM_BUNDLE (public roots to prepend in bundle.crt; default /etc/ssl/certs/ca-certificates.crt),
 INTERVAL (default 300), HEALTH_DIR (probe files `heartbeat` and `ready`), ONCE (any value: one pass,
 then exit with 0 or 1). Standard library only.
 """
@@ -25,6 +28,7 @@ import urllib.request
 from pathlib import Path
 
 SA_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
+SYSTEM_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
 PEM_BEGIN = "-----BEGIN CERTIFICATE-----"
 
 
@@ -65,6 +69,14 @@ def fetch_ca(namespace: str, name: str, api: str | None = None, sa_dir: Path = S
     return pem + "\n"
 
 
+def bundle(pem: str, system: Path) -> str:
+    """Public roots (when the file exists) followed by the homeci CA: one file that trusts both."""
+    roots = system.read_text() if system.is_file() else ""
+    if roots and not roots.endswith("\n"):
+        roots += "\n"
+    return roots + pem
+
+
 def write_if_changed(path: Path, content: str) -> bool:
     """Atomically replace path with content unless it already holds exactly that; True if written."""
     if path.is_dir():
@@ -89,6 +101,7 @@ def sync(env: dict[str, str], fetch: object = None) -> list[str]:
         (certs / "ca.crt", pem),
         (certs / "hosts.toml", hosts_toml(env["REGISTRY_HOST"], node_ca, env.get("ENDPOINT", ""))),
         (Path(env["CA_DIR"]) / "ca.crt", pem),
+        (Path(env["CA_DIR"]) / "bundle.crt", bundle(pem, Path(env.get("SYSTEM_BUNDLE") or SYSTEM_BUNDLE))),
     ):
         if write_if_changed(path, content):
             changed.append(str(path))

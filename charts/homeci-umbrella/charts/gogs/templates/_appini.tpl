@@ -1,10 +1,11 @@
 {{/*
 app.ini for Gogs 0.14. Deliberately absent: [server] ROOT_URL (ignored since 0.13, EXTERNAL_URL replaces
-it) and [service] (ignored since 0.12, [auth] replaces it). Secrets come in by ${VAR} expansion.
+it), [service] (ignored since 0.12, [auth] replaces it), APP_NAME (now BRAND_NAME) and [mailer] (now
+[email]). Secrets come in by ${VAR} expansion.
 */}}
 {{- define "homeci-gogs.appIni" -}}
 {{- $host := include "homeci-gogs.host" . -}}
-APP_NAME = {{ .Values.config.appName }}
+BRAND_NAME = {{ .Values.config.appName }}
 RUN_USER = git
 RUN_MODE = prod
 
@@ -81,7 +82,7 @@ PATH = /data/gogs/data/attachments
 [lfs]
 OBJECTS_PATH = /data/gogs/data/lfs-objects
 
-[mailer]
+[email]
 ENABLED = false
 
 [log]
