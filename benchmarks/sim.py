@@ -39,8 +39,9 @@ def build_times() -> None:
     for name in (*TOOLS, "helm3", "helm4"):
         t = toolchain.tool(name)
         record = t.cached_path.parent / "build.json"
-        if record.is_file():
-            secs = float(json.loads(record.read_text())["seconds"])
+        info = json.loads(record.read_text()) if record.is_file() else {}
+        if isinstance(info, dict) and "seconds" in info:
+            secs = float(info["seconds"])
             total += secs
             print(f"  {name:<26} {t.version:<10} {secs:7.1f} s")
         else:
