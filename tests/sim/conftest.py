@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
+import threading
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -39,6 +41,10 @@ def _missing_and_unbuildable() -> str | None:
     return None
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
 def _remove_stale_clusters() -> None:
     """Delete clusters of earlier pytest processes that died without cleaning up (kill -9, power loss)."""
     base = SimCluster("pytest-0").root / "clusters"
@@ -58,11 +64,18 @@ def sim_cluster() -> Iterator[SimCluster]:
     name = os.environ.get("HOMECI_SIM_TEST_CLUSTER", f"pytest-{os.getpid()}")
     cluster = SimCluster(name)
     cluster.down()
+    # A SIGTERM (CI cancelling the job) becomes KeyboardInterrupt, so pytest still tears down and the
+    # cluster's processes stop; Ctrl-C already works that way.
+    previous = signal.getsignal(signal.SIGTERM)
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _interrupt)
     try:
         cluster.up(timeout=240)
         yield cluster
     finally:
         cluster.down()
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, previous)
 
 
 @pytest.fixture(scope="session")
