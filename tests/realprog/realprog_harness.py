@@ -239,6 +239,8 @@ class LoopbackGogs:
 
     def __init__(self, objects: list[Manifest], root: Path, gogs_bin: Path) -> None:
         self.pod = LoopbackPod(objects, "Deployment", f"{RELEASE}-gogs", "gogs", root)
+        self.binary_dir = gogs_bin.parent
+        self.binary_dir_before = snapshot(self.binary_dir)
         self.port = realprog.free_port()
         self.url = f"http://{LOOPBACK}:{self.port}"
         env = loopback_env(self.pod)
@@ -287,6 +289,8 @@ class LoopbackRegistry:
 
     def __init__(self, objects: list[Manifest], root: Path, registry_bin: Path) -> None:
         self.pod = LoopbackPod(objects, "Deployment", f"{RELEASE}-registry", "registry", root)
+        self.binary_dir = registry_bin.parent
+        self.binary_dir_before = snapshot(self.binary_dir)
         self.port = realprog.free_port()
         self.url = f"http://{LOOPBACK}:{self.port}"
         args = [self.pod.rewrite(a) for a in self.pod.args]
@@ -311,10 +315,15 @@ class LoopbackRegistry:
         self.program.wait_ready(realprog.http_check(f"{self.url}/"), timeout=30, what="answering GET /")
 
 
-def stray_writes(root: Path, binary_path: Path) -> list[str]:
+def snapshot(directory: Path) -> set[str]:
+    """Names in ``directory`` now (to compare after a program ran)."""
+    return {p.name for p in directory.iterdir()}
+
+
+def stray_writes(root: Path, binary_dir: Path, before: set[str]) -> list[str]:
     """Files a program created outside its pod's volumes: in its working directory (``root``, which
-    holds only ``volumes/`` and ``logs/``) or beside its binary (the image's read-only /app)."""
+    holds only ``volumes/`` and ``logs/``) or beside its binary (the image's read-only /app), compared
+    with the ``before`` snapshot of that directory (the toolchain keeps its own files there)."""
     stray = [str(p) for p in root.iterdir() if p.name not in ("volumes", "logs")]
-    stray += [str(p) for p in binary_path.parent.iterdir()
-              if p.name != binary_path.name and p.name != "build.json"]
+    stray += [str(binary_dir / n) for n in sorted(snapshot(binary_dir) - before)]
     return stray

@@ -239,7 +239,7 @@ def test_gogs_writes_only_to_its_volumes(gogs: LoopbackGogs, admin_token: str) -
     """readOnlyRootFilesystem: after start-up, admin creation and API use, nothing was written outside
     the pod's volumes (HOME, data and /tmp all point into them)."""
     assert admin_token
-    stray = stray_writes(gogs.pod.root, binary("gogs"))
+    stray = stray_writes(gogs.pod.root, gogs.binary_dir, gogs.binary_dir_before)
     assert not stray, f"Gogs wrote outside its mounted volumes: {stray}"
 
 

@@ -182,5 +182,5 @@ def test_registry_writes_only_to_its_volumes(registry: LoopbackRegistry, public:
                                             hosts: dict[str, str], credentials: tuple[str, str]) -> None:
     """readOnlyRootFilesystem: the registry keeps everything on its data and /tmp volumes."""
     Client(public, hosts["registry"], credentials).call("GET", "/v2/_catalog")
-    stray = stray_writes(registry.pod.root, binary("registry"))
+    stray = stray_writes(registry.pod.root, registry.binary_dir, registry.binary_dir_before)
     assert not stray, f"the registry wrote outside its mounted volumes: {stray}"
