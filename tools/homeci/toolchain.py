@@ -51,7 +51,7 @@ class Tool:
 
     @property
     def recipe(self) -> str:
-        """A digest of everything that shapes the binary (pin, flags, wrapper go.mod/go.sum).
+        """A digest of everything that shapes the binary (pin, flags, the wrapper module's files).
 
         Stored in ``build.json`` beside the binary: a cached binary built from another recipe is
         stale and gets rebuilt, so editing ``ci/toolchain.toml`` never leaves an old build in use."""
@@ -59,10 +59,10 @@ class Tool:
         for part in (self.build, self.package, self.version, self.ldflags.format(**self.stamp())):
             h.update(part.encode() + b"\0")
         if self.build == "go-wrapper":
+            # Every file of the wrapper module: go.mod/go.sum and any local Go code (shims, commands).
             module = repo_root() / GOMOD_DIR / self.module
-            for name in ("go.mod", "go.sum"):
-                f = module / name
-                h.update(f.read_bytes() if f.is_file() else b"-")
+            for f in sorted(p for p in module.rglob("*") if p.is_file()):
+                h.update(str(f.relative_to(module)).encode() + b"\0" + f.read_bytes())
         return h.hexdigest()[:16]
 
     def is_current(self) -> bool:
