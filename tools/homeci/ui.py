@@ -8,8 +8,9 @@ from contextlib import contextmanager
 
 from rich.console import Console
 
-console = Console(stderr=True, highlight=False)
-out = Console(highlight=False)
+# emoji=False: rich would otherwise turn ":cd:" inside a fingerprint or a path into an emoji.
+console = Console(stderr=True, highlight=False, emoji=False)
+out = Console(highlight=False, emoji=False)
 
 
 @contextmanager
