@@ -63,3 +63,41 @@ def test_missing_values_file_is_caught_before_helm_runs(fake_helm: Path) -> None
 def test_unsupported_major() -> None:
     with pytest.raises(HomeciError, match=r"Helm 2 is not supported"):
         Helm(2)
+
+
+def _recording_helm(tmp_path: Path) -> tuple[Path, Path]:
+    """A stand-in helm that writes its argv, one per line, and succeeds."""
+    log = tmp_path / "argv"
+    path = tmp_path / "rec" / "helm"
+    path.parent.mkdir()
+    path.write_text(f'#!/bin/sh\nprintf "%s\\n" "$@" > {log}\n')
+    path.chmod(0o755)
+    return path, log
+
+
+@pytest.mark.parametrize(
+    ("major", "call", "expected"),
+    [
+        (3, "install", ["install", "rel", str(GOOD), "--namespace", "ns", "--timeout", "7m",
+                        "--create-namespace", "--wait", "--wait-for-jobs", "--set", "a=b"]),
+        (4, "install", ["install", "rel", str(GOOD), "--namespace", "ns", "--timeout", "7m",
+                        "--create-namespace", "--wait=watcher", "--wait-for-jobs", "--set", "a=b"]),
+        (3, "upgrade", ["upgrade", "rel", str(GOOD), "--install", "--namespace", "ns", "--timeout", "7m",
+                        "--create-namespace", "--wait", "--wait-for-jobs", "--set", "a=b"]),
+    ],
+)
+def test_install_and_upgrade_command_lines(tmp_path: Path, major: int, call: str,
+                                           expected: list[str]) -> None:
+    binary, log = _recording_helm(tmp_path)
+    helm = Helm(major, binary=binary)
+    getattr(helm, call)("rel", GOOD, namespace="ns", timeout="7m", create_namespace=True,
+                        set_values={"a": "b"})
+    assert log.read_text().splitlines() == expected
+
+
+def test_dry_run_never_waits(tmp_path: Path) -> None:
+    binary, log = _recording_helm(tmp_path)
+    Helm(4, binary=binary).upgrade("rel", GOOD, namespace="ns", dry_run="server")
+    argv = log.read_text().splitlines()
+    assert "--dry-run=server" in argv
+    assert not [a for a in argv if a.startswith("--wait")], argv

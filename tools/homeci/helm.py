@@ -161,25 +161,27 @@ class Helm:
                 set_values: Mapping[str, str] | Iterable[str] = (), install: bool = True,
                 wait: bool = True, timeout: str = "5m", create_namespace: bool = False,
                 dry_run: str | None = None, extra: Sequence[str] = ()) -> HelmResult:
-        """``helm upgrade --install`` (or plain ``helm install`` when ``install`` and no release yet)."""
-        args = ["upgrade", release, str(chart), "--namespace", namespace, "--timeout", timeout]
-        if install:
-            args.append("--install")
-        if create_namespace:
-            args.append("--create-namespace")
-        if dry_run:
-            args.append(f"--dry-run={dry_run}")
-        args += self._wait_args(wait and not dry_run)
-        args += _values_args(values_files, set_values)
-        args += list(extra)
-        return self.run(args, chart=chart, values_files=values_files)
+        """``helm upgrade`` (with ``--install`` unless ``install=False``)."""
+        command = ["upgrade", "--install"] if install else ["upgrade"]
+        return self._deploy(command, release, chart, namespace=namespace, values_files=values_files,
+                            set_values=set_values, wait=wait, timeout=timeout,
+                            create_namespace=create_namespace, dry_run=dry_run, extra=extra)
 
     def install(self, release: str, chart: str | os.PathLike[str], *, namespace: str,
                 values_files: Sequence[str | os.PathLike[str]] = (),
                 set_values: Mapping[str, str] | Iterable[str] = (), wait: bool = True,
                 timeout: str = "5m", create_namespace: bool = False, dry_run: str | None = None,
                 extra: Sequence[str] = ()) -> HelmResult:
-        args = ["install", release, str(chart), "--namespace", namespace, "--timeout", timeout]
+        """``helm install`` (fails if the release exists)."""
+        return self._deploy(["install"], release, chart, namespace=namespace, values_files=values_files,
+                            set_values=set_values, wait=wait, timeout=timeout,
+                            create_namespace=create_namespace, dry_run=dry_run, extra=extra)
+
+    def _deploy(self, command: list[str], release: str, chart: str | os.PathLike[str], *, namespace: str,
+                values_files: Sequence[str | os.PathLike[str]],
+                set_values: Mapping[str, str] | Iterable[str], wait: bool, timeout: str,
+                create_namespace: bool, dry_run: str | None, extra: Sequence[str]) -> HelmResult:
+        args = [command[0], release, str(chart), *command[1:], "--namespace", namespace, "--timeout", timeout]
         if create_namespace:
             args.append("--create-namespace")
         if dry_run:
