@@ -10,7 +10,8 @@ from rich.console import Console
 
 # emoji=False: rich would otherwise turn ":cd:" inside a fingerprint or a path into an emoji.
 console = Console(stderr=True, highlight=False, emoji=False)
-out = Console(highlight=False, emoji=False)
+# soft_wrap: commands and paths printed for copy-paste are never broken across lines.
+out = Console(highlight=False, emoji=False, soft_wrap=True)
 
 
 @contextmanager

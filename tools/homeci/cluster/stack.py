@@ -75,6 +75,12 @@ def install(cluster: SimCluster, *, major: int = 3, values_files: list[Path] | N
                  for d in apps.list_namespaced_deployment(NAMESPACE).items]
     workloads += [f"StatefulSet/{s.metadata.name} {s.status.ready_replicas or 0}/{s.spec.replicas}"
                   for s in apps.list_namespaced_stateful_set(NAMESPACE).items]
+    # DaemonSets live in their own namespaces (node trust needs Pod Security "privileged").
+    selector = f"app.kubernetes.io/instance={RELEASE}"
+    daemonsets = apps.list_daemon_set_for_all_namespaces(label_selector=selector).items
+    workloads += [f"DaemonSet/{d.metadata.name} (namespace {d.metadata.namespace}) "
+                  f"{d.status.number_ready or 0}/{d.status.desired_number_scheduled or 0}"
+                  for d in daemonsets]
     core = client.CoreV1Api(api)
     services = []
     for svc in core.list_namespaced_service(NAMESPACE).items:
@@ -85,5 +91,6 @@ def install(cluster: SimCluster, *, major: int = 3, values_files: list[Path] | N
     hosts = sorted({rule.host for ing in client.NetworkingV1Api(api).list_namespaced_ingress(NAMESPACE).items
                     for rule in (ing.spec.rules or []) if rule.host})
     pods = len(core.list_namespaced_pod(NAMESPACE).items)
+    pods += sum(d.status.number_ready or 0 for d in daemonsets)
     return Installed(RELEASE, NAMESPACE, chart, int(status.get("version", 0)), cluster.kubeconfig,
                      cluster.server(), sorted(workloads), sorted(services), hosts, pods)
