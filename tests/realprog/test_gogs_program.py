@@ -8,7 +8,6 @@ import json
 import os
 import sqlite3
 import subprocess
-import threading
 import time
 import urllib.error
 import urllib.parse
@@ -23,6 +22,7 @@ from realprog_harness import RELEASE, LoopbackGogs, LoopbackTraefik, binary, ini
 from homeci import manifests
 from homeci.manifests import Manifest
 from homeci.realprog import LOOPBACK, PublicNames
+from loopback import serve
 
 
 @pytest.fixture(scope="module")
@@ -164,13 +164,8 @@ def local_receiver() -> Iterator[tuple[int, list[str]]]:
         def log_message(self, *args: object) -> None:
             pass
 
-    server = http.server.ThreadingHTTPServer((LOOPBACK, 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield int(server.server_address[1]), seen
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serve(Handler) as port:
+        yield port, seen
 
 
 def _drone_webhook_url(objects: list[Manifest]) -> str:

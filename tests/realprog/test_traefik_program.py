@@ -5,7 +5,6 @@ from __future__ import annotations
 import http.server
 import socket
 import ssl
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,6 +15,7 @@ from realprog_harness import RELEASE, LoopbackTraefik, render
 from homeci import manifests, realprog
 from homeci.manifests import Manifest
 from homeci.realprog import LOOPBACK, PublicNames
+from loopback import serve
 
 
 def _rendered_arg(objects: list[Manifest], prefix: str) -> str:
@@ -65,14 +65,8 @@ def echo_backend() -> Iterator[int]:
         def log_message(self, *args: object) -> None:
             pass
 
-    server = http.server.ThreadingHTTPServer((LOOPBACK, 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield int(server.server_address[1])
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serve(Handler) as port:
+        yield port
 
 
 @pytest.fixture(scope="module")

@@ -7,16 +7,17 @@ from __future__ import annotations
 import importlib.util
 import json
 import sys
-import threading
 import urllib.parse
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import pytest
+
+from loopback import serve
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "charts" / "homeci-umbrella" / "charts" / "drone" / "files" / "bootstrap.py"
@@ -116,15 +117,8 @@ class Handler(BaseHTTPRequestHandler):
 def fake() -> Iterator[tuple[FakeState, str]]:
     state = FakeState()
     handler = type("BoundHandler", (Handler,), {"state": state})
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield state, f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(5)
+    with serve(handler) as port:
+        yield state, f"http://127.0.0.1:{port}"
 
 
 def config(url: str, **over: Any) -> Any:

@@ -8,15 +8,16 @@ import os
 import shutil
 import signal
 import subprocess
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from loopback import serve
 
 ROOT = Path(__file__).resolve().parents[2]
 FILES = ROOT / "charts" / "homeci-umbrella" / "charts" / "gogs" / "files"
@@ -76,27 +77,23 @@ def env(tmp_path: Path) -> Iterator[tuple[dict[str, str], Api]]:
             self.send_header("Content-Length", "0")
             self.end_headers()
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    e = {
+    with serve(Handler) as port:
+        yield _env(tmp_path, state, gogs, port), api
+
+
+def _env(tmp_path: Path, state: Path, gogs: Path, port: int) -> dict[str, str]:
+    return {
         "PATH": os.environ["PATH"],
         "FAKE_STATE": str(state),
         "GOGS_BIN": str(gogs),
         "GOGS_CONFIG": str(tmp_path / "app.ini"),
-        "GOGS_URL": f"http://127.0.0.1:{server.server_address[1]}",
+        "GOGS_URL": f"http://127.0.0.1:{port}",
         "GOGS_ADMIN_USERNAME": USER,
         "GOGS_ADMIN_PASSWORD": PASSWORD,
         "GOGS_ADMIN_EMAIL": EMAIL,
         "GOGS_ADMIN_WAIT_ATTEMPTS": "20",
         "GOGS_ADMIN_WAIT_INTERVAL": "0.05",
     }
-    try:
-        yield e, api
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(5)
 
 
 def create_admin(e: dict[str, str]) -> subprocess.CompletedProcess[str]:

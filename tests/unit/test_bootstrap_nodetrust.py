@@ -7,15 +7,16 @@ from __future__ import annotations
 import importlib.util
 import json
 import sys
-import threading
 import tomllib
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import pytest
+
+from loopback import serve
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "charts" / "homeci-umbrella" / "files" / "node-trust.py"
@@ -129,18 +130,11 @@ def api(tmp_path: Path) -> Iterator[tuple[str, Path, list[dict[str, Any]]]]:
             self.end_headers()
             self.wfile.write(data)
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
     sa = tmp_path / "sa"
     sa.mkdir()
     (sa / "token").write_text("pod-token\n")
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}", sa, seen
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(5)
+    with serve(Handler) as port:
+        yield f"http://127.0.0.1:{port}", sa, seen
 
 
 def test_fetch_ca_uses_the_pod_token(api: tuple[str, Path, list[dict[str, Any]]]) -> None:

@@ -14,7 +14,7 @@ import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
@@ -24,6 +24,7 @@ from cryptography.hazmat.primitives import serialization
 from homeci import ca, manifests
 from homeci.errors import HomeciError
 from homeci.helm import Helm
+from loopback import serve
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -208,15 +209,8 @@ def fake_apiserver(secrets: dict[str, dict[str, str]]) -> Iterator[str]:
         def log_message(self, *args: object) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(5)
+    with serve(Handler) as port:
+        yield f"http://127.0.0.1:{port}"
 
 
 def _kubeconfig(tmp_path: Path, url: str) -> Path:

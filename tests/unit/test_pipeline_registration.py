@@ -9,7 +9,7 @@ import socket
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from homeci import drone
+from loopback import serve
 
 TOKEN = "machine-token-for-tests"
 TEMPLATE = "homeci-build-deploy.yaml"
@@ -110,15 +111,8 @@ def fake() -> Iterator[tuple[FakeDrone, str]]:
         def log_message(self, format: str, *args: object) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    try:
-        yield state, f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
+    with serve(Handler) as port:
+        yield state, f"http://127.0.0.1:{port}"
 
 
 @pytest.fixture
