@@ -43,8 +43,7 @@ def test_default_footprint_within_budget(default_manifests: list[mf.Manifest]) -
 @pytest.mark.parametrize("workload", sorted(CONTRACT))
 def test_component_requests_match_contract(default_manifests: list[mf.Manifest], workload: str) -> None:
     rows = {r.workload: r for r in footprint.compute(default_manifests).rows}
-    if workload not in rows:
-        pytest.skip(f"{workload} is not rendered by the default install yet")
+    assert workload in rows, f"{workload} is missing from the default install (rendered: {sorted(rows)})"
     cpu, mem = CONTRACT[workload]
     row = rows[workload]
     assert row.requests.cpu == cpu, f"{workload} requests {row.requests.cpu}m CPU, contract {cpu}m"
