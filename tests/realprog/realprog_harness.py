@@ -21,7 +21,7 @@ import os
 import re
 import urllib.request
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import pytest
 import yaml
@@ -226,7 +226,27 @@ def ini_value(text: str, section: str, key: str) -> str | None:
     return None
 
 
-class LoopbackGogs:
+class _Running:
+    """``with server:`` starts the program and always stops it (also when it never became ready)."""
+
+    program: Program
+
+    def start(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        try:
+            self.start()
+        except BaseException:
+            self.program.stop()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.program.stop()
+
+
+class LoopbackGogs(_Running):
     """Deployment/<release>-gogs run on loopback through its own entrypoint (files/start.sh, which runs
     `gogs web` and then files/create-admin.sh), with the rendered app.ini and env.
 
@@ -277,7 +297,7 @@ class LoopbackGogs:
                                 what="answering /healthcheck")
 
 
-class LoopbackRegistry:
+class LoopbackRegistry(_Running):
     """Deployment/<release>-registry (distribution v3) run on loopback with the rendered config.yml
     (Secret <release>-registry-config) and htpasswd (Secret <release>-registry-auth).
 

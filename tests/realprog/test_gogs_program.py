@@ -28,13 +28,9 @@ from loopback import serve
 @pytest.fixture(scope="module")
 def gogs(rendered: list[Manifest], tmp_path_factory: pytest.TempPathFactory,
          traefik: LoopbackTraefik) -> Iterator[LoopbackGogs]:
-    server = LoopbackGogs(rendered, tmp_path_factory.mktemp("gogs"), binary("gogs"))
-    try:
-        server.start()
+    with LoopbackGogs(rendered, tmp_path_factory.mktemp("gogs"), binary("gogs")) as server:
         traefik.route(f"{RELEASE}-gogs", server.port)
         yield server
-    finally:
-        server.program.stop()
 
 
 @pytest.fixture(scope="module")
@@ -309,12 +305,8 @@ def test_git_clone_and_push_over_https_through_traefik(gogs: LoopbackGogs, traef
 def gogs_ssh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LoopbackGogs, list[Manifest]]]:
     """Gogs of the `ssh` umbrella scenario (built-in SSH server on), without Traefik (SSH is plain TCP)."""
     objects = render("ssh")
-    server = LoopbackGogs(objects, tmp_path_factory.mktemp("gogs-ssh"), binary("gogs"))
-    try:
-        server.start()
+    with LoopbackGogs(objects, tmp_path_factory.mktemp("gogs-ssh"), binary("gogs")) as server:
         yield server, objects
-    finally:
-        server.program.stop()
 
 
 def test_builtin_ssh_server_serves_git_with_the_advertised_url(gogs_ssh: tuple[LoopbackGogs, list[Manifest]],

@@ -27,13 +27,9 @@ REPOSITORY = "homeci/t2-smoke"
 @pytest.fixture(scope="module")
 def registry(rendered: list[Manifest], tmp_path_factory: pytest.TempPathFactory,
              traefik: LoopbackTraefik) -> Iterator[LoopbackRegistry]:
-    server = LoopbackRegistry(rendered, tmp_path_factory.mktemp("registry"), binary("registry"))
-    try:
-        server.start()
+    with LoopbackRegistry(rendered, tmp_path_factory.mktemp("registry"), binary("registry")) as server:
         traefik.route(f"{RELEASE}-registry", server.port)
         yield server
-    finally:
-        server.program.stop()
 
 
 @pytest.fixture(scope="module")
