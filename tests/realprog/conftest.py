@@ -46,12 +46,8 @@ def ca_file(rendered: list[Manifest], tmp_path_factory: pytest.TempPathFactory) 
 
 @pytest.fixture(scope="session")
 def traefik(rendered: list[Manifest], tmp_path_factory: pytest.TempPathFactory) -> Iterator[LoopbackTraefik]:
-    proxy = LoopbackTraefik(rendered, tmp_path_factory.mktemp("traefik"))
-    try:
-        proxy.start()
+    with LoopbackTraefik(rendered, tmp_path_factory.mktemp("traefik")) as proxy:
         yield proxy
-    finally:
-        proxy.program.stop()
 
 
 @pytest.fixture(scope="session")

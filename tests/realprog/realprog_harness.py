@@ -114,7 +114,27 @@ def ingress_routes(objects: list[Manifest], service: str, url: str) -> dict[str,
                      "services": {service: {"loadBalancer": {"servers": [{"url": url}]}}}}}
 
 
-class LoopbackTraefik:
+class _Running:
+    """``with server:`` starts the program and always stops it (also when it never became ready)."""
+
+    program: Program
+
+    def start(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        try:
+            self.start()
+        except BaseException:
+            self.program.stop()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.program.stop()
+
+
+class LoopbackTraefik(_Running):
     """The rendered Traefik Deployment's container, run on loopback.
 
     Rewritten: entrypoint addresses -> 127.0.0.1:<free port>; the Kubernetes Ingress provider flags
@@ -224,26 +244,6 @@ def ini_value(text: str, section: str, key: str) -> str | None:
         elif current == section and "=" in stripped and stripped.split("=", 1)[0].strip() == key:
             return stripped.split("=", 1)[1].strip()
     return None
-
-
-class _Running:
-    """``with server:`` starts the program and always stops it (also when it never became ready)."""
-
-    program: Program
-
-    def start(self) -> None:
-        raise NotImplementedError
-
-    def __enter__(self) -> Self:
-        try:
-            self.start()
-        except BaseException:
-            self.program.stop()
-            raise
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.program.stop()
 
 
 class LoopbackGogs(_Running):

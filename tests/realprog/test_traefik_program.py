@@ -188,11 +188,7 @@ def test_read_timeout_value_is_enforced_on_websecure(tmp_path: Path, ca_file: Pa
     # A second render generates its own CA (no cluster to `lookup` the first one from): trust that one.
     short_ca = tmp_path / "ca.crt"
     short_ca.write_text(manifests.get(short, "ConfigMap", f"{RELEASE}-ca").obj["data"]["ca.crt"])
-    proxy = LoopbackTraefik(short, tmp_path / "traefik")
-    try:
-        proxy.start()
+    with LoopbackTraefik(short, tmp_path / "traefik") as proxy:
         proxy.route(f"{RELEASE}-gogs", echo_backend)
         outcome = _slow_put(proxy.names(short_ca), host, 4)
-    finally:
-        proxy.program.stop()
     assert outcome != "ok", "with readTimeout=2s rendered, a 4 s upload still completed: value not applied"
