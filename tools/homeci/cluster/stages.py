@@ -42,23 +42,21 @@ daemonEndpoints:
 {{ end }}
 """
 
-_NODE_INIT = _NODE_STATUS + """\
-allocatable:
-{{ with .status.allocatable }}
-{{ YAML . 1 }}
-{{ else }}
+def _node_resources(field: str) -> str:
+    """``status.<field>`` kept as the Node was created with, else kwok's default size."""
+    return f"""\
+{field}:
+{{{{ with .status.{field} }}}}
+{{{{ YAML . 1 }}}}
+{{{{ else }}}}
   cpu: "32"
   memory: 256Gi
   pods: "110"
-{{ end }}
-capacity:
-{{ with .status.capacity }}
-{{ YAML . 1 }}
-{{ else }}
-  cpu: "32"
-  memory: 256Gi
-  pods: "110"
-{{ end }}
+{{{{ end }}}}
+"""
+
+
+_NODE_INIT = _NODE_STATUS + _node_resources("allocatable") + _node_resources("capacity") + """\
 nodeInfo:
   architecture: amd64
   operatingSystem: linux
