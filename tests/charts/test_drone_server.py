@@ -15,10 +15,7 @@ DRONE = f"{RELEASE}-drone"
 
 def drone_container(objs: list[mf.Manifest]) -> tuple[mf.Manifest, dict[str, Any]]:
     dep = mf.get(objs, "Deployment", DRONE)
-    for path, c in dep.containers(init=False):
-        if path == "containers[drone]":
-            return dep, c
-    raise AssertionError(f"Deployment/{DRONE} has no container drone")
+    return dep, dep.container("drone")
 
 
 def env_values(c: dict[str, Any]) -> dict[str, Any]:

@@ -14,10 +14,7 @@ GOGS = f"{RELEASE}-gogs"
 
 def gogs_container(objs: list[mf.Manifest]) -> tuple[mf.Manifest, dict[str, Any]]:
     dep = mf.get(objs, "Deployment", GOGS)
-    for path, c in dep.containers(init=False):
-        if path == "containers[gogs]":
-            return dep, c
-    raise AssertionError(f"Deployment/{GOGS} has no container named gogs")
+    return dep, dep.container("gogs")
 
 
 def env_of(c: dict[str, Any]) -> dict[str, dict[str, Any]]:

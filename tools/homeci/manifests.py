@@ -74,6 +74,13 @@ class Manifest:
             for c in spec.get(key) or []:
                 yield f"{key}[{c.get('name')}]", c
 
+    def container(self, name: str) -> dict[str, Any]:
+        """The (non-init) container called ``name``; an AssertionError naming the object if absent."""
+        for _, c in self.containers(init=False):
+            if c.get("name") == name:
+                return c
+        raise AssertionError(f"{self.ref} has no container named {name}")
+
 
 # libyaml when available: about 10x faster on a full umbrella render.
 _Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
