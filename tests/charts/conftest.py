@@ -46,6 +46,18 @@ def render_umbrella(
     )
 
 
+PIPELINES = ROOT / "charts" / "drone-pipelines"
+PIPELINES_RELEASE = "homeci-pipelines"
+
+
+def render_pipelines(
+    values: list[Path] | tuple[Path, ...] = (), sets: tuple[str, ...] = ()
+) -> list[mf.Manifest]:
+    """drone-pipelines rendered as the README installs it (release homeci-pipelines in namespace homeci)."""
+    return render(PIPELINES, tuple(values), sets, release=PIPELINES_RELEASE, namespace=NAMESPACE,
+                  kube_version=KUBE_VERSION)
+
+
 def scenario_values(path: Path) -> dict[str, Any]:
     data = yaml.safe_load(path.read_text()) or {}
     assert isinstance(data, dict), f"{path.name}: not a mapping"

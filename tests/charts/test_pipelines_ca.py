@@ -11,14 +11,16 @@ from cryptography import x509
 
 from homeci import drone, manifests, rendering
 
-CHART = Path(__file__).resolve().parents[2] / "charts" / "drone-pipelines"
-RELEASE, NAMESPACE, KUBE = "homeci-pipelines", "homeci", "1.37.0"
+from .conftest import KUBE_VERSION as KUBE
+from .conftest import NAMESPACE, render_pipelines
+from .conftest import PIPELINES as CHART
+from .conftest import PIPELINES_RELEASE as RELEASE
 
 
 @pytest.mark.parametrize("scenario", rendering.scenarios(CHART), ids=rendering.scenario_name)
 def test_ca_configmap_per_target(scenario: Path) -> None:
     values = drone.chart_values(scenario, chart=CHART)
-    objs = rendering.render(CHART, [scenario], release=RELEASE, namespace=NAMESPACE, kube_version=KUBE)
+    objs = render_pipelines([scenario])
     name, key = values["ca"]["configMapName"], values["ca"]["key"]
     expected = x509.load_pem_x509_certificate(values["ca"]["pem"].encode())
     assert targets_of(values), (

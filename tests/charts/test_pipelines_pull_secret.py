@@ -11,14 +11,14 @@ import pytest
 
 from homeci import drone, manifests, rendering
 
-CHART = Path(__file__).resolve().parents[2] / "charts" / "drone-pipelines"
-RELEASE, NAMESPACE, KUBE = "homeci-pipelines", "homeci", "1.37.0"
+from .conftest import PIPELINES as CHART
+from .conftest import render_pipelines
 
 
 @pytest.mark.parametrize("scenario", rendering.scenarios(CHART), ids=rendering.scenario_name)
 def test_pull_secret_per_target(scenario: Path) -> None:
     values = drone.chart_values(scenario, chart=CHART)
-    objs = rendering.render(CHART, [scenario], release=RELEASE, namespace=NAMESPACE, kube_version=KUBE)
+    objs = render_pipelines([scenario])
     host = values["registry"]["host"] or f"registry.{values['stack']['domain']}"
     user, password = values["registry"]["auth"]["username"], values["registry"]["auth"]["password"]
     name = values["registry"]["pullSecretName"]
@@ -44,7 +44,7 @@ def test_pull_secret_per_target(scenario: Path) -> None:
 @pytest.mark.parametrize("scenario", rendering.scenarios(CHART), ids=rendering.scenario_name)
 def test_no_secret_in_configmaps(scenario: Path) -> None:
     values = drone.chart_values(scenario, chart=CHART)
-    objs = rendering.render(CHART, [scenario], release=RELEASE, namespace=NAMESPACE, kube_version=KUBE)
+    objs = render_pipelines([scenario])
     secrets = [s for s in (values["registry"]["auth"]["password"], values["drone"]["token"]["value"]) if s]
     for cm in manifests.by_kind(objs, "ConfigMap"):
         text = json.dumps(cm.obj)

@@ -11,8 +11,11 @@ import pytest
 
 from homeci import drone, manifests, rendering
 
-CHART = Path(__file__).resolve().parents[2] / "charts" / "drone-pipelines"
-RELEASE, NAMESPACE, KUBE = "homeci-pipelines", "homeci", "1.37.0"
+from .conftest import KUBE_VERSION as KUBE
+from .conftest import NAMESPACE, render_pipelines
+from .conftest import PIPELINES as CHART
+from .conftest import PIPELINES_RELEASE as RELEASE
+
 SCENARIOS = rendering.scenarios(CHART)
 # kubectl set image: get + patch; kubectl rollout status: get, then list + watch of that one Deployment.
 DEPLOY_RULES = [
@@ -22,7 +25,7 @@ CLUSTER_KINDS = {"ClusterRole", "ClusterRoleBinding"}
 
 
 def render(scenario: Path) -> tuple[dict[str, Any], list[manifests.Manifest]]:
-    objs = rendering.render(CHART, [scenario], release=RELEASE, namespace=NAMESPACE, kube_version=KUBE)
+    objs = render_pipelines([scenario])
     return drone.chart_values(scenario, chart=CHART), objs
 
 

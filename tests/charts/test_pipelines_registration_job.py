@@ -12,13 +12,15 @@ import pytest
 
 from homeci import drone, manifests, rendering
 
-CHART = Path(__file__).resolve().parents[2] / "charts" / "drone-pipelines"
-RELEASE, NAMESPACE, KUBE = "homeci-pipelines", "homeci", "1.37.0"
+from .conftest import NAMESPACE, render_pipelines
+from .conftest import PIPELINES as CHART
+from .conftest import PIPELINES_RELEASE as RELEASE
+
 JOB = f"{RELEASE}-register"
 
 
 def render(scenario: Path) -> tuple[dict[str, Any], list[manifests.Manifest]]:
-    objs = rendering.render(CHART, [scenario], release=RELEASE, namespace=NAMESPACE, kube_version=KUBE)
+    objs = render_pipelines([scenario])
     return drone.chart_values(scenario, chart=CHART), objs
 
 

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from homeci.errors import HomeciError
 from homeci.helm import Helm
 
-CHART = Path(__file__).resolve().parents[2] / "charts" / "drone-pipelines"
-RELEASE, NAMESPACE, KUBE = "homeci-pipelines", "homeci", "1.37.0"
+from .conftest import KUBE_VERSION as KUBE
+from .conftest import NAMESPACE
+from .conftest import PIPELINES as CHART
+from .conftest import PIPELINES_RELEASE as RELEASE
+
 CREDS = ["registry.auth.username=u", "registry.auth.password=p"]
 
 BAD = {
