@@ -1,8 +1,10 @@
-"""The pinned external binaries (helm 3 and 4, kind, the simulated-cluster control plane).
+"""The pinned external binaries (helm 3 and 4, kind, the control plane, the real node, Drone).
 
 ``ci/toolchain.toml`` pins every tool. :func:`resolve` finds a tool's binary in this order: the
-tool's environment override, the cache, and (only when ``build=True``) a build from the Go module
-proxy. Each binary's reported version is checked once per process.
+tool's environment override, the cache, and (only when ``build=True``) a build: from the Go module
+proxy (``go-install``/``go-wrapper``), from a pinned source archive (``source-archive``, see
+:mod:`homeci.sources`) or a static C program from a module's source (``cc-static``). Each binary's
+reported version is checked once per process.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from homeci.errors import HomeciError, UsageError
 from homeci.paths import repo_root, toolchain_dir
 
 PINS_FILE = Path("ci") / "toolchain.toml"
+BUILD_KINDS = ("go-install", "go-wrapper", "source-archive", "cc-static")
 GOMOD_DIR = Path("ci") / "gomod"
 
 
@@ -43,6 +46,16 @@ class Tool:
     ldflags: str = ""
     module: str = ""
     optional: bool = False
+    group: str = ""
+    tags: str = ""
+    cgo: bool = False
+    # "args": run the binary with version_args; "buildinfo": read `go version -m` (programs with no
+    # version flag, or whose flag would start a server).
+    version_probe: str = "args"
+    # source-archive: which pinned archive (homeci.sources) and the folder inside it to build in.
+    source: str = ""
+    # cc-static: "<module>@<version>:<path of a .c file inside it>".
+    csource: str = ""
     extra: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -58,6 +71,13 @@ class Tool:
         h = hashlib.sha256()
         for part in (self.build, self.package, self.version, self.ldflags.format(**self.stamp())):
             h.update(part.encode() + b"\0")
+        # Fields added later only count when set, so existing caches keep their digests.
+        for key, value in (("tags", self.tags), ("cgo", "1" if self.cgo else ""),
+                           ("source", self.source), ("csource", self.csource)):
+            if value:
+                h.update(f"{key}={value}".encode() + b"\0")
+        if self.extra:
+            h.update(json.dumps(self.extra, sort_keys=True).encode())
         if self.build == "go-wrapper":
             # Every file of the wrapper module: go.mod/go.sum and any local Go code (shims, commands).
             module = repo_root() / GOMOD_DIR / self.module
@@ -92,24 +112,37 @@ def pins_path() -> Path:
 
 
 @functools.cache
-def load_pins(path: Path | None = None) -> dict[str, Tool]:
-    """Parse the pins file into :class:`Tool` records, with a clear error for a malformed entry."""
+def raw_pins(path: Path | None = None) -> dict[str, dict]:  # type: ignore[type-arg]
+    """The pins file as parsed TOML (tools, plus the ``sources`` table that :mod:`homeci.sources` reads)."""
     file = path or pins_path()
     try:
-        raw = tomllib.loads(file.read_text())
+        return tomllib.loads(file.read_text())
     except FileNotFoundError:
         raise HomeciError(f"{file}: toolchain pins file missing; restore it from git") from None
     except tomllib.TOMLDecodeError as exc:
         raise HomeciError(f"{file}: not valid TOML ({exc}); fix the file") from None
+
+
+@functools.cache
+def load_pins(path: Path | None = None) -> dict[str, Tool]:
+    """Parse the pins file into :class:`Tool` records, with a clear error for a malformed entry."""
+    file = path or pins_path()
+    raw = {k: v for k, v in raw_pins(path).items() if k != "sources"}
     tools: dict[str, Tool] = {}
     required = ("version", "binary", "build", "package", "env", "version_args", "expect", "accept")
     for name, entry in raw.items():
         missing = [k for k in required if k not in entry]
         if missing:
             raise HomeciError(f"{file}: [{name}] lacks {', '.join(missing)}; add them")
-        if entry["build"] not in ("go-install", "go-wrapper"):
-            raise HomeciError(f"{file}: [{name}] build = {entry['build']!r}; use go-install or go-wrapper")
-        known = {*required, "ldflags", "module", "optional"}
+        if entry["build"] not in BUILD_KINDS:
+            raise HomeciError(
+                f"{file}: [{name}] build = {entry['build']!r}; use one of {', '.join(BUILD_KINDS)}"
+            )
+        probe = entry.get("version_probe", "args")
+        if probe not in ("args", "buildinfo"):
+            raise HomeciError(f"{file}: [{name}] version_probe = {probe!r}; use args or buildinfo")
+        known = {*required, "ldflags", "module", "optional", "group", "tags", "cgo", "version_probe",
+                 "source", "csource"}
         tools[name] = Tool(
             name=name,
             version=entry["version"],
@@ -123,6 +156,12 @@ def load_pins(path: Path | None = None) -> dict[str, Tool]:
             ldflags=entry.get("ldflags", ""),
             module=entry.get("module", ""),
             optional=bool(entry.get("optional", False)),
+            group=str(entry.get("group", "")),
+            tags=str(entry.get("tags", "")),
+            cgo=bool(entry.get("cgo", False)),
+            version_probe=probe,
+            source=str(entry.get("source", "")),
+            csource=str(entry.get("csource", "")),
             extra={k: str(v) for k, v in entry.items() if k not in known},
         )
     return tools
@@ -141,10 +180,13 @@ def default_tools() -> list[str]:
 
 
 def _version_output(binary: Path, args: Iterable[str]) -> str:
+    args = tuple(args)
+    if args == ("<buildinfo>",):
+        args_cmd = [_go(), "version", "-m", str(binary)]
+    else:
+        args_cmd = [str(binary), *args]
     try:
-        proc = subprocess.run(
-            [str(binary), *args], capture_output=True, text=True, timeout=60, check=False
-        )
+        proc = subprocess.run(args_cmd, capture_output=True, text=True, timeout=60, check=False)
     except OSError as exc:
         raise HomeciError(
             f"{binary}: cannot run it ({exc.strerror}); point the override at a working binary"
@@ -164,7 +206,8 @@ def _checked(binary: Path, version_args: tuple[str, ...], pattern: str, literal:
 
 def verify(t: Tool, binary: Path, *, exact: bool) -> str:
     """Check a binary's reported version: exactly the pin for our builds, ``accept`` for overrides."""
-    return _checked(binary, t.version_args, t.expect if exact else t.accept, exact)
+    args = ("<buildinfo>",) if t.version_probe == "buildinfo" else t.version_args
+    return _checked(binary, args, t.expect if exact else t.accept, exact)
 
 
 def override(t: Tool) -> Path | None:
@@ -244,9 +287,9 @@ def _run_build(cmd: list[str], cwd: Path, env: dict[str, str], label: str,
         raise HomeciError(f"building {label} failed (exit {rc}): {tail}")
 
 
-def build_env(workdir: Path) -> dict[str, str]:
+def build_env(workdir: Path, *, cgo: bool = False) -> dict[str, str]:
     env = dict(os.environ)
-    env.setdefault("CGO_ENABLED", "0")
+    env["CGO_ENABLED"] = "1" if cgo else env.get("CGO_ENABLED", "0")
     env["GOFLAGS"] = (env.get("GOFLAGS", "") + " -trimpath -buildvcs=false").strip()
     env["GOWORK"] = "off"
     env.setdefault("GOTOOLCHAIN", "auto")
@@ -282,9 +325,20 @@ def _install_locked(t: Tool, *, force: bool, progress: Callable[[str], None] | N
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix=f"homeci-{t.name}-", dir=dest.parent) as tmp:
         work = Path(tmp)
-        env = build_env(work)
-        if t.build == "go-install":
-            cmd = [go, "install", "-ldflags", ldflags, f"{t.package}@{t.version}"]
+        env = build_env(work, cgo=t.cgo)
+        tags = ["-tags", t.tags] if t.tags else []
+        if t.build == "cc-static":
+            built = work / t.binary
+            _build_c_static(t, built, env, progress)
+        elif t.build == "source-archive":
+            from homeci import sources  # noqa: PLC0415 - only needed for archive builds
+
+            tree = sources.extract(t.source, work / "src", progress=progress)
+            built = work / t.binary
+            cmd = [go, "build", *tags, "-ldflags", ldflags, "-o", str(built), t.package]
+            _run_build(cmd, tree, env, f"{t.name} {t.version}", progress)
+        elif t.build == "go-install":
+            cmd = [go, "install", *tags, "-ldflags", ldflags, f"{t.package}@{t.version}"]
             _run_build(cmd, work, env, f"{t.name} {t.version}", progress)
             built = work / Path(t.package).name
             if not built.is_file():
@@ -294,7 +348,7 @@ def _install_locked(t: Tool, *, force: bool, progress: Callable[[str], None] | N
             if not (module / "go.mod").is_file():
                 raise HomeciError(f"{module}/go.mod missing: the wrapper module for {t.name} must be in git")
             built = work / t.binary
-            cmd = [go, "build", "-mod=mod", "-ldflags", ldflags, "-o", str(built), t.package]
+            cmd = [go, "build", "-mod=mod", *tags, "-ldflags", ldflags, "-o", str(built), t.package]
             # Build in a copy so go.sum updates never dirty the checkout.
             copy = work / "module"
             shutil.copytree(module, copy)
@@ -311,6 +365,26 @@ def _install_locked(t: Tool, *, force: bool, progress: Callable[[str], None] | N
                     "seconds": round(time.monotonic() - started, 1)})
     )
     return dest
+
+
+def _build_c_static(t: Tool, out: Path, env: dict[str, str],
+                    progress: Callable[[str], None] | None) -> None:
+    """Compile one C file from a Go module's source (e.g. Kubernetes' pause) as a static binary."""
+    mod, _, rel = t.csource.partition(":")
+    if "@" not in mod or not rel:
+        raise HomeciError(f"[{t.name}] csource = {t.csource!r}; write <module>@<version>:<path>")
+    proc = subprocess.run([_go(), "mod", "download", "-json", mod], capture_output=True, text=True,
+                          env={**env, "GOFLAGS": ""}, cwd=out.parent, check=False)
+    try:
+        moddir = Path(json.loads(proc.stdout)["Dir"])
+    except (ValueError, KeyError):
+        raise HomeciError(f"cannot download {mod} for {t.name}: {proc.stderr.strip() or proc.stdout.strip()}") from None
+    cc = shutil.which("cc") or shutil.which("gcc")
+    if cc is None:
+        raise HomeciError(f"building {t.name} needs a C compiler: install gcc (apt-get install gcc)")
+    defines = [f"-D{d}" for d in t.extra.get("defines", "").split() if d]
+    _run_build([cc, "-static", "-Os", "-s", *defines, "-o", str(out), str(moddir / rel)],
+               out.parent, env, f"{t.name} {t.version}", progress)
 
 
 def install_many(names: Iterable[str], *, force: bool = False,

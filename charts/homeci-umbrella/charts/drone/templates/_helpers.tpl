@@ -76,6 +76,16 @@ helm.sh/chart: {{ printf "%s-%s" .ctx.Chart.Name .ctx.Chart.Version | replace "+
 {{- printf "%s:%s" $repo (toString .image.tag) -}}
 {{- end -}}
 
+{{- /* An image given as one string ("repo:tag"), with global.imageRegistry prefixed when set. */ -}}
+{{- define "homeci-drone.prefixedImage" -}}
+{{- $g := fromYaml (include "homeci-drone.global" .root) -}}
+{{- if $g.imageRegistry -}}
+{{- printf "%s/%s" (trimSuffix "/" (toString $g.imageRegistry)) .ref -}}
+{{- else -}}
+{{- .ref -}}
+{{- end -}}
+{{- end -}}
+
 {{- define "homeci-drone.imagePullSecrets" -}}
 {{- $g := fromYaml (include "homeci-drone.global" .) -}}
 {{- with $g.imagePullSecrets }}
