@@ -40,7 +40,7 @@ class Source:
 
 
 def pins() -> dict[str, Source]:
-    from homeci.toolchain import raw_pins  # noqa: PLC0415 - one pins file, parsed in one place
+    from homeci.toolchain import raw_pins
 
     table = raw_pins().get("sources", {})
     out: dict[str, Source] = {}
@@ -55,7 +55,8 @@ def pins() -> dict[str, Source]:
 def source(name: str) -> Source:
     table = pins()
     if name not in table:
-        raise HomeciError(f"no pinned source archive {name!r}: known are {', '.join(sorted(table)) or 'none'}")
+        known = ", ".join(sorted(table)) or "none"
+        raise HomeciError(f"no pinned source archive {name!r}: known are {known}")
     return table[name]
 
 
@@ -123,7 +124,7 @@ def _download(src: Source, progress: Callable[[str], None] | None) -> Path:
     if progress:
         progress(f"{src.archive} not found locally; downloading {src.upstream}")
     try:
-        with urllib.request.urlopen(src.upstream, timeout=60) as resp:  # noqa: S310 - pinned https URL
+        with urllib.request.urlopen(src.upstream, timeout=60) as resp:
             data = resp.read()
     except (urllib.error.URLError, OSError) as exc:
         raise HomeciError(

@@ -181,10 +181,7 @@ def default_tools() -> list[str]:
 
 def _version_output(binary: Path, args: Iterable[str]) -> str:
     args = tuple(args)
-    if args == ("<buildinfo>",):
-        args_cmd = [_go(), "version", "-m", str(binary)]
-    else:
-        args_cmd = [str(binary), *args]
+    args_cmd = [_go(), "version", "-m", str(binary)] if args == ("<buildinfo>",) else [str(binary), *args]
     try:
         proc = subprocess.run(args_cmd, capture_output=True, text=True, timeout=60, check=False)
     except OSError as exc:
@@ -331,7 +328,7 @@ def _install_locked(t: Tool, *, force: bool, progress: Callable[[str], None] | N
             built = work / t.binary
             _build_c_static(t, built, env, progress)
         elif t.build == "source-archive":
-            from homeci import sources  # noqa: PLC0415 - only needed for archive builds
+            from homeci import sources
 
             tree = sources.extract(t.source, work / "src", progress=progress)
             built = work / t.binary
@@ -378,7 +375,8 @@ def _build_c_static(t: Tool, out: Path, env: dict[str, str],
     try:
         moddir = Path(json.loads(proc.stdout)["Dir"])
     except (ValueError, KeyError):
-        raise HomeciError(f"cannot download {mod} for {t.name}: {proc.stderr.strip() or proc.stdout.strip()}") from None
+        why = proc.stderr.strip() or proc.stdout.strip()
+        raise HomeciError(f"cannot download {mod} for {t.name}: {why}") from None
     cc = shutil.which("cc") or shutil.which("gcc")
     if cc is None:
         raise HomeciError(f"building {t.name} needs a C compiler: install gcc (apt-get install gcc)")
