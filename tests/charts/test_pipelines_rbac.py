@@ -18,8 +18,14 @@ from .conftest import PIPELINES_RELEASE as RELEASE
 
 SCENARIOS = rendering.scenarios(CHART)
 # kubectl set image: get + patch; kubectl rollout status: get, then list + watch of that one Deployment.
-DEPLOY_RULES = [
+SET_IMAGE_RULES = [
     {"apiGroups": ["apps"], "resources": ["deployments"], "verbs": ["get", "list", "watch", "patch"]}
+]
+# pipeline.manifests set (default): kubectl apply -k also reads, creates and patches the app's objects.
+APPLY_RULES = [
+    {"apiGroups": ["apps"], "resources": ["deployments"], "verbs": ["get", "list", "watch", "create", "patch"]},
+    {"apiGroups": [""], "resources": ["services", "configmaps"], "verbs": ["get", "create", "patch"]},
+    {"apiGroups": ["networking.k8s.io"], "resources": ["ingresses"], "verbs": ["get", "create", "patch"]},
 ]
 CLUSTER_KINDS = {"ClusterRole", "ClusterRoleBinding"}
 
@@ -64,9 +70,10 @@ def test_each_target_gets_exactly_the_deploy_verbs(scenario: Path) -> None:
     assert sorted(r.namespace or "" for r in roles) == sorted(targets), (
         f"Roles must exist in the target namespaces only: {[f'{r.namespace}/{r.name}' for r in roles]}"
     )
+    expected = APPLY_RULES if values["pipeline"]["manifests"] else SET_IMAGE_RULES
     for role in roles:
-        assert role.obj["rules"] == DEPLOY_RULES, (
-            f"Role/{role.name} in {role.namespace} rules: expected {DEPLOY_RULES}, got {role.obj['rules']}"
+        assert role.obj["rules"] == expected, (
+            f"Role/{role.name} in {role.namespace} rules: expected {expected}, got {role.obj['rules']}"
         )
 
 

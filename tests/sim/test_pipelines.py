@@ -52,11 +52,18 @@ def test_pipelines_rbac_is_exact(helm3: Helm, api: Any, namespace: str, deployme
                                  f"homeci.dev/deploys-to={target}, found {[m.ref for m in deployers]}")
     sa_ns = deployers[0].namespace or namespace
     sa = deployers[0].name
-    # The deploy step: `kubectl set image` + `kubectl rollout status` on Deployments of the target.
+    # The deploy step: `kubectl apply -k <manifests>` (get/create/patch of the app's objects), `kubectl set
+    # image` + `kubectl rollout status` on Deployments of the target; nothing else.
     _check(api, sa_ns, sa, [
         (True, "get", "deployments", target, "apps", ""),
         (True, "patch", "deployments", target, "apps", ""),
         (True, "watch", "deployments", target, "apps", ""),
+        (True, "create", "deployments", target, "apps", ""),
+        (True, "create", "services", target, "", ""),
+        (True, "patch", "ingresses", target, "networking.k8s.io", ""),
+        (False, "delete", "services", target, "", ""),
+        (False, "create", "roles", target, "rbac.authorization.k8s.io", ""),
+        (False, "create", "deployments", other, "apps", ""),
         (False, "delete", "deployments", target, "apps", ""),
         (False, "create", "pods", target, "", ""),
         (False, "get", "secrets", target, "", ""),

@@ -183,10 +183,20 @@ def test_sample_app_pipeline_wiring(
         "DEPLOY_NAME": "sample-app",
         "DEPLOY_CONTAINER": "sample-app",
         "DEPLOY_IMAGE": f"{image}:${{DRONE_COMMIT_SHA}}",
+        "DEPLOY_REPOSITORY": image,
+        "DEPLOY_TAG": "${DRONE_COMMIT_SHA}",
+        "DEPLOY_MANIFESTS": values["pipeline"]["manifests"],
         "ROLLOUT_TIMEOUT": values["pipeline"]["rolloutTimeout"],
     }, f"{where} steps[deploy].environment"
+    mirror = values["pipeline"]["registryMirror"]
+    expected_mirror = registry if mirror["host"] == "default" else mirror["host"]
+    assert build.get("registry_mirrors", "") == expected_mirror, f"{where} steps[build].settings.registry_mirrors"
+    assert build.get("skip_default_registry_fallback", False) == (
+        bool(expected_mirror) and mirror["skipDefaultRegistryFallback"]
+    ), f"{where} steps[build].settings.skip_default_registry_fallback"
     script = "\n".join(deploy["commands"])
     assert "set image" in script and "rollout status" in script, f"{where} steps[deploy].commands"
+    assert "kubectl apply -k" in script, f"{where} steps[deploy].commands must apply the manifests folder"
     assert "--timeout=" in script and "exit 1" in script, (
         f"{where} steps[deploy].commands must fail the build when the rollout does not finish"
     )
@@ -207,6 +217,16 @@ def test_all_inputs_override_defaults(go: drone.GoTemplateRenderer, tmp_path: Pa
     assert steps["build"]["resources"]["limits"] == {"cpu": 1500, "memory": "2GiB"}
     assert steps["deploy"]["environment"]["DEPLOY_CONTAINER"] == "server"
     assert steps["deploy"]["environment"]["DEPLOY_IMAGE"] == "registry.x.test/a/b:${DRONE_COMMIT_SHA}"
+
+
+def test_manifests_input_none_keeps_set_image_only(go: drone.GoTemplateRenderer, tmp_path: Path) -> None:
+    """`manifests: none` turns the apply off: the step only updates an existing Deployment."""
+    pipeline = render(go, SCENARIOS[0], {"namespace": "apps", "manifests": "none"}, tmp_path)
+    env = steps_by_name(pipeline)["deploy"]["environment"]
+    assert env["DEPLOY_MANIFESTS"] == "", "steps[deploy].environment.DEPLOY_MANIFESTS with manifests: none"
+    pipeline = render(go, SCENARIOS[0], {"namespace": "apps", "manifests": "deploy/k8s"}, tmp_path)
+    env = steps_by_name(pipeline)["deploy"]["environment"]
+    assert env["DEPLOY_MANIFESTS"] == "deploy/k8s", "steps[deploy].environment.DEPLOY_MANIFESTS from input"
 
 
 def test_defaults_follow_the_repository(go: drone.GoTemplateRenderer, tmp_path: Path) -> None:

@@ -138,6 +138,9 @@ value is a JSON string, which is also a valid Go string literal.
   "d_deploy_cpu" (toString $p.resources.deploy.cpu)
   "d_deploy_memory" (toString $p.resources.deploy.memory)
   "d_rollout_timeout" $p.rolloutTimeout
+  "d_manifests" $p.manifests
+  "d_mirror" (ternary (include "homeci-pipelines.registryHost" .) $p.registryMirror.host (eq $p.registryMirror.host "default"))
+  "d_mirror_strict" $p.registryMirror.skipDefaultRegistryFallback
 -}}
 {{ printf "{{- /* defaults from the drone-pipelines chart %s, release %s/%s: change them with helm upgrade */ -}}" .Chart.Version .Release.Namespace .Release.Name }}
 {{- range $k := keys $vars | sortAlpha }}
