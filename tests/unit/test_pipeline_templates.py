@@ -190,7 +190,9 @@ def test_sample_app_pipeline_wiring(
     }, f"{where} steps[deploy].environment"
     mirror = values["pipeline"]["registryMirror"]
     expected_mirror = registry if mirror["host"] == "default" else mirror["host"]
-    assert build.get("registry_mirrors", "") == expected_mirror, f"{where} steps[build].settings.registry_mirrors"
+    assert build.get("registry_mirrors", "") == expected_mirror, (
+        f"{where} steps[build].settings.registry_mirrors"
+    )
     assert build.get("skip_default_registry_fallback", False) == (
         bool(expected_mirror) and mirror["skipDefaultRegistryFallback"]
     ), f"{where} steps[build].settings.skip_default_registry_fallback"
