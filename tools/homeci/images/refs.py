@@ -1,0 +1,107 @@
+"""Image references: normalising them as containerd does, and finding every one the charts render.
+
+The list is derived from renders, never kept by hand: every workload container and init container of
+the umbrella and drone-pipelines charts, in their defaults and every ``ci/*-values.yaml`` scenario, the
+runner's image settings (``DRONE_IMAGE_*`` env values), the step images of the pipeline templates the
+drone-pipelines chart renders into its ConfigMap, and the cluster's own images.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from homeci import manifests, paths, rendering
+from homeci.images.recipes import COREDNS_IMAGE, PAUSE_IMAGE
+
+# Env values of the runner that name images it starts (the placeholder is named by no manifest).
+IMAGE_ENV = ("DRONE_IMAGE_CLONE", "DRONE_IMAGE_PLACEHOLDER")
+# Charts whose renders reference images.
+CHARTS = ("homeci-umbrella", "drone-pipelines")
+# Images the cluster itself runs (homeci.cluster imports the same constants).
+CLUSTER_IMAGES = {PAUSE_IMAGE: "homeci cluster local: the pod sandbox image",
+                  COREDNS_IMAGE: "homeci cluster local: cluster DNS"}
+
+# In pipeline templates (Drone's Go templates inside the ConfigMap): `$d_image_<x> := "<ref>"` defaults
+# and literal `image: <ref>` lines.
+_TEMPLATE_DEFAULT = re.compile(r'\$d_image_(\w+)\s*:=\s*"([^"{}]+)"')
+_TEMPLATE_LITERAL = re.compile(r'(?m)^\s*image:\s*"?([^"\s{}]+)"?\s*$')
+
+
+def normalize(ref: str) -> str:
+    """The fully qualified name containerd gives ``ref``: ``alpine:3`` → ``docker.io/library/alpine:3``."""
+    ref = ref.strip()
+    first, _, rest = ref.partition("/")
+    if not rest or not ("." in first or ":" in first or first == "localhost"):
+        ref = "docker.io/" + ref
+    host, _, path = ref.partition("/")
+    if host == "docker.io" and "/" not in path:
+        ref = f"docker.io/library/{path}"
+    last = ref.rsplit("/", 1)[-1]
+    if ":" not in last and "@" not in last:
+        ref += ":latest"
+    return ref
+
+
+def path_of(ref: str) -> str:
+    """The repository path and tag without the registry host and Docker Hub's ``library/``: what a
+    mirror (``global.imageRegistry``) keeps of an upstream name."""
+    path = normalize(ref).partition("/")[2]
+    return path.removeprefix("library/")
+
+
+@dataclass
+class Reference:
+    """One image reference and everywhere the renders name it."""
+
+    ref: str  # normalised
+    where: list[str] = field(default_factory=list)
+    default: bool = False  # named by a default render (no scenario) or by the cluster
+
+
+def _from_manifests(objs: list[manifests.Manifest]) -> Iterable[tuple[str, str]]:
+    for m in objs:
+        for path, c in m.containers():
+            if c.get("image"):
+                yield str(c["image"]), f"{m.ref} {path}"
+            for env in c.get("env") or []:
+                if env.get("name") in IMAGE_ENV and env.get("value"):
+                    yield str(env["value"]), f"{m.ref} {path} env {env['name']}"
+        if m.kind == "ConfigMap":
+            for key, text in (m.obj.get("data") or {}).items():
+                if not isinstance(text, str) or "{{" not in text:
+                    continue  # pipeline templates are Go templates
+                for var, image in _TEMPLATE_DEFAULT.findall(text):
+                    yield image, f"{m.ref} {key} (pipeline template, $d_image_{var})"
+                for image in _TEMPLATE_LITERAL.findall(text):
+                    yield image, f"{m.ref} {key} (pipeline template)"
+
+
+def renders() -> list[tuple[str, Path | None, list[manifests.Manifest]]]:
+    """(label, scenario file or None, objects) for every chart and scenario that references images."""
+    out = []
+    for name in CHARTS:
+        chart = paths.resolve_chart(name)
+        for values in (None, *rendering.scenarios(chart)):
+            objs = rendering.render(chart, (values,) if values else ())
+            out.append((f"charts/{name} ({rendering.scenario_name(values)})", values, objs))
+    return out
+
+
+def referenced_images() -> list[Reference]:
+    """Every image the rendered charts and the cluster reference, sorted by name."""
+    found: dict[str, Reference] = {}
+
+    def note(image: str, where: str, default: bool) -> None:
+        r = found.setdefault(normalize(image), Reference(normalize(image)))
+        r.where.append(where)
+        r.default = r.default or default
+
+    for ref, why in CLUSTER_IMAGES.items():
+        note(ref, why, True)
+    for label, values, objs in renders():
+        for image, where in _from_manifests(objs):
+            note(image, f"{label}: {where}", values is None)
+    return sorted(found.values(), key=lambda r: r.ref)
