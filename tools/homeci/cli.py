@@ -24,6 +24,8 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
                   "Install and list the pinned external binaries (helm, kind, kwok, ...)."),
     "cluster": ("homeci.commands.cluster", "group",
                 "Run local clusters (simulated control plane + kwok, or kind)."),
+    "smoke": ("homeci.commands.smoke", "command",
+              "Push a sample app through an installed stack and report every phase."),
     "node-config": ("homeci.commands.nodeconfig", "command",
                     "Print containerd hosts.toml / k3s registries.yaml for trusting the registry."),
 }

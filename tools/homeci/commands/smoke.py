@@ -1,0 +1,94 @@
+"""``homeci smoke``: push a sample app through an installed homeci stack and report every phase."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import click
+from rich.table import Table
+
+from homeci import paths, ui
+from homeci.errors import HomeciError, UsageError
+from homeci.flow import driver, stack
+from homeci.flow.web import DirectWeb, Web
+from homeci.realprog import PublicNames
+
+
+def report(rounds: list[driver.Round]) -> Table:
+    table = Table("round", "version", "phase", "seconds", "status", "detail", title="push to deploy")
+    for i, rnd in enumerate(rounds, 1):
+        for ph in rnd.phases:
+            secs = "" if ph.seconds is None else f"{ph.seconds:.1f}"
+            first = ph.detail.splitlines()[0] if ph.detail else ""
+            table.add_row(str(i), rnd.version, ph.name, secs, ph.status, first)
+    return table
+
+
+def _web_factory(connect: str | None) -> object:
+    if not connect:
+        return DirectWeb
+    host, _, port = connect.rpartition(":")
+    if host not in ("127.0.0.1", "localhost") or not port.isdigit():
+        raise UsageError(f"--connect {connect!r}: give 127.0.0.1:<port> (the local cluster's forwarder)")
+
+    def factory(ca_file: Path) -> Web:
+        return PublicNames({"https": int(port)}, ca_file)
+
+    return factory
+
+
+@click.command(name="smoke")
+@click.option("--kubeconfig", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Kubeconfig of the cluster (default: $KUBECONFIG or ~/.kube/config).")
+@click.option("-n", "--namespace", default="homeci", show_default=True,
+              help="Namespace of the umbrella release.")
+@click.option("--release", default="homeci", show_default=True, help="Umbrella release name.")
+@click.option("--app", "app_dir", type=click.Path(file_okay=False, exists=True, path_type=Path), default=None,
+              help="App folder to push (default: the sample app, tests/e2e/sample-app).")
+@click.option("--repo", default="sample-app", show_default=True, help="Repository name in Gogs.")
+@click.option("--target", default="apps", show_default=True, help="Namespace the pipeline deploys to.")
+@click.option("--connect", default=None, metavar="127.0.0.1:PORT",
+              help="Reach the public names through this loopback port (the local cluster's forwarder).")
+@click.option("--rounds", type=click.IntRange(1, 5), default=2, show_default=True,
+              help="Pushes: the first creates the app, each later one updates it.")
+@click.option("--timeout", type=click.IntRange(30, 3600), default=900, show_default=True,
+              help="Seconds each build may take.")
+def command(kubeconfig: Path | None, namespace: str, release: str, app_dir: Path | None, repo: str,
+            target: str, connect: str | None, rounds: int, timeout: int) -> None:
+    """Prove the loop on your stack: push → Drone build → image → rollout → HTTPS answer, per phase."""
+    from kubernetes import client, config
+    from kubernetes.config.config_exception import ConfigException
+
+    try:
+        api = config.new_client_from_config(config_file=str(kubeconfig) if kubeconfig else None)
+    except (ConfigException, OSError) as exc:
+        raise HomeciError(
+            f"cannot load the kubeconfig ({exc}): pass --kubeconfig or set KUBECONFIG") from None
+    source = app_dir or paths.repo_root() / "tests" / "e2e" / "sample-app"
+    if not (source / ".drone.yml").is_file():
+        raise UsageError(f"{source}: no .drone.yml; --app must be an app folder like tests/e2e/sample-app")
+    with tempfile.TemporaryDirectory(prefix="homeci-smoke-") as tmp:
+        work = Path(tmp)
+        try:
+            st = stack.from_cluster(client.CoreV1Api(api), client.NetworkingV1Api(api), namespace, release,
+                                    work, _web_factory(connect))
+        except Exception as exc:  # urllib3 errors when the API server is unreachable
+            if isinstance(exc, HomeciError):
+                raise
+            raise HomeciError(f"cannot reach the cluster's API server ({type(exc).__name__}): "
+                              "is the cluster up and the kubeconfig right?") from None
+        if connect:
+            st.https_port = int(connect.rpartition(":")[2])
+            st.git_resolve = [f"{h}:{st.https_port}:127.0.0.1" for h in st.hosts.values()]
+        app = driver.App(source=source, owner=st.admin_user, name=repo, namespace=target,
+                         host=f"{repo}.{st.domain}")
+        with ui.step(f"smoke: {app.owner}/{app.name} through {st.url('git')}") as detail:
+            rounds_done = driver.run(st, app, work, rounds=rounds, timeout=timeout, progress=detail)
+    ui.out.print(report(rounds_done))
+    failed = [r for r in rounds_done if not r.ok]
+    if failed or len(rounds_done) < rounds:
+        bad = failed[0] if failed else rounds_done[-1]
+        details = [p.detail for p in bad.phases if p.status not in ("ok", "success") and p.detail]
+        raise HomeciError(f"push {bad.version} did not deploy: " + (details[0].splitlines()[0] if details else
+                                                                       "see the table above"))

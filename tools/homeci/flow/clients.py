@@ -1,0 +1,173 @@
+"""Small API clients for the three services the flow talks to (only the calls it needs).
+
+Gogs (``/api/v1``, basic auth as the admin), Drone (``/api``, the machine token as bearer) and the
+registry (``/v2``, basic auth, OCI distribution API). Every failure is one line naming the call.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import urllib.parse
+from dataclasses import dataclass
+from typing import Any
+
+from homeci.errors import HomeciError
+from homeci.flow.web import Web, basic, bearer, expect, json_body
+
+MANIFEST_TYPES = ", ".join([
+    "application/vnd.oci.image.manifest.v1+json",
+    "application/vnd.oci.image.index.v1+json",
+    "application/vnd.docker.distribution.manifest.v2+json",
+    "application/vnd.docker.distribution.manifest.list.v2+json",
+])
+
+
+@dataclass
+class Gogs:
+    web: Web
+    base: str  # https://git.<domain>
+    user: str
+    password: str
+
+    def _call(self, method: str, path: str, data: Any = None, ok: tuple[int, ...] = (200,)) -> Any:
+        body, headers = json_body(data) if data is not None else (None, {})
+        resp = self.web.request(method, f"{self.base}/api/v1{path}", body=body,
+                                headers={**headers, **basic(self.user, self.password)})
+        return expect(resp, ok, f"Gogs {method} /api/v1{path}").json() if resp.body else None
+
+    def repo(self, owner: str, name: str) -> dict[str, Any] | None:
+        resp = self.web.request("GET", f"{self.base}/api/v1/repos/{owner}/{name}",
+                                headers=basic(self.user, self.password))
+        if resp.status == 404:
+            return None
+        result: dict[str, Any] = expect(resp, (200,), f"Gogs GET /api/v1/repos/{owner}/{name}").json()
+        return result
+
+    def create_repo(self, owner: str, name: str) -> dict[str, Any]:
+        """Create ``owner/name`` (empty, public) as the admin; an existing repository is returned as is."""
+        found = self.repo(owner, name)
+        if found is not None:
+            return found
+        path = "/user/repos" if owner == self.user else f"/admin/users/{owner}/repos"
+        result: dict[str, Any] = self._call("POST", path, {"name": name, "private": False}, ok=(201,))
+        return result
+
+    def delete_repo(self, owner: str, name: str) -> None:
+        self._call("DELETE", f"/repos/{owner}/{name}", ok=(204, 404))
+
+
+@dataclass
+class Drone:
+    web: Web
+    base: str  # https://ci.<domain>
+    token: str
+
+    def call(self, method: str, path: str, data: Any = None, ok: tuple[int, ...] = (200,)) -> Any:
+        body, headers = json_body(data) if data is not None else (None, {})
+        resp = self.web.request(method, f"{self.base}/api{path}", body=body,
+                                headers={**headers, **bearer(self.token)})
+        expect(resp, ok, f"Drone {method} /api{path}")
+        return resp.json() if resp.body else None
+
+    def user(self) -> dict[str, Any]:
+        result: dict[str, Any] = self.call("GET", "/user")
+        return result
+
+    def sync(self) -> list[dict[str, Any]]:
+        """Repository sync (what the SYNC button does); returns the user's repositories."""
+        result: list[dict[str, Any]] = self.call("POST", "/user/repos?async=false") or []
+        return result
+
+    def activate(self, owner: str, name: str) -> dict[str, Any]:
+        """Enable the repository: Drone creates the Gogs webhook. Idempotent."""
+        result: dict[str, Any] = self.call("POST", f"/repos/{owner}/{name}")
+        return result
+
+    def builds(self, owner: str, name: str) -> list[dict[str, Any]]:
+        result: list[dict[str, Any]] = self.call("GET", f"/repos/{owner}/{name}/builds") or []
+        return result
+
+    def build(self, owner: str, name: str, number: int) -> dict[str, Any]:
+        result: dict[str, Any] = self.call("GET", f"/repos/{owner}/{name}/builds/{number}")
+        return result
+
+    def logs(self, owner: str, name: str, build: int, stage: int, step: int) -> str:
+        lines = self.call("GET", f"/repos/{owner}/{name}/builds/{build}/logs/{stage}/{step}", ok=(200, 404))
+        return "".join(str(line.get("out", "")) for line in lines or [])
+
+    def template(self, namespace: str, name: str) -> dict[str, Any] | None:
+        resp = self.web.request("GET", f"{self.base}/api/templates/{namespace}/{name}",
+                                headers=bearer(self.token))
+        if resp.status == 404:
+            return None
+        result: dict[str, Any] = expect(resp, (200,), f"Drone GET /api/templates/{namespace}/{name}").json()
+        return result
+
+
+@dataclass
+class Registry:
+    web: Web
+    base: str  # https://registry.<domain>
+    user: str
+    password: str
+
+    def _auth(self) -> dict[str, str]:
+        return basic(self.user, self.password)
+
+    def manifest(self, repo: str, ref: str) -> tuple[str, dict[str, Any]] | None:
+        """(digest, manifest) of ``repo:ref``, or None when it is not there."""
+        resp = self.web.request("GET", f"{self.base}/v2/{repo}/manifests/{ref}",
+                                headers={**self._auth(), "Accept": MANIFEST_TYPES})
+        if resp.status == 404:
+            return None
+        expect(resp, (200,), f"registry GET /v2/{repo}/manifests/{ref}")
+        digest = resp.headers.get("docker-content-digest") or (
+            "sha256:" + hashlib.sha256(resp.body).hexdigest())
+        return digest, resp.json()
+
+    def blob(self, repo: str, digest: str) -> bytes:
+        resp = self.web.request("GET", f"{self.base}/v2/{repo}/blobs/{digest}", headers=self._auth(),
+                                timeout=120)
+        if resp.status in (301, 302, 303, 307):
+            raise HomeciError(f"registry redirected the blob {digest} of {repo}: this client cannot follow")
+        return expect(resp, (200,), f"registry GET /v2/{repo}/blobs/{digest}").body
+
+    def has_blob(self, repo: str, digest: str) -> bool:
+        resp = self.web.request("HEAD", f"{self.base}/v2/{repo}/blobs/{digest}", headers=self._auth())
+        return resp.status == 200
+
+    def push_blob(self, repo: str, data: bytes) -> str:
+        digest = "sha256:" + hashlib.sha256(data).hexdigest()
+        if self.has_blob(repo, digest):
+            return digest
+        uploads = f"/v2/{repo}/blobs/uploads/"
+        start = expect(self.web.request("POST", f"{self.base}{uploads}", headers=self._auth()),
+                       (202,), f"registry POST {uploads}")
+        location = start.headers.get("location", "")
+        if not location:
+            raise HomeciError(f"registry gave no upload location for {repo}")
+        url = urllib.parse.urljoin(self.base + "/", location)
+        sep = "&" if "?" in url else "?"
+        expect(self.web.request("PUT", f"{url}{sep}digest={digest}", body=data, timeout=300,
+                                headers={**self._auth(), "Content-Type": "application/octet-stream"}),
+               (201,), f"registry PUT blob {digest} to {repo}")
+        return digest
+
+    def push_manifest(self, repo: str, tag: str, manifest: bytes, media_type: str) -> str:
+        expect(self.web.request("PUT", f"{self.base}/v2/{repo}/manifests/{tag}", body=manifest,
+                                headers={**self._auth(), "Content-Type": media_type}),
+               (201,), f"registry PUT /v2/{repo}/manifests/{tag}")
+        return "sha256:" + hashlib.sha256(manifest).hexdigest()
+
+
+def push_oci_layout(registry: Registry, blobs: dict[str, bytes], manifest: bytes, repo: str, tag: str) -> str:
+    """Push one image (its manifest and the blobs it names) to ``repo:tag``; returns the manifest digest."""
+    doc = json.loads(manifest)
+    for desc in [doc["config"], *doc.get("layers", [])]:
+        data = blobs.get(desc["digest"])
+        if data is None:
+            raise HomeciError(f"image for {repo}:{tag} lacks blob {desc['digest']}")
+        registry.push_blob(repo, data)
+    media = doc.get("mediaType", "application/vnd.oci.image.manifest.v1+json")
+    return registry.push_manifest(repo, tag, manifest, media)
