@@ -1,9 +1,11 @@
-"""``homeci cluster``: local clusters. ``sim`` = real control plane + kwok; ``kind`` needs Docker."""
+"""``homeci cluster``: local clusters. ``sim`` = real control plane + kwok; ``local`` = a real node in a
+network namespace (root, no Docker); ``kind`` needs Docker."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
@@ -11,6 +13,11 @@ from homeci import ui
 from homeci.cluster import DEFAULT_NAME, SimCluster
 from homeci.cluster import stack as stackmod
 from homeci.errors import HomeciError
+
+if TYPE_CHECKING:
+    from homeci.cluster.local import LocalCluster
+
+LOCAL_DOMAIN = "homeci.localhost"
 
 name_option = click.option("--name", default=DEFAULT_NAME, show_default=True, help="Cluster name.")
 
@@ -78,6 +85,133 @@ def kubeconfig(name: str) -> None:
     if not cluster.kubeconfig.is_file():
         raise HomeciError(f"cluster {name} has no kubeconfig: run `homeci cluster sim up --name {name}`")
     click.echo(str(cluster.kubeconfig))
+
+
+@group.group()
+def local() -> None:
+    """A real one-node Kubernetes in a network namespace of its own (Linux, root, no Docker)."""
+
+
+def _local(name: str, domain: str = LOCAL_DOMAIN) -> LocalCluster:
+    from homeci.cluster.local import LocalCluster
+
+    return LocalCluster(name, domain=domain)
+
+
+@local.command(name="up")
+@name_option
+@click.option("--domain", default=LOCAL_DOMAIN, show_default=True,
+              help="Public DNS suffix the cluster resolves to Traefik (git., ci., registry.).")
+@click.option("--timeout", default=240, show_default=True, help="Seconds to wait for readiness.")
+@click.option("--build/--no-build", default=False, show_default=True,
+              help="Build missing toolchain binaries first (slow: Go builds).")
+def local_up(name: str, domain: str, timeout: int, build: bool) -> None:
+    """Start the node (reuses a healthy cluster of the same name)."""
+    cluster = _local(name, domain)
+    with ui.step(f"local cluster {name}") as detail:
+        created = cluster.up(timeout=timeout, progress=detail, build=build)
+    took = cluster.info().get("started_seconds")
+    verb = f"started in {took}s" if created and took else "already running, reused"
+    ui.out.print(f"cluster {name} {verb}: API {cluster.server()} (node {cluster.layout.node_name})")
+    ui.out.print(f"export KUBECONFIG={cluster.kubeconfig}")
+    ui.out.print(f"stack URLs once installed: {cluster.https_url('git')} (and ci., registry.) "
+                 "on 127.0.0.1")
+
+
+@local.command(name="down")
+@name_option
+def local_down(name: str) -> None:
+    """Stop everything and delete the state: no process, mount, namespace, cgroup or file is left."""
+    cluster = _local(name)
+    with ui.step(f"deleting local cluster {name}"):
+        existed = cluster.down()
+    left = cluster.leftovers()
+    if left:
+        raise HomeciError(f"left behind after down: {'; '.join(left)}")
+    ui.out.print(f"cluster {name} {'deleted' if existed else 'did not exist'}")
+
+
+@local.command(name="status")
+@name_option
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def local_status(name: str, as_json: bool) -> None:
+    """Whether the cluster exists, its processes, API server, version and node."""
+    st = _local(name).status()
+    data = {
+        "name": st.name, "exists": st.exists, "processes": st.processes, "ready": st.ready,
+        "server": st.server, "version": st.version, "nodes": st.nodes, "kubeconfig": str(st.kubeconfig),
+        "https": st.https,
+    }
+    if as_json:
+        ui.out.print_json(json.dumps(data))
+        return
+    if not st.exists:
+        ui.out.print(f"cluster {name}: not created (run `homeci cluster local up --name {name}`)")
+        return
+    api = f"Kubernetes {st.version}" if st.version else "API server not answering"
+    down = [n for n, ok in st.processes.items() if not ok]
+    procs = f"{st.running_processes} processes" + (f" (not running: {', '.join(down)})" if down else "")
+    ui.out.print(f"cluster {name}: {'ready' if st.ready else 'NOT ready'}, {procs}, server {st.server}, "
+                 f"{api}, {st.nodes} real node(s)")
+    ui.out.print(f"kubeconfig: {st.kubeconfig}")
+    if st.https:
+        ui.out.print(f"stack: {st.https}")
+
+
+@local.command(name="kubeconfig")
+@name_option
+def local_kubeconfig(name: str) -> None:
+    """Print the kubeconfig path: export KUBECONFIG=$(homeci cluster local kubeconfig)."""
+    cluster = _local(name)
+    if not cluster.kubeconfig.is_file():
+        raise HomeciError(f"cluster {name} has no kubeconfig: run `homeci cluster local up --name {name}`")
+    click.echo(str(cluster.kubeconfig))
+
+
+def _images_group() -> click.Group:
+    from homeci.commands.images import group as images_group
+
+    return images_group
+
+
+class _LocalImages(click.Group):
+    """``homeci cluster local images``: homeci.commands.images (list, build) plus ``load``."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*_images_group().list_commands(ctx), *super().list_commands(ctx)})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        return super().get_command(ctx, cmd_name) or _images_group().get_command(ctx, cmd_name)
+
+
+@local.group(name="images", cls=_LocalImages)
+def local_images() -> None:
+    """Images built from source (list, build) and loaded into the node (load)."""
+
+
+@local_images.command(name="load")
+@name_option
+@click.argument("names", nargs=-1)
+@click.option("--build/--no-build", default=True, show_default=True,
+              help="Build images that are not in the cache yet.")
+def local_images_load(name: str, names: tuple[str, ...], build: bool) -> None:
+    """Import NAMES (default: every image a default render references) into the node's containerd."""
+    from homeci import images
+
+    cluster = _local(name)
+    refs = list(names) or [r.ref for r in images.referenced_images() if r.default]
+    for ref in refs:
+        images.require(ref)
+    if not build:
+        missing = [r for r in refs if not images.is_cached(r)]
+        if missing:
+            raise HomeciError(f"image {missing[0]} is not built: run "
+                              f"`homeci cluster local images build {missing[0]}`")
+    with ui.step(f"building {len(refs)} image(s)") as detail:
+        archives = images.build(refs, detail)
+    with ui.step(f"ctr -n k8s.io images import ({len(archives)} archives)") as detail:
+        cluster.load_images(sorted(set(archives.values())), progress=detail)
+    ui.out.print(f"{len(archives)} image(s) loaded into local cluster {name}")
 
 
 @group.group(context_settings={"ignore_unknown_options": True})
