@@ -7,7 +7,6 @@ import click
 from rich.table import Table
 
 from homeci import images, ui
-from homeci.errors import HomeciError
 
 
 @click.group(name="images")
@@ -34,10 +33,7 @@ def list_(show_all: bool) -> None:
             via += " [yellow]stand-in[/yellow]"
         table.add_row(ref.ref, via, state, "\n".join(ref.where) if show_all else f"{len(ref.where)} place(s)")
     ui.out.print(table)
-    if missing:
-        first = missing[0]
-        raise HomeciError(f"image {first.ref} (referenced by {first.where[0]}) has no recipe in "
-                          f"homeci.images.recipes; {len(missing)} image(s) lack one")
+    images.check(missing)
 
 
 @group.command()
@@ -45,9 +41,14 @@ def list_(show_all: bool) -> None:
 @click.option("--force", is_flag=True, help="Rebuild even if the cache has the image.")
 def build(names: tuple[str, ...], force: bool) -> None:
     """Build NAMES (image references), or every image a default render or the cluster references."""
-    refs = list(names) or [r.ref for r in images.referenced_images() if r.default]
-    for ref in refs:
-        images.require(ref)  # a missing recipe fails before anything is built
+    if names:
+        refs = list(names)
+        for ref in refs:
+            images.require(ref)  # a missing recipe fails before anything is built
+    else:
+        found = images.referenced_images()
+        images.check(found)
+        refs = [r.ref for r in found if r.default]
     for ref in refs:
         with ui.step(f"image: {ref}") as detail:
             path = images.build([ref], detail, force=force)[images.normalize(ref)]

@@ -8,7 +8,7 @@ toolchain, the pinned source archives, PyPI and Debian packages. :func:`build` w
 
 from __future__ import annotations
 
-from homeci.images.build import archive_path, build, digest, is_cached, recipe_for, require
+from homeci.images.builder import archive_path, build, check, digest, is_cached, recipe_for, require
 from homeci.images.recipes import COREDNS_IMAGE, PAUSE_IMAGE, RECIPES, Recipe
 from homeci.images.refs import Reference, normalize, referenced_images
 
@@ -20,6 +20,7 @@ __all__ = [
     "Reference",
     "archive_path",
     "build",
+    "check",
     "digest",
     "is_cached",
     "normalize",

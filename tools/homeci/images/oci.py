@@ -107,13 +107,27 @@ class Tree:
         self.entries.update(other.entries)
         return self
 
-    def with_parents(self) -> dict[str, Entry]:
+    def with_parents(self, base: Path | None = None) -> dict[str, Entry]:
+        """The entries plus their missing parent directories; with ``base`` (the root file system of
+        the layers below) parents that already exist there are left alone."""
         out = dict(self.entries)
         for name in list(out):
             parent = PurePosixPath(name).parent
             while str(parent) not in (".", ""):
-                out.setdefault(str(parent), Entry("/" + str(parent), "dir", 0o755))
+                if base is None or not os.path.lexists(base / str(parent)):
+                    out.setdefault(str(parent), Entry("/" + str(parent), "dir", 0o755))
                 parent = parent.parent
+        return out
+
+    def on(self, base: Path) -> Tree:
+        """This tree as a layer over the root file system ``base``: paths through the base's symlinked
+        directories (``/bin`` → ``usr/bin`` on merged-/usr Debian) are rewritten to the real
+        directories, so the layer never replaces a symlink of the base with a directory."""
+        out = Tree()
+        for name, e in self.entries.items():
+            real = resolve_in(base, str(PurePosixPath(name).parent))
+            path = str(PurePosixPath("/", real, PurePosixPath(name).name))
+            out.add(Entry(path, e.kind, e.mode, e.uid, e.gid, e.data, e.source, e.link))
         return out
 
     def digest(self) -> str:
@@ -124,6 +138,23 @@ class Tree:
             if e.kind == "file":
                 h.update(_file_digest(e).encode())
         return h.hexdigest()
+
+
+def resolve_in(root: Path, path: str, depth: int = 0) -> str:
+    """``path`` with every symlinked directory component resolved inside ``root`` (never outside)."""
+    if depth > 40:
+        raise HomeciError(f"{root}: too many symlinks resolving {path}")
+    done = PurePosixPath()
+    for part in PurePosixPath(norm(path)).parts:
+        candidate = done / part
+        full = root / str(candidate)
+        if full.is_symlink():
+            target = os.readlink(full)
+            joined = PurePosixPath(target) if target.startswith("/") else PurePosixPath("/", done, target)
+            done = PurePosixPath(resolve_in(root, os.path.normpath(str(joined)), depth + 1))
+        else:
+            done = candidate
+    return norm(str(done))
 
 
 def _file_digest(e: Entry) -> str:
@@ -235,9 +266,14 @@ class Layer:
 
 
 def write_layer(entries: Tree | Mapping[str, Entry], dest: Path, *, comment: str = "",
-                level: int = 6) -> Layer:
-    """Write ``entries`` as a gzipped layer tar at ``dest``; deterministic for the same entries."""
-    items = entries.with_parents() if isinstance(entries, Tree) else dict(entries)
+                level: int = 6, base: Path | None = None) -> Layer:
+    """Write ``entries`` as a gzipped layer tar at ``dest``; deterministic for the same entries.
+
+    ``base``: the root file system of the layers below (see :meth:`Tree.on`)."""
+    if isinstance(entries, Tree):
+        items = (entries.on(base) if base else entries).with_parents(base)
+    else:
+        items = dict(entries)
     dest.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryFile(dir=dest.parent) as raw:
         diff = _Hashing(raw)

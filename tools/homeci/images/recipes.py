@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 from homeci.images.oci import ImageConfig, Tree
 
 if TYPE_CHECKING:
-    from homeci.images.build import Context
+    from homeci.images.builder import Context
 
 PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
@@ -171,6 +171,9 @@ def _drone_git(ctx: Context) -> Tree:
     for script in sorted((top / "posix").iterdir()):
         if script.is_file() and script.name.startswith("clone"):
             tree.copy(f"/usr/local/bin/{script.name}", script, 0o755)
+    # The scripts use `[[ … ]]` (upstream's /bin/sh is busybox ash, which has it; dash has not): without
+    # it the netrc file is never written and every authenticated clone fails. bash is /bin/sh here.
+    tree.symlink("/bin/sh", "bash")
     return tree.dir("/home/drone", 0o777, 1000, 1000)
 
 

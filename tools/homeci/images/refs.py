@@ -27,7 +27,7 @@ CLUSTER_IMAGES = {PAUSE_IMAGE: "homeci cluster local: the pod sandbox image",
 # In pipeline templates (Drone's Go templates inside the ConfigMap): `$d_image_<x> := "<ref>"` defaults
 # and literal `image: <ref>` lines.
 _TEMPLATE_DEFAULT = re.compile(r'\$d_image_(\w+)\s*:=\s*"([^"{}]+)"')
-_TEMPLATE_LITERAL = re.compile(r'(?m)^\s*image:\s*"?([^"\s{}]+)"?\s*$')
+_TEMPLATE_LITERAL = re.compile(r'(?m)^\s*(?:-\s*)?image:\s*"?([^"\s{}]+)"?\s*$')
 
 
 def normalize(ref: str) -> str:

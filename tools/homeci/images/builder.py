@@ -22,7 +22,7 @@ from homeci import realprog, sources, toolchain
 from homeci.errors import HomeciError
 from homeci.images import debian, oci
 from homeci.images.recipes import RECIPES, Recipe, _dist_version
-from homeci.images.refs import normalize, path_of
+from homeci.images.refs import Reference, normalize, path_of
 from homeci.paths import cache_dir
 
 # Bumped by hand only for changes the code digest below cannot see.
@@ -59,6 +59,17 @@ def require(ref: str, where: str = "") -> Recipe:
         raise HomeciError(f"image {ref}{at} has no recipe in homeci.images.recipes: add one that builds "
                           "the same program at the same version")
     return recipe
+
+
+def check(references: Iterable[Reference]) -> None:
+    """Fail with one line naming the first referenced image that has no recipe, and where it is used."""
+    missing = [r for r in references if recipe_for(r.ref) is None]
+    if missing:
+        first = missing[0]
+        more = f"; {len(missing) - 1} more image(s) lack one too" if len(missing) > 1 else ""
+        at = f" (referenced by {first.where[0]})" if first.where else ""
+        raise HomeciError(f"image {first.ref}{at} has no recipe in homeci.images.recipes: add one that "
+                          f"builds the same program at the same version{more}")
 
 
 def _code_digest() -> str:
@@ -190,7 +201,7 @@ def build_recipe(recipe: Recipe, *, progress: Progress | None = None, force: boo
             if tree.entries or not layers:
                 if progress:
                     progress(f"packing {recipe.ref}")
-                layers.append(oci.write_layer(tree, work / "layer.tar.gz",
+                layers.append(oci.write_layer(tree, work / "layer.tar.gz", base=fs.path if fs else None,
                                               comment=f"homeci: {recipe.title} {recipe.version}"))
             config = replace(recipe.config, labels=labels(recipe, key, fs))
             image = oci.assemble(layers, config)
