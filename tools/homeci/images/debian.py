@@ -31,8 +31,9 @@ FORMAT = "1"
 FLAVORS: dict[str, tuple[str, ...]] = {
     # A shell, coreutils, glibc and the CA bundle: drone-server (cgo), kubectl, the small shell base.
     "base": ("ca-certificates",),
-    # git and curl: Gogs (its start script probes with curl) and the Drone clone image.
-    "git": ("ca-certificates", "curl", "git"),
+    # git, curl and ssh-keygen: Gogs (its start script probes with curl; its built-in SSH server makes
+    # host keys with ssh-keygen) and the Drone clone image (upstream: git, curl, openssh).
+    "git": ("ca-certificates", "curl", "git", "openssh-client"),
     # The Python base (Debian's python3: 3.11 on bookworm) for the charts' stdlib-only scripts.
     "python": ("ca-certificates", "python3"),
 }

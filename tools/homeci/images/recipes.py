@@ -158,10 +158,12 @@ def _drone(ctx: Context) -> Tree:
 
 
 def _gogs(ctx: Context) -> Tree:
-    # Upstream's rootless "next" image: user git (1000:1000, home /data/git), binary /app/gogs/gogs.
-    tree = debian_users(ctx, "git", {"git": (1000, 1000, "/data/git", "/bin/bash")})
+    # Upstream's rootless "next" image (Dockerfile.next): user git (1000:1000, home /data/git, shell
+    # /bin/sh), the binary at /app/gogs/gogs and on PATH, /home/git -> /data/git, /data owned by git.
+    tree = debian_users(ctx, "git", {"git": (1000, 1000, "/data/git", "/bin/sh")})
     tree.copy("/app/gogs/gogs", ctx.tool("gogs"), 0o755)
     tree.dir("/app/gogs", 0o755, 1000, 1000)
+    tree.symlink("/usr/local/bin/gogs", "/app/gogs/gogs").symlink("/home/git", "/data/git")
     return tree.dir("/data", 0o755, 1000, 1000).dir("/backup", 0o755, 1000, 1000)
 
 
@@ -195,7 +197,10 @@ def _kaniko(ctx: Context) -> Tree:
 
 
 def _kubectl(ctx: Context) -> Tree:
-    return Tree().copy("/bin/kubectl", ctx.tool("kubectl"), 0o755)
+    # Kubernetes builds this image (build/server-image/kubectl) on its go-runner base, a distroless
+    # static image: /bin/kubectl and no shell. Same here.
+    tree = with_ca_bundle(ctx, static_base())
+    return tree.copy("/bin/kubectl", ctx.tool("kubectl"), 0o755)
 
 
 def _nothing(ctx: Context) -> Tree:
@@ -234,7 +239,7 @@ RECIPES: tuple[Recipe, ...] = (
         "docker.io/gogs/gogs:next-0.14.3", "gogs", "0.14.3", "https://github.com/gogs/gogs",
         _gogs, ImageConfig(entrypoint=("/app/gogs/gogs",), cmd=("web",), user="1000:1000",
                            workdir="/app/gogs", ports=("22/tcp", "3000/tcp"), volumes=("/data", "/backup"),
-                           env=(PATH, "USER=git", "HOME=/data/git", "GOGS_CUSTOM=/data/gogs")),
+                           env=(PATH, "GOGS_CUSTOM=/data/gogs", "GOGS_WORK_DIR=/app/gogs")),
         tools=("gogs",), base="git",
     ),
     Recipe(
@@ -275,8 +280,8 @@ RECIPES: tuple[Recipe, ...] = (
     ),
     Recipe(
         "registry.k8s.io/kubectl:v1.37.2", "kubectl", "1.37.2", "https://github.com/kubernetes/kubernetes",
-        _kubectl, ImageConfig(entrypoint=("kubectl",), env=(PATH,)),
-        tools=("kubectl",), base="base",
+        _kubectl, ImageConfig(entrypoint=("/bin/kubectl",), env=(PATH,)),
+        tools=("kubectl",),
     ),
     Recipe(
         "docker.io/library/alpine:3.22.2", "shell base", "3.22.2", "https://www.debian.org/releases/bookworm/",
