@@ -5,9 +5,8 @@ from __future__ import annotations
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
-from homeci.cluster.sim import SimCluster
 from homeci.helm import Helm
 from homeci.paths import charts_dir
 
@@ -45,6 +44,17 @@ def ensure_namespace(api: Any, name: str, labels: dict[str, str]) -> None:
         core.patch_namespace(name, {"metadata": {"labels": labels}})
 
 
+class Cluster(Protocol):
+    """What installing needs from a cluster provider (SimCluster, LocalCluster)."""
+
+    @property
+    def kubeconfig(self) -> Path: ...
+
+    def api(self) -> Any: ...
+
+    def server(self) -> str | None: ...
+
+
 @dataclass
 class Installed:
     release: str
@@ -59,7 +69,7 @@ class Installed:
     pods: int = 0
 
 
-def install(cluster: SimCluster, *, major: int = 3, values_files: list[Path] | None = None,
+def install(cluster: Cluster, *, major: int = 3, values_files: list[Path] | None = None,
             timeout: str = "5m") -> Installed:
     """``helm upgrade --install --wait`` the umbrella into a Pod Security restricted namespace."""
     from kubernetes import client

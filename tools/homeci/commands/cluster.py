@@ -17,7 +17,7 @@ from homeci.errors import HomeciError
 if TYPE_CHECKING:
     from homeci.cluster.local import LocalCluster
 
-LOCAL_DOMAIN = "homeci.localhost"
+LOCAL_DOMAIN = "homeci.test"
 
 name_option = click.option("--name", default=DEFAULT_NAME, show_default=True, help="Cluster name.")
 
@@ -92,7 +92,7 @@ def local() -> None:
     """A real one-node Kubernetes in a network namespace of its own (Linux, root, no Docker)."""
 
 
-def _local(name: str, domain: str = LOCAL_DOMAIN) -> LocalCluster:
+def _local(name: str, domain: str | None = None) -> LocalCluster:
     from homeci.cluster.local import LocalCluster
 
     return LocalCluster(name, domain=domain)

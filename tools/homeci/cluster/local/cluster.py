@@ -30,7 +30,10 @@ from homeci.errors import HomeciError
 Progress = Callable[[str], None]
 
 DEFAULT_NAME = "homeci"
-DEFAULT_DOMAIN = "homeci.localhost"
+# Not *.localhost: curl (so git) resolves every *.localhost name to the loopback address without
+# asking DNS, so in-cluster clones of https://git.<domain>/ would dial the pod itself. `.test` is
+# reserved (RFC 6761) and never resolves outside; the host reaches it through the forwarder.
+DEFAULT_DOMAIN = "homeci.test"
 DEFAULT_RELEASE = "homeci"
 DEFAULT_NAMESPACE = "homeci"
 API_PORT = 16443
@@ -92,13 +95,15 @@ class LocalCluster:
     """One named local cluster; all state in ``<cache>/local/<name>``."""
 
     def __init__(self, name: str = DEFAULT_NAME, *, root: Path | None = None,
-                 domain: str = DEFAULT_DOMAIN, release: str = DEFAULT_RELEASE,
+                 domain: str | None = None, release: str = DEFAULT_RELEASE,
                  namespace: str = DEFAULT_NAMESPACE) -> None:
         if not name or not name.replace("-", "").isalnum() or name != name.lower() or len(name) > 20:
             raise HomeciError(f"cluster name {name!r}: use up to 20 lower-case letters, digits and dashes")
         self.name = name
         self.layout = Layout.of(name, root)
-        self.domain, self.release, self.namespace = domain, release, namespace
+        # A running cluster keeps the domain it was started with.
+        self.domain = str(self.info().get("domain") or domain or DEFAULT_DOMAIN)
+        self.release, self.namespace = release, namespace
 
     # -- where things are -------------------------------------------------------------------------
 
@@ -504,8 +509,19 @@ class LocalCluster:
         return ip
 
     def install_values(self) -> dict[str, Any]:
-        """Umbrella values this cluster needs: Traefik as ClusterIP (no LoadBalancer controller here)."""
+        """Umbrella values this cluster needs. Traefik's Service is a ClusterIP: there is no
+        LoadBalancer controller, and nothing outside the namespace could reach a node port anyway —
+        the host comes in through the forwarder, pods through CoreDNS's rewrite, containerd through
+        the holder's /etc/hosts, all to that one ClusterIP."""
         return {"global": {"domain": self.domain}, "traefik": {"service": {"type": "ClusterIP"}}}
+
+    def values_file(self) -> Path:
+        """``install_values`` written to ``<state>/values.yaml`` (for ``helm -f``)."""
+        import yaml
+
+        path = self.dir / "values.yaml"
+        path.write_text(yaml.safe_dump(self.install_values(), sort_keys=False))
+        return path
 
     # -- down ----------------------------------------------------------------------------------------
 
@@ -525,7 +541,9 @@ class LocalCluster:
             procs.stop({"kubelet": ordered.pop("kubelet")}, marker=marker, timeout=5)
         if parent:
             cgroups.kill_all(hs, f"{parent}/kubepods")
-        procs.stop(ordered, marker=marker, timeout=10)
+        # etcd is wiped below: a graceful control-plane shutdown buys nothing (the API server lingers
+        # ~50 s after SIGTERM), so a short deadline, then SIGKILL.
+        procs.stop(ordered, marker=marker, timeout=3)
         left: list[str] = []
         if parent:
             cgroups.kill_all(hs, parent)

@@ -28,8 +28,9 @@ class Bins:
 
 
 def containerd_toml(lay: Layout, *, runc: str, pause_image: str) -> str:
-    """containerd config version 3: everything under the state dir, CRI pinned to the local pause."""
-    return f"""version = 3
+    """containerd config version 4 (2.4 migrates version 3 with a warning): everything under the
+    state dir, CRI pinned to the local pause image."""
+    return f"""version = 4
 root = "{lay.containerd_root}"
 state = "/run/containerd"
 # real-node: opt would create /opt/containerd on the host; NRI would listen in /var/run/nri.

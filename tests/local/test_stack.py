@@ -1,0 +1,149 @@
+"""The umbrella on the real node: installed with ``helm --wait`` (Helm 3) into a restricted namespace,
+every workload's real pods Ready, the components answering through Traefik from the host (forwarder +
+the stack's CA), the registry serving a push over TLS, and the node's containerd pulling from
+``registry.<domain>`` with the CA the node-trust DaemonSet wrote (no insecure setting anywhere)."""
+
+from __future__ import annotations
+
+import base64
+import json
+import tarfile
+import time
+
+import pytest
+from kubernetes import client
+from localhelpers import create_namespace, delete_namespace, wait_pod
+
+from homeci.cluster import stack as stackmod
+from homeci.cluster.local import LocalCluster
+from homeci.errors import HomeciError
+from homeci.flow import stack as flowstack
+from homeci.flow.clients import Registry, push_oci_layout
+from homeci.realprog import PublicNames
+
+TEST_REPO = "homeci-test/pause"
+
+
+@pytest.fixture(scope="module")
+def installed(local_cluster: LocalCluster, tmp_path_factory: pytest.TempPathFactory) -> flowstack.Stack:
+    from homeci import images
+
+    refs = [r.ref for r in images.referenced_images() if r.default]
+    try:
+        archives = images.build(refs)
+    except HomeciError as exc:
+        pytest.skip(f"the stack's images cannot be built here: {exc}")
+    local_cluster.load_images(sorted(set(archives.values())))
+    stackmod.install(local_cluster, major=3, values_files=[local_cluster.values_file()], timeout="10m")
+    local_cluster.publish()
+    api = local_cluster.api()
+    port = local_cluster.info()["ports"]["https"]
+    st = flowstack.from_cluster(client.CoreV1Api(api), client.NetworkingV1Api(api), stackmod.NAMESPACE,
+                                stackmod.RELEASE, tmp_path_factory.mktemp("stack"),
+                                lambda ca: PublicNames({"https": port}, ca))
+    st.https_port = port
+    return st
+
+
+def test_every_workload_has_ready_real_pods(local_cluster: LocalCluster, installed: flowstack.Stack) -> None:
+    api = local_cluster.api()
+    apps, core = client.AppsV1Api(api), client.CoreV1Api(api)
+    ns = stackmod.NAMESPACE
+    labels = core.read_namespace(ns).metadata.labels
+    assert labels["pod-security.kubernetes.io/enforce"] == "restricted"
+    workloads = apps.list_namespaced_deployment(ns).items + apps.list_namespaced_stateful_set(ns).items
+    assert workloads
+    for w in workloads:
+        assert (w.status.ready_replicas or 0) == w.spec.replicas, f"{w.kind} {w.metadata.name} not ready"
+    pods = core.list_namespaced_pod(ns).items
+    running = [p for p in pods if p.status.phase == "Running"]
+    assert running and all(all(c.ready for c in p.status.container_statuses) for p in running)
+    assert all(p.spec.node_name == local_cluster.layout.node_name for p in running)
+    selector = f"app.kubernetes.io/instance={stackmod.RELEASE}"
+    ds = apps.list_daemon_set_for_all_namespaces(label_selector=selector)
+    for d in ds.items:
+        assert d.status.number_ready == d.status.desired_number_scheduled == 1, d.metadata.name
+
+
+def test_components_answer_through_traefik_from_the_host(installed: flowstack.Stack) -> None:
+    web = installed.web
+    assert isinstance(web, PublicNames)
+    git = web.request("GET", installed.url("git") + "/")
+    assert git.status == 200 and b"Gogs" in git.body
+    ci = web.request("GET", installed.url("ci") + "/healthz")
+    assert ci.status == 200
+    reg = web.request("GET", installed.url("registry") + "/v2/")
+    assert reg.status == 401 and "basic" in reg.headers.get("www-authenticate", "").lower()
+    peer = web.tls_peer(installed.hosts["git"])  # verified against the stack's CA only
+    assert peer
+
+
+def _pause_layout() -> tuple[dict[str, bytes], bytes]:
+    from homeci import images
+
+    archive = images.archive_path(images.PAUSE_IMAGE)
+    blobs: dict[str, bytes] = {}
+    with tarfile.open(archive) as tar:
+        index = json.loads(tar.extractfile("index.json").read())  # type: ignore[union-attr]
+        for m in tar.getmembers():
+            if m.name.startswith("blobs/sha256/") and m.isfile():
+                blobs["sha256:" + m.name.rsplit("/", 1)[1]] = tar.extractfile(m).read()  # type: ignore[union-attr]
+    manifest = blobs[index["manifests"][0]["digest"]]
+    return blobs, manifest
+
+
+@pytest.fixture(scope="module")
+def pushed(installed: flowstack.Stack) -> str:
+    registry = Registry(installed.web, installed.url("registry"), installed.registry_user,
+                        installed.registry_password)
+    blobs, manifest = _pause_layout()
+    return push_oci_layout(registry, blobs, manifest, TEST_REPO, "1")
+
+
+def test_registry_accepts_a_push_and_serves_the_pull_over_tls(installed: flowstack.Stack,
+                                                              pushed: str) -> None:
+    registry = Registry(installed.web, installed.url("registry"), installed.registry_user,
+                        installed.registry_password)
+    found = registry.manifest(TEST_REPO, "1")
+    assert found is not None and found[0] == pushed
+    layer = found[1]["layers"][0]["digest"]
+    assert registry.blob(TEST_REPO, layer)
+
+
+def test_node_trust_lets_containerd_pull_from_the_registry(local_cluster: LocalCluster,
+                                                           installed: flowstack.Stack, pushed: str) -> None:
+    host = installed.hosts["registry"]
+    hosts_toml = local_cluster.dir / "fs" / "etc-upper" / "containerd" / "certs.d" / host / "hosts.toml"
+    deadline = time.monotonic() + 120
+    while not hosts_toml.is_file() and time.monotonic() < deadline:
+        time.sleep(1)
+    assert hosts_toml.is_file(), f"node-trust DaemonSet did not write {hosts_toml}"
+    text = hosts_toml.read_text()
+    assert "skip_verify" not in text and "insecure" not in text.lower() and "ca =" in text
+    api = local_cluster.api()
+    core = client.CoreV1Api(api)
+    ns = "t-node-pull"
+    create_namespace(api, ns)
+    try:
+        auth = base64.b64encode(f"{installed.registry_user}:{installed.registry_password}".encode()).decode()
+        cfg = {"auths": {host: {"auth": auth}}}
+        core.create_namespaced_secret(ns, {
+            "metadata": {"name": "pull"}, "type": "kubernetes.io/dockerconfigjson",
+            "data": {".dockerconfigjson": base64.b64encode(json.dumps(cfg).encode()).decode()}})
+        core.create_namespaced_pod(ns, {
+            "metadata": {"name": "pulled"},
+            "spec": {"imagePullSecrets": [{"name": "pull"}], "enableServiceLinks": False,
+                     "automountServiceAccountToken": False,
+                     "securityContext": {"runAsNonRoot": True, "runAsUser": 65535,
+                                         "seccompProfile": {"type": "RuntimeDefault"}},
+                     "containers": [{"name": "pause", "image": f"{host}/{TEST_REPO}:1",
+                                     "imagePullPolicy": "Always",
+                                     "resources": {"limits": {"memory": "16Mi"}},
+                                     "securityContext": {"allowPrivilegeEscalation": False,
+                                                         "capabilities": {"drop": ["ALL"]}}}]}})
+        pod = wait_pod(api, ns, "pulled", timeout=120)
+        assert pod.status.container_statuses[0].image_id.endswith(pushed)
+    finally:
+        delete_namespace(api, ns)
+
+

@@ -1,0 +1,37 @@
+"""``down`` leaves nothing: checked, not assumed (runs last: it stops the session's cluster)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from homeci.cluster.local import LocalCluster, cgroups
+from homeci.cluster.local.cluster import host_iptables_chains
+
+
+def test_down_leaves_nothing_behind(local_cluster: LocalCluster, host_baseline: dict[str, Any]) -> None:
+    info = local_cluster.info()
+    pids = local_cluster.pids()
+    assert "holder" in pids and "kubelet" in pids
+    holder_netns = Path(f"/proc/{pids['holder']}/ns/net").readlink()
+    start = time.monotonic()
+    assert local_cluster.down()
+    took = time.monotonic() - start
+    assert local_cluster.leftovers() == [], local_cluster.leftovers()
+    assert not any(Path(f"/proc/{p}").exists() and Path(f"/proc/{p}/cmdline").read_bytes()
+                   for p in pids.values())
+    # No process anywhere still sits in the cluster's network namespace.
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                assert (proc / "ns" / "net").readlink() != holder_netns, f"pid {proc.name} in the netns"
+            except OSError:
+                continue
+    hs = cgroups.hierarchies()
+    assert cgroups.leftovers(hs, info["parent"], info["created_cgroups"]) == []
+    assert host_iptables_chains() == host_baseline["iptables"]
+    netns = sorted(Path("/run/netns").glob("*")) if Path("/run/netns").is_dir() else None
+    assert netns == host_baseline["netns"]
+    assert not local_cluster.dir.exists()
+    assert took < 60, f"down took {took:.1f}s"
