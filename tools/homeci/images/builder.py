@@ -87,6 +87,7 @@ def digest(recipe: Recipe) -> str:
         "version": recipe.version,
         "source": recipe.source,
         "stand_in": recipe.stand_in,
+        "note": recipe.note,
         "config": recipe.config.as_json(),
         "tools": {n: [toolchain.tool(n).version, toolchain.tool(n).recipe] for n in recipe.tools},
         "sources": {n: sources.source(n).sha256 for n in recipe.sources},
@@ -163,7 +164,6 @@ def labels(recipe: Recipe, key: str, fs: debian.RootFS | None) -> dict[str, str]
         "org.opencontainers.image.title": recipe.title,
         "org.opencontainers.image.version": recipe.version,
         "org.opencontainers.image.source": recipe.source,
-        "org.opencontainers.image.ref.name": recipe.ref,
         "org.opencontainers.image.created": oci.CREATED,
         f"{LABEL_PREFIX}.built-by": "homeci, from source (no registry, no Docker)",
         f"{LABEL_PREFIX}.pins": recipe.pin_text(),
@@ -174,6 +174,8 @@ def labels(recipe: Recipe, key: str, fs: debian.RootFS | None) -> dict[str, str]
         out[f"{LABEL_PREFIX}.debian-packages"] = " ".join(f"{p}={v}" for p, v in sorted(fs.packages.items()))
     if recipe.stand_in:
         out[f"{LABEL_PREFIX}.stand-in"] = recipe.stand_in
+    if recipe.note:
+        out[f"{LABEL_PREFIX}.note"] = recipe.note
     return out
 
 

@@ -66,12 +66,14 @@ def flavor_key(flavor: str) -> str:
     return hashlib.sha256(data.encode()).hexdigest()[:16]
 
 
-def mirror() -> str:
-    """``$HOMECI_DEBIAN_MIRROR``, else the first Debian mirror in the machine's apt sources."""
+def mirror(files: list[Path] | None = None) -> str:
+    """``$HOMECI_DEBIAN_MIRROR``, else the first Debian mirror in the machine's apt sources (one-line
+    ``deb URI suite`` or deb822 ``URIs:``), else deb.debian.org."""
     env = os.environ.get("HOMECI_DEBIAN_MIRROR")
     if env:
         return env
-    files = [Path("/etc/apt/sources.list"), *sorted(Path("/etc/apt/sources.list.d").glob("*"))]
+    if files is None:
+        files = [Path("/etc/apt/sources.list"), *sorted(Path("/etc/apt/sources.list.d").glob("*"))]
     for f in files:
         try:
             text = f.read_text()

@@ -39,6 +39,7 @@ class Recipe:
     pypi: tuple[str, ...] = ()  # Python distributions the image's program comes from
     base: str = ""  # Debian flavor (homeci.images.debian.FLAVORS) under the image; "" = none
     stand_in: str = ""  # set when the image is not the same program/version as upstream's: why
+    note: str = ""  # a part that differs from upstream's image (said in a label)
 
     @property
     def repository(self) -> str:
@@ -250,7 +251,7 @@ RECIPES: tuple[Recipe, ...] = (
                                  "DRONE_DATABASE_DRIVER=sqlite3",
                                  "DRONE_DATABASE_DATASOURCE=/data/database.sqlite",
                                  "DRONE_RUNNER_OS=linux", "DRONE_SERVER_PORT=:80",
-                                 "DRONE_SERVER_HOST=localhost", "DRONE_DATADOG_ENABLED=false")),
+                                 "DRONE_SERVER_HOST=localhost")),
         tools=("drone-server",), base="base",
     ),
     Recipe(
@@ -277,6 +278,9 @@ RECIPES: tuple[Recipe, ...] = (
                              env=("PATH=/usr/local/bin:/kaniko", "HOME=/root", "USER=root",
                                   "SSL_CERT_DIR=/kaniko/ssl/certs", "DOCKER_CONFIG=/kaniko/.docker/")),
         tools=("kaniko-docker", "kaniko-executor"), sources=("drone-kaniko",),
+        note="the executor is github.com/chainguard-dev/kaniko v1.25.0 (the toolchain pin); upstream's "
+             "plugin image 1.13.9 ships harnesscommunity/kaniko-executor 1.25.15, which the Go module proxy "
+             "refuses",
     ),
     Recipe(
         "registry.k8s.io/kubectl:v1.37.2", "kubectl", "1.37.2", "https://github.com/kubernetes/kubernetes",
