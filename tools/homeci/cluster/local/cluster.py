@@ -41,7 +41,7 @@ HTTPS_PORT = 8443
 
 TOOLS = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubelet", "kube-proxy",
          "containerd", "containerd-shim-runc-v2", "ctr", "runc", "cni-bridge", "cni-host-local",
-         "cni-loopback", "cni-portmap", "kubectl")
+         "cni-loopback", "cni-portmap")
 HOST_PROGRAMS = ("unshare", "nsenter", "mount", "ip", "iptables")
 CNI_PLUGINS = {"cni-bridge": "bridge", "cni-host-local": "host-local", "cni-loopback": "loopback",
                "cni-portmap": "portmap"}
@@ -377,12 +377,14 @@ class LocalCluster:
                                   f"(log: {self.dir / 'logs' / (n + '.log')})")
 
     def _wait_api(self, *, timeout: float, progress: Progress) -> None:
-        from kubernetes import client
+        """/readyz, not /version: the controller-manager must not start before the RBAC bootstrap."""
 
         def ready() -> str | None:
             self._check_alive("etcd", "kube-apiserver")
-            client.VersionApi(self.api()).get_code(_request_timeout=3)
-            return None
+            resp = self.api().call_api("/readyz", "GET", auth_settings=["BearerToken"],
+                                       response_type="str", _preload_content=False, _request_timeout=3)
+            body = resp[0].data.decode(errors="replace").strip()
+            return None if body == "ok" else f"readyz: {body[:60]}"
 
         _wait("the API server", ready, timeout=timeout, progress=progress)
 
@@ -426,10 +428,13 @@ class LocalCluster:
         return proc
 
     def apply(self, objs: list[dict[str, Any]]) -> None:
-        import yaml
+        """Server-side apply (field manager ``homeci-local``), through the Python client."""
+        from kubernetes.dynamic import DynamicClient
 
-        self.kubectl("apply", "--server-side", "--force-conflicts", "--field-manager", "homeci-local",
-                     "-f", "-", input=yaml.safe_dump_all(objs, sort_keys=False))
+        dyn = DynamicClient(self.api())
+        for obj in objs:
+            res = dyn.resources.get(api_version=obj["apiVersion"], kind=obj["kind"])
+            dyn.server_side_apply(res, body=obj, field_manager="homeci-local", force_conflicts=True)
 
     def _apply_addons(self) -> None:
         _, coredns_image = cluster_images()

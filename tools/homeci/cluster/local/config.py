@@ -35,8 +35,9 @@ root = "{lay.containerd_root}"
 state = "/run/containerd"
 # real-node: opt would create /opt/containerd on the host; NRI would listen in /var/run/nri.
 disabled_plugins = ["io.containerd.internal.v1.opt", "io.containerd.nri.v1.nri"]
+imports = []
 
-[grpc]
+[plugins.'io.containerd.server.v1.grpc']
   address = "{lay.containerd_socket}"
 
 [plugins.'io.containerd.cri.v1.images']
