@@ -69,11 +69,11 @@ def test_coredns_image_runs_as_nonroot_with_its_files(image_cache: Path) -> None
 
 def test_a_mirror_name_gets_its_own_archive(image_cache: Path) -> None:
     _cached_tool("pause")
-    mirrored = "mirror.lan:5000/drone/placeholder:1"
-    built = images.build([mirrored, "drone/placeholder:1"])
-    assert set(built) == {mirrored, "docker.io/drone/placeholder:1"}
+    mirrored = "mirror.lan:5000/pause:3.10.1"
+    built = images.build([mirrored, images.PAUSE_IMAGE])
+    assert set(built) == {mirrored, images.PAUSE_IMAGE}
     mirror_info = oci.read_archive(built[mirrored])
-    upstream_info = oci.read_archive(built["docker.io/drone/placeholder:1"])
+    upstream_info = oci.read_archive(built[images.PAUSE_IMAGE])
     assert mirror_info["index"]["manifests"][0]["annotations"][oci.NAME_ANNOTATION] == mirrored
     assert mirror_info["manifest"] == upstream_info["manifest"]  # the same image under another name
 

@@ -181,8 +181,12 @@ def _drone_git(ctx: Context) -> Tree:
 
 
 def _placeholder(ctx: Context) -> Tree:
-    # Anything that starts and idles until the runner swaps the step image in: the pause program.
-    return Tree().copy("/pause", ctx.tool("pause"), 0o755)
+    # The runner creates every step container from this image *with the step's own command and
+    # entrypoint* (often `/bin/sh -c …`), then swaps the image. Upstream's image (the runner's
+    # docker/placeholder) is therefore a scratch image whose idle program sits at /bin/sh, plus the CA
+    # bundle. The pause program ignores its arguments (all but a lone `-v`) and idles the same way.
+    tree = Tree().copy("/bin/sh", ctx.tool("pause"), 0o755)
+    return with_ca_bundle(ctx, tree)
 
 
 def _kaniko(ctx: Context) -> Tree:
@@ -268,9 +272,10 @@ RECIPES: tuple[Recipe, ...] = (
     ),
     Recipe(
         "docker.io/drone/placeholder:1", "placeholder", "1", "https://github.com/kubernetes/kubernetes/tree/master/build/pause",
-        _placeholder, ImageConfig(entrypoint=("/pause",), env=()),
+        _placeholder, ImageConfig(entrypoint=("/bin/sh",), env=(PATH,)),
         tools=("pause",),
-        stand_in="upstream's placeholder is an idle program of Drone's; the pause program idles the same way",
+        stand_in="upstream's placeholder is a Go sleep loop of the runner's (docker/placeholder) at /bin/sh; "
+                 "here Kubernetes' pause program sits at /bin/sh and idles the same way",
     ),
     Recipe(
         "docker.io/plugins/kaniko:1.13.9", "drone-kaniko", "1.13.9", "https://github.com/drone/drone-kaniko",
