@@ -8,8 +8,10 @@ with Drone's data shape {input, repo, build}, then parsed as YAML and checked as
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -310,3 +312,83 @@ def test_sample_app_manifests_are_valid_kubernetes(version: str) -> None:
     ingress = next(m for m in objs if m.kind == "Ingress")
     assert ingress.obj["spec"]["rules"][0]["host"] == "sample-app.homeci.localhost"
     assert ingress.obj["spec"]["tls"][0]["hosts"] == ["sample-app.homeci.localhost"], "Ingress must serve TLS"
+
+
+KUBECTL_SHIM = """#!/bin/sh
+# Stands in for the API server only: `apply -k DIR` runs the real kubectl's kustomize and keeps what it
+# would send; every other call is recorded.
+echo "$*" >> "$SHIM_LOG"
+if [ "$1" = "apply" ] && [ "$2" = "-k" ]; then exec "$REAL_KUBECTL" kustomize "$3" > "$SHIM_OUT"; fi
+if [ "$1" = "--namespace" ] && [ "$3" = "get" ]; then exit "${SHIM_GET_RC:-0}"; fi
+exit 0
+"""
+
+
+def _drone_subst(text: str, env: dict[str, str]) -> str:
+    """What Drone does to a step before it runs: ${VAR} (and ${VAR,,}) from its variables, $$ -> $."""
+    for key, value in env.items():
+        text = text.replace("${" + key + ",,}", value.lower()).replace("${" + key + "}", value)
+    return text.replace("$$", "$")
+
+
+def _run_deploy(go: drone.GoTemplateRenderer, tmp_path: Path, inputs: dict[str, Any], app: Path,
+                get_rc: int = 0) -> tuple[int, str, str, str]:
+    """Run the deploy step's first command in ``app`` with the real kubectl's kustomize.
+
+    Returns (exit code, kubectl calls, the objects `apply -k` would send, stderr)."""
+    from homeci import toolchain
+
+    try:
+        real = toolchain.resolve("kubectl")
+    except HomeciError as exc:
+        pytest.skip(f"kubectl not built: {exc}")
+    drone_env = {"DRONE_COMMIT_SHA": "0123456789abcdef0123456789abcdef01234567",
+                 "DRONE_REPO": "homeci/Sample-App"}
+    pipeline = render(go, SCENARIOS[0], inputs, tmp_path, owner="homeci", name="sample-app")
+    step = steps_by_name(pipeline)["deploy"]
+    env = {k: _drone_subst(str(v), drone_env) for k, v in step["environment"].items()}
+    script = _drone_subst(step["commands"][0], drone_env)
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    (bindir / "kubectl").write_text(KUBECTL_SHIM)
+    (bindir / "kubectl").chmod(0o755)
+    log, out = tmp_path / "calls.log", tmp_path / "applied.yaml"
+    log.touch()
+    run_env = {**env, "PATH": f"{bindir}:/usr/bin:/bin", "REAL_KUBECTL": str(real), "SHIM_LOG": str(log),
+               "SHIM_OUT": str(out), "SHIM_GET_RC": str(get_rc), "TMPDIR": str(tmp_path),
+               "HOME": os.environ["HOME"]}
+    proc = subprocess.run(["sh", "-c", script], cwd=app, capture_output=True, text=True, check=False,
+                          env=run_env)
+    return proc.returncode, log.read_text(), out.read_text() if out.exists() else "", proc.stderr
+
+
+def test_deploy_step_applies_the_apps_manifests_with_the_built_image(
+    go: drone.GoTemplateRenderer, tmp_path: Path, sample_drone_yml: dict[str, Any]
+) -> None:
+    """The first push creates the app: k8s/ applied into the target namespace, image pinned to the SHA."""
+    inputs = dict(sample_drone_yml["data"], namespace="team-a")
+    rc, calls, applied, err = _run_deploy(go, tmp_path, inputs, SAMPLE_APP)
+    assert rc == 0, f"deploy step failed: {err}"
+    assert calls.startswith("apply -k "), f"deploy step kubectl calls: {calls}"
+    objs = {(o["kind"], o["metadata"]["name"]): o for o in yaml.safe_load_all(applied) if o}
+    wanted = {("Deployment", "sample-app"), ("Service", "sample-app"), ("Ingress", "sample-app")}
+    assert set(objs) >= wanted, f"objects applied: {sorted(objs)}"
+    for (kind, name), obj in objs.items():
+        assert obj["metadata"].get("namespace") == "team-a", f"{kind}/{name}.metadata.namespace"
+    container = objs[("Deployment", "sample-app")]["spec"]["template"]["spec"]["containers"][0]
+    assert container["image"] == (
+        "registry.homeci.localhost/homeci/sample-app:0123456789abcdef0123456789abcdef01234567"
+    ), "Deployment/sample-app containers[sample-app].image is not pinned to the built commit"
+
+
+def test_deploy_step_without_manifests_sets_the_image_or_fails_clearly(
+    go: drone.GoTemplateRenderer, tmp_path: Path
+) -> None:
+    empty = tmp_path / "app"
+    empty.mkdir()
+    rc, calls, _, err = _run_deploy(go, tmp_path, {"namespace": "apps"}, empty, get_rc=1)
+    assert rc == 1 and "no folder k8s/" in err, f"missing manifests and Deployment: rc {rc}, stderr {err!r}"
+    (tmp_path / "calls.log").write_text("")
+    shutil.rmtree(tmp_path / "bin")
+    rc, calls, _, err = _run_deploy(go, tmp_path, {"namespace": "apps"}, empty, get_rc=0)
+    assert rc == 0 and "set image deployment/sample-app" in calls, f"kubectl calls: {calls!r} ({err})"
