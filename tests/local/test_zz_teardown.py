@@ -35,3 +35,31 @@ def test_down_leaves_nothing_behind(local_cluster: LocalCluster, host_baseline: 
     assert netns == host_baseline["netns"]
     assert not local_cluster.dir.exists()
     assert took < 60, f"down took {took:.1f}s"
+
+
+def test_sigterm_during_up_tears_everything_down(local_cluster: LocalCluster) -> None:
+    """SIGTERM while ``homeci cluster local up`` is starting: the command cleans up before exiting."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    other = LocalCluster(f"pt{os.getpid()}-int")
+    other.down()
+    homeci = Path(sys.executable).with_name("homeci")
+    proc = subprocess.Popen([str(homeci), "cluster", "local", "up", "--name", other.name],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and "kube-apiserver" not in other.pids():
+            time.sleep(0.1)
+        assert "kube-apiserver" in other.pids(), "up never started the API server"
+        info = other.info()
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=90)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode != 0, out
+    assert other.leftovers() == [], other.leftovers()
+    assert cgroups.leftovers(cgroups.hierarchies(), info["parent"], info["created_cgroups"]) == []

@@ -104,7 +104,7 @@ def _local(name: str, domain: str | None = None) -> LocalCluster:
               help="Public DNS suffix the cluster resolves to Traefik (git., ci., registry.).")
 @click.option("--timeout", default=240, show_default=True, help="Seconds to wait for readiness.")
 @click.option("--build/--no-build", default=False, show_default=True,
-              help="Build missing toolchain binaries first (slow: Go builds).")
+              help="Build missing toolchain binaries and the pause/CoreDNS images first (Go builds: slow).")
 def local_up(name: str, domain: str, timeout: int, build: bool) -> None:
     """Start the node (reuses a healthy cluster of the same name)."""
     cluster = _local(name, domain)

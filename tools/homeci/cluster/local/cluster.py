@@ -194,7 +194,7 @@ class LocalCluster:
             raise HomeciError(f"local cluster {self.name!r} exists in {self.dir} but is not healthy: run "
                               f"`homeci cluster local down --name {self.name}`, then `up` again")
         bins = self._binaries(build=build, progress=progress)
-        archives = self._image_archives()
+        archives = self._image_archives(build=build, progress=progress)
         with _terminate_as_interrupt():
             try:
                 self._start(bins, archives, timeout=timeout, progress=progress)
@@ -211,10 +211,13 @@ class LocalCluster:
             paths[name] = toolchain.resolve(name, build=build, progress=progress)
         return cfg.Bins(paths)
 
-    def _image_archives(self) -> dict[str, Path]:
-        """The pause and CoreDNS archives; a missing one fails with the command that builds it."""
+    def _image_archives(self, *, build: bool = False, progress: Progress | None = None) -> dict[str, Path]:
+        """The pause and CoreDNS archives; a missing one fails with the command that builds it
+        (or is built, with ``build``)."""
         from homeci import images
 
+        if build:
+            return images.build(cluster_images(), progress)
         out = {}
         for ref in cluster_images():
             path = images.archive_path(ref)
