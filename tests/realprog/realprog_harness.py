@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import subprocess
 import urllib.request
 from pathlib import Path
 from typing import Any, Self
@@ -29,7 +30,7 @@ import yaml
 from homeci import manifests, realprog, rendering, toolchain
 from homeci.errors import HomeciError
 from homeci.manifests import Manifest
-from homeci.realprog import LOOPBACK, LoopbackPod, Program, PublicNames
+from homeci.realprog import LOOPBACK, ClusterNames, LoopbackPod, Program, PublicNames
 
 ROOT = Path(__file__).resolve().parents[2]
 # HOMECI_T2_UMBRELLA renders another copy of the umbrella (e.g. a snapshot while charts are being edited).
@@ -257,7 +258,8 @@ class LoopbackGogs(_Running):
     free port); TMPDIR -> the pod's /tmp volume.
     """
 
-    def __init__(self, objects: list[Manifest], root: Path, gogs_bin: Path) -> None:
+    def __init__(self, objects: list[Manifest], root: Path, gogs_bin: Path,
+                 names: ClusterNames | None = None) -> None:
         self.pod = LoopbackPod(objects, "Deployment", f"{RELEASE}-gogs", "gogs", root)
         self.binary_dir = gogs_bin.parent
         self.binary_dir_before = snapshot(self.binary_dir)
@@ -282,7 +284,10 @@ class LoopbackGogs(_Running):
         env.update(GOGS_BIN=str(gogs_bin), GOGS_URL=self.url, TMPDIR=str(self.pod.host_path("/tmp")))
         self.env = env
         argv = [self.pod.rewrite(a) for a in [*self.pod.command, *self.pod.args]]
-        self.program = Program("gogs", argv, log_dir=root / "logs", env=env, cwd=root)
+        if names is not None:
+            # In-cluster names (webhook deliveries to Drone's Service) resolve; Gogs' own Service -> us.
+            names.serve(manifests.get(objects, "Service", f"{RELEASE}-gogs"), self.port)
+        self.program = Program("gogs", argv, log_dir=root / "logs", env=env, cwd=root, names=names)
 
     @property
     def database(self) -> Path:
@@ -333,6 +338,57 @@ class LoopbackRegistry(_Running):
     def start(self) -> None:
         self.program.start()
         self.program.wait_ready(realprog.http_check(f"{self.url}/"), timeout=30, what="answering GET /")
+
+
+class LoopbackDrone(_Running):
+    """Deployment/<release>-drone (the Drone server) run on loopback with the rendered env.
+
+    Rewritten: container paths (/data: SQLite database, XDG cache) -> the materialised volumes;
+    DRONE_SERVER_PORT ``:8080`` -> 127.0.0.1:<free port>, which also serves Service/<release>-drone
+    for :class:`ClusterNames`; the ports (only) of in-cluster names in the env (DRONE_GOGS_SERVER,
+    DRONE_SERVER_PROXY_HOST, ...) -> the loopback ports of the programs behind those Services. The
+    process resolves those names through ``names`` (its own /etc/hosts).
+    """
+
+    def __init__(self, objects: list[Manifest], root: Path, drone_bin: Path, names: ClusterNames) -> None:
+        self.pod = LoopbackPod(objects, "Deployment", f"{RELEASE}-drone", "drone", root)
+        self.binary_dir = drone_bin.parent
+        self.binary_dir_before = snapshot(self.binary_dir)
+        self.port = realprog.free_port()
+        self.url = f"http://{LOOPBACK}:{self.port}"
+        names.serve(manifests.get(objects, "Service", f"{RELEASE}-drone"), self.port)
+        self.rendered_env = self.pod.env()
+        env = {k: names.rewrite(v) for k, v in loopback_env(self.pod).items()}
+        if self.rendered_env.get("DRONE_SERVER_PORT") != ":8080":
+            raise HomeciError(f"{self.pod.ref} env DRONE_SERVER_PORT is "
+                              f"{self.rendered_env.get('DRONE_SERVER_PORT')!r}, expected ':8080'")
+        env["DRONE_SERVER_PORT"] = f"{LOOPBACK}:{self.port}"
+        env["TMPDIR"] = str(self.pod.host_path("/tmp"))
+        self.env = env
+        argv = [str(drone_bin), *[self.pod.rewrite(a) for a in self.pod.args]]
+        self.program = Program("drone", argv, log_dir=root / "logs", env=env, cwd=root, names=names)
+
+    def start(self) -> None:
+        self.program.start()
+        self.program.wait_ready(realprog.http_check(f"{self.url}/healthz"), timeout=60,
+                                what="answering /healthz")
+
+
+def run_job(objects: list[Manifest], job: str, container: str, root: Path, names: ClusterNames, *,
+            timeout: float = 180, **env_over: str) -> subprocess.CompletedProcess[str]:
+    """Run a rendered Job's container to completion on this machine: its command (``python3`` is this
+    machine's), its resolved env with container paths -> materialised volumes and in-cluster ports ->
+    loopback ports (``names``; the names themselves resolve through its /etc/hosts)."""
+    pod = LoopbackPod(objects, "Job", job, container, root)
+    env = {k: names.rewrite(v) for k, v in loopback_env(pod).items()}
+    if "/tmp" in pod.mounts:
+        env["TMPDIR"] = str(pod.host_path("/tmp"))
+    env.update(env_over)
+    argv = [pod.rewrite(a) for a in [*pod.command, *pod.args]]
+    if not argv:
+        raise HomeciError(f"{pod.ref} has no command")
+    return subprocess.run(names.wrap(argv), env=env, cwd=root, capture_output=True, text=True,
+                          timeout=timeout, check=False)
 
 
 def snapshot(directory: Path) -> set[str]:

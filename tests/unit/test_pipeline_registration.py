@@ -1,5 +1,9 @@
 """The registration script of charts/drone-pipelines (files/register.py, the file the hook Job runs)
-against a fake Drone API on 127.0.0.1: create, update, unchanged, 401, 5xx-then-success, unreachable.
+under injected faults, against a fault-injecting stand-in for Drone's API on 127.0.0.1: 5xx then
+success, 5xx until the attempts run out, unreachable, a 404 to a write, missing configuration.
+
+Create, update, unchanged and a wrong token run against the real Drone 2.28.2 in
+tests/realprog/test_drone_program.py (the rendered Job, its env and mounts included).
 """
 
 from __future__ import annotations
@@ -29,8 +33,8 @@ def reg() -> ModuleType:
 
 
 @dataclass
-class FakeDrone:
-    """In-memory Drone templates and organisation secrets API (the routes of handler/api/api.go)."""
+class FaultInjectingDrone:
+    """In-memory Drone templates and organisation secrets API that fails on demand (``fail_next``)."""
 
     token: str = TOKEN
     templates: dict[tuple[str, str], str] = field(default_factory=dict)
@@ -88,9 +92,12 @@ class FakeDrone:
         return [r for r in self.requests if r[0] != "GET"]
 
 
+Faulty = tuple[FaultInjectingDrone, str]  # the stand-in and its base URL
+
+
 @pytest.fixture
-def fake() -> Iterator[tuple[FakeDrone, str]]:
-    state = FakeDrone()
+def fake() -> Iterator[Faulty]:
+    state = FaultInjectingDrone()
 
     class Handler(BaseHTTPRequestHandler):
         def _serve(self) -> None:
@@ -167,69 +174,7 @@ def run_main(reg: ModuleType, env: dict[str, str]) -> Recorder:
     return rec
 
 
-def test_create(
-    reg: ModuleType, fake: tuple[FakeDrone, str], templates_dir: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    state, url = fake
-    rec = run_main(reg, environ(url, templates_dir))
-    assert rec.lines[-1] == "exit=0", capsys.readouterr().err
-    text = (templates_dir / TEMPLATE).read_text()
-    assert state.templates == {("homeci", TEMPLATE): text, ("team", TEMPLATE): text}
-    for owner in ("homeci", "team"):
-        user = state.secrets[(owner, "homeci_registry_username")]
-        pw = state.secrets[(owner, "homeci_registry_password")]
-        assert (user["data"], pw["data"]) == ("pusher", 's3cret:with/odd"chars')
-        assert user["pull_request"] is False and pw["pull_request"] is False, (
-            f"secret {owner}/*: must not be exposed to pull requests"
-        )
-    assert f"template homeci/{TEMPLATE}: created" in rec.lines
-    assert "secret team/homeci_registry_password: created" in rec.lines
-    assert rec.sleeps == []
-
-
-def test_unchanged_is_a_no_op(reg: ModuleType, fake: tuple[FakeDrone, str], templates_dir: Path) -> None:
-    state, url = fake
-    assert run_main(reg, environ(url, templates_dir)).lines[-1] == "exit=0"
-    state.requests.clear()
-    rec = run_main(reg, environ(url, templates_dir))
-    assert rec.lines[-1] == "exit=0"
-    assert f"template homeci/{TEMPLATE}: unchanged" in rec.lines
-    assert not [w for w in state.writes() if "/templates/" in w[1]], (
-        f"an unchanged template must not be written again: {state.writes()}"
-    )
-
-
-def test_update(reg: ModuleType, fake: tuple[FakeDrone, str], templates_dir: Path) -> None:
-    state, url = fake
-    state.templates[("homeci", TEMPLATE)] = "kind: pipeline\n# an older version\n"
-    state.secrets[("homeci", "homeci_registry_password")] = {
-        "name": "x",
-        "data": "old",
-        "pull_request": False,
-    }
-    rec = run_main(reg, environ(url, templates_dir, HOMECI_OWNERS="homeci"))
-    assert rec.lines[-1] == "exit=0"
-    assert f"template homeci/{TEMPLATE}: updated" in rec.lines
-    assert state.templates[("homeci", TEMPLATE)] == (templates_dir / TEMPLATE).read_text()
-    assert ("PATCH", f"/api/templates/homeci/{TEMPLATE}") in state.requests
-    assert state.secrets[("homeci", "homeci_registry_password")]["data"] == 's3cret:with/odd"chars'
-    assert ("PATCH", "/api/secrets/homeci/homeci_registry_password") in state.requests
-
-
-def test_wrong_token_fails_at_once(
-    reg: ModuleType, fake: tuple[FakeDrone, str], templates_dir: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    state, url = fake
-    rec = run_main(reg, environ(url, templates_dir, HOMECI_DRONE_TOKEN="WRONG-TOKEN-1f3a"))
-    err = capsys.readouterr().err
-    assert rec.lines[-1] == "exit=1"
-    assert len(state.requests) == 1 and rec.sleeps == [], "401 must not be retried"
-    assert "401" in err and "Secret homeci/homeci-drone-machine key token" in err, err
-    assert err.startswith("ERROR: ") and err.count("\n") == 1, f"one clear line expected: {err!r}"
-    assert "WRONG-TOKEN-1f3a" not in err, "the token itself must never be printed"
-
-
-def test_5xx_then_success(reg: ModuleType, fake: tuple[FakeDrone, str], templates_dir: Path) -> None:
+def test_5xx_then_success(reg: ModuleType, fake: Faulty, templates_dir: Path) -> None:
     state, url = fake
     state.fail_next = 2
     rec = run_main(reg, environ(url, templates_dir, HOMECI_OWNERS="homeci"))
@@ -240,7 +185,7 @@ def test_5xx_then_success(reg: ModuleType, fake: tuple[FakeDrone, str], template
 
 
 def test_5xx_until_attempts_run_out(
-    reg: ModuleType, fake: tuple[FakeDrone, str], templates_dir: Path, capsys: pytest.CaptureFixture[str]
+    reg: ModuleType, fake: Faulty, templates_dir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     state, url = fake
     state.fail_next = 100
@@ -283,64 +228,7 @@ def test_script_is_stdlib_only() -> None:
     assert imported <= set(sys.stdlib_module_names) | {"__future__"}, imported
 
 
-def test_rendered_job_drives_the_script(
-    reg: ModuleType, fake: tuple[FakeDrone, str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    """The chart's Job (env, mounts, command) and ConfigMaps, run against the fake: what Drone stores is
-    exactly the rendered templates ConfigMap, and the organisation secrets carry the chart's credentials."""
-    import base64
-
-    from homeci import manifests, rendering
-
-    state, url = fake
-    chart = drone.chart_dir()
-    objs = rendering.render(
-        chart,
-        [chart / "ci" / "default-values.yaml"],
-        release="homeci-pipelines",
-        namespace="homeci",
-        kube_version="1.37.0",
-    )
-    job = manifests.get(objs, "Job", "homeci-pipelines-register")
-    ((path, container),) = list(job.containers())
-    spec = job.pod_spec()
-    assert spec is not None
-    mounts = {m["name"]: m for m in container["volumeMounts"]}
-    volumes = {v["name"]: v for v in spec["volumes"]}
-    assert container["command"][-1] == mounts["script"]["mountPath"], f"{job.ref} {path}.command"
-
-    secrets = {m.name: m for m in manifests.by_kind(objs, "Secret") if m.namespace == "homeci"}
-    env: dict[str, str] = {}
-    for e in container["env"]:
-        if "value" in e:
-            env[e["name"]] = e["value"]
-            continue
-        ref = e["valueFrom"]["secretKeyRef"]
-        if ref["name"] in secrets:
-            env[e["name"]] = base64.b64decode(secrets[ref["name"]].obj["data"][ref["key"]]).decode()
-        else:  # the umbrella's Secret, not part of this chart
-            assert ref == {"name": "homeci-drone-machine", "key": "token"}, (
-                f"{job.ref} {path}.env.{e['name']}"
-            )
-            env[e["name"]] = TOKEN
-    env["HOMECI_DRONE_SERVER"] = url  # in the cluster: http://homeci-drone.homeci.svc:80
-
-    templates_cm = manifests.get(objs, "ConfigMap", volumes["templates"]["configMap"]["name"])
-    assert env["HOMECI_TEMPLATES_DIR"] == mounts["templates"]["mountPath"]
-    mounted = tmp_path / "mounted"
-    mounted.mkdir()
-    for name, text in templates_cm.obj["data"].items():
-        (mounted / name).write_text(text)
-    env["HOMECI_TEMPLATES_DIR"] = str(mounted)
-
-    rec = run_main(reg, env)
-    assert rec.lines[-1] == "exit=0", capsys.readouterr().err
-    assert state.templates == {("homeci", TEMPLATE): templates_cm.obj["data"][TEMPLATE]}
-    assert state.secrets[("homeci", "homeci_registry_username")]["data"] == "homeci-push"
-    assert state.secrets[("homeci", "homeci_registry_password")]["data"] == "scenario-only-not-a-secret"
-
-
-def test_write_answered_404_is_an_error(reg: ModuleType, fake: tuple[FakeDrone, str], templates_dir: Path,
+def test_write_answered_404_is_an_error(reg: ModuleType, fake: Faulty, templates_dir: Path,
                                         capsys: pytest.CaptureFixture[str]) -> None:
     """Only a GET may answer 404 (object missing); a 404 to a write means the API is not what we expect."""
     state, url = fake

@@ -392,3 +392,15 @@ def test_deploy_step_without_manifests_sets_the_image_or_fails_clearly(
     shutil.rmtree(tmp_path / "bin")
     rc, calls, _, err = _run_deploy(go, tmp_path, {"namespace": "apps"}, empty, get_rc=0)
     assert rc == 0 and "set image deployment/sample-app" in calls, f"kubectl calls: {calls!r} ({err})"
+
+
+def test_renderer_reads_repo_and_build_by_go_field_name_like_drone(tmp_path: Path) -> None:
+    """Drone passes .repo/.build as Go structs (drone-go's drone.Repo/drone.Build): `.repo.Name` works and
+    `.repo.name` fails — the real Drone 2.28.2 refused homeci-build-deploy.yaml for exactly that."""
+    go = drone.GoTemplateRenderer()
+    data = drone.template_data({}, owner="o", name="app", branch="trunk", commit="c0ffee")
+    text = go.render("{{ .repo.Namespace }}/{{ .repo.Name }}@{{ .repo.Branch }} {{ .build.After }}", data,
+                     workdir=tmp_path / "ok")
+    assert text == "o/app@trunk c0ffee"
+    with pytest.raises(HomeciError, match="can't evaluate field name"):
+        go.render("{{ .repo.name }}", data, workdir=tmp_path / "json-name")

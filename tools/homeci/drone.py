@@ -2,10 +2,14 @@
 real Go ``text/template`` engine to render those templates the way Drone does.
 
 Drone renders a YAML template with Go's ``text/template`` (plus drone/funcmap's functions, which our
-templates deliberately do not use) over ``{"input": <data of .drone.yml>, "repo": {...}, "build": {...}}``
-with the default ``missingkey`` option. :class:`GoTemplateRenderer` builds a tiny stdlib-only Go
-program once (cached under the homeci cache) that does exactly that, without any extra function, so
-a template using anything but Go's built-ins fails to parse here as well.
+templates deliberately do not use) over ``{"input": <data of .drone.yml>, "repo": drone.Repo,
+"build": drone.Build}`` with the default ``missingkey`` option. ``repo`` and ``build`` are Go structs
+(drone-go's types), so templates must use the Go field names (``.repo.Name``); a JSON name such as
+``.repo.name`` fails in Drone ("can't evaluate field name"), as the real Drone 2.28.2 showed in T2.
+:class:`GoTemplateRenderer` builds a tiny stdlib-only Go program once (cached under the homeci cache)
+that does exactly that — structs with the same field names, no extra function — so a template using
+anything else fails here as well. tests/realprog/test_drone_program.py checks that its output equals
+Drone's own expansion.
 """
 
 from __future__ import annotations
@@ -37,7 +41,8 @@ _INPUT_REF = re.compile(r"\.input\.([A-Za-z_][A-Za-z0-9_]*)")
 
 _GO_PROGRAM = """\
 // Render a Drone YAML template like Drone's template converter: text/template, default options,
-// data {"input", "repo", "build"}. Built-in functions only. Usage: render <template> <data.json>
+// data {"input": map, "repo": Repo, "build": Build}. Built-in functions only.
+// Usage: render <template> <data.json>
 package main
 
 import (
@@ -46,6 +51,55 @@ import (
 \t"os"
 \t"text/template"
 )
+
+// The fields of drone-go's drone.Repo and drone.Build that a template can read, with the same Go
+// names and JSON names (the data file uses the JSON names).
+type Repo struct {
+\tID         int64  `json:"id"`
+\tUID        string `json:"uid"`
+\tNamespace  string `json:"namespace"`
+\tName       string `json:"name"`
+\tSlug       string `json:"slug"`
+\tSCM        string `json:"scm"`
+\tHTTPURL    string `json:"git_http_url"`
+\tSSHURL     string `json:"git_ssh_url"`
+\tLink       string `json:"link"`
+\tBranch     string `json:"default_branch"`
+\tPrivate    bool   `json:"private"`
+\tVisibility string `json:"visibility"`
+\tActive     bool   `json:"active"`
+\tConfig     string `json:"config_path"`
+\tTrusted    bool   `json:"trusted"`
+\tProtected  bool   `json:"protected"`
+\tTimeout    int64  `json:"timeout"`
+}
+
+type Build struct {
+\tNumber      int64             `json:"number"`
+\tEvent       string            `json:"event"`
+\tAction      string            `json:"action"`
+\tLink        string            `json:"link"`
+\tTitle       string            `json:"title"`
+\tMessage     string            `json:"message"`
+\tBefore      string            `json:"before"`
+\tAfter       string            `json:"after"`
+\tRef         string            `json:"ref"`
+\tFork        string            `json:"source_repo"`
+\tSource      string            `json:"source"`
+\tTarget      string            `json:"target"`
+\tAuthor      string            `json:"author_login"`
+\tAuthorName  string            `json:"author_name"`
+\tAuthorEmail string            `json:"author_email"`
+\tSender      string            `json:"sender"`
+\tParams      map[string]string `json:"params"`
+\tDeploy      string            `json:"deploy_to"`
+}
+
+type Data struct {
+\tInput map[string]interface{} `json:"input"`
+\tRepo  Repo                   `json:"repo"`
+\tBuild Build                  `json:"build"`
+}
 
 func main() {
 \ttext, err := os.ReadFile(os.Args[1])
@@ -58,11 +112,12 @@ func main() {
 \t\tfmt.Fprintln(os.Stderr, err)
 \t\tos.Exit(2)
 \t}
-\tvar data map[string]interface{}
-\tif err := json.Unmarshal(raw, &data); err != nil {
+\tvar in Data
+\tif err := json.Unmarshal(raw, &in); err != nil {
 \t\tfmt.Fprintln(os.Stderr, err)
 \t\tos.Exit(2)
 \t}
+\tdata := map[string]interface{}{"input": in.Input, "repo": in.Repo, "build": in.Build}
 \ttmpl, err := template.New("template").Parse(string(text))
 \tif err != nil {
 \t\tfmt.Fprintln(os.Stderr, "parse:", err)
@@ -138,24 +193,28 @@ def template_data(
     branch: str = "main",
     commit: str = "0123456789abcdef0123456789abcdef01234567",
 ) -> dict[str, Any]:
-    """The data Drone passes to a YAML template, for a repository ``owner/name``."""
+    """The data Drone passes to a YAML template, for a push to ``branch`` of ``owner/name``.
+
+    ``repo`` and ``build`` use drone-go's JSON names; the renderer decodes them into structs, so a
+    template reads them by Go field name (``.repo.Name``, ``.repo.Branch``, ``.build.After``)."""
     return {
         "input": copy.deepcopy(inputs or {}),
         "repo": {
             "namespace": owner,
             "name": name,
             "slug": f"{owner}/{name}",
-            "branch": branch,
-            "config": ".drone.yml",
+            "scm": "",
+            "default_branch": branch,
+            "config_path": ".drone.yml",
             "private": False,
+            "active": True,
             "trusted": False,
         },
         "build": {
             "event": "push",
-            "branch": branch,
             "target": branch,
+            "source": branch,
             "ref": f"refs/heads/{branch}",
-            "commit": commit,
             "after": commit,
         },
     }

@@ -10,6 +10,10 @@ Three pieces, each usable on its own:
   needs: every volume the pod mounts is written under a directory (Secret and ConfigMap data as
   files, emptyDir/PVC as empty folders), container paths map to those folders, and the container's
   environment is resolved from the rendered Secrets and ConfigMaps.
+* :class:`ClusterNames` makes in-cluster Service names (``<svc>.<ns>.svc``) work for processes on
+  this machine: the names resolve to 127.0.0.1 through a private ``/etc/hosts`` (a mount namespace of
+  the process only), and each rendered Service port is rewritten to the loopback port of the program
+  behind it.
 """
 
 from __future__ import annotations
@@ -100,9 +104,12 @@ class Program:
     """One real program run as a child process; use it as a context manager so it always stops."""
 
     def __init__(self, name: str, argv: Sequence[str | os.PathLike[str]], *, log_dir: Path,
-                 env: Mapping[str, str] | None = None, cwd: Path | None = None) -> None:
+                 env: Mapping[str, str] | None = None, cwd: Path | None = None,
+                 names: ClusterNames | None = None) -> None:
         self.name = name
         self.argv = [str(a) for a in argv]
+        # With names: run inside a private mount namespace whose /etc/hosts resolves the cluster names.
+        self.names = names
         self.env = dict(env) if env is not None else dict(os.environ)
         self.cwd = cwd
         self.log_path = log_dir / f"{name}.log"
@@ -112,8 +119,9 @@ class Program:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.log_path, "ab") as log:
             try:
+                argv = self.names.wrap(self.argv) if self.names is not None else self.argv
                 self.proc = subprocess.Popen(
-                    self.argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                    argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                     env=self.env, cwd=self.cwd, start_new_session=True,
                 )
             except OSError as exc:
@@ -404,3 +412,88 @@ class PublicNames:
                 self.context.wrap_socket(raw, server_hostname=host) as tls:
             cert = tls.getpeercert()
         return dict(cert or {})
+
+
+_SVC_NAME = r"[a-z0-9]([-a-z0-9]*[a-z0-9])?"
+
+
+class ClusterNames:
+    """In-cluster Service names for processes on 127.0.0.1: names -> 127.0.0.1, ports -> loopback ports.
+
+    * Names: :meth:`wrap` runs a command in its own mount namespace (``unshare --mount``, the process
+      only; needs CAP_SYS_ADMIN) with ``/etc/hosts`` bind-mounted from a file that maps every served
+      name (``<svc>.<ns>.svc`` and ``<svc>.<ns>.svc.cluster.local``) to 127.0.0.1. Go programs, git and
+      Python resolve through /etc/hosts first, so the rendered host names stay as they are.
+    * Ports: a Service port cannot be bound on loopback (80, 3000 may be taken and are not ours), so
+      :meth:`rewrite` replaces ``<name>[:<service port>]`` in configuration text by
+      ``<name>:<loopback port>``; a name without a port means port 80 (every in-cluster URL homeci
+      renders is plain HTTP). Host names are never changed, only ports, so allow-lists and webhook
+      URLs keep the rendered names.
+    """
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.hosts_file = root / "hosts"
+        self.ports: dict[str, dict[int, int]] = {}
+
+    def serve(self, service: manifests.Manifest, port: int, *, service_port: int | None = None) -> None:
+        """Route ``service`` (a rendered Service) to 127.0.0.1:``port``: its only port, the one named
+        ``http``, or ``service_port``."""
+        ports = [p for p in (service.obj.get("spec") or {}).get("ports") or []]
+        if service_port is not None:
+            chosen = [p for p in ports if int(p["port"]) == service_port]
+        elif len(ports) == 1:
+            chosen = ports
+        else:
+            chosen = [p for p in ports if p.get("name") == "http"]
+        if len(chosen) != 1:
+            served = [p.get("port") for p in ports]
+            raise HomeciError(f"{service.ref}: cannot tell which of its ports {served} "
+                              f"the program on 127.0.0.1:{port} serves")
+        namespace = service.namespace or "default"
+        for name in (f"{service.name}.{namespace}.svc", f"{service.name}.{namespace}.svc.cluster.local"):
+            self.ports.setdefault(name, {})[int(chosen[0]["port"])] = port
+        self._write_hosts()
+
+    def _write_hosts(self) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        names = " ".join(sorted(self.ports))
+        self.hosts_file.write_text(f"127.0.0.1 localhost {names}\n::1 localhost\n")
+
+    def rewrite(self, text: str) -> str:
+        """``<served name>[:<service port>]`` -> ``<served name>:<loopback port>``; other text unchanged."""
+        if not self.ports:
+            return text
+        alternatives = "|".join(re.escape(n) for n in sorted(self.ports, key=len, reverse=True))
+        pattern = re.compile(rf"(?<![\w.-])({alternatives})(?::(\d+))?(?![\w.-])")
+
+        def repl(m: re.Match[str]) -> str:
+            name, port = m.group(1), int(m.group(2) or 80)
+            target = self.ports[name].get(port)
+            if target is None:
+                raise HomeciError(f"{m.group(0)}: port {port} of {name} is served by no program here "
+                                  f"(served: {sorted(self.ports[name])})")
+            return f"{name}:{target}"
+
+        return pattern.sub(repl, text)
+
+    def wrap(self, argv: Sequence[str]) -> list[str]:
+        """``argv`` run in a private mount namespace where /etc/hosts is :attr:`hosts_file`."""
+        if not self.hosts_file.is_file():
+            self._write_hosts()
+        script = 'mount --bind "$0" /etc/hosts && exec "$@"'
+        return ["unshare", "--mount", "--propagation", "private", "--", "/bin/sh", "-c", script,
+                str(self.hosts_file), *argv]
+
+    @staticmethod
+    def unavailable() -> str | None:
+        """Why :meth:`wrap` cannot work on this machine (no unshare, no CAP_SYS_ADMIN), or None."""
+        try:
+            proc = subprocess.run(["unshare", "--mount", "--propagation", "private", "--", "/bin/sh", "-c",
+                                   "mount --bind /etc/hosts /etc/hosts"], capture_output=True, text=True,
+                                  timeout=10, check=False)
+        except OSError as exc:
+            return f"cannot run unshare ({exc.strerror})"
+        if proc.returncode != 0:
+            return f"a private mount namespace is not allowed here: {proc.stderr.strip()[:200]}"
+        return None

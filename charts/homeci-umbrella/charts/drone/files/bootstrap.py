@@ -2,11 +2,16 @@
 """homeci Drone bootstrap (Helm post-install/post-upgrade hook).
 
 Drone creates the admin from DRONE_USER_CREATE, but that user has no Gogs token until it logs in
-once through the form: Drone then asks Gogs (Basic auth) for a token named "drone", reusing it if
-it exists. This script performs that one login and then a repository sync, so repositories in
-Gogs show up in Drone without anyone clicking anything.
+once through the form: Drone then asks Gogs (Basic auth) for a token named "drone" and creates it.
+This script performs that one login and then a repository sync, so repositories in Gogs show up in
+Drone without anyone clicking anything.
 
-Idempotent: a second run logs in again (Drone reuses its Gogs token) and syncs again.
+Only one login ever works: Drone would reuse an existing "drone" token by reading its value from
+Gogs' token list, but Gogs (0.13+) stores tokens hashed and lists only a hash, so every later login
+through Drone fails with "Unauthorized" (verified with the real Drone 2.28.2 and Gogs 0.14.3). So the
+script first tries the sync: if Drone already holds a working Gogs token it does not log in again.
+
+Idempotent: a second run only syncs.
 Loud: every failure ends with one line `bootstrap: error: ...` and exit status 1; waiting and
 retrying are bounded by BOOTSTRAP_TIMEOUT seconds.
 
@@ -167,12 +172,21 @@ def form_login(http: Http, cfg: Config) -> None:
         raise BootstrapError(f"POST {url} answered HTTP {resp.status}: is DRONE_URL a Drone server?")
     # Typically Gogs has not created the admin yet (the Gogs pod does that after migrating), or Gogs
     # is still starting: retried until the deadline, then reported with Drone's last answer.
-    raise RetryableError(f"login not accepted (HTTP {resp.status}, {where or 'no detail'})")
+    hint = ""
+    if "Unauthorized" in where:
+        hint = (f"; if Gogs already has an access token named 'drone' for {cfg.username} (made by an "
+                "earlier Drone install), Drone cannot reuse it: delete it in Gogs (Your Settings -> "
+                "Applications) and run the hook again")
+    raise RetryableError(f"login not accepted (HTTP {resp.status}, {where or 'no detail'}){hint}")
 
 
-def sync_repos(http: Http, cfg: Config) -> list[str]:
+def sync_repos(http: Http, cfg: Config) -> list[str] | None:
+    """Drone's repository sync for the admin; None when Drone holds no working Gogs token for it
+    (Drone passes Gogs' 401 on as HTTP 500 "Unauthorized")."""
     url = f"{cfg.drone_url}/api/user/repos"
     resp = http.request("POST", url, headers={"Authorization": f"Bearer {cfg.token}"})
+    if resp.status == 500 and b"Unauthorized" in resp.body:
+        return None
     if resp.status >= 500:
         raise RetryableError(f"POST {url} answered HTTP {resp.status}: {resp.body[:200]!r}")
     if resp.status != 200:
@@ -194,9 +208,17 @@ def run(cfg: Config, http: Http | None = None, clock: Callable[[], float] = time
     again("Drone health", lambda: wait_healthy(http, f"{cfg.drone_url}/healthz"))
     again("Gogs health", lambda: wait_healthy(http, f"{cfg.gogs_url}/healthcheck"))
     again("machine token", lambda: check_token(http, cfg))
-    again("form login", lambda: form_login(http, cfg))
-    log(f"logged in as {cfg.username!r}: Drone holds a Gogs token for the admin")
     repos = again("repository sync", lambda: sync_repos(http, cfg))
+    if repos is None:
+        again("form login", lambda: form_login(http, cfg))
+        log(f"logged in as {cfg.username!r}: Drone holds a Gogs token for the admin")
+        repos = again("repository sync", lambda: sync_repos(http, cfg))
+        if repos is None:
+            raise BootstrapError(f"Gogs rejects the token Drone got at login for {cfg.username!r}: delete "
+                                 "the access token named 'drone' in Gogs (Your Settings -> Applications) "
+                                 "and run the hook again")
+    else:
+        log(f"Drone already holds a working Gogs token for {cfg.username!r}: no login needed")
     log(f"synced {len(repos)} repositories" + (f": {', '.join(repos)}" if repos else ""))
     return repos
 
