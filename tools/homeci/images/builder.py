@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
+import io
 import json
 import os
-import shutil
 import tarfile
 import tempfile
 import time
@@ -233,7 +233,7 @@ def rename(archive: Path, names: Iterable[str], dest: Path) -> Path:
                 data = json.dumps(dict(index, manifests=manifests), sort_keys=True,
                                   separators=(",", ":")).encode()
                 member.size = len(data)
-                out.addfile(member, __import__("io").BytesIO(data))
+                out.addfile(member, io.BytesIO(data))
             else:
                 out.addfile(member, src.extractfile(member) if member.isfile() else None)
     os.replace(tmp, dest)
@@ -265,8 +265,3 @@ def build(refs: Iterable[str], progress: Progress | None = None, *, force: bool 
         out[ref] = archive
     return out
 
-
-def clean_workdirs() -> None:
-    """Remove leftovers of interrupted builds."""
-    for tmp in images_dir().glob("*/homeci-image-*"):
-        shutil.rmtree(tmp, ignore_errors=True)

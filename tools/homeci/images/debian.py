@@ -25,7 +25,7 @@ from homeci.paths import cache_dir
 RELEASE = "bookworm"
 DEFAULT_MIRROR = "http://deb.debian.org/debian"
 # Bumped when the way a root file system is made or trimmed changes (a new digest rebuilds the cache).
-FORMAT = "1"
+FORMAT = "2"
 
 # Packages on top of minbase, per flavor. Keep this list short: every flavor costs a debootstrap run.
 FLAVORS: dict[str, tuple[str, ...]] = {
@@ -43,6 +43,9 @@ TRIM = ("/usr/share/doc", "/usr/share/man", "/usr/share/info", "/usr/share/linti
         "/var/cache/apt", "/var/cache/debconf/templates.dat-old", "/var/lib/apt/lists", "/var/log",
         "/var/cache/ldconfig/aux-cache", "/etc/machine-id", "/dev", "/proc", "/sys", "/run",
         "/debootstrap")
+# Written by debootstrap from the build machine (its name, its resolver): left empty, as mount points
+# for what the container runtime provides.
+BLANK = ("/etc/hostname", "/etc/resolv.conf", "/etc/hosts")
 
 
 @dataclass(frozen=True)
@@ -62,7 +65,7 @@ def flavor_key(flavor: str) -> str:
     if flavor not in FLAVORS:
         raise HomeciError(f"unknown Debian flavor {flavor!r}: known are {', '.join(sorted(FLAVORS))}")
     data = json.dumps({"release": RELEASE, "packages": sorted(FLAVORS[flavor]), "trim": TRIM,
-                       "format": FORMAT}, sort_keys=True)
+                       "blank": BLANK, "format": FORMAT}, sort_keys=True)
     return hashlib.sha256(data.encode()).hexdigest()[:16]
 
 
@@ -160,6 +163,14 @@ def _build(flavor: str, folder: Path, progress: Callable[[str], None] | None) ->
             shutil.rmtree(target)
     for keep in ("dev", "proc", "sys", "run", "var/log"):  # empty mount points and log dir stay
         (root / keep).mkdir(exist_ok=True)
+    for rel in BLANK:
+        target = root / rel.lstrip("/")
+        if target.is_symlink():
+            target.unlink()
+        target.write_text("")
     (work / "packages.json").write_text(json.dumps(packages, indent=1, sort_keys=True))
     os.replace(work, folder)
+    for old in folder.parent.glob(f"{RELEASE}-{flavor}-*"):  # earlier recipes of this flavor
+        if old != folder and old.is_dir():
+            shutil.rmtree(old, ignore_errors=True)
     return RootFS(flavor, folder / "rootfs", packages, flavor_key(flavor))
