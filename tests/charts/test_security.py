@@ -174,6 +174,8 @@ def _selects(selector: dict[str, Any], labels: dict[str, str]) -> bool:
 
 
 def _pod_labels(w: mf.Manifest) -> dict[str, str]:
+    if w.kind == "Pod":  # a bare Pod (the helm test hook) carries its labels itself
+        return dict(w.obj["metadata"].get("labels") or {})
     path = ("spec", "jobTemplate", "spec", "template") if w.kind == "CronJob" else ("spec", "template")
     node: Any = w.obj
     for key in path:

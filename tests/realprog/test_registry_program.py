@@ -180,3 +180,41 @@ def test_registry_writes_only_to_its_volumes(registry: LoopbackRegistry, public:
     Client(public, hosts["registry"], credentials).call("GET", "/v2/_catalog")
     stray = stray_writes(registry.pod.root, registry.binary_dir, registry.binary_dir_before)
     assert not stray, f"the registry wrote outside its mounted volumes: {stray}"
+
+
+def _helm_test_script(rendered: list[Manifest]) -> str:
+    cm = manifests.get(rendered, "ConfigMap", f"{RELEASE}-tests")
+    return str(cm.obj["data"]["helm-test.py"])
+
+
+def _run_helm_test(script: str, tmp: Any, env: dict[str, str]) -> tuple[int, str]:
+    import subprocess
+    import sys
+
+    path = tmp / "helm-test.py"
+    path.write_text(script)
+    proc = subprocess.run([sys.executable, str(path)], capture_output=True, text=True, timeout=120,
+                          env={"PATH": "/usr/bin:/bin", **env}, check=False)
+    return proc.returncode, proc.stdout + proc.stderr
+
+
+def test_helm_test_hook_passes_against_the_real_registry_and_fails_on_a_foreign_ca(
+    rendered: list[Manifest], registry: LoopbackRegistry, traefik: LoopbackTraefik, hosts: dict[str, str],
+    credentials: tuple[str, str], ca_file: Any, tmp_path: Any,
+) -> None:
+    """The umbrella's `helm test` script (ConfigMap <release>-tests), run against the real Traefik and
+    registry: it passes with the rendered CA and credentials, and names the cause when the CA is wrong."""
+    script = _helm_test_script(rendered)
+    env = {"TRAEFIK_ADDR": f"127.0.0.1:{traefik.ports['websecure']}", "REGISTRY_HOST": hosts["registry"],
+           "REGISTRY_USERNAME": credentials[0], "REGISTRY_PASSWORD": credentials[1], "CA_FILE": str(ca_file)}
+    rc, out = _run_helm_test(script, tmp_path, env)
+    assert rc == 0 and "2 passed, 0 failed" in out, f"helm test script against the real registry:\n{out}"
+
+    rc, out = _run_helm_test(script, tmp_path, {**env, "REGISTRY_PASSWORD": "wrong"})
+    assert rc == 1 and "registry authenticates" in out and "HTTP 401" in out, f"wrong password:\n{out}"
+
+    from homeci import ca as camod
+
+    foreign = camod.init(tmp_path / "other-ca", cn="not homeci")
+    rc, out = _run_helm_test(script, tmp_path, {**env, "CA_FILE": str(foreign.cert)})
+    assert rc == 1 and "certificate not trusted by the homeci CA" in out, f"foreign CA:\n{out}"
