@@ -202,6 +202,11 @@ def test_server_is_the_pinned_build_and_healthy(drone: LoopbackDrone) -> None:
 def test_enterprise_features_homeci_uses_are_compiled_in(api: Api) -> None:
     """Templates and organisation secrets exist only in the non-`oss` build (the drone/drone image);
     the Apache-2.0 `oss` build answers 501 here and could not run homeci's pipelines."""
+    # No licence key: the built-in trial licence, which for Gogs has no limits (0 = unlimited; the
+    # build limit itself is not exposed, /varz shows users ("seats") and repositories).
+    status, varz = api("GET", "/varz")
+    assert status == 200 and varz["license"]["kind"] == "trial", f"GET /varz answered {status} {varz!r}"
+    assert (varz["license"].get("seats", 0), varz["license"].get("repos", 0)) == (0, 0), varz["license"]
     for path in ("/api/templates", "/api/secrets"):
         status, body = api("GET", path)
         assert status == 200 and isinstance(body, list), (
