@@ -584,3 +584,20 @@ def test_runner_polls_with_the_rendered_secret_and_is_handed_build_one(
     assert stage["machine"] == "homeci-drone-runner-t2", (
         f"build #1's stage went to {stage['machine']!r}, not the runner started with the rendered env"
     )
+
+
+def test_build_clones_the_public_url_with_drones_gogs_token(details: dict[str, Any], hosts: dict[str, str],
+                                                            sample_repo: str, gogs: LoopbackGogs) -> None:
+    """The clone step gets the repository's clone URL (Gogs' EXTERNAL_URL) and a netrc for its host
+    carrying the Gogs token Drone got at the bootstrap login (DRONE_GIT_ALWAYS_AUTH: also for public
+    repositories), which Gogs accepts."""
+    repo = details["repository"]
+    assert repo["git_http_url"] == f"https://{hosts['git']}/{sample_repo}.git", (
+        f"build #1 clones {repo['git_http_url']!r}: not the public URL from Gogs' EXTERNAL_URL"
+    )
+    netrc = details.get("netrc") or {}
+    assert netrc.get("machine") == hosts["git"] and netrc.get("login"), (
+        f"build #1 netrc is for {netrc.get('machine')!r}, expected {hosts['git']} with Drone's Gogs token"
+    )
+    status, user = gogs_api(gogs, str(netrc["login"]), "GET", "/user")
+    assert status == 200, f"Gogs rejects the token Drone hands to the clone step (HTTP {status})"
