@@ -599,5 +599,5 @@ def test_build_clones_the_public_url_with_drones_gogs_token(details: dict[str, A
     assert netrc.get("machine") == hosts["git"] and netrc.get("login"), (
         f"build #1 netrc is for {netrc.get('machine')!r}, expected {hosts['git']} with Drone's Gogs token"
     )
-    status, user = gogs_api(gogs, str(netrc["login"]), "GET", "/user")
+    status, _ = gogs_api(gogs, str(netrc["login"]), "GET", "/user")
     assert status == 200, f"Gogs rejects the token Drone hands to the clone step (HTTP {status})"
