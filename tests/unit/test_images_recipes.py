@@ -80,6 +80,8 @@ def test_a_mirror_name_is_built_by_the_upstream_recipe() -> None:
     assert recipe is not None and recipe.ref == "docker.io/library/registry:3.1.2"
     assert images.recipe_for("mirror.lab.example.net:5000/python:3.13.7-alpine3.22") is not None
     assert images.recipe_for("mirror.lab.example.net:5000/library/registry:9.9.9") is None
+    # an upstream name is never taken for a mirror of another upstream image
+    assert images.recipe_for("docker.io/library/pause:3.10.1") is None
 
 
 @pytest.mark.parametrize("recipe", RECIPES, ids=lambda r: r.ref)

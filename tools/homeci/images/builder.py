@@ -21,7 +21,7 @@ from pathlib import Path
 from homeci import realprog, sources, toolchain
 from homeci.errors import HomeciError
 from homeci.images import debian, oci
-from homeci.images.recipes import RECIPES, Recipe, _dist_version
+from homeci.images.recipes import RECIPES, Recipe, dist_version
 from homeci.images.refs import Reference, normalize, path_of
 from homeci.paths import cache_dir
 
@@ -46,6 +46,9 @@ def recipe_for(ref: str) -> Recipe | None:
     for r in RECIPES:
         if r.ref == name:
             return r
+    upstream_hosts = {r.ref.partition("/")[0] for r in RECIPES}
+    if name.partition("/")[0] in upstream_hosts:
+        return None  # an upstream name no recipe builds (not a mirror of one)
     for r in RECIPES:
         if path_of(r.ref) == path_of(name):
             return r
@@ -91,7 +94,7 @@ def digest(recipe: Recipe) -> str:
         "config": recipe.config.as_json(),
         "tools": {n: [toolchain.tool(n).version, toolchain.tool(n).recipe] for n in recipe.tools},
         "sources": {n: sources.source(n).sha256 for n in recipe.sources},
-        "pypi": {d: _dist_version(d) for d in recipe.pypi},
+        "pypi": {d: dist_version(d) for d in recipe.pypi},
         "base": debian.flavor_key(recipe.base) if recipe.base else "",
         "ca": debian.flavor_key("base"),  # the CA bundle of the shared base flavor
         "code": _code_digest(),
@@ -144,19 +147,31 @@ def base_layer(flavor: str, progress: Progress | None = None) -> oci.Layer:
     fs = debian.rootfs(flavor, progress=progress)
     folder = fs.path.parent
     layer, meta = folder / "layer.tar.gz", folder / "layer.json"
-    try:
-        info = json.loads(meta.read_text())
-        if layer.is_file() and layer.stat().st_size == info["size"]:
-            return oci.Layer(layer, info["digest"], info["size"], info["diff_id"], info["comment"])
-    except (OSError, ValueError, KeyError):
-        pass
-    if progress:
-        progress(f"packing the Debian {debian.RELEASE} {flavor} layer")
-    comment = f"homeci: {fs.summary()}"
-    made = oci.write_layer(oci.tree_from_dir(fs.path), layer, comment=comment)
-    meta.write_text(json.dumps({"digest": made.digest, "size": made.size, "diff_id": made.diff_id,
-                                "comment": comment}))
-    return made
+
+    def cached() -> oci.Layer | None:
+        try:
+            info = json.loads(meta.read_text())
+            if layer.is_file() and layer.stat().st_size == info["size"]:
+                return oci.Layer(layer, info["digest"], info["size"], info["diff_id"], info["comment"])
+        except (OSError, ValueError, KeyError):
+            pass
+        return None
+
+    hit = cached()
+    if hit:
+        return hit
+    with (folder / ".layer.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # another build may be packing the same flavor
+        hit = cached()
+        if hit:
+            return hit
+        if progress:
+            progress(f"packing the Debian {debian.RELEASE} {flavor} layer")
+        comment = f"homeci: {fs.summary()}"
+        made = oci.write_layer(oci.tree_from_dir(fs.path), layer, comment=comment)
+        meta.write_text(json.dumps({"digest": made.digest, "size": made.size, "diff_id": made.diff_id,
+                                    "comment": comment}))
+        return made
 
 
 def labels(recipe: Recipe, key: str, fs: debian.RootFS | None) -> dict[str, str]:

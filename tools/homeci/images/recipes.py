@@ -57,7 +57,7 @@ class Recipe:
                  for n in self.tools]
         parts += [f"source {sources.source(n).archive} (sha256 {sources.source(n).sha256[:12]})"
                   for n in self.sources]
-        parts += [f"pypi {d}=={_dist_version(d)}" for d in self.pypi]
+        parts += [f"pypi {d}=={dist_version(d)}" for d in self.pypi]
         if self.base:
             from homeci.images import debian
 
@@ -65,7 +65,7 @@ class Recipe:
         return "; ".join(parts)
 
 
-def _dist_version(dist: str) -> str:
+def dist_version(dist: str) -> str:
     try:
         return importlib.metadata.version(dist)
     except importlib.metadata.PackageNotFoundError:
