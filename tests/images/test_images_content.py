@@ -1,6 +1,7 @@
-"""What the charts run inside the images works: each cached image is unpacked and its programs are run
-with chroot as the user the charts use (root needed). Images are not built here: an image missing from
-the cache skips and names the command that builds it."""
+"""What the charts run inside the images works: each image is built (into the image cache, from
+toolchain binaries already built), unpacked, and its programs are run with chroot as the user the
+charts use. Needs root (chroot, debootstrap); a missing toolchain binary or debootstrap skips and says
+what to install."""
 
 from __future__ import annotations
 
@@ -15,7 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from homeci import images, paths
+from homeci import images, paths, toolchain
+from homeci.errors import HomeciError
 from homeci.images import oci
 
 CHROOT = shutil.which("chroot") or "/usr/sbin/chroot"
@@ -26,9 +28,16 @@ PYTHON = "docker.io/library/python:3.13.7-alpine3.22"
 def unpack(ref: str, dest: Path) -> Path:
     if os.geteuid() != 0 or not Path(CHROOT).exists():
         pytest.skip("running image content needs root and chroot")
-    archive = images.archive_path(ref)
-    if not archive.is_file():
-        pytest.skip(f"{ref} is not built: run `homeci cluster local images build {ref}`")
+    recipe = images.require(ref)
+    for name in recipe.tools:
+        try:
+            toolchain.resolve(name)
+        except HomeciError:
+            pytest.skip(f"toolchain binary {name} is not built: run `homeci toolchain install {name}`")
+    has_debootstrap = shutil.which("debootstrap") or Path("/usr/sbin/debootstrap").exists()
+    if not images.is_cached(ref) and not has_debootstrap:
+        pytest.skip(f"{ref} is not built and debootstrap is missing: `apt-get install debootstrap`")
+    archive = images.build([ref])[images.normalize(ref)]
     info = oci.read_archive(archive)
     with tarfile.open(archive) as tar:
         for layer in info["manifest"]["layers"]:
