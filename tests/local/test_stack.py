@@ -59,10 +59,17 @@ def test_every_workload_has_ready_real_pods(local_cluster: LocalCluster, install
     running = [p for p in pods if p.status.phase == "Running"]
     assert running and all(all(c.ready for c in p.status.container_statuses) for p in running)
     assert all(p.spec.node_name == local_cluster.layout.node_name for p in running)
+    # helm --wait does not cover the node-trust DaemonSet's readiness (its probe runs every 30 s).
     selector = f"app.kubernetes.io/instance={stackmod.RELEASE}"
-    ds = apps.list_daemon_set_for_all_namespaces(label_selector=selector)
-    for d in ds.items:
-        assert d.status.number_ready == d.status.desired_number_scheduled == 1, d.metadata.name
+    deadline = time.monotonic() + 90
+    while True:
+        ds = apps.list_daemon_set_for_all_namespaces(label_selector=selector).items
+        waiting = [d.metadata.name for d in ds if d.status.number_ready != d.status.desired_number_scheduled]
+        if not waiting or time.monotonic() > deadline:
+            break
+        time.sleep(2)
+    assert ds and not waiting, f"DaemonSets not ready: {waiting}"
+    assert all(d.status.desired_number_scheduled == 1 for d in ds)
 
 
 def test_components_answer_through_traefik_from_the_host(installed: flowstack.Stack) -> None:

@@ -116,9 +116,9 @@ def _enable_v2_controllers(h: Hierarchy, parent: str) -> None:
         except OSError as exc:
             if exc.errno == errno.EBUSY:
                 raise HomeciError(
-                    f"cgroup v2: cannot delegate controllers below {d} (it holds processes): run "
-                    "homeci in a cgroup of its own, e.g. "
-                    "`systemd-run --scope -p Delegate=yes homeci cluster local up`"
+                    f"cgroup v2: cannot enable controllers below {d} because it holds processes: run "
+                    "homeci where its cgroup's controllers can be delegated (a container's cgroup root, "
+                    "or a delegated unit whose processes live in a child cgroup)"
                 ) from None
             raise
 
