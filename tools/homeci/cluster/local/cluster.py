@@ -584,13 +584,15 @@ class LocalCluster:
 
 
 def host_iptables_chains() -> list[str]:
-    """KUBE-* chains in the host's own network namespace (there must never be any from us)."""
+    """KUBE-* rules in the host's own network namespace (there must never be any from us).
+
+    Only the ``-save`` tools: they read existing tables, while ``iptables-legacy -S`` would create
+    empty legacy tables in the host's namespace just by listing them."""
     found: list[str] = []
-    for prog in ("iptables-nft", "iptables-legacy"):
+    for prog in ("iptables-nft-save", "iptables-legacy-save"):
         if shutil.which(prog) is None:
             continue
-        out = subprocess.run([prog, "-S", "-t", "nat"], capture_output=True, text=True, check=False).stdout
-        out += subprocess.run([prog, "-S"], capture_output=True, text=True, check=False).stdout
+        out = subprocess.run([prog], capture_output=True, text=True, check=False).stdout
         found += [ln for ln in out.splitlines() if "KUBE-" in ln]
     return found
 
