@@ -168,6 +168,35 @@ def local_kubeconfig(name: str) -> None:
     click.echo(str(cluster.kubeconfig))
 
 
+@local.command(name="install")
+@name_option
+@click.option("--helm", "major", type=click.Choice(["3", "4"]), default="3", show_default=True)
+@click.option("--values", "-f", "values", multiple=True, type=click.Path(exists=True, dir_okay=False),
+              help="Extra values files for the umbrella (after the cluster's own).")
+def local_install(name: str, major: str, values: tuple[str, ...]) -> None:
+    """Load the stack's images and install the umbrella on the running local cluster."""
+    cluster = _local(name)
+    if not cluster.healthy():
+        raise HomeciError(f"local cluster {name} is not running: run `homeci cluster local up --name {name}`")
+    with ui.step(f"installing homeci on local cluster {name}") as detail:
+        done = cluster.install_stack(major=int(major), values_files=[Path(v) for v in values],
+                                     progress=detail)
+    out = ui.out
+    out.print(f"[bold]homeci installed[/bold]: release {done.release} revision {done.revision} in "
+              f"namespace {done.namespace} (Pod Security: restricted), Helm {major}, "
+              f"real pods on {cluster.layout.node_name}")
+    for w in done.workloads:
+        out.print(f"  {w}")
+    port = cluster.info()["ports"]["https"]
+    for host in ("git", "ci", "registry"):
+        out.print(f"  https://{host}.{cluster.domain}:{port}")
+    out.print(f"the names resolve only inside the cluster: on this machine add "
+              f"`127.0.0.1 git.{cluster.domain} ci.{cluster.domain} registry.{cluster.domain}` to /etc/hosts "
+              f"or use curl --resolve git.{cluster.domain}:{port}:127.0.0.1")
+    out.print(f"trust the CA: kubectl --kubeconfig {cluster.kubeconfig} -n {done.namespace} get configmap "
+              f"{done.release}-ca -o jsonpath='{{.data.ca\\.crt}}' > homeci-ca.crt")
+
+
 def _images_group() -> click.Group:
     from homeci.commands.images import group as images_group
 

@@ -189,6 +189,7 @@ class LocalCluster:
             raise HomeciError(reason)
         if self.exists():
             if self.healthy():
+                self.recycle_volumes()
                 self.publish(progress=progress)
                 return False
             raise HomeciError(f"local cluster {self.name!r} exists in {self.dir} but is not healthy: run "
@@ -515,6 +516,47 @@ class LocalCluster:
         if progress and ip:
             progress(f"public names -> Traefik {ip}")
         return ip
+
+    def recycle_volumes(self) -> list[str]:
+        """Make the pool's Released PVs (their claim was deleted) Available again, emptied."""
+        from kubernetes import client
+
+        core = client.CoreV1Api(self.api())
+        done = []
+        for pv in core.list_persistent_volume(label_selector=f"homeci.dev/local-pool={self.name}").items:
+            if pv.status.phase != "Released" or not pv.spec.local:
+                continue
+            path = Path(pv.spec.local.path)
+            if self.dir not in path.parents:
+                continue
+            for child in path.iterdir() if path.is_dir() else []:
+                if child.is_dir() and not child.is_symlink():
+                    shutil.rmtree(child)
+                else:
+                    child.unlink()
+            path.chmod(0o755)
+            os.chown(path, 0, 0)
+            core.patch_persistent_volume(pv.metadata.name, {"spec": {"claimRef": None}})
+            done.append(pv.metadata.name)
+        return done
+
+    def install_stack(self, *, major: int = 3, values_files: list[Path] | None = None,
+                      timeout: str = "10m", progress: Progress | None = None) -> Any:
+        """Build and load every image a default render references, ``helm upgrade --install --wait``
+        the umbrella (restricted namespace, this cluster's values first), then publish the names."""
+        from homeci import images
+        from homeci.cluster import stack as stackmod
+
+        refs = [r.ref for r in images.referenced_images() if r.default]
+        archives = images.build(refs, progress)
+        self.load_images(sorted(set(archives.values())), progress=progress)
+        self.recycle_volumes()
+        if progress:
+            progress(f"helm{major} upgrade --install --wait {stackmod.RELEASE}")
+        done = stackmod.install(self, major=major, values_files=[self.values_file(), *(values_files or [])],
+                                timeout=timeout)
+        self.publish(progress=progress)
+        return done
 
     def install_values(self) -> dict[str, Any]:
         """Umbrella values this cluster needs. Traefik's Service is a ClusterIP: there is no
