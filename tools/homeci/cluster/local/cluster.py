@@ -549,7 +549,11 @@ class LocalCluster:
 
         refs = [r.ref for r in images.referenced_images() if r.default]
         archives = images.build(refs, progress)
-        self.load_images(sorted(set(archives.values())), progress=progress)
+        loaded = set(self.load_images(sorted(set(archives.values())), progress=progress))
+        absent = [images.normalize(r) for r in refs if images.normalize(r) not in loaded]
+        if absent:
+            raise HomeciError(f"image {absent[0]} is not in the node's containerd after the import: run "
+                              f"`homeci cluster local images load {absent[0]}` and check its archive")
         self.recycle_volumes()
         if progress:
             progress(f"helm{major} upgrade --install --wait {stackmod.RELEASE}")
