@@ -202,7 +202,7 @@ class LocalCluster:
             except BaseException:
                 if progress:
                     progress("start-up failed: tearing the cluster down again")
-                self.down()
+                self.down(keep_logs=True)
                 raise
         return True
 
@@ -579,8 +579,9 @@ class LocalCluster:
 
     # -- down ----------------------------------------------------------------------------------------
 
-    def down(self) -> bool:
-        """Stop everything and delete the state directory; False if there was no cluster."""
+    def down(self, *, keep_logs: bool = False) -> bool:
+        """Stop everything and delete the state directory (but its ``logs`` with ``keep_logs``, after a
+        failed start, so the error's log path stays valid); False if there was no cluster."""
         info = self.info()
         if not self.dir.exists():
             return False
@@ -602,14 +603,29 @@ class LocalCluster:
         if parent:
             cgroups.kill_all(hs, parent)
             left = cgroups.remove(hs, parent, info.get("created_cgroups", []))
-        shutil.rmtree(self.dir, ignore_errors=True)
-        if self.dir.exists():
-            # overlay work dirs can be left unreadable for a moment after the namespace goes away
-            time.sleep(0.5)
-            shutil.rmtree(self.dir)
+        self._wipe(keep_logs)
         if left:
             raise HomeciError(f"cgroups left behind: {', '.join(left)}; remove them with rmdir")
         return True
+
+    def _wipe(self, keep_logs: bool) -> None:
+        for attempt in range(3):
+            for child in list(self.dir.iterdir()) if self.dir.is_dir() else []:
+                if keep_logs and child.name == "logs":
+                    continue
+                if child.is_dir() and not child.is_symlink():
+                    shutil.rmtree(child, ignore_errors=attempt < 2)
+                else:
+                    child.unlink(missing_ok=True)
+            if not self._state_left():
+                break
+            time.sleep(0.5)
+        if not keep_logs and self.dir.is_dir():
+            shutil.rmtree(self.dir)
+
+    def _state_left(self) -> list[str]:
+        """What is left in the state directory besides preserved logs."""
+        return sorted(c.name for c in self.dir.iterdir() if c.name != "logs") if self.dir.is_dir() else []
 
     def leftovers(self) -> list[str]:
         """Everything this cluster could leave behind that still exists (empty = clean)."""
@@ -624,8 +640,9 @@ class LocalCluster:
         if info.get("parent"):
             out += [f"cgroup {c}" for c in cgroups.leftovers(cgroups.hierarchies(), info["parent"],
                                                               info.get("created_cgroups", []))]
-        if self.dir.exists():
-            out.append(f"directory {self.dir}")
+        left = self._state_left()
+        if left:
+            out.append(f"directory {self.dir} ({', '.join(left[:5])})")
         return out
 
 
@@ -655,7 +672,22 @@ def _free_port(preferred: int) -> int:
 
 
 def _wait(what: str, check: Callable[[], str | None], *, timeout: float, progress: Progress) -> None:
-    kube.wait_for(what, check, timeout=timeout, progress=progress, interval=0.25)
+    """Poll ``check`` like kube.wait_for, but a HomeciError (a daemon died) fails at once."""
+    deadline = time.monotonic() + timeout
+    reason = "not checked yet"
+    while time.monotonic() < deadline:
+        try:
+            result = check()
+        except HomeciError:
+            raise
+        except Exception as exc:  # connection refused before the API server listens, API errors
+            result = f"{type(exc).__name__}: {str(exc).splitlines()[0][:120] if str(exc) else ''}"
+        if result is None:
+            return
+        reason = result
+        progress(f"{what}: {reason}")
+        time.sleep(0.25)
+    raise HomeciError(f"timed out after {timeout:.0f}s waiting for {what} ({reason})")
 
 
 def _node_ready(node: Any) -> bool:
