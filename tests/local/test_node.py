@@ -3,6 +3,7 @@ the network namespace and cgroup containment."""
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -40,6 +41,14 @@ def test_cgroups_nest_under_the_harness(local_cluster: LocalCluster) -> None:
         if h.v2 and not (h.mountpoint / "cgroup.controllers").read_text().strip():
             continue  # hybrid host's controller-less mount: runc still nests there, kubelet does not
         assert (h.mountpoint / parent.lstrip("/") / "kubepods").is_dir(), f"{h.mountpoint}: no kubepods"
+    # Daemons, shims and containers all live in the subtree (so the host's limits on homeci apply).
+    names = set()
+    for pid in cgroups.pids(cgroups.hierarchies(), parent):
+        with contextlib.suppress(OSError):
+            names.add(Path(f"/proc/{pid}/comm").read_text().strip())
+    expected = {"etcd", "kube-apiserver", "kubelet", "kube-proxy", "containerd", "containerd-shim", "pause",
+                "coredns"}
+    assert expected <= names, f"not in {parent}: {sorted(expected - names)}"
 
 
 def test_no_route_out_of_the_namespace(local_cluster: LocalCluster) -> None:
