@@ -63,3 +63,5 @@ def test_sigterm_during_up_tears_everything_down(local_cluster: LocalCluster) ->
     assert proc.returncode != 0, out
     assert other.leftovers() == [], other.leftovers()
     assert cgroups.leftovers(cgroups.hierarchies(), info["parent"], info["created_cgroups"]) == []
+    other.down()  # the failed start kept its logs for the error message; remove them too
+    assert not other.dir.exists()
