@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import tarfile
+import time
 import urllib.parse
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from homeci.errors import HomeciError
@@ -25,20 +28,40 @@ MANIFEST_TYPES = ", ".join([
 
 @dataclass
 class Gogs:
+    """Gogs API as the admin. Gogs 0.14 accepts the admin's password (basic auth) only to create an
+    access token; every other call here uses that token (``Authorization: token <sha1>``)."""
+
     web: Web
     base: str  # https://git.<domain>
     user: str
     password: str
+    _token: str = ""
+
+    def token(self) -> str:
+        if not self._token:
+            name = f"homeci-flow-{int(time.time())}"
+            resp = self.web.request("POST", f"{self.base}/api/v1/users/{self.user}/tokens",
+                                    body=json.dumps({"name": name}).encode(),
+                                    headers={"Content-Type": "application/json",
+                                             **basic(self.user, self.password)})
+            if resp.status == 401:
+                raise HomeciError(f"Gogs refused the admin's password for {self.user} (HTTP 401): "
+                                  "check Secret <release>-admin")
+            created = expect(resp, (201,), f"Gogs POST /api/v1/users/{self.user}/tokens").json()
+            self._token = str(created["sha1"])
+        return self._token
+
+    def _headers(self) -> dict[str, str]:
+        return {"Authorization": f"token {self.token()}"}
 
     def _call(self, method: str, path: str, data: Any = None, ok: tuple[int, ...] = (200,)) -> Any:
         body, headers = json_body(data) if data is not None else (None, {})
         resp = self.web.request(method, f"{self.base}/api/v1{path}", body=body,
-                                headers={**headers, **basic(self.user, self.password)})
+                                headers={**headers, **self._headers()})
         return expect(resp, ok, f"Gogs {method} /api/v1{path}").json() if resp.body else None
 
     def repo(self, owner: str, name: str) -> dict[str, Any] | None:
-        resp = self.web.request("GET", f"{self.base}/api/v1/repos/{owner}/{name}",
-                                headers=basic(self.user, self.password))
+        resp = self.web.request("GET", f"{self.base}/api/v1/repos/{owner}/{name}", headers=self._headers())
         if resp.status == 404:
             return None
         result: dict[str, Any] = expect(resp, (200,), f"Gogs GET /api/v1/repos/{owner}/{name}").json()
@@ -171,3 +194,54 @@ def push_oci_layout(registry: Registry, blobs: dict[str, bytes], manifest: bytes
         registry.push_blob(repo, data)
     media = doc.get("mediaType", "application/vnd.oci.image.manifest.v1+json")
     return registry.push_manifest(repo, tag, manifest, media)
+
+
+def read_oci_archive(path: Path) -> tuple[dict[str, bytes], bytes]:
+    """(blobs by digest, the first manifest) of an OCI image archive (``homeci.images`` writes them)."""
+    blobs: dict[str, bytes] = {}
+    index: dict[str, Any] = {}
+    try:
+        with tarfile.open(path) as tar:
+            for m in tar.getmembers():
+                f = tar.extractfile(m) if m.isfile() else None
+                if f is None:
+                    continue
+                if m.name.lstrip("./") == "index.json":
+                    index = json.loads(f.read())
+                elif m.name.lstrip("./").startswith("blobs/sha256/"):
+                    blobs["sha256:" + m.name.rsplit("/", 1)[1]] = f.read()
+    except (OSError, tarfile.TarError) as exc:
+        raise HomeciError(f"{path}: not a readable OCI image archive ({exc})") from None
+    manifests = index.get("manifests") or []
+    if not manifests or manifests[0].get("digest") not in blobs:
+        raise HomeciError(f"{path}: no manifest in index.json")
+    return blobs, blobs[manifests[0]["digest"]]
+
+
+def dockerfile_bases(dockerfile: Path) -> list[str]:
+    """The images a Dockerfile's FROM lines name (stage aliases and ``scratch`` left out)."""
+    bases: list[str] = []
+    stages: set[str] = set()
+    for line in dockerfile.read_text().splitlines():
+        words = line.split()
+        if len(words) >= 2 and words[0].upper() == "FROM":
+            image = next((w for w in words[1:] if not w.startswith("--")), "")
+            if image and image != "scratch" and image not in stages:
+                bases.append(image)
+            if len(words) >= 4 and words[-2].upper() == "AS":
+                stages.add(words[-1])
+    return bases
+
+
+def mirror_path(image: str) -> str:
+    """Where kaniko asks a registry mirror for ``image``: Docker Hub's path without the host
+    (``python:3`` → ``library/python:3``, ``docker.io/x/y:1`` → ``x/y:1``)."""
+    name = image
+    first = name.split("/", 1)[0]
+    if "/" in name and ("." in first or ":" in first or first == "localhost"):
+        if first not in ("docker.io", "index.docker.io", "registry-1.docker.io"):
+            raise HomeciError(f"{image}: not a Docker Hub image; a mirror only stands in for Docker Hub")
+        name = name.split("/", 1)[1]
+    if "/" not in name:
+        name = "library/" + name
+    return name

@@ -82,14 +82,23 @@ def _git(repo: Path, *args: str, stack: Stack | None = None) -> str:
     return proc.stdout.strip()
 
 
-def prepare(app: App, workdir: Path) -> Path:
-    """A fresh git repository holding the app's files, on branch main."""
+SAMPLE_DOMAIN = "homeci.localhost"
+
+
+def prepare(app: App, workdir: Path, *, domain: str | None = None) -> Path:
+    """A fresh git repository holding the app's files, on branch main.
+
+    The sample app's manifests name the default domain (``homeci.localhost``); for a stack with another
+    ``global.domain`` they are adapted the way a user would edit them (registry and Ingress host)."""
     if shutil.which("git") is None:
         raise HomeciError("git is not installed: apt-get install git (the flow pushes with it)")
     repo = workdir / "repo"
     if repo.exists():
         shutil.rmtree(repo)
     shutil.copytree(app.source, repo, ignore=shutil.ignore_patterns("__pycache__", ".pytest_cache"))
+    if domain and domain != SAMPLE_DOMAIN:
+        for manifest in sorted((repo / "k8s").glob("*.y*ml")):
+            manifest.write_text(manifest.read_text().replace(SAMPLE_DOMAIN, domain))
     _git(repo, "init", "-q", "-b", "main")
     return repo
 
@@ -235,7 +244,7 @@ def run(stack: Stack, app: App, workdir: Path, *, rounds: int = 2, timeout: floa
         progress: Progress | None = None) -> list[Round]:
     """The smoke test: repository ready, then ``rounds`` pushes, each served with its new version."""
     ensure_repository(stack, app)
-    repo = prepare(app, workdir)
+    repo = prepare(app, workdir, domain=stack.domain)
     stamp = datetime.now(UTC).strftime("%Y%m%d%H%M%S")
     results = []
     for i in range(1, rounds + 1):
@@ -244,3 +253,19 @@ def run(stack: Stack, app: App, workdir: Path, *, rounds: int = 2, timeout: floa
         if not rnd.ok:
             break
     return results
+
+
+def seed_base_images(stack: Stack, dockerfile: Path, archive_for: Callable[[str], Path]) -> list[str]:
+    """Push the Dockerfile's base images into the stack's registry where kaniko's mirror lookup finds
+    them (``library/<name>:<tag>``): what an air-gapped operator does once (see the README)."""
+    from homeci.flow.clients import dockerfile_bases, mirror_path, push_oci_layout, read_oci_archive
+
+    _, _, registry = clients(stack)
+    seeded = []
+    for base in dockerfile_bases(dockerfile):
+        path = mirror_path(base)
+        repo, _, tag = path.rpartition(":")
+        blobs, manifest = read_oci_archive(archive_for(base))
+        push_oci_layout(registry, blobs, manifest, repo, tag or "latest")
+        seeded.append(f"{stack.hosts['registry']}/{path}")
+    return seeded

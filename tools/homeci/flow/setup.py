@@ -1,0 +1,137 @@
+"""Bring a real cluster to the state the push-to-deploy flow starts from, for either provider.
+
+``local`` (the real node of :mod:`homeci.cluster.local`, images built from source) or ``kind`` (Docker,
+upstream images). Both end the same way: the umbrella installed, drone-pipelines installed with one
+target namespace, and a :class:`~homeci.flow.stack.Stack` that reaches the public names from this host.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from homeci.errors import HomeciError
+from homeci.flow import driver, stack
+from homeci.paths import charts_dir, repo_root
+
+PIPELINES_RELEASE = "homeci-pipelines"
+TARGET = "apps"
+SAMPLE_APP = Path("tests") / "e2e" / "sample-app"
+Progress = Callable[[str], None]
+
+
+@dataclass
+class Prepared:
+    provider: str  # "local" | "kind"
+    cluster: Any
+    stack: stack.Stack
+    app: driver.App
+    kubeconfig: Path
+
+
+def provider_available() -> tuple[str | None, str]:
+    """(provider, why): kind where a Docker engine answers, else the local real node where it can run."""
+    from homeci.cluster import kind
+    from homeci.cluster.local import unsupported_reason
+
+    if kind.docker_available():
+        return "kind", "a Docker engine answers"
+    reason = unsupported_reason()
+    if reason is None:
+        return "local", "no Docker engine; this Linux host runs the local real node"
+    return None, f"no Docker engine, and the local real node cannot run here: {reason}"
+
+
+def _ensure_target(api: Any, name: str) -> None:
+    from homeci.cluster.stack import PSS_LABELS, ensure_namespace
+
+    ensure_namespace(api, name, PSS_LABELS)
+
+
+def _install_pipelines(kubeconfig: Path, owner: str, release: str, namespace: str, major: int) -> None:
+    from homeci.helm import Helm
+
+    Helm(major, kubeconfig=kubeconfig).upgrade(
+        PIPELINES_RELEASE, charts_dir() / "drone-pipelines", namespace=namespace, timeout="5m",
+        set_values=[f"stack.release={release}", f"targets[0].namespace={TARGET}",
+                    f"targets[0].owners[0]={owner}"],
+    )
+
+
+def local(name: str, *, major: int = 3, progress: Progress | None = None, workdir: Path) -> Prepared:
+    """The local real node: up (images built from source), umbrella, pipelines, base images seeded."""
+    from kubernetes import client
+
+    from homeci import images
+    from homeci.cluster import stack as stackmod
+    from homeci.cluster.local import LocalCluster
+    from homeci.realprog import PublicNames
+
+    cluster = LocalCluster(name)
+    cluster.up(timeout=300, build=True, progress=progress)
+    cluster.install_stack(major=major, timeout="10m", progress=progress)
+    api = cluster.api()
+    port = int(cluster.info()["ports"]["https"])
+    st = stack.from_cluster(client.CoreV1Api(api), client.NetworkingV1Api(api), stackmod.NAMESPACE,
+                            stackmod.RELEASE, workdir, lambda ca: PublicNames({"https": port}, ca))
+    st.https_port = port
+    st.git_resolve = [f"{h}:{port}:127.0.0.1" for h in st.hosts.values()]
+    _ensure_target(api, TARGET)
+    if progress:
+        progress(f"helm{major} upgrade --install {PIPELINES_RELEASE} (target namespace {TARGET})")
+    _install_pipelines(cluster.kubeconfig, st.admin_user, stackmod.RELEASE, stackmod.NAMESPACE, major)
+    source = repo_root() / SAMPLE_APP
+    if progress:
+        progress("seeding the sample app's base images into the registry (kaniko's mirror)")
+
+    def archive_for(ref: str) -> Path:
+        return images.build([ref], progress)[ref]
+
+    driver.seed_base_images(st, source / "Dockerfile", archive_for)
+    app = driver.App(source=source, owner=st.admin_user, name="sample-app", namespace=TARGET,
+                     host=f"sample-app.{st.domain}")
+    return Prepared("local", cluster, st, app, cluster.kubeconfig)
+
+
+def kind_cluster(name: str, *, major: int = 3, progress: Progress | None = None, workdir: Path) -> Prepared:
+    """kind (Docker): host ports 443/80 on 127.0.0.1, CoreDNS rewrite, the node resolving the names."""
+    from kubernetes import client, config
+
+    from homeci.cluster import kind
+    from homeci.cluster import stack as stackmod
+    from homeci.helm import Helm
+    from homeci.realprog import PublicNames
+
+    cluster = kind.KindCluster(name)
+    cluster.up()
+    api = config.new_client_from_config(config_file=str(cluster.kubeconfig))
+    helm = Helm(major, kubeconfig=cluster.kubeconfig)
+    from homeci.cluster.stack import ensure_namespace
+
+    # kind's Traefik binds host ports: Pod Security `privileged` for this namespace (the kind scenario's
+    # documented exception).
+    ensure_namespace(api, stackmod.NAMESPACE, {"pod-security.kubernetes.io/enforce": "privileged"})
+    helm.upgrade(stackmod.RELEASE, charts_dir() / "homeci-umbrella", namespace=stackmod.NAMESPACE,
+                 values_files=[repo_root() / kind.KIND_VALUES], timeout="10m")
+    # The host reaches the names on 127.0.0.1:443 (kind's port mapping) whatever its resolver says.
+    st = stack.from_cluster(client.CoreV1Api(api), client.NetworkingV1Api(api), stackmod.NAMESPACE,
+                            stackmod.RELEASE, workdir, lambda ca: PublicNames({"https": 443}, ca))
+    st.git_resolve = [f"{h}:443:127.0.0.1" for h in st.hosts.values()]
+    cluster.configure_dns(api, domain=st.domain, release=stackmod.RELEASE, namespace=stackmod.NAMESPACE)
+    _ensure_target(api, TARGET)
+    _install_pipelines(cluster.kubeconfig, st.admin_user, stackmod.RELEASE, stackmod.NAMESPACE, major)
+    app = driver.App(source=repo_root() / SAMPLE_APP, owner=st.admin_user, name="sample-app",
+                     namespace=TARGET, host=f"sample-app.{st.domain}")
+    return Prepared("kind", cluster, st, app, cluster.kubeconfig)
+
+
+def prepare(name: str, *, provider: str | None = None, major: int = 3, progress: Progress | None = None,
+            workdir: Path) -> Prepared:
+    chosen, why = provider_available() if provider is None else (provider, "asked for")
+    if chosen is None:
+        raise HomeciError(f"no real cluster can run here ({why})")
+    if chosen == "kind":
+        return kind_cluster(name, major=major, progress=progress, workdir=workdir)
+    return local(name, major=major, progress=progress, workdir=workdir)
