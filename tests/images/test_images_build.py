@@ -1,6 +1,7 @@
 """Building real images from the toolchain's binaries: the cluster's pause and CoreDNS images are
 deterministic, carry the config and files the cluster relies on, and import into a throwaway
-containerd with ``ctr images import`` (where root, containerd and ctr are available).
+containerd with ``ctr images import`` (where root, containerd and ctr are available); containers
+started from them by that containerd (runc) honour the image config.
 
 Nothing here builds a toolchain binary: a test whose binary is not in the cache skips and says how to
 build it."""
@@ -8,6 +9,7 @@ build it."""
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import time
@@ -103,7 +105,11 @@ def containerd(tmp_path: Path) -> Iterator[tuple[Path, Path]]:
         f"[plugins.'io.containerd.server.v1.ttrpc']\n  address = '{sock}.ttrpc'\n"
     )
     log = (tmp_path / "containerd.log").open("w")
-    proc = subprocess.Popen([str(daemon), "--config", str(config)], stdout=log, stderr=subprocess.STDOUT)
+    # The shim and runc come from the toolchain when built (only `ctr run` needs them).
+    bins = [str(toolchain.tool(n).cached_path.parent) for n in ("containerd-shim-runc-v2", "runc")]
+    env = {**os.environ, "PATH": os.pathsep.join([*bins, os.environ.get("PATH", "")])}
+    proc = subprocess.Popen([str(daemon), "--config", str(config)], stdout=log, stderr=subprocess.STDOUT,
+                            env=env)
     try:
         deadline = time.monotonic() + 30
         while not sock.exists():
@@ -113,6 +119,15 @@ def containerd(tmp_path: Path) -> Iterator[tuple[Path, Path]]:
             time.sleep(0.1)
         yield ctr, sock
     finally:
+        for task in _ctr_out(ctr, sock, "tasks", "list", "-q").split():  # whatever a test left running
+            _ctr_out(ctr, sock, "tasks", "kill", "-s", "SIGKILL", task)
+            for _ in range(50):
+                if task not in _ctr_out(ctr, sock, "tasks", "list", "-q").split():
+                    break
+                time.sleep(0.1)
+            _ctr_out(ctr, sock, "tasks", "delete", "-f", task)
+        for container in _ctr_out(ctr, sock, "containers", "list", "-q").split():
+            _ctr_out(ctr, sock, "containers", "delete", container)
         proc.send_signal(signal.SIGTERM)
         try:
             proc.wait(timeout=20)
@@ -125,8 +140,15 @@ def containerd(tmp_path: Path) -> Iterator[tuple[Path, Path]]:
 
 def _ctr(ctr: Path, sock: Path, *args: str) -> str:
     done = subprocess.run([str(ctr), "--address", str(sock), "--namespace", "k8s.io", *args],
-                          capture_output=True, text=True, timeout=120)
+                          capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
     assert done.returncode == 0, f"ctr {' '.join(args)} failed: {done.stderr.strip()[-600:]}"
+    return done.stdout
+
+
+def _ctr_out(ctr: Path, sock: Path, *args: str) -> str:
+    """ctr for clean-up: never fails."""
+    done = subprocess.run([str(ctr), "--address", str(sock), "--namespace", "k8s.io", *args],
+                          capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL, check=False)
     return done.stdout
 
 
@@ -143,3 +165,30 @@ def test_ctr_imports_and_unpacks_the_cluster_images(ref: str, image_cache: Path,
     assert "complete" in check and "true" in check.split()[-1], check  # all blobs present, unpacked
     digest = oci.read_archive(archive)["index"]["manifests"][0]["digest"]
     assert digest in _ctr(ctr, sock, "images", "list", f"name=={ref}")
+
+
+def test_containers_start_with_the_image_config(containerd: tuple[Path, Path]) -> None:
+    """The runtime honours the config: the placeholder idles whatever command the runner gives it and
+    stops on SIGTERM; the clone image runs as its configured user. (`--cgroup ""`: no host cgroup is
+    touched. Uses the real image cache: these images need the Debian base.)"""
+    ctr, sock = containerd
+    for name in ("containerd-shim-runc-v2", "runc", "pause"):
+        _cached_tool(name)
+    if not (images.is_cached("drone/git:1.2.1") or shutil.which("debootstrap")):
+        pytest.skip("these images need a Debian layer; debootstrap is missing: `apt-get install debootstrap`")
+    built = images.build(["drone/placeholder:1", "drone/git:1.2.1"])
+    for archive in built.values():
+        _ctr(ctr, sock, "images", "import", str(archive))
+    placeholder = "docker.io/drone/placeholder:1"
+    _ctr(ctr, sock, "run", "-d", "--cgroup", "", placeholder, "idle", "/bin/sh", "-c", 'echo "$X" | /bin/sh')
+    time.sleep(1.5)
+    tasks = _ctr(ctr, sock, "tasks", "list")
+    assert "idle" in tasks and "RUNNING" in tasks, f"the placeholder did not keep running: {tasks}"
+    _ctr(ctr, sock, "tasks", "kill", "-s", "SIGTERM", "idle")  # the image swap stops it this way
+    for _ in range(50):
+        if "RUNNING" not in _ctr(ctr, sock, "tasks", "list"):
+            break
+        time.sleep(0.1)
+    assert "RUNNING" not in _ctr(ctr, sock, "tasks", "list"), "the placeholder ignored SIGTERM"
+    uid = _ctr(ctr, sock, "run", "--rm", "--cgroup", "", "docker.io/drone/git:1.2.1", "uid", "id", "-un")
+    assert uid.strip() == "drone", f"drone/git runs as {uid.strip()!r}, not its configured user drone (1000)"
