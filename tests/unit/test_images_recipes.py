@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib.metadata
+from pathlib import Path
 
 import pytest
 
@@ -126,3 +127,13 @@ def test_pipeline_template_images_are_read_from_defaults_and_literals() -> None:
     cm = Manifest({"kind": "ConfigMap", "metadata": {"name": "t"}, "data": {"x.yaml": text}})
     found = sorted(image for image, _ in refs._from_manifests([cm]))
     assert found == ["alpine:3.22.2", "plugins/kaniko:1.13.9"]
+
+
+def test_an_overridden_tool_changes_the_digest(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    recipe = images.require(images.PAUSE_IMAGE)
+    before = images.digest(recipe)
+    own = tmp_path / "pause"
+    own.write_text("#!/bin/sh\n")
+    own.chmod(0o755)
+    monkeypatch.setenv(toolchain.tool("pause").env, str(own))
+    assert images.digest(recipe) != before

@@ -82,6 +82,16 @@ def _code_digest() -> str:
     return h.hexdigest()
 
 
+def _tool_key(name: str) -> list[str]:
+    """A tool's pin and recipe; with an environment override, that binary's identity instead."""
+    t = toolchain.tool(name)
+    own = toolchain.override(t)
+    if own is not None:
+        st = own.stat()
+        return [t.version, f"override {own} {st.st_size} {st.st_mtime_ns}"]
+    return [t.version, t.recipe]
+
+
 def digest(recipe: Recipe) -> str:
     """The recipe digest: everything that shapes the image, without reading any binary."""
     data = {
@@ -92,7 +102,7 @@ def digest(recipe: Recipe) -> str:
         "stand_in": recipe.stand_in,
         "note": recipe.note,
         "config": recipe.config.as_json(),
-        "tools": {n: [toolchain.tool(n).version, toolchain.tool(n).recipe] for n in recipe.tools},
+        "tools": {n: _tool_key(n) for n in recipe.tools},
         "sources": {n: sources.source(n).sha256 for n in recipe.sources},
         "pypi": {d: dist_version(d) for d in recipe.pypi},
         "base": debian.flavor_key(recipe.base) if recipe.base else "",
