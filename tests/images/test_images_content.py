@@ -68,7 +68,7 @@ def image(tmp_path: Path) -> Opener:
 
 
 def test_python_stand_in_runs_every_chart_script_import(image: Opener) -> None:
-    """The charts' scripts target Python 3.13; the stand-in is Debian's 3.11: every script compiles and
+    """The charts' scripts target Python 3.13.7; the stand-in is Debian's 3.13.5: every script compiles and
     every module it imports exists there (run as nobody, as the bootstrap Job does)."""
     img = image(PYTHON)
     assert CHART_SCRIPTS, "no chart scripts found"

@@ -35,7 +35,10 @@ def test_mirror_override(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_flavor_key_follows_the_packages(monkeypatch: pytest.MonkeyPatch) -> None:
     before = debian.flavor_key("git")
     assert debian.flavor_key("git") == before
-    monkeypatch.setitem(debian.FLAVORS, "git", (*debian.FLAVORS["git"], "git-lfs"))
+    git = debian.FLAVORS["git"]
+    monkeypatch.setitem(debian.FLAVORS, "git", debian.Flavor((*git.packages, "git-lfs"), git.release))
+    assert debian.flavor_key("git") != before
+    monkeypatch.setitem(debian.FLAVORS, "git", debian.Flavor(git.packages, "trixie"))
     assert debian.flavor_key("git") != before
     with pytest.raises(HomeciError, match="unknown Debian flavor"):
         debian.flavor_key("nope")

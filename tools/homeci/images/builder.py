@@ -176,7 +176,7 @@ def base_layer(flavor: str, progress: Progress | None = None) -> oci.Layer:
         if hit:
             return hit
         if progress:
-            progress(f"packing the Debian {debian.RELEASE} {flavor} layer")
+            progress(f"packing the Debian {debian.FLAVORS[flavor].release} {flavor} layer")
         comment = f"homeci: {fs.summary()}"
         made = oci.write_layer(oci.tree_from_dir(fs.path), layer, comment=comment)
         meta.write_text(json.dumps({"digest": made.digest, "size": made.size, "diff_id": made.diff_id,

@@ -1,6 +1,7 @@
-"""OS layers from Debian packages: ``debootstrap --variant=minbase`` of one pinned release, cached.
+"""OS layers from Debian packages: ``debootstrap --variant=minbase`` of a pinned release, cached.
 
-A *flavor* is a set of packages installed on top of minbase. Each flavor's root file system is built
+A *flavor* is a set of packages installed on top of a release's minbase (bookworm, except the Python
+base: trixie, for Python 3.13). Each flavor's root file system is built
 once, trimmed (docs, man pages, apt lists and caches, device nodes), and cached as a directory plus the
 list of installed package versions (recorded in the images' labels). Images that need the same flavor
 share it, so their OS layer has the same digest and is stored once by containerd.
@@ -27,15 +28,26 @@ DEFAULT_MIRROR = "http://deb.debian.org/debian"
 # Bumped when the way a root file system is made or trimmed changes (a new digest rebuilds the cache).
 FORMAT = "2"
 
-# Packages on top of minbase, per flavor. Keep this list short: every flavor costs a debootstrap run.
-FLAVORS: dict[str, tuple[str, ...]] = {
-    # A shell, coreutils, glibc and the CA bundle: drone-server (cgo), kubectl, the small shell base.
-    "base": ("ca-certificates",),
+
+@dataclass(frozen=True)
+class Flavor:
+    """A Debian release's minbase plus ``packages``."""
+
+    packages: tuple[str, ...]
+    release: str = RELEASE
+
+
+# Keep this list short: every flavor costs a debootstrap run (~30-60 s) and its own OS layer.
+FLAVORS: dict[str, Flavor] = {
+    # A shell, coreutils, glibc and the CA bundle: drone-server (cgo), the small shell base; its CA
+    # bundle also goes into the Go images.
+    "base": Flavor(("ca-certificates",)),
     # git, curl and ssh-keygen: Gogs (its start script probes with curl; its built-in SSH server makes
     # host keys with ssh-keygen) and the Drone clone image (upstream: git, curl, openssh).
-    "git": ("ca-certificates", "curl", "git", "openssh-client"),
-    # The Python base (Debian's python3: 3.11 on bookworm) for the charts' stdlib-only scripts.
-    "python": ("ca-certificates", "python3"),
+    "git": Flavor(("ca-certificates", "curl", "git", "openssh-client")),
+    # The Python base for the charts' stdlib-only scripts. Debian 13 (trixie) has Python 3.13, the minor
+    # version the charts pin (bookworm's is 3.11).
+    "python": Flavor(("ca-certificates", "python3"), "trixie"),
 }
 
 # Left out of every OS layer: documentation and caches nobody in a container reads.
@@ -57,15 +69,17 @@ class RootFS:
 
     def summary(self) -> str:
         """`name=version` of the flavor's own packages (the rest is minbase of the release)."""
-        wanted = FLAVORS[self.flavor]
-        return f"debian {RELEASE} minbase + " + ", ".join(f"{p}={self.packages.get(p, '?')}" for p in wanted)
+        f = FLAVORS[self.flavor]
+        versions = ", ".join(f"{p}={self.packages.get(p, '?')}" for p in f.packages)
+        return f"debian {f.release} minbase + {versions}"
 
 
 def flavor_key(flavor: str) -> str:
     if flavor not in FLAVORS:
         raise HomeciError(f"unknown Debian flavor {flavor!r}: known are {', '.join(sorted(FLAVORS))}")
-    data = json.dumps({"release": RELEASE, "packages": sorted(FLAVORS[flavor]), "trim": TRIM,
-                       "blank": BLANK, "format": FORMAT}, sort_keys=True)
+    f = FLAVORS[flavor]
+    data = json.dumps({"release": f.release, "packages": sorted(f.packages), "trim": TRIM, "blank": BLANK,
+                       "format": FORMAT}, sort_keys=True)
     return hashlib.sha256(data.encode()).hexdigest()[:16]
 
 
@@ -89,7 +103,7 @@ def mirror(files: list[Path] | None = None) -> str:
 
 
 def _dir(flavor: str) -> Path:
-    return cache_dir() / "images" / "debian" / f"{RELEASE}-{flavor}-{flavor_key(flavor)}"
+    return cache_dir() / "images" / "debian" / f"{FLAVORS[flavor].release}-{flavor}-{flavor_key(flavor)}"
 
 
 def cached(flavor: str) -> RootFS | None:
@@ -140,7 +154,9 @@ def _build(flavor: str, folder: Path, progress: Callable[[str], None] | None) ->
         shutil.rmtree(work)
     root = work / "rootfs"
     root.mkdir(parents=True)
-    cmd = [tool, "--variant=minbase", f"--include={','.join(FLAVORS[flavor])}", RELEASE, str(root), mirror()]
+    release = FLAVORS[flavor].release
+    cmd = [tool, "--variant=minbase", f"--include={','.join(FLAVORS[flavor].packages)}", release, str(root),
+           mirror()]
     if progress:
         progress(f"debootstrap {flavor}: {' '.join(cmd[1:])}")
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -153,7 +169,7 @@ def _build(flavor: str, folder: Path, progress: Callable[[str], None] | None) ->
     if proc.wait() != 0:
         log = root / "debootstrap" / "debootstrap.log"
         detail = log.read_text()[-1500:] if log.is_file() else "\n".join(tail)
-        raise HomeciError(f"debootstrap of {RELEASE} ({flavor}) failed; last output:\n{detail}")
+        raise HomeciError(f"debootstrap of {release} ({flavor}) failed; last output:\n{detail}")
     packages = installed_packages(root)
     for rel in TRIM:
         target = root / rel.lstrip("/")
@@ -170,7 +186,7 @@ def _build(flavor: str, folder: Path, progress: Callable[[str], None] | None) ->
         target.write_text("")
     (work / "packages.json").write_text(json.dumps(packages, indent=1, sort_keys=True))
     os.replace(work, folder)
-    for old in folder.parent.glob(f"{RELEASE}-{flavor}-*"):  # earlier recipes of this flavor
+    for old in folder.parent.glob(f"*-{flavor}-*"):  # earlier recipes of this flavor
         if old != folder and old.is_dir():
             shutil.rmtree(old, ignore_errors=True)
     return RootFS(flavor, folder / "rootfs", packages, flavor_key(flavor))

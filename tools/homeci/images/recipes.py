@@ -61,7 +61,8 @@ class Recipe:
         if self.base:
             from homeci.images import debian
 
-            parts.append(f"debian {debian.RELEASE} {self.base} ({', '.join(debian.FLAVORS[self.base])})")
+            f = debian.FLAVORS[self.base]
+            parts.append(f"debian {f.release} {self.base} ({', '.join(f.packages)})")
         return "; ".join(parts)
 
 
@@ -304,8 +305,8 @@ RECIPES: tuple[Recipe, ...] = (
         "https://www.debian.org/releases/bookworm/",
         _python, ImageConfig(cmd=("python3",), env=(PATH, "LANG=C.UTF-8")),
         base="python",
-        stand_in="Debian bookworm's python3 (3.11) stands in for Python 3.13.7 on Alpine 3.22; the charts' "
-                 "scripts use only the standard library",
+        stand_in="Debian trixie's python3 (3.13.5) stands in for Python 3.13.7 on Alpine 3.22: same minor "
+                 "version; the charts' scripts use only the standard library",
     ),
 )
 
