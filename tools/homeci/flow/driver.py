@@ -76,6 +76,10 @@ def _git(repo: Path, *args: str, stack: Stack | None = None) -> str:
     env = {**os.environ, "GIT_TERMINAL_PROMPT": "0", "GIT_AUTHOR_NAME": "homeci smoke",
            "GIT_AUTHOR_EMAIL": "smoke@homeci.invalid", "GIT_COMMITTER_NAME": "homeci smoke",
            "GIT_COMMITTER_EMAIL": "smoke@homeci.invalid"}
+    if stack is not None:
+        # The environment wins over `-c http.sslCAInfo` in git: pin it too (some machines set it).
+        env["GIT_SSL_CAINFO"] = str(stack.ca_file)
+        env.pop("GIT_SSL_CAPATH", None)
     proc = subprocess.run([*cmd, *args], cwd=repo, capture_output=True, text=True, env=env, check=False)
     if proc.returncode != 0:
         raise HomeciError(f"git {args[0]} in {repo} failed: {(proc.stderr or proc.stdout).strip()[-400:]}")
