@@ -62,6 +62,8 @@ def test_required_settings(ini: configparser.RawConfigParser, values: dict[str, 
     expect(ini, "auth", "DISABLE_REGISTRATION", "true")
     expect(ini, "webhook", "SKIP_TLS_VERIFY", "false")
     expect(ini, "security", "LOCAL_NETWORK_ALLOWLIST", f"{RELEASE}-drone.{NAMESPACE}.svc")
+    # The pipeline template deploys the repository's default branch: new repositories default to main.
+    expect(ini, "repository", "DEFAULT_BRANCH", dig(values, "gogs.config.defaultBranch", "main"))
 
 
 def test_secret_key_comes_from_the_environment(

@@ -34,7 +34,7 @@ BAD = {
     ),
     "target-without-owner": (["targets[0].namespace=apps"], "owners"),
     "latest-image": (["pipeline.images.kaniko=plugins/kaniko:latest"], "kaniko"),
-    "untagged-image": (["pipeline.images.kubectl=registry.k8s.io/kubectl"], "kubectl"),
+    "untagged-image": (["pipeline.images.kubectl=alpine/kubectl"], "kubectl"),
     "unknown-key": (["pipeline.imagez.test=x:1"], "imagez"),
     "cpu-with-unit": (["pipeline.resources.test.cpu=1000m"], "cpu"),
 }

@@ -36,7 +36,7 @@ def test_the_renders_name_every_kind_of_reference(referenced: list[images.Refere
     assert any("DRONE_IMAGE_PLACEHOLDER" in w for w in by_ref["docker.io/drone/placeholder:1"].where)
     assert any("DRONE_IMAGE_CLONE" in w for w in by_ref["docker.io/drone/git:1.2.1"].where)
     # the pipeline templates' step images, from the drone-pipelines ConfigMap
-    for step in ("docker.io/plugins/kaniko:1.13.9", "registry.k8s.io/kubectl:v1.37.2",
+    for step in ("docker.io/plugins/kaniko:1.13.9", "docker.io/alpine/kubectl:1.37.2",
                  "docker.io/library/alpine:3.22.2"):
         assert any("pipeline template" in w for w in by_ref[step].where), step
     # the cluster's own images

@@ -48,6 +48,10 @@ class Round:
         return all(p.status in ("ok", "success") for p in self.phases)
 
 
+# The branch the flow pushes to deploy: new Gogs repositories default to it (gogs.config.defaultBranch).
+DEPLOY_BRANCH = "main"
+
+
 @dataclass
 class App:
     """The app under test: a folder with .drone.yml, Dockerfile, VERSION and k8s/ (tests/e2e/sample-app)."""
@@ -103,7 +107,7 @@ def prepare(app: App, workdir: Path, *, domain: str | None = None) -> Path:
     if domain and domain != SAMPLE_DOMAIN:
         for manifest in sorted((repo / "k8s").glob("*.y*ml")):
             manifest.write_text(manifest.read_text().replace(SAMPLE_DOMAIN, domain))
-    _git(repo, "init", "-q", "-b", "main")
+    _git(repo, "init", "-q", "-b", DEPLOY_BRANCH)
     return repo
 
 
@@ -116,7 +120,7 @@ def commit(repo: Path, version: str, *, edit: Callable[[Path], None] | None = No
     return _git(repo, "rev-parse", "HEAD")
 
 
-def push(stack: Stack, repo: Path, app: App, branch: str = "main") -> float:
+def push(stack: Stack, repo: Path, app: App, branch: str = DEPLOY_BRANCH) -> float:
     url = f"{stack.url('git')}/{app.owner}/{app.name}.git"
     started = time.time()
     _git(repo, "push", "-q", "--force", url, f"HEAD:refs/heads/{branch}", stack=stack)
@@ -136,7 +140,15 @@ def ensure_repository(stack: Stack, app: App) -> None:
     if f"{app.owner}/{app.name}" not in names:
         raise HomeciError(
             f"Drone's repository sync does not list {app.owner}/{app.name} (has {sorted(names)})")
-    drone.activate(app.owner, app.name)
+    repo = drone.activate(app.owner, app.name)
+    branch = repo.get("default_branch")
+    if branch and branch != DEPLOY_BRANCH:
+        # The pipeline template triggers on the repository's default branch only.
+        raise HomeciError(
+            f"{app.owner}/{app.name}: its default branch is {branch!r} in Drone, the flow pushes "
+            f"{DEPLOY_BRANCH!r}, so no build would start: set the repository's default branch to "
+            f"{DEPLOY_BRANCH} in Gogs (Settings → Branches; new repositories follow "
+            "gogs.config.defaultBranch) and press Repair in Drone's repository settings")
 
 
 def _ts(value: Any) -> float | None:

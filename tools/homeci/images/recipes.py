@@ -203,10 +203,8 @@ def _kaniko(ctx: Context) -> Tree:
 
 
 def _kubectl(ctx: Context) -> Tree:
-    # Kubernetes builds this image (build/server-image/kubectl) on its go-runner base, a distroless
-    # static image: /bin/kubectl and no shell. Same here.
-    tree = with_ca_bundle(ctx, static_base())
-    return tree.copy("/bin/kubectl", ctx.tool("kubectl"), 0o755)
+    # alpine/kubectl: the upstream kubectl binary on a shell base (the deploy step is a shell script).
+    return Tree().copy("/usr/local/bin/kubectl", ctx.tool("kubectl"), 0o755)
 
 
 def _nothing(ctx: Context) -> Tree:
@@ -289,9 +287,11 @@ RECIPES: tuple[Recipe, ...] = (
              "refuses",
     ),
     Recipe(
-        "registry.k8s.io/kubectl:v1.37.2", "kubectl", "1.37.2", "https://github.com/kubernetes/kubernetes",
-        _kubectl, ImageConfig(entrypoint=("/bin/kubectl",), env=(PATH,)),
-        tools=("kubectl",),
+        "docker.io/alpine/kubectl:1.37.2", "kubectl", "1.37.2", "https://github.com/kubernetes/kubernetes",
+        _kubectl, ImageConfig(entrypoint=("kubectl",), env=(PATH,)),
+        tools=("kubectl",), base="base",
+        stand_in="kubectl v1.37.2 built from source on the small shell base (Debian bookworm minbase), "
+                 "not on Alpine",
     ),
     Recipe(
         "docker.io/library/alpine:3.22.2", "shell base", "3.22.2", "https://www.debian.org/releases/bookworm/",

@@ -69,6 +69,7 @@ def ensure_ca(directory: Path, cn: str) -> Pair:
                                      data_encipherment=False, key_agreement=False, encipher_only=False,
                                      decipher_only=False), critical=True)
         .add_extension(ski, critical=False)
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ski), critical=False)
         .sign(key, hashes.SHA256())
     )
     _write_key(pair.key, key)
@@ -98,6 +99,11 @@ def ensure_leaf(ca: Pair, directory: Path, stem: str, *, cn: str, orgs: tuple[st
                                      key_agreement=False, encipher_only=False, decipher_only=False),
                        critical=True)
         .add_extension(x509.ExtendedKeyUsage(usages), critical=False)
+        # Python 3.13 clients verify with VERIFY_X509_STRICT, which requires the Authority Key Identifier
+        # (Go's x509 adds both identifiers by itself; kubeadm's certificates carry them).
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(
+            ca_cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value), critical=False)
     )
     if server_names:
         sans: list[x509.GeneralName] = []
