@@ -62,11 +62,13 @@ def integration(session: nox.Session) -> None:
 
 @nox.session
 def up(session: nox.Session) -> None:
-    """A working homeci stack on a local cluster (simulated control plane, or kind with Docker).
+    """A working homeci stack on this machine: kind with Docker, else the local real node, else simulated.
 
-    Starts (or reuses) the simulated cluster `homeci`, installs the umbrella into namespace `homeci`
-    (Pod Security restricted) with `helm upgrade --install --wait`, and prints what runs where.
-    posargs go to `homeci cluster up` (e.g. `-- --helm 4` or `-- -f my-values.yaml`)."""
+    `homeci cluster up` picks the provider (kind where a Docker engine answers; the local real node on
+    a Linux host as root, its images built from source; otherwise the simulated cluster, which runs no
+    container), installs the umbrella and drone-pipelines, and prints the URLs, the admin, the CA and
+    the command that proves the loop. posargs go to `homeci cluster up` (e.g. `-- --provider sim`,
+    `-- --helm 4` or `-- -f my-values.yaml`)."""
     _install(session)
     session.run("homeci", "toolchain", "install")
     session.run("homeci", "cluster", "up", *session.posargs)

@@ -9,6 +9,7 @@ import gzip
 import io
 import os
 import shutil
+import stat
 import subprocess
 import tarfile
 from collections.abc import Callable
@@ -45,6 +46,11 @@ def unpack(ref: str, dest: Path) -> Path:
             assert blob is not None
             with tarfile.open(fileobj=io.BytesIO(gzip.decompress(blob.read()))) as inner:
                 inner.extractall(dest, numeric_owner=True, filter="fully_trusted")
+    # a container runtime gives every container /dev/null; the chroot has to make its own (git opens it)
+    (dest / "dev").mkdir(exist_ok=True)
+    if not (dest / "dev" / "null").exists():
+        os.mknod(dest / "dev" / "null", stat.S_IFCHR | 0o666, os.makedev(1, 3))
+        os.chmod(dest / "dev" / "null", 0o666)
     return dest
 
 
@@ -96,6 +102,17 @@ def test_clone_scripts_get_a_shell_with_double_brackets(image: Opener) -> None:
     assert done.stdout.strip() == "ok", f"/bin/sh lacks [[ ]], which the clone scripts use: {done.stderr}"
     for tool in ("git", "curl", "clone", "clone-commit", "clone-tag", "clone-pull-request"):
         assert img.run("/bin/sh", "-c", f"command -v {tool}").returncode == 0, tool
+
+
+def test_clone_user_takes_the_root_owned_workspace_with_sudo(image: Opener) -> None:
+    """The clone script runs as drone and starts with `sudo chown drone:drone $DRONE_WORKSPACE` (the
+    workspace volume is root's); without it git refuses the directory ("dubious ownership")."""
+    img = image("docker.io/drone/git:1.2.1")
+    (img.root / "drone" / "src").mkdir(parents=True)
+    script = ("sudo -n chown drone:drone /drone/src && cd /drone/src && git init -q . "
+              "&& git status --porcelain && echo ok")
+    done = img.run("/bin/sh", "-c", script, user="1000:1000")
+    assert done.stdout.strip().endswith("ok"), f"drone/git: as drone: {script}: {done.stderr}"
 
 
 def test_gogs_image_has_what_the_chart_scripts_use(image: Opener) -> None:

@@ -4,8 +4,9 @@ network namespace (root, no Docker); ``kind`` needs Docker."""
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -243,35 +244,98 @@ def local_images_load(name: str, names: tuple[str, ...], build: bool) -> None:
     ui.out.print(f"{len(archives)} image(s) loaded into local cluster {name}")
 
 
-@group.group(context_settings={"ignore_unknown_options": True})
+@group.group()
 def kind() -> None:
-    """kind clusters (T3): need a Docker engine; the harness arrives with the kind issue."""
+    """kind clusters: need a Docker engine (`homeci cluster up --provider kind` installs the stack too)."""
 
 
-@kind.command(name="up", context_settings={"ignore_unknown_options": True})
-@click.argument("args", nargs=-1, type=click.UNPROCESSED)
-def kind_up(args: tuple[str, ...]) -> None:
-    """Not built yet."""
-    need = "" if stackmod.docker_available() else " and a Docker engine (none found)"
-    raise HomeciError(f"`homeci cluster kind` is not built yet: it needs the kind harness{need}; "
-                      "use `homeci cluster sim up`")
-
-
-@group.command(name="up")
+@kind.command(name="up")
 @name_option
 @click.option("--helm", "major", type=click.Choice(["3", "4"]), default="3", show_default=True)
 @click.option("--values", "-f", "values", multiple=True, type=click.Path(exists=True, dir_okay=False),
               help="Extra values files for the umbrella.")
-def stack_up(name: str, major: str, values: tuple[str, ...]) -> None:
-    """A local homeci stack: cluster (kind with Docker, else simulated) + the umbrella installed."""
-    if stackmod.docker_available():
-        ui.console.print("[yellow]Docker engine found, but the kind path is not built yet "
-                         "(the kind issue adds it): using the simulated cluster.[/yellow]")
+@click.pass_context
+def kind_up(ctx: click.Context, name: str, major: str, values: tuple[str, ...]) -> None:
+    """A kind cluster with the stack installed: the same as `homeci cluster up --provider kind`."""
+    ctx.invoke(stack_up, name=name, provider="kind", major=major, values=values)
+
+
+PROVIDERS = ("auto", "kind", "local", "sim")
+
+
+def _choose(provider: str) -> tuple[str, str]:
+    """(provider, why) for ``homeci cluster up``: kind with Docker, else the local real node, else sim."""
+    from homeci.flow.setup import provider_available
+
+    if provider != "auto":
+        return provider, "asked for with --provider"
+    chosen, why = provider_available()
+    if chosen is None:
+        return "sim", f"{why}; the simulated cluster runs no container"
+    return chosen, why
+
+
+@group.command(name="up")
+@name_option
+@click.option("--provider", type=click.Choice(PROVIDERS), default="auto", show_default=True,
+              help="auto = kind where a Docker engine answers, else the local real node (Linux, root), "
+                   "else the simulated cluster (API objects only, no containers).")
+@click.option("--helm", "major", type=click.Choice(["3", "4"]), default="3", show_default=True)
+@click.option("--values", "-f", "values", multiple=True, type=click.Path(exists=True, dir_okay=False),
+              help="Extra values files for the umbrella.")
+def stack_up(name: str, provider: str, major: str, values: tuple[str, ...]) -> None:
+    """A working homeci stack on this machine: a cluster, the umbrella and drone-pipelines installed."""
+    chosen, why = _choose(provider)
+    ui.console.print(f"provider: {chosen} ({why})")
+    extra = [Path(v) for v in values]
+    if chosen == "sim":
+        _sim_up(name, int(major), extra)
+        return
+    from homeci.flow import setup
+
+    workdir = _up_state(chosen, name)
+    with ui.step(f"homeci on a {chosen} cluster '{name}' (cluster, umbrella, drone-pipelines)") as detail:
+        prepared = setup.prepare(name, provider=chosen, major=int(major), progress=detail, workdir=workdir,
+                                 values_files=extra)
+    _print_stack(prepared, name)
+
+
+def _up_state(provider: str, name: str) -> Path:
+    from homeci.paths import cache_dir
+
+    path = cache_dir() / "up" / provider / name
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _print_stack(prepared: Any, name: str) -> None:
+    st = prepared.stack
+    out = ui.out
+    out.print(f"[bold]homeci is running[/bold] on the {prepared.provider} cluster '{name}': release "
+              f"{st.release} in namespace {st.namespace}, pipelines for owner {prepared.app.owner} deploying "
+              f"to namespace {prepared.app.namespace}")
+    out.print(f"kubeconfig: export KUBECONFIG={prepared.kubeconfig}")
+    for label, what in (("git", "Gogs"), ("ci", "Drone"), ("registry", "registry")):
+        out.print(f"  {what:9} {st.url(label)}")
+    out.print(f"admin: {st.admin_user} (password: kubectl -n {st.namespace} get secret {st.release}-admin "
+              "-o jsonpath='{.data.password}' | base64 -d)")
+    out.print(f"CA certificate: {st.ca_file} (trust it: see the README, 'Trusting the CA')")
+    if st.https_port != 443 or prepared.provider == "local":
+        hosts = " ".join(st.hosts.values())
+        out.print(f"the names resolve only inside the cluster: add `127.0.0.1 {hosts}` to /etc/hosts "
+                  f"(the stack answers on 127.0.0.1:{st.https_port})")
+    out.print(f"prove the loop: homeci smoke --kubeconfig {prepared.kubeconfig}"
+              + (f" --connect 127.0.0.1:{st.https_port}" if st.https_port != 443 else ""))
+    down = {"local": f"homeci cluster local down --name {name}", "kind": f"kind delete cluster --name {name}"}
+    out.print(f"stop it with: {down.get(prepared.provider, f'homeci cluster down --name {name}')}")
+
+
+def _sim_up(name: str, major: int, values: list[Path]) -> None:
     cluster = SimCluster(name)
     with ui.step(f"simulated cluster {name}") as detail:
         cluster.up(progress=detail)
     with ui.step(f"helm{major} upgrade --install --wait {stackmod.RELEASE} (charts/homeci-umbrella)"):
-        done = stackmod.install(cluster, major=int(major), values_files=[Path(v) for v in values])
+        done = stackmod.install(cluster, major=major, values_files=values)
     out = ui.out
     out.print(f"[bold]homeci installed[/bold]: release {done.release} revision {done.revision} "
               f"in namespace {done.namespace} (Pod Security: restricted), Helm {major}")
@@ -293,6 +357,23 @@ def stack_up(name: str, major: str, values: tuple[str, ...]) -> None:
 @group.command(name="down")
 @name_option
 def stack_down(name: str) -> None:
-    """Delete the local stack's cluster (everything in it goes too)."""
-    existed = SimCluster(name).down()
-    ui.out.print(f"cluster {name} {'deleted' if existed else 'did not exist'}")
+    """Delete the stack's cluster named NAME, whichever provider made it (everything in it goes too)."""
+    from homeci.cluster.kind import KindCluster
+
+    gone = []
+    if SimCluster(name).down():
+        gone.append("simulated")
+    local_cluster = _local(name)
+    if local_cluster.exists():
+        with ui.step(f"deleting local cluster {name}"):
+            local_cluster.down()
+        left = local_cluster.leftovers()
+        if left:
+            raise HomeciError(f"left behind after down: {'; '.join(left)}")
+        gone.append("local")
+    kind_cluster = KindCluster(name)
+    if kind_cluster.state.exists():
+        kind_cluster.down()
+        shutil.rmtree(kind_cluster.state, ignore_errors=True)
+        gone.append("kind")
+    ui.out.print(f"cluster {name}: " + (f"deleted ({', '.join(gone)})" if gone else "did not exist"))

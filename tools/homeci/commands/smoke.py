@@ -90,5 +90,7 @@ def command(kubeconfig: Path | None, namespace: str, release: str, app_dir: Path
     if failed or len(rounds_done) < rounds:
         bad = failed[0] if failed else rounds_done[-1]
         details = [p.detail for p in bad.phases if p.status not in ("ok", "success") and p.detail]
+        if details:
+            ui.console.print(details[0], markup=False)  # the failed step's log tail
         raise HomeciError(f"push {bad.version} did not deploy: " + (details[0].splitlines()[0] if details else
                                                                        "see the table above"))

@@ -194,7 +194,8 @@ def failed_step_log(drone: Drone, app: App, build: dict[str, Any]) -> str:
             if step.get("status") not in ("success", "skipped", "pending", "running"):
                 log = drone.logs(app.owner, app.name, int(build["number"]), int(stage["number"]),
                                  int(step["number"]))
-                return f"step {step['name']} ({step['status']}):\n{log[-3000:]}"
+                error = f" {step['error']}" if step.get("error") else ""
+                return f"step {step['name']} ({step['status']}){error}:\n{log[-3000:]}"
     return ""
 
 
@@ -238,7 +239,8 @@ def deliver(stack: Stack, app: App, repo: Path, version: str, *, timeout: float 
     assert build is not None
     rnd.build = build
     created = _ts(build.get("created"))
-    rnd.phases.append(Phase("webhook", (created - pushed) if created else None, "ok",
+    # Drone stamps whole seconds: a fast webhook can look earlier than the push; clamp at zero.
+    rnd.phases.append(Phase("webhook", max(0.0, created - pushed) if created else None, "ok",
                             f"push → build #{build['number']} created"))
     rnd.phases.extend(step_phases(build))
     if build.get("status") != "success":

@@ -60,7 +60,8 @@ def _install_pipelines(kubeconfig: Path, owner: str, release: str, namespace: st
     )
 
 
-def local(name: str, *, major: int = 3, progress: Progress | None = None, workdir: Path) -> Prepared:
+def local(name: str, *, major: int = 3, progress: Progress | None = None, workdir: Path,
+          values_files: list[Path] | None = None) -> Prepared:
     """The local real node: up (images built from source), umbrella, pipelines, base images seeded."""
     from kubernetes import client
 
@@ -71,7 +72,7 @@ def local(name: str, *, major: int = 3, progress: Progress | None = None, workdi
 
     cluster = LocalCluster(name)
     cluster.up(timeout=300, build=True, progress=progress)
-    cluster.install_stack(major=major, timeout="10m", progress=progress)
+    cluster.install_stack(major=major, timeout="10m", progress=progress, values_files=values_files)
     api = cluster.api()
     port = int(cluster.info()["ports"]["https"])
     st = stack.from_cluster(client.CoreV1Api(api), client.NetworkingV1Api(api), stackmod.NAMESPACE,
@@ -95,7 +96,8 @@ def local(name: str, *, major: int = 3, progress: Progress | None = None, workdi
     return Prepared("local", cluster, st, app, cluster.kubeconfig)
 
 
-def kind_cluster(name: str, *, major: int = 3, progress: Progress | None = None, workdir: Path) -> Prepared:
+def kind_cluster(name: str, *, major: int = 3, progress: Progress | None = None, workdir: Path,
+                 values_files: list[Path] | None = None) -> Prepared:
     """kind (Docker): host ports 443/80 on 127.0.0.1, CoreDNS rewrite, the node resolving the names."""
     from kubernetes import client, config
 
@@ -105,6 +107,8 @@ def kind_cluster(name: str, *, major: int = 3, progress: Progress | None = None,
     from homeci.realprog import PublicNames
 
     cluster = kind.KindCluster(name)
+    if progress:
+        progress(f"kind create cluster --name {name}")
     cluster.up()
     api = config.new_client_from_config(config_file=str(cluster.kubeconfig))
     helm = Helm(major, kubeconfig=cluster.kubeconfig)
@@ -114,7 +118,7 @@ def kind_cluster(name: str, *, major: int = 3, progress: Progress | None = None,
     # documented exception).
     ensure_namespace(api, stackmod.NAMESPACE, {"pod-security.kubernetes.io/enforce": "privileged"})
     helm.upgrade(stackmod.RELEASE, charts_dir() / "homeci-umbrella", namespace=stackmod.NAMESPACE,
-                 values_files=[repo_root() / kind.KIND_VALUES], timeout="10m")
+                 values_files=[repo_root() / kind.KIND_VALUES, *(values_files or [])], timeout="10m")
     # The host reaches the names on 127.0.0.1:443 (kind's port mapping) whatever its resolver says.
     st = stack.from_cluster(client.CoreV1Api(api), client.NetworkingV1Api(api), stackmod.NAMESPACE,
                             stackmod.RELEASE, workdir, lambda ca: PublicNames({"https": 443}, ca))
@@ -128,10 +132,10 @@ def kind_cluster(name: str, *, major: int = 3, progress: Progress | None = None,
 
 
 def prepare(name: str, *, provider: str | None = None, major: int = 3, progress: Progress | None = None,
-            workdir: Path) -> Prepared:
+            workdir: Path, values_files: list[Path] | None = None) -> Prepared:
     chosen, why = provider_available() if provider is None else (provider, "asked for")
     if chosen is None:
         raise HomeciError(f"no real cluster can run here ({why})")
     if chosen == "kind":
-        return kind_cluster(name, major=major, progress=progress, workdir=workdir)
-    return local(name, major=major, progress=progress, workdir=workdir)
+        return kind_cluster(name, major=major, progress=progress, workdir=workdir, values_files=values_files)
+    return local(name, major=major, progress=progress, workdir=workdir, values_files=values_files)

@@ -43,8 +43,11 @@ FLAVORS: dict[str, Flavor] = {
     # bundle also goes into the Go images.
     "base": Flavor(("ca-certificates",)),
     # git, curl and ssh-keygen: Gogs (its start script probes with curl; its built-in SSH server makes
-    # host keys with ssh-keygen) and the Drone clone image (upstream: git, curl, openssh).
+    # host keys with ssh-keygen).
     "git": Flavor(("ca-certificates", "curl", "git", "openssh-client")),
+    # The Drone clone image (upstream: git, curl, openssh and sudo): its script runs as `drone` and takes
+    # the root-owned workspace volume with `sudo chown` before cloning.
+    "clone": Flavor(("ca-certificates", "curl", "git", "openssh-client", "sudo")),
     # The Python base for the charts' stdlib-only scripts. Debian 13 (trixie) has Python 3.13, the minor
     # version the charts pin (bookworm's is 3.11).
     "python": Flavor(("ca-certificates", "python3"), "trixie"),

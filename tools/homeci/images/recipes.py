@@ -104,14 +104,20 @@ def with_ca_bundle(ctx: Context, tree: Tree, path: str = "/etc/ssl/certs/ca-cert
 
 
 def debian_users(ctx: Context, flavor: str, extra: dict[str, tuple[int, int, str, str]]) -> Tree:
-    """The flavor's /etc/passwd and /etc/group with ``extra`` users appended."""
+    """The flavor's /etc/passwd, /etc/group and /etc/shadow with ``extra`` users appended (the shadow
+    entry has no password, ``*``: PAM's account check, e.g. sudo's, refuses a user without one)."""
     root = ctx.rootfs(flavor).path
     passwd = (root / "etc/passwd").read_text()
     group = (root / "etc/group").read_text()
+    shadow_file = root / "etc/shadow"
+    shadow = shadow_file.read_text()
     for name, (uid, gid, home, shell) in sorted(extra.items()):
         passwd += f"{name}:x:{uid}:{gid}:{name}:{home}:{shell}\n"
         group += f"{name}:x:{gid}:\n"
-    return Tree().file("/etc/passwd", passwd).file("/etc/group", group)
+        shadow += f"{name}:*:0:0:99999:7:::\n"
+    st = shadow_file.stat()
+    return (Tree().file("/etc/passwd", passwd).file("/etc/group", group)
+            .file("/etc/shadow", shadow, st.st_mode & 0o7777, st.st_uid, st.st_gid))
 
 
 # --- recipes ------------------------------------------------------------------------------------
@@ -171,7 +177,9 @@ def _gogs(ctx: Context) -> Tree:
 
 def _drone_git(ctx: Context) -> Tree:
     top = ctx.source("drone-git")
-    tree = debian_users(ctx, "git", {"drone": (1000, 1000, "/home/drone", "/bin/sh")})
+    tree = debian_users(ctx, "clone", {"drone": (1000, 1000, "/home/drone", "/bin/sh")})
+    # Like upstream: `drone` may sudo without a password (the script's `sudo chown` of the workspace).
+    tree.file("/etc/sudoers.d/drone", "drone ALL=(ALL) NOPASSWD:ALL\n", 0o440)
     for script in sorted((top / "posix").iterdir()):
         if script.is_file() and script.name.startswith("clone"):
             tree.copy(f"/usr/local/bin/{script.name}", script, 0o755)
@@ -267,7 +275,7 @@ RECIPES: tuple[Recipe, ...] = (
     Recipe(
         "docker.io/drone/git:1.2.1", "drone-git", "1.2.1", "https://github.com/drone/drone-git",
         _drone_git, ImageConfig(entrypoint=("/usr/local/bin/clone",), user="1000:1000", env=(PATH,)),
-        sources=("drone-git",), base="git",
+        sources=("drone-git",), base="clone",
     ),
     Recipe(
         "docker.io/drone/placeholder:1", "placeholder", "1", "https://github.com/kubernetes/kubernetes/tree/master/build/pause",
