@@ -30,7 +30,7 @@ def served(prepared: setup.Prepared, repo: Path) -> list[driver.Round]:
     rounds = []
     stamp = time.strftime("%H%M%S")
     for i in (1, 2):
-        rnd = driver.deliver(prepared.stack, prepared.app, repo, f"t3-{stamp}-{i}", timeout=900,
+        rnd = driver.deliver(prepared.stack, prepared.app, repo, f"1.0.{i}-t3.{stamp}", timeout=900,
                              progress=lambda line: print(f"[t3] {line}", flush=True))
         rounds.append(rnd)
         if not rnd.ok:
@@ -64,7 +64,7 @@ def test_failing_unit_test_fails_the_build_and_the_old_version_keeps_serving(
             "import unittest\n\n\nclass Broken(unittest.TestCase):\n"
             "    def test_fails(self) -> None:\n        self.assertEqual(1, 2)\n")
 
-    rnd = driver.deliver(prepared.stack, prepared.app, repo, "t3-broken-test", timeout=600, edit=break_tests)
+    rnd = driver.deliver(prepared.stack, prepared.app, repo, "1.0.9-broken-test", timeout=600, edit=break_tests)
     steps = _steps(rnd.build)
     number = rnd.build.get("number")
     assert rnd.build.get("status") == "failure", f"build #{number}: status with a failed test"
@@ -85,7 +85,7 @@ def test_crashing_image_fails_the_deploy_step_and_the_old_version_keeps_serving(
         main = 'if __name__ == "__main__":'
         app.write_text(text.replace(main, main + "\n    sys.exit(3)", 1))
 
-    rnd = driver.deliver(prepared.stack, prepared.app, repo, "t3-crash", timeout=900, edit=crash)
+    rnd = driver.deliver(prepared.stack, prepared.app, repo, "1.0.9-crash", timeout=900, edit=crash)
     steps = _steps(rnd.build)
     assert steps.get("build") == "success" and steps.get("deploy") == "failure", f"steps: {steps}"
     failed = next(p for p in rnd.phases if p.name == "build" and p.status == "failure")
@@ -100,7 +100,7 @@ def test_crashing_image_fails_the_deploy_step_and_the_old_version_keeps_serving(
 
 def test_push_to_another_branch_builds_nothing(prepared: setup.Prepared, repo: Path,
                                                 served: list[driver.Round]) -> None:
-    sha = driver.commit(repo, "t3-other-branch")
+    sha = driver.commit(repo, "1.0.9-other-branch")
     driver.push(prepared.stack, repo, prepared.app, branch="feature")
     drone = Drone(prepared.stack.web, prepared.stack.url("ci"), prepared.stack.machine_token)
     build = driver.wait_build(drone, prepared.app, sha, timeout=30, expect_none=True)

@@ -266,7 +266,8 @@ def run(stack: Stack, app: App, workdir: Path, *, rounds: int = 2, timeout: floa
     stamp = datetime.now(UTC).strftime("%Y%m%d%H%M%S")
     results = []
     for i in range(1, rounds + 1):
-        rnd = deliver(stack, app, repo, f"smoke-{stamp}-{i}", timeout=timeout, progress=progress)
+        # semantic versions with a unique pre-release part: the sample app's own test checks the format
+        rnd = deliver(stack, app, repo, f"1.0.{i}-smoke.{stamp}", timeout=timeout, progress=progress)
         results.append(rnd)
         if not rnd.ok:
             break

@@ -50,12 +50,13 @@ def _ensure_target(api: Any, name: str) -> None:
     ensure_namespace(api, name, PSS_LABELS)
 
 
-def _install_pipelines(kubeconfig: Path, owner: str, release: str, namespace: str, major: int) -> None:
+def _install_pipelines(kubeconfig: Path, owner: str, release: str, namespace: str, major: int,
+                       domain: str) -> None:
     from homeci.helm import Helm
 
     Helm(major, kubeconfig=kubeconfig).upgrade(
         PIPELINES_RELEASE, charts_dir() / "drone-pipelines", namespace=namespace, timeout="5m",
-        set_values=[f"stack.release={release}", f"targets[0].namespace={TARGET}",
+        set_values=[f"stack.release={release}", f"stack.domain={domain}", f"targets[0].namespace={TARGET}",
                     f"targets[0].owners[0]={owner}"],
     )
 
@@ -82,7 +83,8 @@ def local(name: str, *, major: int = 3, progress: Progress | None = None, workdi
     _ensure_target(api, TARGET)
     if progress:
         progress(f"helm{major} upgrade --install {PIPELINES_RELEASE} (target namespace {TARGET})")
-    _install_pipelines(cluster.kubeconfig, st.admin_user, stackmod.RELEASE, stackmod.NAMESPACE, major)
+    _install_pipelines(cluster.kubeconfig, st.admin_user, stackmod.RELEASE, stackmod.NAMESPACE, major,
+                       st.domain)
     source = repo_root() / SAMPLE_APP
     if progress:
         progress("seeding the sample app's base images into the registry (kaniko's mirror)")
@@ -125,7 +127,8 @@ def kind_cluster(name: str, *, major: int = 3, progress: Progress | None = None,
     st.git_resolve = [f"{h}:443:127.0.0.1" for h in st.hosts.values()]
     cluster.configure_dns(api, domain=st.domain, release=stackmod.RELEASE, namespace=stackmod.NAMESPACE)
     _ensure_target(api, TARGET)
-    _install_pipelines(cluster.kubeconfig, st.admin_user, stackmod.RELEASE, stackmod.NAMESPACE, major)
+    _install_pipelines(cluster.kubeconfig, st.admin_user, stackmod.RELEASE, stackmod.NAMESPACE, major,
+                       st.domain)
     app = driver.App(source=repo_root() / SAMPLE_APP, owner=st.admin_user, name="sample-app",
                      namespace=TARGET, host=f"sample-app.{st.domain}")
     return Prepared("kind", cluster, st, app, cluster.kubeconfig)
