@@ -33,10 +33,10 @@ def timed(label: str, fn: Callable[[], T]) -> T:
     return result
 
 
-def build_times() -> None:
+def build_times(names: tuple[str, ...] = (*TOOLS, "helm3", "helm4")) -> None:
     print("toolchain builds (from build.json; first build on this machine = cold Go cache):")
     total = 0.0
-    for name in (*TOOLS, "helm3", "helm4"):
+    for name in names:
         t = toolchain.tool(name)
         record = t.cached_path.parent / "build.json"
         info = json.loads(record.read_text()) if record.is_file() else {}

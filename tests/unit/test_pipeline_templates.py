@@ -324,6 +324,22 @@ exit 0
 """
 
 
+# drone-runner-kube v1.0.0-rc.5 engine/compiler/script.go: the step's command for a posix shell.
+RUNNER_ENTRYPOINT = 'echo "$DRONE_SCRIPT" | /bin/sh'
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS, ids=rendering.scenario_name)
+def test_step_commands_survive_the_runners_echo(
+    go: drone.GoTemplateRenderer, tmp_path: Path, scenario: Path, sample_drone_yml: dict[str, Any]
+) -> None:
+    """The runner pipes the script through `echo`; dash's echo reads backslash escapes, so a `\\n` in a
+    command became a newline and broke the deploy step's jsonpath (seen on the local real node)."""
+    pipeline = render(go, scenario, dict(sample_drone_yml["data"]), tmp_path, owner="homeci", name="sample-app")
+    for name, step in steps_by_name(pipeline).items():
+        for i, command in enumerate(step.get("commands") or []):
+            assert "\\" not in command, f"step {name} commands[{i}] has a backslash: {command!r}"
+
+
 def _drone_subst(text: str, env: dict[str, str]) -> str:
     """What Drone does to a step before it runs: ${VAR} (and ${VAR,,}) from its variables, $$ -> $."""
     for key, value in env.items():
@@ -357,8 +373,9 @@ def _run_deploy(go: drone.GoTemplateRenderer, tmp_path: Path, inputs: dict[str, 
     run_env = {**env, "PATH": f"{bindir}:/usr/bin:/bin", "REAL_KUBECTL": str(real), "SHIM_LOG": str(log),
                "SHIM_OUT": str(out), "SHIM_GET_RC": str(get_rc), "TMPDIR": str(tmp_path),
                "HOME": os.environ["HOME"]}
-    proc = subprocess.run(["sh", "-c", script], cwd=app, capture_output=True, text=True, check=False,
-                          env=run_env)
+    # As the Kubernetes runner starts commands: the script in DRONE_SCRIPT, piped through echo.
+    proc = subprocess.run(["sh", "-c", RUNNER_ENTRYPOINT], cwd=app, capture_output=True, text=True,
+                          check=False, env={**run_env, "DRONE_SCRIPT": script})
     return proc.returncode, log.read_text(), out.read_text() if out.exists() else "", proc.stderr
 
 
