@@ -64,7 +64,8 @@ def test_failing_unit_test_fails_the_build_and_the_old_version_keeps_serving(
             "import unittest\n\n\nclass Broken(unittest.TestCase):\n"
             "    def test_fails(self) -> None:\n        self.assertEqual(1, 2)\n")
 
-    rnd = driver.deliver(prepared.stack, prepared.app, repo, "1.0.9-broken-test", timeout=600, edit=break_tests)
+    rnd = driver.deliver(prepared.stack, prepared.app, repo, "1.0.9-broken-test", timeout=600,
+                         edit=break_tests)
     steps = _steps(rnd.build)
     number = rnd.build.get("number")
     assert rnd.build.get("status") == "failure", f"build #{number}: status with a failed test"

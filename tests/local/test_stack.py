@@ -9,6 +9,7 @@ import base64
 import json
 import tarfile
 import time
+from pathlib import Path
 
 import pytest
 from kubernetes import client
@@ -180,3 +181,46 @@ def test_pods_reach_the_public_names_with_the_ca(local_cluster: LocalCluster,
         assert f"{installed.hosts['registry']} {ip} " in logs, logs  # any HTTP answer: TLS verified
     finally:
         delete_namespace(api, ns)
+
+
+def test_helm_test_hooks_pass_on_the_real_node(local_cluster: LocalCluster,
+                                               installed: flowstack.Stack) -> None:
+    """`helm test homeci`: each public host over TLS with only the homeci CA, Drone → Gogs, registry auth."""
+    from homeci.helm import Helm
+
+    done = Helm(3, kubeconfig=local_cluster.kubeconfig).test(stackmod.RELEASE, namespace=stackmod.NAMESPACE)
+    out = done.stdout
+    assert "FAIL" not in out and " 0 failed" in out, f"helm test {stackmod.RELEASE}: {out}"
+    for host in installed.hosts.values():
+        assert f"https://{host}" in out, f"helm test did not check {host}: {out}"
+
+
+def test_helm_test_pod_fails_clearly_with_a_foreign_ca(local_cluster: LocalCluster,
+                                                       installed: flowstack.Stack, tmp_path: Path) -> None:
+    """The release's own test Pod (from `helm get hooks`), given another CA: it must fail and say the
+    certificate is not trusted by the homeci CA."""
+    import yaml
+
+    from homeci import ca
+    from homeci.helm import Helm
+
+    api = local_cluster.api()
+    core = client.CoreV1Api(api)
+    ns = stackmod.NAMESPACE
+    hooks = Helm(3, kubeconfig=local_cluster.kubeconfig).get_hooks(stackmod.RELEASE, namespace=ns)
+    pod = next(o for o in yaml.safe_load_all(hooks) if o and o["kind"] == "Pod")
+    pod["metadata"] = {"name": "foreign-ca-check", "namespace": ns}
+    other = ca.init(tmp_path / "other-ca")
+    core.create_namespaced_config_map(ns, {"metadata": {"name": "foreign-ca"},
+                                           "data": {"ca.crt": other.cert.read_text()}})
+    for vol in pod["spec"]["volumes"]:
+        if vol["name"] == "ca":
+            vol["configMap"]["name"] = "foreign-ca"
+    try:
+        core.create_namespaced_pod(ns, pod)
+        wait_pod(api, ns, "foreign-ca-check", phase="Failed")  # raises, with the logs, if it succeeds
+        logs = core.read_namespaced_pod_log("foreign-ca-check", ns)
+        assert "certificate not trusted by the homeci CA" in logs, logs
+    finally:
+        core.delete_namespaced_pod("foreign-ca-check", ns, grace_period_seconds=0)
+        core.delete_namespaced_config_map("foreign-ca", ns)

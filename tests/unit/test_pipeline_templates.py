@@ -334,7 +334,8 @@ def test_step_commands_survive_the_runners_echo(
 ) -> None:
     """The runner pipes the script through `echo`; dash's echo reads backslash escapes, so a `\\n` in a
     command became a newline and broke the deploy step's jsonpath (seen on the local real node)."""
-    pipeline = render(go, scenario, dict(sample_drone_yml["data"]), tmp_path, owner="homeci", name="sample-app")
+    inputs = dict(sample_drone_yml["data"])
+    pipeline = render(go, scenario, inputs, tmp_path, owner="homeci", name="sample-app")
     for name, step in steps_by_name(pipeline).items():
         for i, command in enumerate(step.get("commands") or []):
             assert "\\" not in command, f"step {name} commands[{i}] has a backslash: {command!r}"

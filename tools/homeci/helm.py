@@ -214,6 +214,13 @@ class Helm:
         data: list[dict[str, Any]] = json.loads(out)
         return data
 
+    def test(self, release: str, *, namespace: str, timeout: str = "5m") -> HelmResult:
+        """``helm test`` with the test pods' logs (Helm prints them on success and failure)."""
+        return self.run(["test", release, "--namespace", namespace, "--timeout", timeout, "--logs"])
+
+    def get_hooks(self, release: str, *, namespace: str) -> str:
+        return self.run(["get", "hooks", release, "--namespace", namespace]).stdout
+
     def get_manifest(self, release: str, *, namespace: str, revision: int | None = None) -> str:
         args = ["get", "manifest", release, "--namespace", namespace]
         if revision is not None:
