@@ -14,10 +14,30 @@ console = Console(stderr=True, highlight=False, emoji=False)
 out = Console(highlight=False, emoji=False, soft_wrap=True)
 
 
+LOG_EVERY = 10.0
+
+
 @contextmanager
 def step(label: str) -> Iterator[Callable[[str], None]]:
-    """A spinner with elapsed time for long work; yields a callback that shows the latest detail line."""
+    """A spinner with elapsed time for long work; yields a callback that shows the latest detail line.
+
+    Without a terminal (CI logs) there is no spinner: a new detail line is printed, with the elapsed
+    seconds, at most every LOG_EVERY seconds, so a long step still shows where it is without flooding."""
     start = time.monotonic()
+    if not console.is_terminal:
+        last, printed = "", -LOG_EVERY
+
+        def log(line: str) -> None:
+            nonlocal last, printed
+            line = line.strip()
+            now = time.monotonic() - start
+            if line and line != last and now - printed >= LOG_EVERY:
+                last, printed = line, now
+                console.print(f"  {label}: {now:5.0f}s  {line[:150]}", markup=False)
+
+        yield log
+        console.print(f"✓ {label} ({time.monotonic() - start:.1f}s)", markup=False)
+        return
     with console.status(label) as status:
 
         def detail(line: str) -> None:
