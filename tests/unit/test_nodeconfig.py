@@ -151,3 +151,13 @@ def test_pure_functions_agree_with_the_daemonset_format() -> None:
             }
         },
     }
+
+
+@pytest.mark.parametrize("flag", ["--ca", "-f"])
+def test_binary_files_get_one_line_not_a_traceback(flag: str, tmp_path: Path,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    binary = tmp_path / "blob.bin"
+    binary.write_bytes(b"\x00\xff\xfe\x80 not text")
+    code, _, err = invoke([flag, str(binary)], capsys)
+    assert code == 2, f"node-config {flag} <binary file>: exit {code}, stderr {err!r}"
+    assert "not a text file" in err and str(binary) in err and "Traceback" not in err, err

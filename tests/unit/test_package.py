@@ -138,3 +138,12 @@ def test_cli_refusal_is_one_line(chart: Path, tmp_path: Path) -> None:
     lines = proc.stderr.strip().splitlines()
     assert lines[-1].startswith("homeci: error: good 0.1.0 is already published")
     assert "bump `version` in" in lines[-1]
+
+
+def test_dest_that_is_a_file_is_refused_in_one_line(chart: Path, tmp_path: Path) -> None:
+    dest = tmp_path / "dist"
+    dest.write_text("not a directory\n")
+    proc = homeci("package", str(chart), "--dest", str(dest))
+    assert proc.returncode == 2, f"package --dest <file>: exit {proc.returncode}: {proc.stderr}"
+    assert "Traceback" not in proc.stderr and f"--dest {dest}: is a file" in proc.stderr, proc.stderr
+    assert dest.read_text() == "not a directory\n", "the file given as --dest was changed"

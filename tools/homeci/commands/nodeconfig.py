@@ -35,6 +35,9 @@ def registry_host_from_values(path: Path) -> str:
         data: Any = yaml.safe_load(path.read_text()) or {}
     except OSError as exc:
         raise UsageError(f"-f {path}: cannot read the values file ({exc.strerror})") from None
+    except UnicodeDecodeError as exc:
+        raise UsageError(f"-f {path}: not a text file (byte {exc.start} is not UTF-8); give the umbrella's "
+                         "values YAML") from None
     except yaml.YAMLError as exc:
         raise UsageError(f"-f {path}: not valid YAML ({exc})") from None
     if not isinstance(data, dict):
@@ -66,6 +69,9 @@ def check_ca_file(path: Path) -> None:
             f"--ca {path}: cannot read it ({exc.strerror}); export it with kubectl "
             "get configmap <release>-ca -o jsonpath='{.data.ca\\.crt}'"
         ) from None
+    except UnicodeDecodeError as exc:
+        raise UsageError(f"--ca {path}: not a text file (byte {exc.start} is not UTF-8); expected a PEM "
+                         f"certificate ({_PEM_BEGIN})") from None
     if _PEM_BEGIN not in text:
         raise UsageError(f"--ca {path}: no PEM certificate in it (expected {_PEM_BEGIN})")
     try:

@@ -30,6 +30,9 @@ def command(charts: tuple[str, ...], dest: Path | None, repo_url: str | None, me
     if not selected:
         raise UsageError(f"no charts under {paths.charts_dir()} to package")
     out = dest or paths.repo_root() / "dist"
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--dest {out}: is a file, not a directory; give a directory for the archives "
+                         "and index.yaml")
     with ui.step(f"package: {len(selected)} chart(s) into {out}"):
         results = packaging.package(selected, out, repo_url=repo_url, merge_index=merge_index, oci=oci)
     table = Table("chart", "version", "state", "archive", "sha256", *(["pushed"] if oci else []))
