@@ -83,3 +83,19 @@ def test_values_file_breaking_schema_in_lint_names_file_and_path() -> None:
     assert proc.returncode == 1
     assert "tests/fixtures/charts/bad-schema/ci/bad-values.yaml: replicas: 'three' is not of type 'integer'" \
         in proc.stdout
+
+
+@pytest.mark.parametrize(("args", "expected"), [
+    (["-n", "Bad NS"], "--namespace 'Bad NS': not a valid name"),
+    (["--release", "Homeci_1"], "--release 'Homeci_1': not a valid name"),
+    (["-f", "tests"], "-f tests: is a directory"),
+])
+def test_render_refuses_bad_names_and_paths_in_one_line(args: list[str], expected: str) -> None:
+    proc = homeci("render", str(GOOD), *args)
+    assert proc.returncode == 2, f"render {args}: exit {proc.returncode}, stdout {proc.stdout[:200]!r}"
+    assert expected in one_line_error(proc)
+
+
+def test_render_reads_dev_null_as_empty_values() -> None:
+    proc = homeci("render", str(GOOD), "-f", "/dev/null")
+    assert proc.returncode == 0 and "kind: Deployment" in proc.stdout, proc.stderr

@@ -232,8 +232,10 @@ def _values_args(values_files: Sequence[str | os.PathLike[str]],
                  set_values: Mapping[str, str] | Iterable[str]) -> list[str]:
     args: list[str] = []
     for f in values_files:
-        if not Path(f).is_file():
+        if not Path(f).exists():
             raise HomeciError(f"{f}: values file not found; check the path")
+        if Path(f).is_dir():
+            raise HomeciError(f"{f}: is a directory, not a values file")
         args += ["--values", str(f)]
     if isinstance(set_values, Mapping):
         pairs = [f"{k}={v}" for k, v in set_values.items()]

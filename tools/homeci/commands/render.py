@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import click
@@ -9,6 +10,15 @@ import click
 from homeci import paths, rendering
 from homeci.errors import UsageError
 from homeci.lint import kubeversions
+
+# Kubernetes namespace names and Helm release names are DNS-1123 labels (Helm: at most 53 characters).
+_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+
+
+def check_name(value: str, flag: str, limit: int) -> None:
+    if len(value) > limit or not _DNS_LABEL.match(value):
+        raise UsageError(f"{flag} {value!r}: not a valid name (lower-case letters, digits and '-', starting "
+                         f"and ending with a letter or digit, at most {limit} characters), e.g. homeci")
 
 
 @click.command(name="render")
@@ -28,9 +38,13 @@ def command(chart: str, values_files: tuple[Path, ...], sets: tuple[str, ...], m
             namespace: str, kube_version: str | None) -> None:
     """Render CHART (a name under charts/ or a chart directory) and print the manifests."""
     chart_dir = paths.resolve_chart(chart)
+    check_name(namespace, "--namespace", 63)
+    check_name(release, "--release", 53)
     for f in values_files:
-        if not f.is_file():
+        if not f.exists():
             raise UsageError(f"-f {f}: values file not found; check the path")
+        if f.is_dir():
+            raise UsageError(f"-f {f}: is a directory; give a values YAML file")
     for pair in sets:
         if "=" not in pair:
             raise UsageError(f"--set {pair!r}: expected KEY=VALUE")
