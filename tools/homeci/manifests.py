@@ -11,6 +11,9 @@ import yaml
 
 from homeci.errors import HomeciError
 
+# A DNS-1123 label: Kubernetes namespace and object names, Helm release names, each label of a host name.
+DNS_LABEL = r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?"
+
 POD_TEMPLATE_PATHS = {
     "Deployment": ("spec", "template", "spec"),
     "StatefulSet": ("spec", "template", "spec"),

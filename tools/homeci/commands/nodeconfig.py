@@ -18,14 +18,14 @@ import click
 import yaml
 
 from homeci.errors import UsageError
+from homeci.manifests import DNS_LABEL
 
 DEFAULT_DOMAIN = "homeci.localhost"
 DEFAULT_REGISTRY_LABEL = "registry"
 CONTAINERD_CERTS_DIR = "/etc/containerd/certs.d"
 K3S_REGISTRIES = "/etc/rancher/k3s/registries.yaml"
 K3S_CA_PATH = "/etc/rancher/k3s/homeci-ca.crt"
-_LABEL = r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?"
-_HOST_RE = re.compile(rf"^({_LABEL}\.)*{_LABEL}(:[0-9]{{1,5}})?$")
+_HOST_RE = re.compile(rf"^({DNS_LABEL}\.)*{DNS_LABEL}(:[0-9]{{1,5}})?$")
 _PEM_BEGIN = "-----BEGIN CERTIFICATE-----"
 
 

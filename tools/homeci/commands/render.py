@@ -10,13 +10,12 @@ import click
 from homeci import paths, rendering
 from homeci.errors import UsageError
 from homeci.lint import kubeversions
-
-# Kubernetes namespace names and Helm release names are DNS-1123 labels (Helm: at most 53 characters).
-_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+from homeci.manifests import DNS_LABEL
 
 
 def check_name(value: str, flag: str, limit: int) -> None:
-    if len(value) > limit or not _DNS_LABEL.match(value):
+    """Namespaces and release names are DNS-1123 labels (Helm allows release names up to 53 characters)."""
+    if len(value) > limit or not re.fullmatch(DNS_LABEL, value):
         raise UsageError(f"{flag} {value!r}: not a valid name (lower-case letters, digits and '-', starting "
                          f"and ending with a letter or digit, at most {limit} characters), e.g. homeci")
 
