@@ -137,8 +137,10 @@ class KindCluster:
         _run(self.create_command(), "kind create cluster")
 
     def down(self) -> None:
-        if docker_available():
-            _run(self.delete_command(), "kind delete cluster")
+        if not docker_available():
+            raise HomeciError(f"kind cluster {self.name}: no Docker engine answers, so it cannot be deleted "
+                              f"now: start Docker and run `homeci cluster down --name {self.name}` again")
+        _run(self.delete_command(), "kind delete cluster")
 
     def configure_dns(self, api: Any, *, domain: str, release: str, namespace: str) -> None:
         """CoreDNS answers *.<domain> with Traefik; the node resolves the public names to itself."""

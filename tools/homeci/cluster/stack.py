@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -15,19 +14,6 @@ NAMESPACE = "homeci"
 PSS_LABELS = {
     f"pod-security.kubernetes.io/{mode}": "restricted" for mode in ("enforce", "audit", "warn")
 }
-
-
-def docker_available() -> bool:
-    """A Docker engine is reachable (then kind would be the cluster; that harness is a later issue)."""
-    docker = shutil.which("docker")
-    if docker is None:
-        return False
-    import subprocess
-
-    try:
-        return subprocess.run([docker, "info"], capture_output=True, timeout=10, check=False).returncode == 0
-    except (OSError, subprocess.TimeoutExpired):
-        return False
 
 
 def ensure_namespace(api: Any, name: str, labels: dict[str, str]) -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import click
 
@@ -17,6 +17,7 @@ from homeci.errors import HomeciError
 
 if TYPE_CHECKING:
     from homeci.cluster.local import LocalCluster
+    from homeci.flow.setup import Prepared
 
 LOCAL_DOMAIN = "homeci.test"
 
@@ -308,7 +309,7 @@ def _up_state(provider: str, name: str) -> Path:
     return path
 
 
-def _print_stack(prepared: Any, name: str) -> None:
+def _print_stack(prepared: Prepared, name: str) -> None:
     st = prepared.stack
     out = ui.out
     out.print(f"[bold]homeci is running[/bold] on the {prepared.provider} cluster '{name}': release "
