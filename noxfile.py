@@ -75,6 +75,14 @@ def up(session: nox.Session) -> None:
 
 
 @nox.session
+def smoke(session: nox.Session) -> None:
+    """`homeci smoke`: push the sample app through a running stack and print every phase (after `nox -s up`;
+    posargs go to it, e.g. `-- --kubeconfig ... --connect 127.0.0.1:8443`, as `nox -s up` prints)."""
+    _install(session)
+    session.run("homeci", "smoke", *session.posargs)
+
+
+@nox.session
 def down(session: nox.Session) -> None:
     """Stop and delete the local stack's cluster (`nox -s up`): no process, port or state is left."""
     _install(session)

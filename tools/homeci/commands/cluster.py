@@ -325,8 +325,9 @@ def _print_stack(prepared: Prepared, name: str) -> None:
         hosts = " ".join(st.hosts.values())
         out.print(f"the names resolve only inside the cluster: add `127.0.0.1 {hosts}` to /etc/hosts "
                   f"(the stack answers on 127.0.0.1:{st.https_port})")
-    out.print(f"prove the loop: homeci smoke --kubeconfig {prepared.kubeconfig}"
-              + (f" --connect 127.0.0.1:{st.https_port}" if st.https_port != 443 else ""))
+    args = f"--kubeconfig {prepared.kubeconfig}" + (
+        f" --connect 127.0.0.1:{st.https_port}" if st.https_port != 443 else "")
+    out.print(f"prove the loop: homeci smoke {args}  (from the checkout: nox -s smoke -- {args})")
     down = {"local": f"homeci cluster local down --name {name}", "kind": f"kind delete cluster --name {name}"}
     out.print(f"stop it with: {down.get(prepared.provider, f'homeci cluster down --name {name}')}")
 
