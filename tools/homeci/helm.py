@@ -31,6 +31,11 @@ class HelmError(HomeciError):
         self.stderr = stderr
         self.returncode = returncode
 
+    @property
+    def reason(self) -> str:
+        """helm's own error in one line (its ``Error:`` lines), without the command context."""
+        return _summarise(self.stderr)
+
 
 @dataclass(frozen=True)
 class HelmResult:
@@ -52,13 +57,18 @@ class Helm:
     """Run one Helm major version (3 or 4), optionally against a kubeconfig."""
 
     def __init__(self, major: int = 3, *, kubeconfig: str | os.PathLike[str] | None = None,
-                 binary: Path | None = None, kube_context: str | None = None) -> None:
+                 binary: Path | None = None, kube_context: str | None = None,
+                 home: str | os.PathLike[str] | None = None, wrap: Sequence[str] = ()) -> None:
+        """``home``: a private Helm home (repositories, registry logins, cache) instead of the user's;
+        ``wrap``: a command that runs helm (e.g. ``unshare ...`` for a private /etc/hosts)."""
         if major not in SUPPORTED_MAJORS:
             raise HomeciError(f"Helm {major} is not supported: use one of {SUPPORTED_MAJORS}")
         self.major = major
         self.kubeconfig = str(kubeconfig) if kubeconfig else None
         self.kube_context = kube_context
         self._binary = binary
+        self.home = Path(home) if home else None
+        self.wrap = list(wrap)
 
     @property
     def binary(self) -> Path:
@@ -74,13 +84,16 @@ class Helm:
     def run(self, args: Sequence[str], *, chart: str | os.PathLike[str] | None = None,
             values_files: Sequence[str | os.PathLike[str]] = (), stdin: str | None = None,
             check: bool = True, timeout: float | None = 900) -> HelmResult:
-        argv = [str(self.binary), *args]
+        argv = [*self.wrap, str(self.binary), *args]
         if self.kubeconfig:
             argv += ["--kubeconfig", self.kubeconfig]
         if self.kube_context:
             argv += ["--kube-context", self.kube_context]
         env = dict(os.environ)
         env.setdefault("HELM_DIFF_IGNORE_UNKNOWN_FLAGS", "true")
+        if self.home is not None:
+            env.update(HELM_CONFIG_HOME=str(self.home / "config"), HELM_CACHE_HOME=str(self.home / "cache"),
+                       HELM_DATA_HOME=str(self.home / "data"))
         try:
             proc = subprocess.run(argv, input=stdin, capture_output=True, text=True, timeout=timeout,
                                   env=env, check=False)
@@ -146,8 +159,60 @@ class Helm:
             args += ["--merge", str(merge)]
         self.run(args)
 
-    def push(self, package: str | os.PathLike[str], remote: str) -> str:
-        return self.run(["push", str(package), remote]).stdout
+    def push(self, package: str | os.PathLike[str], remote: str, *,
+             ca_file: str | os.PathLike[str] | None = None) -> str:
+        """``helm push``; a ``<package>.prov`` beside the archive is pushed with it. Returns what helm
+        printed ("Pushed: ..." and "Digest: sha256:..."; Helm 3 and 4 differ in the stream)."""
+        args = ["push", str(package), remote]
+        if ca_file:
+            args += ["--ca-file", str(ca_file)]
+        result = self.run(args)
+        return result.stdout + result.stderr
+
+    def show_chart(self, chart: str | os.PathLike[str]) -> str:
+        """``helm show chart``: the chart's metadata as Helm serialises it."""
+        return self.run(["show", "chart", str(chart)], chart=chart).stdout
+
+    def verify(self, archive: str | os.PathLike[str], keyring: str | os.PathLike[str]) -> str:
+        """``helm verify``: the archive's ``.prov`` is signed by a key in ``keyring`` and names its sha256."""
+        return self.run(["verify", str(archive), "--keyring", str(keyring)], chart=archive).stdout
+
+    def repo_add(self, name: str, url: str, *, ca_file: str | os.PathLike[str] | None = None) -> str:
+        args = ["repo", "add", name, url, "--force-update"]
+        if ca_file:
+            args += ["--ca-file", str(ca_file)]
+        return self.run(args).stdout
+
+    def search_repo(self, term: str, *, versions: bool = True, devel: bool = False) -> list[dict[str, Any]]:
+        """``helm search repo TERM -o json`` (every version with ``versions``)."""
+        args = ["search", "repo", term, "--output", "json"]
+        if versions:
+            args.append("--versions")
+        if devel:
+            args.append("--devel")
+        data: list[dict[str, Any]] = json.loads(self.run(args).stdout or "[]")
+        return data
+
+    def pull(self, ref: str, destination: str | os.PathLike[str], *, version: str | None = None,
+             keyring: str | os.PathLike[str] | None = None,
+             ca_file: str | os.PathLike[str] | None = None) -> HelmResult:
+        """``helm pull``; with ``keyring`` also ``--verify`` (fails unless the provenance checks out)."""
+        args = ["pull", ref, "--destination", str(destination)]
+        if version:
+            args += ["--version", version]
+        if keyring:
+            args += ["--verify", "--keyring", str(keyring)]
+        if ca_file:
+            args += ["--ca-file", str(ca_file)]
+        return self.run(args)
+
+    def registry_login(self, host: str, username: str, password: str, *,
+                       ca_file: str | os.PathLike[str] | None = None) -> None:
+        """``helm registry login`` (password on stdin, never on the command line)."""
+        args = ["registry", "login", host, "--username", username, "--password-stdin"]
+        if ca_file:
+            args += ["--ca-file", str(ca_file)]
+        self.run(args, stdin=password)
 
     # -- cluster commands ------------------------------------------------------------------------
 
