@@ -78,5 +78,5 @@ def test_shared_fragments_replace_local_copies_and_unused_definitions_go() -> No
 
 
 def test_a_reference_to_nothing_names_the_fix() -> None:
-    with pytest.raises(HomeciError, match="add charts/homeci-lib/schema/nowhere.json"):
+    with pytest.raises(HomeciError, match=r"add charts/homeci-lib/schema/nowhere\.json"):
         assemble(_schema(enabled={"$ref": "#/definitions/nowhere"}), {}, VALUES)

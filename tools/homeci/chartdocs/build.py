@@ -59,7 +59,8 @@ def outputs(root: Path) -> list[Output]:
         result.append(Output(schema_path, schemas.dumps(assembled.schema)))
         name = yaml.safe_load((chart / "Chart.yaml").read_text(encoding="utf-8"))["name"]
         values = yaml.safe_load(values_text) or {}
-        result.append(Output(chart / "VALUES.md", valuesdoc.render(name, values_text, values, assembled.schema)))
+        doc = valuesdoc.render(name, values_text, values, assembled.schema)
+        result.append(Output(chart / "VALUES.md", doc))
     if problems:
         raise HomeciError("; ".join(problems))
     return result

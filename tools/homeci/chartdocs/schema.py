@@ -94,7 +94,8 @@ def assemble(schema: Mapping[str, Any], fragments: Mapping[str, Any], values_tex
     available = {**local, **fragments}
     used = _used_definitions(schema, available)
     undocumented: list[str] = []
-    body = _describe({k: v for k, v in schema.items() if k != DEFS}, (), key_comments(values_text), undocumented)
+    own = {k: v for k, v in schema.items() if k != DEFS}
+    body = _describe(own, (), key_comments(values_text), undocumented)
     out = dict(body)
     if used:
         # definitions first after the header keys, as the hand-written schemas had them
