@@ -108,14 +108,16 @@ def test_oci_push_goes_through_helm(tmp_path: Path) -> None:
     real = Helm(3).binary
     log = tmp_path / "push.log"
     fake = tmp_path / "helm"
-    fake.write_text(f'#!/bin/sh\nif [ "$1" = push ]; then echo "$@" >> {log}; echo Pushed; exit 0; fi\n'
-                    f'exec {real} "$@"\n')
+    digest = "sha256:" + "ab" * 32
+    fake.write_text(f'#!/bin/sh\nif [ "$1" = push ]; then echo "$@" >> {log}; echo Pushed; '
+                    f'echo "Digest: {digest}"; exit 0; fi\nexec {real} "$@"\n')
     fake.chmod(0o755)
     results = packaging.package([FIXTURES / "good"], tmp_path / "dist", oci="oci://registry.lab.test/charts",
                                 helm=Helm(3, binary=fake))
     assert log.read_text().split() == ["push", str(tmp_path / "dist" / "good-0.1.0.tgz"),
                                        "oci://registry.lab.test/charts"]
     assert results[0].pushed == "oci://registry.lab.test/charts/good:0.1.0"
+    assert results[0].oci_digest == digest
 
 
 def test_oci_url_must_use_oci_scheme(tmp_path: Path) -> None:
@@ -147,3 +149,67 @@ def test_dest_that_is_a_file_is_refused_in_one_line(chart: Path, tmp_path: Path)
     assert proc.returncode == 2, f"package --dest <file>: exit {proc.returncode}: {proc.stderr}"
     assert "Traceback" not in proc.stderr and f"--dest {dest}: is a file" in proc.stderr, proc.stderr
     assert dest.read_text() == "not a directory\n", "the file given as --dest was changed"
+
+
+# -- issue 12: packaging findings ---------------------------------------------------------------------
+
+
+def test_identical_rerun_leaves_every_byte(chart: Path, tmp_path: Path) -> None:
+    """A rerun with the same content is a true no-op: index.yaml keeps its bytes, `generated` included."""
+    dest = tmp_path / "dist"
+    packaging.package([chart], dest, repo_url="https://c.example")
+    before = {p.name: p.read_bytes() for p in dest.iterdir()}
+    os.utime(dest / "index.yaml", (0, 0))
+    packaging.package([chart], dest, repo_url="https://c.example")
+    after = {p.name: p.read_bytes() for p in dest.iterdir()}
+    changed = sorted(name for name in before.keys() | after.keys() if before.get(name) != after.get(name))
+    assert not changed, f"an identical rerun rewrote {changed} in {dest}"
+
+
+def test_changed_index_still_gets_a_new_generated_time(chart: Path, tmp_path: Path) -> None:
+    dest = tmp_path / "dist"
+    packaging.package([chart], dest, repo_url="https://c.example")
+    first = yaml.safe_load((dest / "index.yaml").read_text())
+    (chart / "Chart.yaml").write_text((chart / "Chart.yaml").read_text().replace("0.1.0", "0.1.1"))
+    packaging.package([chart], dest, repo_url="https://c.example")
+    second = yaml.safe_load((dest / "index.yaml").read_text())
+    assert [e["version"] for e in second["entries"]["good"]] == ["0.1.1", "0.1.0"]
+    assert second["generated"] != first["generated"], "index.yaml changed but kept the old generated time"
+
+
+def test_chart_that_does_not_render_is_refused(chart: Path, tmp_path: Path) -> None:
+    broken = "kind: ConfigMap\nname: {{ .Values.x | nosuchfunction }}\n"
+    (chart / "templates" / "broken.yaml").write_text(broken)
+    dest = tmp_path / "dist"
+    with pytest.raises(HomeciError) as exc:
+        packaging.package([chart], dest)
+    message = str(exc.value)
+    assert message.startswith(f"{chart}: its templates do not render with the default values ("), message
+    assert "nosuchfunction" in message, f"helm's reason is missing: {message}"
+    assert "\n" not in message
+    assert not list(dest.glob("*")), f"a refused chart still wrote {sorted(p.name for p in dest.iterdir())}"
+
+
+@pytest.mark.parametrize("url", ["not a url", "charts.example.org", "ftp://charts.example.org",
+                                 "https://", "https://charts.example.org/a b", "https://c.example/?x=1"])
+def test_repo_url_must_be_an_http_url(tmp_path: Path, url: str) -> None:
+    with pytest.raises(UsageError, match=r"^--repo-url .*: not an http\(s\) URL; give the address"):
+        packaging.package([FIXTURES / "good"], tmp_path / "dist", repo_url=url)
+    assert not (tmp_path / "dist").exists(), "a refused --repo-url still created the output directory"
+
+
+def test_cli_refuses_a_bad_repo_url_in_one_line(tmp_path: Path) -> None:
+    proc = homeci("package", str(FIXTURES / "good"), "--dest", str(tmp_path / "d"), "--repo-url", "not a url")
+    assert proc.returncode == 2, f"--repo-url 'not a url': exit {proc.returncode}: {proc.stderr}"
+    lines = proc.stderr.strip().splitlines()
+    expected = "homeci: error: --repo-url 'not a url': not an http(s) URL"
+    assert len(lines) == 1 and lines[0].startswith(expected), proc.stderr
+
+
+def test_dest_below_a_file_is_refused(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("x\n")
+    with pytest.raises(UsageError, match=rf"^--dest {blocker}/dist: cannot create the directory"):
+        packaging.package([FIXTURES / "good"], blocker / "dist")
+    with pytest.raises(UsageError, match=rf"^--dest {blocker}: is a file, not a directory"):
+        packaging.package([FIXTURES / "good"], blocker)

@@ -46,10 +46,13 @@ class HelmResult:
 
 
 def _summarise(stderr: str) -> str:
-    """helm's error in one line: its ``Error:`` lines, else its last non-empty line."""
+    """helm's error in one line: from its first ``Error:`` line on (Helm prints the detail of a schema
+    refusal, chart by chart, on the lines after it), else its ``[ERROR]`` lines, else its last line."""
     lines = [ln.strip() for ln in stderr.splitlines() if ln.strip()]
-    errors = [ln for ln in lines if ln.startswith("Error:") or ln.startswith("[ERROR]")]
-    picked = errors or lines[-1:]
+    first = next((i for i, ln in enumerate(lines) if ln.startswith("Error:")), None)
+    if first is not None:
+        return " ".join(lines[first:])[:2000]
+    picked = [ln for ln in lines if ln.startswith("[ERROR]")] or lines[-1:]
     return " / ".join(picked)[:2000] if picked else "(no output)"
 
 
@@ -168,6 +171,15 @@ class Helm:
             args += ["--ca-file", str(ca_file)]
         result = self.run(args)
         return result.stdout + result.stderr
+
+    def env(self) -> dict[str, str]:
+        """``helm env``: Helm's paths (HELM_REGISTRY_CONFIG, ...) as it resolves them."""
+        out: dict[str, str] = {}
+        for line in self.run(["env"]).stdout.splitlines():
+            key, sep, value = line.partition("=")
+            if sep:
+                out[key.strip()] = value.strip().strip('"')
+        return out
 
     def show_chart(self, chart: str | os.PathLike[str]) -> str:
         """``helm show chart``: the chart's metadata as Helm serialises it."""

@@ -1,4 +1,4 @@
-"""``homeci package [CHART...] [--repo-url URL] [--oci oci://...] [--dest dist]``."""
+"""``homeci package [CHART...] [--repo-url URL] [--oci oci://...] [--dest dist] [--sign-key KEY] ...``."""
 
 from __future__ import annotations
 
@@ -7,8 +7,9 @@ from pathlib import Path
 import click
 from rich.table import Table
 
-from homeci import packaging, paths, ui
+from homeci import packaging, paths, signing, ui
 from homeci.errors import UsageError
+from homeci.helm import Helm
 
 
 @click.command(name="package")
@@ -19,24 +20,61 @@ from homeci.errors import UsageError
 @click.option("--merge-index", type=click.Path(path_type=Path), default=None,
               help="An existing index.yaml (e.g. the published one) to merge and check against.")
 @click.option("--oci", default=None, metavar="oci://HOST/PATH", help="Also helm push every package there.")
+@click.option("--oci-ca-file", type=click.Path(path_type=Path, dir_okay=False), default=None,
+              help="CA certificate of the OCI registry's TLS (e.g. the homeci CA for homeci's own registry).")
+@click.option("--sign-key", default=None, metavar="KEY",
+              help="OpenPGP key (id, fingerprint or e-mail in your GnuPG keyring): signs a .prov each.")
+@click.option("--gnupghome", type=click.Path(path_type=Path, file_okay=False), default=None,
+              help="GnuPG home holding --sign-key (default: gpg's own, $GNUPGHOME or ~/.gnupg).")
+@click.option("--passphrase-file", type=click.Path(path_type=Path, dir_okay=False), default=None,
+              help="File with the passphrase of --sign-key (unattended signing; else gpg-agent asks).")
+@click.option("--cosign-key", type=click.Path(path_type=Path, dir_okay=False), default=None,
+              help="cosign private key (cosign.key, cosign.pub beside it; password in COSIGN_PASSWORD) that "
+                   "signs every chart pushed with --oci.")
 def command(charts: tuple[str, ...], dest: Path | None, repo_url: str | None, merge_index: Path | None,
-            oci: str | None) -> None:
+            oci: str | None, oci_ca_file: Path | None, sign_key: str | None, gnupghome: Path | None,
+            passphrase_file: Path | None, cosign_key: Path | None) -> None:
     """Package CHARTS (default: every top-level chart under charts/) into dist/ with an index.yaml.
 
     A chart version already in dist/ or the merged index with different content is refused: bump
-    `version` in its Chart.yaml. Identical content is a no-op.
+    `version` in its Chart.yaml. Identical content is a no-op. A chart whose templates do not render is
+    refused. With --sign-key each archive gets a Helm provenance file (.prov, checked with `helm verify`
+    before it is kept); with --oci and --cosign-key each pushed chart is signed with cosign.
     """
     selected = [paths.resolve_chart(c) for c in charts] if charts else packaging.publishable_charts()
     if not selected:
         raise UsageError(f"no charts under {paths.charts_dir()} to package")
+    if cosign_key is not None and oci is None:
+        raise UsageError("--cosign-key signs what --oci pushes: add --oci oci://HOST/PATH")
+    if (gnupghome or passphrase_file) and not sign_key:
+        raise UsageError("--gnupghome/--passphrase-file belong to --sign-key: name the key with --sign-key")
     out = dest or paths.repo_root() / "dist"
-    if out.exists() and not out.is_dir():
-        raise UsageError(f"--dest {out}: is a file, not a directory; give a directory for the archives "
-                         "and index.yaml")
-    with ui.step(f"package: {len(selected)} chart(s) into {out}"):
-        results = packaging.package(selected, out, repo_url=repo_url, merge_index=merge_index, oci=oci)
-    table = Table("chart", "version", "state", "archive", "sha256", *(["pushed"] if oci else []))
+    helm = Helm(3)
+    signer = None
+    if sign_key:
+        signer = signing.ProvenanceSigner(signing.GpgKey(sign_key, gnupghome, passphrase_file), helm)
+    target = None
+    if oci is not None:
+        cosign = key = None
+        if cosign_key is not None:
+            key = signing.cosign_key_from_env(cosign_key)
+            registry_config = Path(helm.env().get("HELM_REGISTRY_CONFIG", ""))
+            cosign = signing.Cosign(docker_config=registry_config.parent, ca_file=oci_ca_file)
+        target = packaging.OciTarget(oci, oci_ca_file, cosign, key)
+    try:
+        with ui.step(f"package: {len(selected)} chart(s) into {out}"):
+            results = packaging.package(selected, out, repo_url=repo_url, merge_index=merge_index, oci=target,
+                                        helm=helm, signer=signer)
+        fingerprint = signer.fingerprint if signer else ""
+    finally:
+        if signer is not None:
+            signer.close()
+    table = Table("chart", "version", "state", "archive", "sha256", "signed", *(["pushed"] if oci else []))
     for r in results:
-        table.add_row(r.name, r.version, r.state, str(r.archive), r.digest[:16], *([r.pushed] if oci else []))
+        signed = ".prov" if r.provenance else "-"
+        pushed = [f"{r.pushed}@{r.oci_digest}" + (" (cosign)" if r.cosigned else "")] if oci else []
+        table.add_row(r.name, r.version, r.state, str(r.archive), r.digest[:16], signed, *pushed)
     ui.out.print(table)
     ui.out.print(f"index: {out / 'index.yaml'}", markup=False, soft_wrap=True)
+    if fingerprint:
+        ui.out.print(f"provenance signed by OpenPGP key {fingerprint}", markup=False, soft_wrap=True)
