@@ -149,10 +149,20 @@ def test_show_corrupt_file(tmp_path: Path, content: bytes, expected: str) -> Non
 
 def test_show_unreadable_paths(tmp_path: Path) -> None:
     proc = homeci("ca", "show", str(tmp_path / "missing.crt"))
-    assert proc.stderr.strip() == f"homeci: error: {tmp_path}/missing.crt: no such file; check the path"
+    assert proc.stderr.strip() == (f"homeci: error: ca show: Invalid value for '[FILE]': File "
+                                   f"'{tmp_path}/missing.crt' does not exist. (see `homeci ca show --help`)")
     proc = homeci("ca", "show", str(tmp_path))
-    assert proc.stderr.strip() == (f"homeci: error: {tmp_path}: is a directory; give the certificate file "
-                                   f"(e.g. {tmp_path}/ca.crt)")
+    assert proc.stderr.strip() == (f"homeci: error: ca show: Invalid value for '[FILE]': File '{tmp_path}' "
+                                   "is a directory. (see `homeci ca show --help`)")
+    assert proc.returncode == 2
+
+
+def test_load_certs_names_missing_files_and_directories(tmp_path: Path) -> None:
+    """``ca verify TARGET`` may be a file or HOST:PORT, so the library names bad paths itself."""
+    with pytest.raises(HomeciError, match=f"^{tmp_path}/missing.crt: no such file; check the path$"):
+        ca.load_certs(tmp_path / "missing.crt")
+    with pytest.raises(HomeciError, match=f"^{tmp_path}: is a directory; give the certificate file"):
+        ca.load_certs(tmp_path)
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root reads files whatever their mode")

@@ -86,9 +86,9 @@ def test_values_file_breaking_schema_in_lint_names_file_and_path() -> None:
 
 
 @pytest.mark.parametrize(("args", "expected"), [
-    (["-n", "Bad NS"], "--namespace 'Bad NS': not a valid name"),
-    (["--release", "Homeci_1"], "--release 'Homeci_1': not a valid name"),
-    (["-f", "tests"], "-f tests: is a directory"),
+    (["-n", "Bad NS"], "'-n' / '--namespace': 'Bad NS' is not a valid name"),
+    (["--release", "Homeci_1"], "'--release': 'Homeci_1' is not a valid name"),
+    (["-f", "tests"], "'-f' / '--values': File 'tests' is a directory"),
 ])
 def test_render_refuses_bad_names_and_paths_in_one_line(args: list[str], expected: str) -> None:
     proc = homeci("render", str(GOOD), *args)

@@ -84,10 +84,11 @@ def test_endpoint(capsys: pytest.CaptureFixture[str]) -> None:
     [
         (["--k3s", "--containerd"], "--k3s and --containerd exclude each other"),
         (["--domain", "bad_domain"], "not a DNS name"),
-        (["-f", "/nonexistent/values.yaml"], "values file not found"),
+        (["-f", "/nonexistent/values.yaml"],
+         "'-f' / '--values': File '/nonexistent/values.yaml' does not exist"),
         (["--ca-path", "relative/ca.crt"], "give an absolute path"),
         (["--endpoint", "ftp://x"], "--endpoint 'ftp://x'"),
-        (["--ca", "/nonexistent/ca.crt"], "--ca /nonexistent/ca.crt: cannot read it"),
+        (["--ca", "/nonexistent/ca.crt"], "'--ca': File '/nonexistent/ca.crt' does not exist"),
     ],
 )
 def test_errors_are_one_line(args: list[str], message: str, capsys: pytest.CaptureFixture[str]) -> None:

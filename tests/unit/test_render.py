@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from homeci import manifests
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -40,7 +42,8 @@ def test_values_files_set_release_namespace_and_kube_version() -> None:
 def test_missing_values_file_is_usage_error() -> None:
     proc = homeci("render", str(GOOD), "-f", "nope-values.yaml")
     assert proc.returncode == 2
-    assert proc.stderr.strip() == "homeci: error: -f nope-values.yaml: values file not found; check the path"
+    assert proc.stderr.strip() == ("homeci: error: render: Invalid value for '-f' / '--values': File "
+                                   "'nope-values.yaml' does not exist. (see `homeci render --help`)")
 
 
 def test_bad_set_is_usage_error() -> None:
@@ -49,11 +52,32 @@ def test_bad_set_is_usage_error() -> None:
     assert proc.stderr.strip() == "homeci: error: --set 'justakey': expected KEY=VALUE"
 
 
-def test_values_breaking_schema_name_chart_and_values_file() -> None:
-    bad = ROOT / "tests" / "fixtures" / "charts" / "bad-schema"
-    proc = homeci("render", str(bad), "-f", str(bad / "ci" / "bad-values.yaml"))
-    assert proc.returncode == 1
+def one_line_error(proc: subprocess.CompletedProcess[str]) -> str:
     lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1, proc.stderr
-    assert f"chart {bad}" in lines[0] and "bad-values.yaml" in lines[0]
-    assert "values don't meet the specifications of the schema" in lines[0]
+    assert proc.returncode == 1 and len(lines) == 1, f"exit {proc.returncode}, stderr {proc.stderr!r}"
+    assert lines[0].startswith("homeci: error: "), lines[0]
+    return lines[0]
+
+
+@pytest.mark.parametrize("major", ["3", "4"])
+def test_values_breaking_schema_name_file_dotted_key_and_helms_reason(major: str) -> None:
+    bad = ROOT / "tests" / "fixtures" / "charts" / "bad-schema"
+    values = bad / "ci" / "bad-values.yaml"
+    line = one_line_error(homeci("render", str(bad), "-f", str(values), "--helm", major))
+    assert line.startswith("homeci: error: chart bad-schema refuses these values (values.schema.json): ")
+    # Helm's own reasons, each after the file the value came from and its full dotted key
+    assert f"{values}: replicas: got string, want integer" in line
+    assert f"{values}: image.tg: additional properties 'tg' not allowed" in line
+
+
+def test_subchart_refusals_name_the_umbrella_key_and_each_source(tmp_path: Path) -> None:
+    umbrella = ROOT / "tests" / "fixtures" / "charts" / "umbrella"
+    mine = tmp_path / "mine-values.yaml"
+    mine.write_text("sub:\n  colour: red\n")
+    line = one_line_error(homeci("render", str(umbrella), "-f", str(mine), "--set", "global.domain=2",
+                                 "--set", "sub.enabled=3"))
+    # the subchart's schema refuses sub.colour (from the file) and sub.enabled (from --set), the
+    # umbrella's refuses global.domain (from --set)
+    assert f"{mine}: sub.colour: additional properties 'colour' not allowed" in line
+    assert "--set sub.enabled=3: sub.enabled: got number, want boolean" in line
+    assert "--set global.domain=2: global.domain: got number, want string" in line

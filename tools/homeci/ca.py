@@ -8,10 +8,13 @@ certificate with Helm's ``genSignedCert``, which parses the CA key with Go's ``x
 from __future__ import annotations
 
 import datetime as dt
+import errno
 import ipaddress
 import os
+import shutil
 import socket
 import ssl
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,6 +31,7 @@ KEY_FILE = "ca.key"
 DEFAULT_CN = "homeci CA"
 DEFAULT_DAYS = 3650
 KEY_BITS = 2048
+CN_LIMIT = 64  # X.509 upper bound for a common name (RFC 5280 ub-common-name)
 
 
 def _now() -> dt.datetime:
@@ -55,6 +59,8 @@ def new_ca(cn: str = DEFAULT_CN, days: int = DEFAULT_DAYS) -> tuple[x509.Certifi
     """A self-signed CA that may sign end-entity certificates only (pathLen 0)."""
     if days < 1:
         raise UsageError(f"--days {days}: a CA must be valid for at least one day")
+    if not 1 <= len(cn) <= CN_LIMIT:
+        raise UsageError(f"--cn {cn!r}: a common name has 1 to {CN_LIMIT} characters, e.g. {DEFAULT_CN!r}")
     key = new_key()
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn),
                       x509.NameAttribute(NameOID.ORGANIZATION_NAME, "homeci")])
@@ -115,31 +121,98 @@ class CAFiles:
 
 
 def init(directory: Path, *, cn: str = DEFAULT_CN, days: int = DEFAULT_DAYS) -> CAFiles:
-    """Write ``ca.crt`` and ``ca.key`` (mode 0600) into ``directory``; never overwrites either."""
+    """Write ``ca.crt`` and ``ca.key`` (mode 0600) into ``directory``, which must be new or empty.
+
+    All or nothing: both files are written into a staging directory first and only then moved into place
+    (a new directory is renamed into place in one step), so a failure never leaves half a CA behind.
+    """
     files = CAFiles(directory / CERT_FILE, directory / KEY_FILE)
-    existing = [p.name for p in (files.cert, files.key) if p.exists()]
-    if existing:
-        raise HomeciError(
-            f"{directory} already holds {' and '.join(existing)}: refusing to overwrite a CA; "
-            "choose an empty directory (or move the old files away yourself)"
-        )
-    if directory.exists() and not directory.is_dir():
-        raise UsageError(f"{directory} is not a directory: give a directory for ca.crt and ca.key")
+    _check_init_target(directory)
     cert, key = new_ca(cn, days)
-    try:
-        directory.mkdir(parents=True, exist_ok=True)
-        # O_EXCL: a file appearing meanwhile is never overwritten; the key is 0600 from its first byte
-        fd = os.open(files.key, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(key_pem(key))
-        fd = os.open(files.cert, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(cert_pem(cert))
-    except FileExistsError as exc:
-        raise HomeciError(f"{exc.filename} appeared while writing: refusing to overwrite it") from None
-    except OSError as exc:
-        raise HomeciError(f"{directory}: cannot write the CA ({exc.strerror}); check permissions") from None
+    contents = {KEY_FILE: (key_pem(key), 0o600), CERT_FILE: (cert_pem(cert), 0o644)}
+    if directory.is_dir():
+        _fill_empty_directory(directory, contents)
+    else:
+        _create_directory(directory, contents)
     return files
+
+
+def _check_init_target(directory: Path) -> None:
+    for parent in (directory, *directory.parents):
+        if parent.exists() and not parent.is_dir():
+            raise UsageError(f"{parent} is a file, not a directory: give a new or empty directory for ca.crt "
+                             "and ca.key")
+    if not directory.is_dir():
+        return
+    try:
+        present = sorted(p.name for p in directory.iterdir())
+    except OSError as exc:
+        raise HomeciError(f"{directory}: cannot list it ({exc.strerror}); check its permissions") from None
+    ca_files = [name for name in (CERT_FILE, KEY_FILE) if name in present]
+    if ca_files:
+        raise HomeciError(
+            f"{directory} already holds {' and '.join(ca_files)}: refusing to overwrite a CA; choose an "
+            "empty directory (or move the old files away yourself)"
+        )
+    if present:
+        shown = ", ".join(present[:3]) + (f" and {len(present) - 3} more" if len(present) > 3 else "")
+        raise HomeciError(f"{directory} is not empty (it holds {shown}): give a new or empty directory, so "
+                          "the CA key sits in a directory of its own")
+
+
+def _write_new(path: Path, data: bytes, mode: int) -> None:
+    # O_EXCL: never overwrites; the key has its mode from its first byte
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(data)
+
+
+def _create_directory(directory: Path, contents: dict[str, tuple[bytes, int]]) -> None:
+    """Write the files into a sibling staging directory and rename it to ``directory`` (one atomic step)."""
+    parent = directory.absolute().parent
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", suffix=".partial", dir=parent))
+    except OSError as exc:
+        raise HomeciError(f"{parent}: cannot create a directory there ({exc.strerror}); check its "
+                          "permissions or give another directory") from None
+    try:
+        for name, (data, mode) in contents.items():
+            _write_new(staging / name, data, mode)
+        os.rename(staging, directory)
+    except OSError as exc:
+        shutil.rmtree(staging, ignore_errors=True)
+        if exc.errno in (errno.EEXIST, errno.ENOTEMPTY):
+            raise HomeciError(f"{directory} appeared while the CA was being written: nothing was written; "
+                              "run again with a new or empty directory") from None
+        raise HomeciError(f"{directory}: cannot write the CA ({exc.strerror}); nothing was written, check "
+                          "permissions and free space") from None
+
+
+def _fill_empty_directory(directory: Path, contents: dict[str, tuple[bytes, int]]) -> None:
+    """Stage the files inside ``directory``, then hard-link them into place (never overwriting) together."""
+    try:
+        staging = Path(tempfile.mkdtemp(prefix=".homeci-ca.", suffix=".partial", dir=directory))
+    except OSError as exc:
+        raise HomeciError(f"{directory}: cannot write into it ({exc.strerror}); check its permissions") \
+            from None
+    placed: list[Path] = []
+    try:
+        for name, (data, mode) in contents.items():
+            _write_new(staging / name, data, mode)
+        for name in contents:
+            os.link(staging / name, directory / name)
+            placed.append(directory / name)
+    except OSError as exc:
+        for path in placed:
+            path.unlink(missing_ok=True)
+        if exc.errno == errno.EEXIST:
+            raise HomeciError(f"{exc.filename2 or exc.filename} appeared while the CA was being written: "
+                              "refusing to overwrite it; nothing was written") from None
+        raise HomeciError(f"{directory}: cannot write the CA ({exc.strerror}); nothing was written, check "
+                          "permissions and free space") from None
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
 
 
 def install_hints(files: CAFiles, *, namespace: str = "homeci", secret: str = "homeci-ca") -> list[str]:
@@ -222,27 +295,29 @@ def describe(cert: x509.Certificate) -> dict[str, str]:
     return info
 
 
-def secret_cert(name: str, namespace: str, kubeconfig: str | None = None) -> x509.Certificate:
+def secret_cert(name: str, namespace: str,
+                kubeconfig: str | os.PathLike[str] | None = None) -> x509.Certificate:
     """The certificate in a cluster Secret (``tls.crt``, else ``ca.crt``)."""
     import base64
 
-    from kubernetes import client, config
+    from kubernetes import client
     from kubernetes.client.exceptions import ApiException
 
+    from homeci import kubeaccess
+
+    api = kubeaccess.api_client(kubeconfig)
+    kubeaccess.probe(api, kubeconfig)
     try:
-        api = client.CoreV1Api(config.new_client_from_config(config_file=kubeconfig))
-    except Exception as exc:  # kubeconfig problems come as several exception types
-        where = kubeconfig or os.environ.get("KUBECONFIG") or "~/.kube/config"
-        raise HomeciError(f"{where}: cannot load the kubeconfig ({exc}); pass --kubeconfig") from None
-    try:
-        secret = api.read_namespaced_secret(name, namespace, _request_timeout=15)
+        secret = client.CoreV1Api(api).read_namespaced_secret(name, namespace,
+                                                              _request_timeout=kubeaccess.PROBE_TIMEOUT)
     except ApiException as exc:
         if exc.status == 404:
             raise HomeciError(f"secret {namespace}/{name} not found: create it with `kubectl create secret "
                               f"tls {name} --cert=DIR/ca.crt --key=DIR/ca.key -n {namespace}`") from None
-        raise HomeciError(f"reading secret {namespace}/{name} failed: {exc.status} {exc.reason}") from None
+        raise HomeciError(f"reading secret {namespace}/{name} failed ({exc.status} {exc.reason}); check that "
+                          f"the kubeconfig's user may read Secrets in {namespace}") from None
     except Exception as exc:  # urllib3 connection errors
-        raise HomeciError(f"reading secret {namespace}/{name}: cannot reach the cluster ({exc})") from None
+        raise kubeaccess.unreachable(exc, api, kubeconfig) from None
     data = secret.data or {}
     for key in ("tls.crt", "ca.crt"):
         if key in data:
@@ -335,6 +410,9 @@ def parse_target(target: str) -> tuple[str, int] | None:
     host, sep, port = target.rpartition(":")
     if not sep or not port.isdigit() or not host:
         return None
+    if not 1 <= int(port) <= 65535:
+        raise UsageError(f"{target}: port {port} is out of range (1-65535); give HOST:PORT or a "
+                         "certificate file")
     return host.strip("[]"), int(port)
 
 

@@ -4,8 +4,9 @@ and is imported only when used, so ``homeci --help`` stays fast."""
 from __future__ import annotations
 
 import importlib
+import os
 import sys
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 
@@ -28,6 +29,8 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
               "Push a sample app through an installed stack and report every phase."),
     "node-config": ("homeci.commands.nodeconfig", "command",
                     "Print containerd hosts.toml / k3s registries.yaml for trusting the registry."),
+    "scan": ("homeci.commands.scan", "command",
+             "Security scan (checkov) of every chart scenario against ci/checkov-allowed.yaml."),
 }
 
 
@@ -70,23 +73,48 @@ def cli() -> None:
     """homeci: self-hosted push-to-deploy for Kubernetes (Traefik, registry, Gogs, Drone, one CA)."""
 
 
+def usage_line(exc: click.UsageError) -> str:
+    """click's usage error (unknown option, bad value, missing argument) as one line with the help to read."""
+    message = " ".join(exc.format_message().split())
+    path = exc.ctx.command_path if exc.ctx is not None else "homeci"
+    command = path.partition(" ")[2]
+    return f"{command + ': ' if command else ''}{message} (see `{path} --help`)"
+
+
 def main(argv: list[str] | None = None) -> None:
     try:
         cli.main(args=argv, prog_name="homeci", standalone_mode=False)
     except HomeciError as exc:
-        click.echo(f"homeci: error: {exc}", err=True)
-        sys.exit(exc.exit_code)
+        _fail(str(exc), exc.exit_code)
     except click.exceptions.Abort:
-        click.echo("homeci: aborted", err=True)
-        sys.exit(130)
+        _fail("aborted", 130, prefix="homeci: ")
+    except click.UsageError as exc:
+        _fail(usage_line(exc), exc.exit_code)
     except click.ClickException as exc:
-        exc.show()
-        sys.exit(exc.exit_code)
+        _fail(" ".join(exc.format_message().split()), exc.exit_code)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
-        click.echo("homeci: interrupted", err=True)
-        sys.exit(130)
+        _fail("interrupted", 130, prefix="homeci: ")
+    except BrokenPipeError:
+        # the reader of stdout went away (`homeci render ... | head`): nothing left to say to it
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(141)
+    except OSError as exc:
+        # the machine refused something (disk full, permissions) that no check foresaw: name the file
+        where = f"{exc.filename}: " if exc.filename else ""
+        _fail(f"{where}{exc.strerror or exc}; check the path, free space and permissions", 1)
+    except Exception as exc:  # a bug: still one line, the traceback only on request
+        if os.environ.get("HOMECI_DEBUG"):
+            raise
+        _fail(f"{type(exc).__name__}: {' '.join(str(exc).split())}; this is a bug in homeci, please report "
+              "it with the command line (HOMECI_DEBUG=1 shows the traceback)", 70,
+              prefix="homeci: internal error: ")
+
+
+def _fail(message: str, code: int, *, prefix: str = "homeci: error: ") -> NoReturn:
+    click.echo(f"{prefix}{message}", err=True)
+    sys.exit(code)
 
 
 if __name__ == "__main__":

@@ -64,6 +64,9 @@ def resolve_chart(name_or_path: str) -> Path:
     if len(matches) == 1:
         return matches[0]
     known = ", ".join(sorted({c.name for c in find_charts()})) or "none"
+    if candidate.is_dir():
+        raise UsageError(f"{name_or_path}: no Chart.yaml in this directory; give a chart directory or one "
+                         f"of: {known}")
     if not matches:
         raise UsageError(f"unknown chart {name_or_path!r}: give a chart directory or one of: {known}")
     raise UsageError(

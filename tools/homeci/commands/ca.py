@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from homeci import ca, ui
+from homeci.commands import params
 from homeci.errors import UsageError
 
 
@@ -16,14 +17,17 @@ def group() -> None:
 
 
 @group.command()
-@click.argument("directory", type=click.Path(path_type=Path))
+@click.argument("directory", type=params.Directory())
 @click.option("--cn", default=ca.DEFAULT_CN, show_default=True, help="Common name of the CA.")
 @click.option("--days", type=click.IntRange(1, 36500), default=ca.DEFAULT_DAYS, show_default=True,
               help="Validity in days.")
-@click.option("-n", "--namespace", default="homeci", show_default=True,
+@click.option("-n", "--namespace", type=params.NAMESPACE, default="homeci", show_default=True,
               help="Namespace used in the printed commands.")
 def init(directory: Path, cn: str, days: int, namespace: str) -> None:
-    """Write a new CA into DIRECTORY (ca.crt, ca.key with mode 0600); never overwrites."""
+    """Write a new CA into DIRECTORY (ca.crt, ca.key with mode 0600).
+
+    DIRECTORY must be new or empty, so the key sits in a directory of its own; both files are written
+    or neither (a failure leaves nothing behind)."""
     files = ca.init(directory, cn=cn, days=days)
     cert = ca.load_certs(files.cert)[0]
     lines = [
@@ -38,11 +42,14 @@ def init(directory: Path, cn: str, days: int, namespace: str) -> None:
 
 
 @group.command()
-@click.argument("file", required=False, type=click.Path(path_type=Path))
-@click.option("--secret", default=None, help="Read the CA from this cluster Secret (tls.crt or ca.crt).")
-@click.option("-n", "--namespace", default="homeci", show_default=True, help="Namespace of --secret.")
-@click.option("--kubeconfig", default=None, type=click.Path(), help="kubeconfig for --secret.")
-def show(file: Path | None, secret: str | None, namespace: str, kubeconfig: str | None) -> None:
+@click.argument("file", required=False, type=params.ReadableFile())
+@click.option("--secret", type=params.OBJECT_NAME, default=None,
+              help="Read the CA from this cluster Secret (tls.crt or ca.crt).")
+@click.option("-n", "--namespace", type=params.NAMESPACE, default="homeci", show_default=True,
+              help="Namespace of --secret.")
+@click.option("--kubeconfig", default=None, type=params.ReadableFile(),
+              help="kubeconfig for --secret (default: $KUBECONFIG or ~/.kube/config).")
+def show(file: Path | None, secret: str | None, namespace: str, kubeconfig: Path | None) -> None:
     """Print subject, SHA-256 fingerprint and validity of a CA from FILE or --secret."""
     if (file is None) == (secret is None):
         raise UsageError("give exactly one of FILE or --secret NAME, e.g. `homeci ca show ./ca/ca.crt`")
@@ -59,8 +66,9 @@ def show(file: Path | None, secret: str | None, namespace: str, kubeconfig: str 
 
 @group.command()
 @click.argument("target")
-@click.option("--ca", "ca_file", required=True, type=click.Path(path_type=Path), help="The CA certificate.")
-@click.option("--host", required=True, help="Hostname the certificate must cover (also the SNI sent).")
+@click.option("--ca", "ca_file", required=True, type=params.ReadableFile(), help="The CA certificate.")
+@click.option("--host", required=True, type=params.HOST,
+              help="Hostname or IP address the certificate must cover (also the SNI sent).")
 def verify(target: str, ca_file: Path, host: str) -> None:
     """Check that TARGET (a certificate file, or HOST:PORT serving TLS) chains to the CA and covers --host."""
     ui.out.print(ca.verify(target, ca_file, host), markup=False, soft_wrap=True)

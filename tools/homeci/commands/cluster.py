@@ -13,6 +13,7 @@ import click
 from homeci import ui
 from homeci.cluster import DEFAULT_NAME, SimCluster
 from homeci.cluster import stack as stackmod
+from homeci.commands import params
 from homeci.errors import HomeciError
 
 if TYPE_CHECKING:
@@ -21,7 +22,10 @@ if TYPE_CHECKING:
 
 LOCAL_DOMAIN = "homeci.test"
 
-name_option = click.option("--name", default=DEFAULT_NAME, show_default=True, help="Cluster name.")
+name_option = click.option("--name", type=params.CLUSTER_NAME, default=DEFAULT_NAME, show_default=True,
+                           help="Cluster name.")
+values_option = click.option("--values", "-f", "values", multiple=True, type=params.ValuesFile(),
+                             help="Extra values files for the umbrella (after the cluster's own).")
 
 
 @click.group(name="cluster")
@@ -36,7 +40,8 @@ def sim() -> None:
 
 @sim.command()
 @name_option
-@click.option("--timeout", default=180, show_default=True, help="Seconds to wait for readiness.")
+@click.option("--timeout", type=click.IntRange(1, 3600), default=180, show_default=True,
+              help="Seconds to wait for readiness.")
 def up(name: str, timeout: int) -> None:
     """Start the cluster (builds missing binaries first); reuses a running cluster of the same name."""
     cluster = SimCluster(name)
@@ -102,9 +107,10 @@ def _local(name: str, domain: str | None = None) -> LocalCluster:
 
 @local.command(name="up")
 @name_option
-@click.option("--domain", default=LOCAL_DOMAIN, show_default=True,
+@click.option("--domain", type=params.DnsName(), default=LOCAL_DOMAIN, show_default=True,
               help="Public DNS suffix the cluster resolves to Traefik (git., ci., registry.).")
-@click.option("--timeout", default=240, show_default=True, help="Seconds to wait for readiness.")
+@click.option("--timeout", type=click.IntRange(1, 3600), default=240, show_default=True,
+              help="Seconds to wait for readiness.")
 @click.option("--build/--no-build", default=False, show_default=True,
               help="Build missing toolchain binaries and the pause/CoreDNS images first (Go builds: slow).")
 def local_up(name: str, domain: str, timeout: int, build: bool) -> None:
@@ -173,9 +179,8 @@ def local_kubeconfig(name: str) -> None:
 @local.command(name="install")
 @name_option
 @click.option("--helm", "major", type=click.Choice(["3", "4"]), default="3", show_default=True)
-@click.option("--values", "-f", "values", multiple=True, type=click.Path(exists=True, dir_okay=False),
-              help="Extra values files for the umbrella (after the cluster's own).")
-def local_install(name: str, major: str, values: tuple[str, ...]) -> None:
+@values_option
+def local_install(name: str, major: str, values: tuple[Path, ...]) -> None:
     """Load the stack's images and install the umbrella on the running local cluster."""
     cluster = _local(name)
     if not cluster.healthy():
@@ -230,6 +235,9 @@ def local_images_load(name: str, names: tuple[str, ...], build: bool) -> None:
     from homeci import images
 
     cluster = _local(name)
+    if not cluster.healthy():
+        raise HomeciError(f"local cluster {name} is not running: run `homeci cluster local up --name {name}` "
+                          "before loading images into it")
     refs = list(names) or [r.ref for r in images.referenced_images() if r.default]
     for ref in refs:
         images.require(ref)
@@ -253,10 +261,9 @@ def kind() -> None:
 @kind.command(name="up")
 @name_option
 @click.option("--helm", "major", type=click.Choice(["3", "4"]), default="3", show_default=True)
-@click.option("--values", "-f", "values", multiple=True, type=click.Path(exists=True, dir_okay=False),
-              help="Extra values files for the umbrella.")
+@values_option
 @click.pass_context
-def kind_up(ctx: click.Context, name: str, major: str, values: tuple[str, ...]) -> None:
+def kind_up(ctx: click.Context, name: str, major: str, values: tuple[Path, ...]) -> None:
     """A kind cluster with the stack installed: the same as `homeci cluster up --provider kind`."""
     ctx.invoke(stack_up, name=name, provider="kind", major=major, values=values)
 
@@ -282,9 +289,8 @@ def _choose(provider: str) -> tuple[str, str]:
               help="auto = kind where a Docker engine answers, else the local real node (Linux, root), "
                    "else the simulated cluster (API objects only, no containers).")
 @click.option("--helm", "major", type=click.Choice(["3", "4"]), default="3", show_default=True)
-@click.option("--values", "-f", "values", multiple=True, type=click.Path(exists=True, dir_okay=False),
-              help="Extra values files for the umbrella.")
-def stack_up(name: str, provider: str, major: str, values: tuple[str, ...]) -> None:
+@values_option
+def stack_up(name: str, provider: str, major: str, values: tuple[Path, ...]) -> None:
     """A working homeci stack on this machine: a cluster, the umbrella and drone-pipelines installed."""
     chosen, why = _choose(provider)
     ui.console.print(f"provider: {chosen} ({why})")

@@ -17,6 +17,7 @@ from typing import Any
 import click
 import yaml
 
+from homeci.commands import params
 from homeci.errors import UsageError
 from homeci.manifests import DNS_LABEL
 
@@ -142,7 +143,7 @@ def render(
     "-f",
     "--values",
     "values_file",
-    type=click.Path(path_type=Path),
+    type=params.ValuesFile(),
     help="Umbrella values file to read global.domain and global.hosts.registry from.",
 )
 @click.option("--domain", help=f"Public DNS suffix (global.domain; default {DEFAULT_DOMAIN}).")
@@ -150,7 +151,7 @@ def render(
 @click.option(
     "--ca",
     "ca_file",
-    type=click.Path(path_type=Path),
+    type=params.ReadableFile(),
     help="Local copy of the homeci CA certificate to check (ConfigMap <release>-ca, key ca.crt).",
 )
 @click.option(
@@ -175,8 +176,6 @@ def command(
     """Print containerd hosts.toml and k3s registries.yaml that make nodes trust the homeci registry."""
     if only_k3s and only_containerd:
         raise UsageError("--k3s and --containerd exclude each other: give one, or neither for both")
-    if values_file is not None and not values_file.is_file():
-        raise UsageError(f"-f {values_file}: values file not found; check the path")
     if registry_host:
         host = check_host(registry_host, "--registry-host")
     elif domain:

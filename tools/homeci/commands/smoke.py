@@ -9,6 +9,7 @@ import click
 from rich.table import Table
 
 from homeci import paths, ui
+from homeci.commands import params
 from homeci.errors import HomeciError, UsageError
 from homeci.flow import driver, stack
 from homeci.flow.web import DirectWeb, Web
@@ -25,12 +26,21 @@ def report(rounds: list[driver.Round]) -> Table:
     return table
 
 
+def _connect(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """--connect is 127.0.0.1:<port> or localhost:<port> (the local cluster's forwarder)."""
+    if value is None:
+        return None
+    host, _, port = value.rpartition(":")
+    if host not in ("127.0.0.1", "localhost") or not port.isdigit() or not 1 <= int(port) <= 65535:
+        raise click.BadParameter(f"{value!r}: give 127.0.0.1:<port> (the local cluster's forwarder)", ctx,
+                                 param)
+    return value
+
+
 def _web_factory(connect: str | None) -> object:
     if not connect:
         return DirectWeb
-    host, _, port = connect.rpartition(":")
-    if host not in ("127.0.0.1", "localhost") or not port.isdigit():
-        raise UsageError(f"--connect {connect!r}: give 127.0.0.1:<port> (the local cluster's forwarder)")
+    port = connect.rpartition(":")[2]
 
     def factory(ca_file: Path) -> Web:
         return PublicNames({"https": int(port)}, ca_file)
@@ -39,16 +49,19 @@ def _web_factory(connect: str | None) -> object:
 
 
 @click.command(name="smoke")
-@click.option("--kubeconfig", type=click.Path(dir_okay=False, path_type=Path), default=None,
+@click.option("--kubeconfig", type=params.ReadableFile(), default=None,
               help="Kubeconfig of the cluster (default: $KUBECONFIG or ~/.kube/config).")
-@click.option("-n", "--namespace", default="homeci", show_default=True,
+@click.option("-n", "--namespace", type=params.NAMESPACE, default="homeci", show_default=True,
               help="Namespace of the umbrella release.")
-@click.option("--release", default="homeci", show_default=True, help="Umbrella release name.")
+@click.option("--release", type=params.RELEASE, default="homeci", show_default=True,
+              help="Umbrella release name.")
 @click.option("--app", "app_dir", type=click.Path(file_okay=False, exists=True, path_type=Path), default=None,
               help="App folder to push (default: the sample app, tests/e2e/sample-app).")
-@click.option("--repo", default="sample-app", show_default=True, help="Repository name in Gogs.")
-@click.option("--target", default="apps", show_default=True, help="Namespace the pipeline deploys to.")
-@click.option("--connect", default=None, metavar="127.0.0.1:PORT",
+@click.option("--repo", type=params.Name(63), default="sample-app", show_default=True,
+              help="Repository name in Gogs (also the app's host label, so a DNS label).")
+@click.option("--target", type=params.NAMESPACE, default="apps", show_default=True,
+              help="Namespace the pipeline deploys to.")
+@click.option("--connect", default=None, metavar="127.0.0.1:PORT", callback=_connect,
               help="Reach the public names through this loopback port (the local cluster's forwarder).")
 @click.option("--rounds", type=click.IntRange(1, 5), default=2, show_default=True,
               help="Pushes: the first creates the app, each later one updates it.")
@@ -57,17 +70,15 @@ def _web_factory(connect: str | None) -> object:
 def command(kubeconfig: Path | None, namespace: str, release: str, app_dir: Path | None, repo: str,
             target: str, connect: str | None, rounds: int, timeout: int) -> None:
     """Prove the loop on your stack: push → Drone build → image → rollout → HTTPS answer, per phase."""
-    from kubernetes import client, config
-    from kubernetes.config.config_exception import ConfigException
+    from kubernetes import client
 
-    try:
-        api = config.new_client_from_config(config_file=str(kubeconfig) if kubeconfig else None)
-    except (ConfigException, OSError) as exc:
-        raise HomeciError(
-            f"cannot load the kubeconfig ({exc}): pass --kubeconfig or set KUBECONFIG") from None
+    from homeci import kubeaccess
+
     source = app_dir or paths.repo_root() / "tests" / "e2e" / "sample-app"
     if not (source / ".drone.yml").is_file():
         raise UsageError(f"{source}: no .drone.yml; --app must be an app folder like tests/e2e/sample-app")
+    api = kubeaccess.api_client(kubeconfig)
+    kubeaccess.probe(api, kubeconfig)
     with tempfile.TemporaryDirectory(prefix="homeci-smoke-") as tmp:
         work = Path(tmp)
         try:
@@ -76,8 +87,7 @@ def command(kubeconfig: Path | None, namespace: str, release: str, app_dir: Path
         except Exception as exc:  # urllib3 errors when the API server is unreachable
             if isinstance(exc, HomeciError):
                 raise
-            raise HomeciError(f"cannot reach the cluster's API server ({type(exc).__name__}): "
-                              "is the cluster up and the kubeconfig right?") from None
+            raise kubeaccess.unreachable(exc, api, kubeconfig) from None
         if connect:
             st.https_port = int(connect.rpartition(":")[2])
             st.git_resolve = [f"{h}:{st.https_port}:127.0.0.1" for h in st.hosts.values()]

@@ -161,7 +161,7 @@ def file_validators(dirs: Iterable[Path]) -> dict[tuple[str, str], jsonschema.Dr
             group, (kind, _, ver) = file.parent.name, file.stem.rpartition("_")
             try:
                 schema = json.loads(file.read_text())
-            except (OSError, json.JSONDecodeError) as exc:
+            except (OSError, ValueError) as exc:  # ValueError: JSON syntax, or not UTF-8
                 raise HomeciError(f"{file}: not a readable JSON schema ({exc}); fix or remove it") from None
             out[(f"{group}/{ver}", kind.lower())] = jsonschema.Draft7Validator(_crd_schema(schema))
     return out

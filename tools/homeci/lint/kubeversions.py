@@ -13,9 +13,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
-
 from homeci.errors import HomeciError
+from homeci.lint.values import load_yaml
 
 # (major, minor, patch, release) — release is 0 for a prerelease such as "1.30.0-0", so it sorts first.
 Semver = tuple[int, int, int, int]
@@ -143,11 +142,8 @@ def _chart_constraints(chart: Path) -> list[tuple[Path, str]]:
     for chart_yaml in [chart / "Chart.yaml", *sorted((chart / "charts").rglob("Chart.yaml"))]:
         if not chart_yaml.is_file():
             continue
-        try:
-            meta = yaml.safe_load(chart_yaml.read_text()) or {}
-        except yaml.YAMLError as exc:
-            raise HomeciError(f"{chart_yaml}: not valid YAML ({exc}); fix the file") from None
-        kv = meta.get("kubeVersion") if isinstance(meta, dict) else None
+        meta = load_yaml(chart_yaml)
+        kv = meta.get("kubeVersion")
         if kv:
             out.append((chart_yaml, str(kv)))
     return out

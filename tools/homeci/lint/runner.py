@@ -242,7 +242,7 @@ class Linter:
 def _is_library(chart: Path) -> bool:
     try:
         meta = yaml.safe_load((chart / "Chart.yaml").read_text()) or {}
-    except (OSError, yaml.YAMLError):
+    except (OSError, ValueError, yaml.YAMLError):  # helm lint reports the broken Chart.yaml
         return False
     return isinstance(meta, dict) and meta.get("type") == "library"
 

@@ -48,6 +48,12 @@ def load_yaml(path: Path) -> dict[str, Any]:
     except OSError as exc:
         raise HomeciError(f"{path}: cannot read it ({exc.strerror}); check the path and permissions") \
             from None
+    except UnicodeDecodeError as exc:
+        raise HomeciError(f"{path}: not a text file (byte {exc.start} is not UTF-8); it must be YAML") \
+            from None
+    except yaml.reader.ReaderError as exc:
+        raise HomeciError(f"{path}: not a text file (character {exc.character!r} at byte {exc.position}); "
+                          "it must be YAML") from None
     except yaml.YAMLError as exc:
         where = getattr(exc, "problem_mark", None)
         line = f" at line {where.line + 1}" if where is not None else ""
@@ -119,7 +125,10 @@ def load_schema(chart: Path) -> dict[str, Any] | None:
 @functools.lru_cache(maxsize=256)
 def _load_schema(file: Path, mtime_ns: int, size: int) -> dict[str, Any]:
     try:
-        schema = json.loads(file.read_text())
+        schema = json.loads(file.read_bytes().decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise HomeciError(f"{file}: not a text file (byte {exc.start} is not UTF-8); it must be a JSON "
+                          "schema") from None
     except json.JSONDecodeError as exc:
         raise HomeciError(f"{file}: not valid JSON (line {exc.lineno}: {exc.msg}); fix it") from None
     if not isinstance(schema, dict):
@@ -174,7 +183,7 @@ def _prefixed(prefix: str, path: list[Any]) -> str:
     return ".".join(p for p in (prefix, dotted(path)) if p)
 
 
-def _dependencies(chart: Path) -> list[tuple[str, Path, str | None]]:
+def dependencies(chart: Path) -> list[tuple[str, Path, str | None]]:
     """(values key, subchart dir, condition) for each subchart shipped under ``charts/``."""
     meta = load_yaml(chart / "Chart.yaml")
     deps = meta.get("dependencies") or []
@@ -220,7 +229,7 @@ def check_chart(chart: Path, layers: list[Layer], prefix: str = "",
         errors.append(SchemaError(where, prefix, "missing; add a draft-07 values.schema.json for the chart"))
     else:
         errors += validate_values(values, schema, layers, prefix)
-    for key, sub, condition in _dependencies(chart):
+    for key, sub, condition in dependencies(chart):
         if not _enabled(values, condition):
             continue
         sub_values = sub / "values.yaml"
