@@ -168,7 +168,14 @@ def check_oci_url(url: str) -> str:
 
 
 def check_renders(chart: Path, helm: Helm) -> None:
-    """Refuse a chart whose templates do not render with its default values (helm package never renders)."""
+    """Refuse a chart whose templates do not render with its default values (helm package never renders).
+    A library chart renders nothing on its own: its users' renders check it."""
+    try:
+        kind = (yaml.safe_load((chart / "Chart.yaml").read_text()) or {}).get("type")
+    except (OSError, yaml.YAMLError, AttributeError):
+        kind = None
+    if kind == "library":
+        return
     try:
         helm.template(chart)
     except HelmError as exc:
