@@ -208,7 +208,9 @@ class Helm:
     def pull(self, ref: str, destination: str | os.PathLike[str], *, version: str | None = None,
              keyring: str | os.PathLike[str] | None = None,
              ca_file: str | os.PathLike[str] | None = None) -> HelmResult:
-        """``helm pull``; with ``keyring`` also ``--verify`` (fails unless the provenance checks out)."""
+        """``helm pull`` into ``destination`` (created); with ``keyring`` also ``--verify`` (fails unless the
+        provenance checks out)."""
+        Path(destination).mkdir(parents=True, exist_ok=True)
         args = ["pull", ref, "--destination", str(destination)]
         if version:
             args += ["--version", version]
