@@ -117,7 +117,8 @@ class Gpg:
 def throwaway_gpg_key(directory: Path, uid: str = TEST_KEY_UID) -> Iterator[GpgKey]:
     """A new RSA signing key without passphrase in ``directory/gnupg`` (for tests; never publish with it).
 
-    RSA, not Ed25519: Helm 3 verifies with golang.org/x/crypto/openpgp, which has no EdDSA."""
+    RSA, not Ed25519: Helm 3.22 and 4 read EdDSA keys (ProtonMail go-crypto), older Helm 3 releases
+    (golang.org/x/crypto/openpgp) do not, and consumers run old Helm too."""
     home = directory / "gnupg"
     home.mkdir(parents=True, exist_ok=True)
     home.chmod(0o700)
@@ -172,7 +173,7 @@ class ProvenanceSigner:
         except HelmError as exc:
             prov.unlink()
             raise HomeciError(f"{prov}: Helm does not accept the signature just made ({exc.reason}); "
-                              "check the key (RSA or DSA, not Ed25519) and GnuPG") from None
+                              "check the key (RSA or DSA, which every Helm reads) and GnuPG") from None
         return prov
 
     def close(self) -> None:
