@@ -11,9 +11,13 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import select
 import shutil
+import socket
+import socketserver
 import ssl
 import sys
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import partial
@@ -149,3 +153,36 @@ def import_realprog_harness() -> Any:
     if folder not in sys.path:
         sys.path.insert(0, folder)
     return importlib.import_module("realprog_harness")
+
+
+@contextlib.contextmanager
+def forward(listen: tuple[str, int], target: tuple[str, int]) -> Iterator[None]:
+    """Relay TCP from ``listen`` to ``target`` (TLS passes through untouched), in threads; stops on exit."""
+
+    class Relay(socketserver.BaseRequestHandler):
+        def handle(self) -> None:
+            with socket.create_connection(target, timeout=30) as upstream:
+                pair = [self.request, upstream]
+                while True:
+                    readable, _, _ = select.select(pair, [], [], 60)
+                    if not readable:
+                        return
+                    for sock in readable:
+                        data = sock.recv(65536)
+                        if not data:
+                            return
+                        (upstream if sock is self.request else self.request).sendall(data)
+
+    class Server(socketserver.ThreadingTCPServer):
+        allow_reuse_address = True
+        daemon_threads = True
+
+    server = Server(listen, Relay)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)

@@ -1,0 +1,111 @@
+"""Issue 14, done-when: a clean machine adds the signed classic repository (HTTPS on loopback, trusted
+through a CA of its own), installs the previous release from it with `--verify`, and upgrades to the
+working tree's version from it with `--verify`, under Helm 3 and 4 — and the upgrade loses nothing
+(PVCs, the CA, generated Secrets, the admin) and changes no pod template the CHANGELOG does not name.
+
+The previous release is the newest v<version> tag, else the commit in ci/release.toml (chartrepo docstring);
+both are packaged and signed by homeci's own packaging into the test's repository."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kubernetes import client
+from simhelpers import RELEASE, Deployments, certificate, diagnose, pod_templates, secret_data
+
+from chartrepo import UMBRELLA, Served, UpgradeRepository, build_upgrade_repository, gpg_signer, serve_https
+from homeci import release, signing
+from homeci.helm import Helm, HelmError
+
+REPO = "homeci"
+
+
+@pytest.fixture(scope="module")
+def signer(tmp_path_factory: pytest.TempPathFactory) -> Iterator[signing.ProvenanceSigner]:
+    with gpg_signer(tmp_path_factory.mktemp("gpg")) as s:
+        yield s
+
+
+@pytest.fixture(scope="module")
+def repository(signer: signing.ProvenanceSigner,
+               tmp_path_factory: pytest.TempPathFactory) -> UpgradeRepository:
+    return build_upgrade_repository(tmp_path_factory.mktemp("repo"), signer)
+
+
+@pytest.fixture(scope="module")
+def served(repository: UpgradeRepository, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    with serve_https(repository.directory, tmp_path_factory.mktemp("https")) as s:
+        yield s
+
+
+def deploy(consumer: Helm, api: Any, deps: Deployments, namespace: str, version: str, keyring: Path, *,
+           upgrade: bool) -> str:
+    """helm install/upgrade homeci/homeci-umbrella --version V --verify --keyring K, --wait; the manifest."""
+    deps.track(consumer, RELEASE, namespace)
+    extra = ["--version", version, "--verify", "--keyring", str(keyring)]
+    chart = f"{REPO}/{UMBRELLA}"
+    try:
+        if upgrade:
+            result = consumer.upgrade(RELEASE, chart, namespace=namespace, install=False, timeout="3m",
+                                      extra=extra)
+        else:
+            result = consumer.install(RELEASE, chart, namespace=namespace, timeout="3m", extra=extra)
+    except HelmError as exc:
+        raise AssertionError(f"{consumer} {'upgrade' if upgrade else 'install'} {chart} {version} --verify "
+                             f"failed: {exc}\ncluster says:\n{diagnose(api, [namespace])}") from None
+    return result.stdout
+
+
+def pvcs(api: Any, namespace: str) -> dict[str, tuple[str, str]]:
+    """PVC name -> (uid, requested storage): a recreated claim has a new uid (and its data is gone)."""
+    items = client.CoreV1Api(api).list_namespaced_persistent_volume_claim(namespace).items
+    return {p.metadata.name: (p.metadata.uid, (p.spec.resources.requests or {}).get("storage", ""))
+            for p in items}
+
+
+def test_install_previous_and_upgrade_from_the_repository(
+        helm: Helm, api: Any, namespace: str, deployments: Deployments, repository: UpgradeRepository,
+        served: Served, tmp_path: Path) -> None:
+    consumer = Helm(helm.major, kubeconfig=helm.kubeconfig, home=tmp_path / "home")
+    consumer.repo_add(REPO, served.url, ca_file=served.ca_file)
+    found = {e["version"] for e in consumer.search_repo(f"{REPO}/{UMBRELLA}", versions=True, devel=True)}
+    assert {repository.previous, repository.new} <= found, f"{consumer} search repo lists {sorted(found)}"
+
+    deploy(consumer, api, deployments, namespace, repository.previous, repository.keyring, upgrade=False)
+    assert f"/{UMBRELLA}-{repository.previous}.tgz.prov" in served.requests, "install --verify: no .prov read"
+    claims, secrets = pvcs(api, namespace), secret_data(api, namespace)
+    templates = pod_templates(api, namespace)
+    ca = certificate(api, namespace, f"{RELEASE}-ca")
+    assert claims, f"the previous release ({repository.baseline.ref}) created no PersistentVolumeClaim"
+    assert f"{RELEASE}-admin" in secrets, f"the previous release created no Secret/{RELEASE}-admin"
+
+    deploy(consumer, api, deployments, namespace, repository.new, repository.keyring, upgrade=True)
+    assert f"/{UMBRELLA}-{repository.new}.tgz.prov" in served.requests, "upgrade --verify fetched no .prov"
+    history = consumer.history(RELEASE, namespace=namespace)
+    charts = [h["chart"] for h in history]
+    assert charts == [f"{UMBRELLA}-{repository.previous}", f"{UMBRELLA}-{repository.new}"], charts
+
+    after_claims = pvcs(api, namespace)
+    lost = [f"PersistentVolumeClaim/{n}" + (" (recreated)" if n in after_claims else " (deleted)")
+            for n, v in claims.items() if after_claims.get(n) != v]
+    assert not lost, f"{consumer} upgrade {repository.previous} -> {repository.new} lost: {', '.join(lost)}"
+    after = secret_data(api, namespace)
+    changed = [f"Secret/{name}" + (f" data[{k}]" if name in after else " deleted")
+               for name, data in secrets.items() for k in (sorted(data) if name in after else [""])
+               if name not in after or after[name].get(k) != data.get(k)]
+    assert not changed, (f"{consumer} upgrade changed generated or kept Secrets (the CA, the admin, tokens): "
+                         f"{', '.join(changed)}")
+    assert certificate(api, namespace, f"{RELEASE}-ca").serial_number == ca.serial_number, "CA replaced"
+
+    named = {r.ref(RELEASE) for r in repository.restarts}
+    now = pod_templates(api, namespace)
+    rolled = sorted(ref for ref in templates if ref in now and templates[ref][1] != now[ref][1])
+    unnamed = [ref for ref in rolled if ref not in named]
+    assert not unnamed, (
+        f"{consumer} upgrade {repository.previous} -> {repository.new} changes the pod template of "
+        f"{', '.join(unnamed)}, which {release.CHANGELOG} does not name: add under ## [Unreleased] "
+        f"### Restarts a line per workload, e.g. - `{unnamed[0].replace(RELEASE + '-', '<release>-', 1)}`: "
+        "why")
