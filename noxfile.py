@@ -50,6 +50,16 @@ def package(session: nox.Session) -> None:
 
 
 @nox.session
+def release(session: nox.Session) -> None:
+    """Prepare a release (CONTRIBUTING.md, "Releasing"): the version from CHANGELOG.md by the one rule,
+    refused unless `homeci lint` passes; writes versions, Artifact Hub metadata and the changelog heading.
+    posargs go to `homeci release` (e.g. `-- --dry-run` or `-- --sign-key KEY --key-url URL`)."""
+    _install(session)
+    session.run("homeci", "toolchain", "install", "helm3", "helm4")
+    session.run("homeci", "release", *session.posargs)
+
+
+@nox.session
 def integration(session: nox.Session) -> None:
     """T3: push → Drone build in pods → image in the registry → rollout → HTTPS answer, for real.
 
