@@ -261,6 +261,17 @@ def package(charts: list[Path], dest: Path, *, repo_url: str | None = None, merg
     return results
 
 
+def publish_file(source: Path, dest: Path) -> bool:
+    """Copy a repository-level file (``artifacthub-repo.yml``) beside index.yaml; unchanged content is left
+    alone (a rerun stays a no-op). Returns whether it was written."""
+    target = dest / source.name
+    data = source.read_bytes()
+    if target.is_file() and target.read_bytes() == data:
+        return False
+    target.write_bytes(data)
+    return True
+
+
 def _push(r: Packaged, target: OciTarget, helm: Helm) -> None:
     out = helm.push(r.archive, target.url, ca_file=target.ca_file)
     r.pushed = f"{target.url.rstrip('/')}/{r.name}:{r.version}"

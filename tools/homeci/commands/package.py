@@ -74,6 +74,9 @@ def command(charts: tuple[str, ...], dest: Path | None, repo_url: str | None, me
         signed = ".prov" if r.provenance else "-"
         pushed = [f"{r.pushed}@{r.oci_digest}" + (" (cosign)" if r.cosigned else "")] if oci else []
         table.add_row(r.name, r.version, r.state, str(r.archive), r.digest[:16], signed, *pushed)
+    metadata = paths.repo_root() / "artifacthub-repo.yml"
+    if metadata.is_file() and packaging.publish_file(metadata, out):
+        ui.out.print(f"wrote {out / metadata.name}", markup=False, soft_wrap=True)
     ui.out.print(table)
     ui.out.print(f"index: {out / 'index.yaml'}", markup=False, soft_wrap=True)
     if fingerprint:
