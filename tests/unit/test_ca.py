@@ -95,6 +95,63 @@ def test_init_refuses_when_only_the_certificate_exists(tmp_path: Path) -> None:
     assert not (tmp_path / "ca.key").exists()
 
 
+def test_init_refuses_a_directory_holding_other_files(tmp_path: Path) -> None:
+    (tmp_path / "notes.txt").write_text("mine")
+    proc = homeci("ca", "init", str(tmp_path))
+    assert proc.returncode == 1
+    assert proc.stderr.strip() == (f"homeci: error: {tmp_path} is not empty (it holds notes.txt): give a new "
+                                   "or empty directory, so the CA key sits in a directory of its own")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]
+
+
+def test_init_fills_an_existing_empty_directory(tmp_path: Path) -> None:
+    files = ca.init(tmp_path, days=2)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ca.crt", "ca.key"]  # no staging left behind
+    assert stat.S_IMODE(files.key.stat().st_mode) == 0o600
+    assert ca.is_ca(ca.load_certs(files.cert)[0])
+
+
+@pytest.mark.parametrize("existing", [False, True], ids=["new-directory", "empty-directory"])
+def test_init_writes_all_or_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, existing: bool) -> None:
+    """A failure while the files go into place leaves neither file (nor the staging directory) behind."""
+    target = tmp_path / "ca"
+    if existing:
+        target.mkdir()
+        real_link = os.link
+        calls: list[str] = []
+
+        def link_then_fail(src: str, dst: str) -> None:
+            calls.append(dst)
+            if len(calls) == 2:
+                raise OSError(28, "No space left on device", str(dst))
+            real_link(src, dst)
+
+        monkeypatch.setattr(os, "link", link_then_fail)
+    else:
+        def rename_fails(src: str, dst: str) -> None:
+            raise OSError(28, "No space left on device", str(dst))
+
+        monkeypatch.setattr(os, "rename", rename_fails)
+    with pytest.raises(HomeciError) as exc:
+        ca.init(target, days=2)
+    assert str(exc.value) == (f"{target}: cannot write the CA (No space left on device); nothing was "
+                              "written, check permissions and free space")
+    assert sorted(p.name for p in tmp_path.rglob("*")) == (["ca"] if existing else [])
+
+
+@pytest.mark.parametrize(("args", "expected"), [
+    (["--cn", ""], "--cn '': a common name has 1 to 64 characters"),
+    (["--cn", "x" * 65], "a common name has 1 to 64 characters"),
+    (["-n", "Bad NS"], "'-n' / '--namespace': 'Bad NS' is not a valid name"),
+    (["--days", "0"], "'--days': 0 is not in the range 1<=x<=36500"),
+])
+def test_init_refuses_bad_options_before_writing(tmp_path: Path, args: list[str], expected: str) -> None:
+    proc = homeci("ca", "init", str(tmp_path / "ca"), *args)
+    assert proc.returncode in (1, 2) and "Traceback" not in proc.stderr, proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1 and expected in proc.stderr, proc.stderr
+    assert not (tmp_path / "ca").exists()
+
+
 def test_helm_genSignedCert_accepts_the_ca(ca_dir: Path, tmp_path: Path) -> None:
     """The umbrella signs its serving certificate with this CA through sprig; prove Helm can."""
     chart = tmp_path / "signer"

@@ -50,6 +50,33 @@ def test_error_names_command_chart_values_and_helm_message(fake_helm: Path) -> N
     assert "found symbolic link" in exc.value.stderr  # the full stderr is kept for callers
 
 
+SCHEMA_REFUSAL = """#!/bin/sh
+if [ "$1" = version ]; then echo v3.99.0; exit 0; fi
+cat >&2 <<'EOF'
+Error: values don't meet the specifications of the schema(s) in the following chart(s):
+homeci-umbrella:
+- at '/global/domain': 'BAD_DOMAIN' is not valid hostname
+registry:
+- at '': additional properties 'replicas' not allowed
+EOF
+exit 1
+"""
+
+
+def test_schema_refusal_keeps_every_chart_and_reason_in_one_line(tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    fake = tmp_path / "helm"
+    fake.write_text(SCHEMA_REFUSAL)
+    fake.chmod(0o755)
+    monkeypatch.setenv("HOMECI_HELM3", str(fake))
+    with pytest.raises(HelmError) as exc:
+        Helm(3).template(GOOD)
+    assert str(exc.value) == (
+        f"helm3 template failed (chart {GOOD}): Error: values don't meet the specifications of the schema(s) "
+        "in the following chart(s): homeci-umbrella: - at '/global/domain': 'BAD_DOMAIN' is not valid "
+        "hostname registry: - at '': additional properties 'replicas' not allowed")
+
+
 def test_lint_findings_do_not_raise(fake_helm: Path) -> None:
     result = Helm(3).lint(GOOD)
     assert result.returncode == 1 and "Error: template" in result.stderr

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from homeci import manifests
+from homeci.lint import helmschema
 
 ROOT = Path(__file__).resolve().parents[2]
 GOOD = ROOT / "tests" / "fixtures" / "charts" / "good"
@@ -81,3 +82,36 @@ def test_subchart_refusals_name_the_umbrella_key_and_each_source(tmp_path: Path)
     assert f"{mine}: sub.colour: additional properties 'colour' not allowed" in line
     assert "--set sub.enabled=3: sub.enabled: got number, want boolean" in line
     assert "--set global.domain=2: global.domain: got number, want string" in line
+
+
+OLD_HELM = """Error: values don't meet the specifications of the schema(s) in the following chart(s):
+sub:
+- message: Invalid type. Expected: string, given: integer
+- (root): Additional property colour is not allowed
+"""
+
+
+def test_helmschema_reads_both_helm_formats_and_escaped_pointers() -> None:
+    new = ("walk.go:74: found symbolic link\nError: values don't meet the specifications of the schema(s) "
+           "in the following chart(s):\numbrella:\n- at '/a~1b/list/1': got number, want string\n")
+    assert helmschema.parse(new) == [
+        helmschema.Refusal("umbrella", ("a/b", "list", "1"), "got number, want string")]
+    assert helmschema.parse(OLD_HELM) == [
+        helmschema.Refusal("sub", ("message",), "Invalid type. Expected: string, given: integer"),
+        helmschema.Refusal("sub", (), "Additional property colour is not allowed"),
+    ]
+    assert helmschema.parse("Error: template: x.yaml:1: nil pointer") == []
+
+
+def test_helmschema_maps_list_indices_and_set_escapes(tmp_path: Path) -> None:
+    umbrella = ROOT / "tests" / "fixtures" / "charts" / "umbrella"
+    values = tmp_path / "v.yaml"
+    values.write_text("sub:\n  items: [a, b]\n")
+    stderr = ("Error: values don't meet the specifications of the schema(s) in the following chart(s):\n"
+              "sub:\n- at '/items/1': got string, want integer\n"
+              "- at '/a.b': got string, want integer\n")
+    errors = helmschema.explain(umbrella, [values], ["sub.a\\.b=x"], stderr)
+    assert [str(e) for e in errors] == [
+        f"{values}: sub.items[1]: got string, want integer",
+        "--set sub.a\\.b=x: sub.a.b: got string, want integer",
+    ]

@@ -33,8 +33,10 @@ def api_client(kubeconfig: str | os.PathLike[str] | None, *, flag: str = "--kube
         state = "is a directory" if Path(where).is_dir() else "does not exist"
         raise HomeciError(f"kubeconfig {where} {state}: pass {flag} with your cluster's kubeconfig file "
                           "(or set KUBECONFIG)")
+    # Explicit, so $KUBECONFIG is read now (the client reads it once, at import); a list of paths is merged.
+    files = str(kubeconfig) if kubeconfig else os.environ.get("KUBECONFIG") or where
     try:
-        return config.new_client_from_config(config_file=str(kubeconfig) if kubeconfig else None)
+        return config.new_client_from_config(config_file=files)
     except UnicodeDecodeError as exc:
         reason = f"not a text file: byte {exc.start} is not UTF-8"
     except Exception as exc:  # ConfigException, OSError, yaml errors; TypeError/KeyError for bad entries
