@@ -33,8 +33,6 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
                     "Print containerd hosts.toml / k3s registries.yaml for trusting the registry."),
     "scan": ("homeci.commands.scan", "command",
              "Security scan (checkov) of every chart scenario against ci/checkov-allowed.yaml."),
-    "scan": ("homeci.commands.scan", "command",
-             "Security scan (checkov) of every chart scenario against ci/checkov-allowed.yaml."),
 }
 
 
