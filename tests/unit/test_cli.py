@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -99,3 +100,16 @@ def test_render_refuses_bad_names_and_paths_in_one_line(args: list[str], expecte
 def test_render_reads_dev_null_as_empty_values() -> None:
     proc = homeci("render", str(GOOD), "-f", "/dev/null")
     assert proc.returncode == 0 and "kind: Deployment" in proc.stdout, proc.stderr
+
+
+@pytest.mark.parametrize("broken", ["Chart.yaml", "values.yaml", "values.schema.json"])
+def test_lint_reports_a_binary_chart_file_as_a_finding(broken: str, tmp_path: Path) -> None:
+    chart = tmp_path / "good"
+    shutil.copytree(GOOD, chart)
+    (chart / broken).write_bytes(b"\x00\xff\xfe binary " * 8)
+    proc = homeci("lint", str(chart), "--helm", "3")
+    assert proc.returncode == 1, proc.stderr
+    assert "Traceback" not in proc.stderr and "internal error" not in proc.stderr, proc.stderr
+    assert proc.stderr.strip().splitlines()[-1].endswith(
+        "check(s) failed (listed above); fix them and run `homeci lint` again")
+    assert f"{chart / broken}: not a text file (byte 1 is not UTF-8)" in proc.stdout, proc.stdout

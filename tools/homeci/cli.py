@@ -98,10 +98,6 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         _fail("interrupted", 130, prefix="homeci: ")
-    except BrokenPipeError:
-        # the reader of stdout went away (`homeci render ... | head`): nothing left to say to it
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        sys.exit(141)
     except OSError as exc:
         # the machine refused something (disk full, permissions) that no check foresaw: name the file
         where = f"{exc.filename}: " if exc.filename else ""
