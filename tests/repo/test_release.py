@@ -143,16 +143,22 @@ def test_release_writes_versions_pins_changelog_and_annotations(project: Path) -
 
     # the released suite still renders (the pins match the subchart) and plans nothing more until changes come
     Helm(3).template(project / "charts" / "app")
+    with pytest.raises(HomeciError, match=r"release 0\.1\.1 is prepared; commit it and tag v0\.1\.1"):
+        release.plan(project)
+    assert str(release.next_version(project)) == "0.1.1", "a prepared release is the next version"
+    _git(project, "commit", "-qam", "Release 0.1.1")
+    _git(project, "tag", "v0.1.1")
     with pytest.raises(HomeciError, match=r"CHANGELOG\.md: \[Unreleased\] lists no change"):
         release.plan(project)
+    assert str(release.next_version(project)) == "0.1.2", "with nothing listed the next version is a patch"
 
 
 def test_charts_keep_the_released_version_between_releases(project: Path) -> None:
-    _git(project, "tag", "v0.0.9")
+    _git(project, "tag", "v0.2.0")
     with pytest.raises(HomeciError) as exc:
         release.plan(project)
-    assert str(exc.value) == ("charts carry version 0.1.0 but the newest release tag is v0.0.9: between "
-                              "releases the charts keep the released version; set it back to 0.0.9")
+    assert str(exc.value) == ("charts carry version 0.1.0 but the newest release tag is v0.2.0: between "
+                              "releases the charts keep the released version; set it back to 0.2.0")
 
 
 def test_charts_with_different_versions_are_refused(project: Path) -> None:

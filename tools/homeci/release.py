@@ -470,32 +470,38 @@ class Plan:
     charts: list[Path]
 
 
-def plan(root: Path) -> Plan:
-    """What ``homeci release`` would do, without touching anything."""
+def plan(root: Path, *, allow_empty: bool = False) -> Plan:
+    """What ``homeci release`` would do, without touching anything (an empty [Unreleased] is refused unless
+    ``allow_empty``: then it plans a patch)."""
     path = root / CHANGELOG
     section = unreleased(parse_changelog(path), path)
-    if section.empty:
-        raise HomeciError(f"{path}: [{UNRELEASED}] lists no change: describe what this release changes "
-                          "(### Added / Changed / Fixed ...) before releasing")
     current = suite_version(root)
     tags = release_tags(root)
-    if not tags:
-        return Plan(None, current, "first", section, published_charts(root))
-    last = tags[-1][0]
-    if current != last:
+    last = tags[-1][0] if tags else None
+    if last is not None and last < current:
+        raise HomeciError(f"charts carry version {current}, newer than the newest release tag "
+                          f"{TAG_PREFIX}{last}: release {current} is prepared; commit it and tag "
+                          f"{TAG_PREFIX}{current}")
+    if last is not None and current != last:
         raise HomeciError(f"charts carry version {current} but the newest release tag is {TAG_PREFIX}{last}: "
                           f"between releases the charts keep the released version; set it back to {last}")
+    if section.empty and not allow_empty:
+        raise HomeciError(f"{path}: [{UNRELEASED}] lists no change: describe what this release changes "
+                          "(### Added / Changed / Fixed ...) before releasing")
+    if last is None:
+        return Plan(None, current, "first", section, published_charts(root))
     level = section.level()
     return Plan(last, last.bump(level), level, section, published_charts(root))
 
 
 def next_version(root: Path) -> Version:
-    """The version the working tree would be released as (a patch when nothing is listed yet)."""
-    try:
-        return plan(root).version
-    except HomeciError:
-        tags = release_tags(root)
-        return tags[-1][0].bump("patch") if tags else suite_version(root)
+    """The version the working tree would be released as (a patch when nothing is listed yet); a release
+    prepared but not yet tagged is its own version."""
+    tags = release_tags(root)
+    current = suite_version(root)
+    if tags and tags[-1][0] < current:
+        return current
+    return plan(root, allow_empty=True).version
 
 
 def apply(root: Path, the_plan: Plan, *, date: dt.date, images: Callable[[Path], list[dict[str, str]]],
