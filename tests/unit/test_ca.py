@@ -139,6 +139,20 @@ def test_init_writes_all_or_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     assert sorted(p.name for p in tmp_path.rglob("*")) == (["ca"] if existing else [])
 
 
+def test_init_interrupted_half_way_leaves_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    real_link = os.link
+
+    def interrupted(src: str, dst: str) -> None:
+        if Path(dst).name == ca.CERT_FILE:  # the key is already in place
+            raise KeyboardInterrupt
+        real_link(src, dst)
+
+    monkeypatch.setattr(os, "link", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        ca.init(tmp_path)
+    assert list(tmp_path.iterdir()) == []
+
+
 @pytest.mark.parametrize(("args", "expected"), [
     (["--cn", ""], "--cn '': a common name has 1 to 64 characters"),
     (["--cn", "x" * 65], "a common name has 1 to 64 characters"),

@@ -181,12 +181,9 @@ def _create_directory(directory: Path, contents: dict[str, tuple[bytes, int]]) -
             _write_new(staging / name, data, mode)
         os.rename(staging, directory)
     except OSError as exc:
-        shutil.rmtree(staging, ignore_errors=True)
-        if exc.errno in (errno.EEXIST, errno.ENOTEMPTY):
-            raise HomeciError(f"{directory} appeared while the CA was being written: nothing was written; "
-                              "run again with a new or empty directory") from None
-        raise HomeciError(f"{directory}: cannot write the CA ({exc.strerror}); nothing was written, check "
-                          "permissions and free space") from None
+        raise _write_error(directory, exc) from None
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)  # already gone after the rename
 
 
 def _fill_empty_directory(directory: Path, contents: dict[str, tuple[bytes, int]]) -> None:
@@ -197,22 +194,29 @@ def _fill_empty_directory(directory: Path, contents: dict[str, tuple[bytes, int]
         raise HomeciError(f"{directory}: cannot write into it ({exc.strerror}); check its permissions") \
             from None
     placed: list[Path] = []
+    complete = False
     try:
         for name, (data, mode) in contents.items():
             _write_new(staging / name, data, mode)
         for name in contents:
             os.link(staging / name, directory / name)
             placed.append(directory / name)
+        complete = True
     except OSError as exc:
-        for path in placed:
-            path.unlink(missing_ok=True)
-        if exc.errno == errno.EEXIST:
-            raise HomeciError(f"{exc.filename2 or exc.filename} appeared while the CA was being written: "
-                              "refusing to overwrite it; nothing was written") from None
-        raise HomeciError(f"{directory}: cannot write the CA ({exc.strerror}); nothing was written, check "
-                          "permissions and free space") from None
+        raise _write_error(directory, exc) from None
     finally:
+        if not complete:  # an error or Ctrl-C half way: take back what was placed
+            for path in placed:
+                path.unlink(missing_ok=True)
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def _write_error(directory: Path, exc: OSError) -> HomeciError:
+    if exc.errno in (errno.EEXIST, errno.ENOTEMPTY):
+        return HomeciError(f"{exc.filename2 or exc.filename} appeared while the CA was being written: "
+                           "refusing to overwrite it; nothing was written")
+    return HomeciError(f"{directory}: cannot write the CA ({exc.strerror}); nothing was written, check "
+                       "permissions and free space")
 
 
 def install_hints(files: CAFiles, *, namespace: str = "homeci", secret: str = "homeci-ca") -> list[str]:
