@@ -84,6 +84,7 @@ def test_endpoint(capsys: pytest.CaptureFixture[str]) -> None:
     [
         (["--k3s", "--containerd"], "--k3s and --containerd exclude each other"),
         (["--domain", "bad_domain"], "not a DNS name"),
+        (["--registry-host", "registry.x.test:99999"], "port 99999 is out of range (1-65535)"),
         (["-f", "/nonexistent/values.yaml"],
          "'-f' / '--values': File '/nonexistent/values.yaml' does not exist"),
         (["--ca-path", "relative/ca.crt"], "give an absolute path"),

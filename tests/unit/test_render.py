@@ -47,10 +47,11 @@ def test_missing_values_file_is_usage_error() -> None:
                                    "'nope-values.yaml' does not exist. (see `homeci render --help`)")
 
 
-def test_bad_set_is_usage_error() -> None:
-    proc = homeci("render", str(GOOD), "--set", "justakey")
+@pytest.mark.parametrize("pair", ["justakey", "=value"])
+def test_bad_set_is_usage_error(pair: str) -> None:
+    proc = homeci("render", str(GOOD), "--set", pair)
     assert proc.returncode == 2
-    assert proc.stderr.strip() == "homeci: error: --set 'justakey': expected KEY=VALUE"
+    assert proc.stderr.strip() == f"homeci: error: --set {pair!r}: expected KEY=VALUE"
 
 
 def one_line_error(proc: subprocess.CompletedProcess[str]) -> str:

@@ -56,6 +56,9 @@ def check_host(host: str, flag: str) -> str:
     host = host.strip().lower().rstrip(".")
     if not _HOST_RE.match(host):
         raise UsageError(f"{flag} {host!r}: not a DNS name (expected e.g. registry.home.example)")
+    port = host.partition(":")[2]
+    if port and not 1 <= int(port) <= 65535:
+        raise UsageError(f"{flag} {host!r}: port {port} is out of range (1-65535)")
     return host
 
 

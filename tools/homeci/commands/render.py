@@ -43,7 +43,7 @@ def command(chart: str, values_files: tuple[Path, ...], sets: tuple[str, ...], m
     """Render CHART (a name under charts/ or a chart directory) and print the manifests."""
     chart_dir = paths.resolve_chart(chart)
     for pair in sets:
-        if "=" not in pair:
+        if not pair.partition("=")[0] or "=" not in pair:
             raise UsageError(f"--set {pair!r}: expected KEY=VALUE")
     if kube_version is None:
         # Helm's built-in default depends on how helm was built (a plain `go install` says 1.20)
