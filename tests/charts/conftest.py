@@ -91,6 +91,36 @@ def is_hook(m: mf.Manifest) -> bool:
     return "helm.sh/hook" in m.annotations
 
 
+# Where the charts' own scripts read secrets from files (one file per variable name), instead of env.
+SECRETS_DIR_ENV = "HOMECI_SECRETS_DIR"
+
+
+def secret_source(w: mf.Manifest, container: str, var: str) -> tuple[str, str] | None:
+    """(Secret name, key) that variable ``var`` of ``container`` comes from: its env ``secretKeyRef``, or
+    the file ``$HOMECI_SECRETS_DIR/<var>`` of a Secret or projected-Secret volume; None when neither."""
+    c = w.container(container)
+    env = {e["name"]: e for e in c.get("env") or []}
+    ref = dig(env.get(var, {}), "valueFrom.secretKeyRef")
+    if ref:
+        return str(ref["name"]), str(ref["key"])
+    folder = dig(env.get(SECRETS_DIR_ENV, {}), "value")
+    mount = next((m for m in c.get("volumeMounts") or [] if m.get("mountPath") == folder), None)
+    if not folder or mount is None:
+        return None
+    volume = next(v for v in (w.pod_spec() or {}).get("volumes") or [] if v["name"] == mount["name"])
+    sources = [s["secret"] for s in dig(volume, "projected.sources", []) if "secret" in s]
+    if "secret" in volume:
+        sources.append({**volume["secret"], "name": volume["secret"]["secretName"]})
+    for src in sources:
+        items = src.get("items")
+        for item in items or []:
+            if item["path"] == var:
+                return str(src["name"]), str(item["key"])
+        if items is None:  # the whole Secret: one file per key
+            return str(src["name"]), var
+    return None
+
+
 @pytest.fixture(params=SCENARIOS, ids=[scenario_name(p) for p in SCENARIOS])
 def scenario(request: pytest.FixtureRequest) -> Path:
     path: Path = request.param

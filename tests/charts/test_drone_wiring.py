@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 
 from homeci import manifests as mf
 
-from .conftest import NAMESPACE, RELEASE, dig
+from .conftest import NAMESPACE, RELEASE, dig, secret_source
 from .test_gogs_appini import app_ini_text, parse_ini
 
 DRONE = f"{RELEASE}-drone"
@@ -96,11 +96,13 @@ def test_runner_rpc_host_is_the_server_service(umbrella_manifests: list[mf.Manif
 
 
 def test_same_admin_username(umbrella_manifests: list[mf.Manifest], values: dict[str, Any]) -> None:
-    gogs = env_of(umbrella_manifests, "Deployment", f"{RELEASE}-gogs", "gogs")["GOGS_ADMIN_USERNAME"]
+    gogs = secret_source(mf.get(umbrella_manifests, "Deployment", f"{RELEASE}-gogs"), "gogs",
+                         "GOGS_ADMIN_USERNAME")
+    assert gogs, f"Deployment/{RELEASE}-gogs: GOGS_ADMIN_USERNAME comes from no Secret"
     drone = env_of(umbrella_manifests, "Deployment", DRONE, "drone")
-    assert drone["HOMECI_ADMIN_USERNAME"]["valueFrom"] == gogs["valueFrom"], (
-        f"Drone admin username {drone['HOMECI_ADMIN_USERNAME']['valueFrom']} and Gogs admin username "
-        f"{gogs['valueFrom']} come from different Secret keys"
+    drone_ref = drone["HOMECI_ADMIN_USERNAME"]["valueFrom"]["secretKeyRef"]
+    assert (drone_ref["name"], drone_ref["key"]) == gogs, (
+        f"Drone admin username {drone_ref} and Gogs admin username {gogs} come from different Secret keys"
     )
     create = drone["DRONE_USER_CREATE"]["value"]
     fields = dict(part.split(":", 1) for part in create.split(","))
@@ -115,9 +117,12 @@ def test_same_admin_username(umbrella_manifests: list[mf.Manifest], values: dict
         assert names.index(ref) < names.index("DRONE_USER_CREATE"), (
             f"env {ref} must be declared before DRONE_USER_CREATE for $(…) expansion"
         )
-    boot = env_of(umbrella_manifests, "Job", f"{DRONE}-bootstrap", "bootstrap")
-    assert boot["ADMIN_USERNAME"]["valueFrom"] == gogs["valueFrom"]
-    assert boot["DRONE_TOKEN"]["valueFrom"] == drone["HOMECI_MACHINE_TOKEN"]["valueFrom"]
+    boot = mf.get(umbrella_manifests, "Job", f"{DRONE}-bootstrap")
+    assert secret_source(boot, "bootstrap", "ADMIN_USERNAME") == gogs, f"{boot.ref} ADMIN_USERNAME"
+    token = drone["HOMECI_MACHINE_TOKEN"]["valueFrom"]["secretKeyRef"]
+    assert secret_source(boot, "bootstrap", "DRONE_TOKEN") == (token["name"], token["key"]), (
+        f"{boot.ref} DRONE_TOKEN and Drone's HOMECI_MACHINE_TOKEN come from different Secret keys"
+    )
 
 
 def test_public_hosts(umbrella_manifests: list[mf.Manifest], values: dict[str, Any]) -> None:

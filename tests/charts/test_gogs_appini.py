@@ -12,7 +12,7 @@ import pytest
 
 from homeci import manifests as mf
 
-from .conftest import NAMESPACE, RELEASE, dig
+from .conftest import NAMESPACE, RELEASE, dig, secret_source
 
 GOGS_CONFIG = f"{RELEASE}-gogs-config"
 
@@ -71,13 +71,12 @@ def test_secret_key_comes_from_the_environment(
 ) -> None:
     expect(ini, "security", "SECRET_KEY", "${GOGS_SECRET_KEY}")
     dep = mf.get(umbrella_manifests, "Deployment", f"{RELEASE}-gogs")
-    env = {e["name"]: e for _, c in dep.containers() for e in c.get("env", [])}
-    ref = dig(env.get("GOGS_SECRET_KEY", {}), "valueFrom.secretKeyRef")
-    assert ref and ref.get("key") == "secret-key", (
-        f"{dep.ref} containers[gogs].env[GOGS_SECRET_KEY] must come from a Secret (key secret-key), got {ref}"
+    ref = secret_source(dep, "gogs", "GOGS_SECRET_KEY")
+    assert ref and ref[1] == "secret-key", (
+        f"{dep.ref} containers[gogs]: GOGS_SECRET_KEY must come from a Secret (key secret-key), got {ref}"
     )
-    if ref["name"] == f"{RELEASE}-gogs":  # generated (else gogs.secretKey.existingSecret names the user's)
-        mf.get(umbrella_manifests, "Secret", ref["name"])
+    if ref[0] == f"{RELEASE}-gogs":  # generated (else gogs.secretKey.existingSecret names the user's)
+        mf.get(umbrella_manifests, "Secret", ref[0])
 
 
 def test_database(
@@ -89,10 +88,10 @@ def test_database(
         expect(ini, "database", "HOST", f"{pg['host']}:{pg.get('port', 5432)}")
         expect(ini, "database", "PASSWORD", "${GOGS_DATABASE_PASSWORD}")
         dep = mf.get(umbrella_manifests, "Deployment", f"{RELEASE}-gogs")
-        env = {e["name"]: e for _, c in dep.containers() for e in c.get("env", [])}
-        ref = dig(env.get("GOGS_DATABASE_PASSWORD", {}), "valueFrom.secretKeyRef") or {}
-        assert ref.get("name") == pg["existingSecret"], (
-            f"{dep.ref} containers[gogs].env[GOGS_DATABASE_PASSWORD] must read Secret {pg['existingSecret']}"
+        ref = secret_source(dep, "gogs", "GOGS_DATABASE_PASSWORD")
+        assert ref == (pg["existingSecret"], pg.get("passwordKey", "password")), (
+            f"{dep.ref} containers[gogs]: GOGS_DATABASE_PASSWORD must read Secret {pg['existingSecret']}, "
+            f"got {ref}"
         )
     else:
         expect(ini, "database", "TYPE", "sqlite3")

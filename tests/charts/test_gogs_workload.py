@@ -7,7 +7,7 @@ from typing import Any
 
 from homeci import manifests as mf
 
-from .conftest import RELEASE, dig
+from .conftest import RELEASE, dig, secret_source
 
 GOGS = f"{RELEASE}-gogs"
 
@@ -48,9 +48,10 @@ def test_admin_from_shared_secret(umbrella_manifests: list[mf.Manifest], values:
         ("GOGS_ADMIN_PASSWORD", "password"),
         ("GOGS_ADMIN_EMAIL", "email"),
     ):
-        ref = dig(env.get(name, {}), "valueFrom.secretKeyRef") or {}
-        assert ref == {"name": expected, "key": key}, (
-            f"{dep.ref} containers[gogs].env[{name}] must be secretKeyRef {expected}/{key}, got {ref}"
+        assert name not in env, f"{dep.ref} containers[gogs].env[{name}]: the admin Secret is a volume"
+        ref = secret_source(dep, "gogs", name)
+        assert ref == (expected, key), (
+            f"{dep.ref} containers[gogs]: {name} must be the file of Secret {expected} key {key}, got {ref}"
         )
     if not dig(values, "global.admin.existingSecret"):
         mf.get(umbrella_manifests, "Secret", expected)

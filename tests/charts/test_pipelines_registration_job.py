@@ -1,5 +1,5 @@
 """The registration hook Job: a post-install/post-upgrade hook, restricted pod security, pinned image,
-credentials only through secretKeyRef, and the environment the registration script reads.
+credentials only as files of Secrets (never environment variables), and the settings the script reads.
 Parametrized over every charts/drone-pipelines/ci scenario."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import pytest
 
 from homeci import drone, manifests, rendering
 
-from .conftest import NAMESPACE, render_pipelines
+from .conftest import NAMESPACE, render_pipelines, secret_source
 from .conftest import PIPELINES as CHART
 from .conftest import PIPELINES_RELEASE as RELEASE
 
@@ -81,7 +81,6 @@ def test_environment_matches_the_script(rendered: tuple[dict[str, Any], list[man
     env = {e["name"]: e for e in c["env"]}
     for name in (
         "HOMECI_DRONE_SERVER",
-        "HOMECI_DRONE_TOKEN",
         "HOMECI_OWNERS",
         "HOMECI_TEMPLATES_DIR",
         "HOMECI_ORG_SECRETS",
@@ -94,11 +93,11 @@ def test_environment_matches_the_script(rendered: tuple[dict[str, Any], list[man
         values["pipeline"]["secretNames"]["username"],
         values["pipeline"]["secretNames"]["password"],
     }
-    for var in org.values():
-        assert "secretKeyRef" in env[var]["valueFrom"], f"{job.ref} {path}.env.{var} must come from a Secret"
-    assert "secretKeyRef" in env["HOMECI_DRONE_TOKEN"]["valueFrom"], (
-        f"{job.ref} {path}.env.HOMECI_DRONE_TOKEN"
-    )
+    sources = {}
+    for var in [*org.values(), "HOMECI_DRONE_TOKEN"]:
+        assert var not in env, f"{job.ref} {path}.env.{var}: a secret in the environment (mount it as a file)"
+        sources[var] = secret_source(job, c["name"], var)
+        assert sources[var], f"{job.ref} {path}: {var} is no file of a Secret in $HOMECI_SECRETS_DIR"
     server = (
         values["drone"]["server"].rstrip("/")
         or f"http://{values['stack']['release']}-drone.{NAMESPACE}.svc:80"
@@ -107,12 +106,8 @@ def test_environment_matches_the_script(rendered: tuple[dict[str, Any], list[man
     # Secrets the Job references are either rendered here or the umbrella's (same namespace).
     rendered_secrets = {m.name for m in manifests.by_kind(objs, "Secret") if m.namespace == NAMESPACE}
     umbrella = {f"{values['stack']['release']}-drone-machine", f"{values['stack']['release']}-registry-auth"}
-    for e in c["env"]:
-        ref = (e.get("valueFrom") or {}).get("secretKeyRef")
-        if ref:
-            assert ref["name"] in rendered_secrets | umbrella, (
-                f"{job.ref} {path}.env.{e['name']}: Secret {ref['name']}"
-            )
+    for var, source in sources.items():
+        assert source and source[0] in rendered_secrets | umbrella, f"{job.ref} {path}: {var} from {source}"
     literal = {values["registry"]["auth"]["password"], values["drone"]["token"]["value"]} - {""}
     for e in c["env"]:
         assert e.get("value") not in literal, (

@@ -235,9 +235,21 @@ def test_gogs_writes_only_to_its_volumes(gogs: LoopbackGogs, admin_token: str) -
 
 
 def test_rendered_app_ini_has_no_secret_literals(gogs: LoopbackGogs) -> None:
-    """SECRET_KEY arrives by ${VAR} expansion from the pod env, so app.ini itself carries no secret."""
+    """SECRET_KEY arrives by ${VAR} expansion, so app.ini itself carries no secret; the pod has no secret
+    variable either: start.sh reads the key from its file in the secrets volume and hands it to Gogs."""
     assert ini_value(gogs.rendered_ini, "security", "SECRET_KEY") == "${GOGS_SECRET_KEY}"
-    assert gogs.env.get("GOGS_SECRET_KEY"), f"{gogs.pod.ref} env GOGS_SECRET_KEY is empty"
+    assert "GOGS_SECRET_KEY" not in gogs.env, f"{gogs.pod.ref} env carries GOGS_SECRET_KEY itself"
+    key_file = Path(gogs.env["HOMECI_SECRETS_DIR"]) / "GOGS_SECRET_KEY"
+    assert key_file.read_text(), f"{gogs.pod.ref}: the secrets volume has no GOGS_SECRET_KEY file"
+    assert gogs.program.proc is not None
+    shell = gogs.program.proc.pid  # start.sh; `gogs web` is its child
+    children = Path(f"/proc/{shell}/task/{shell}/children").read_text().split()
+    environs = [dict(item.split(b"=", 1) for item in Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+                     if b"=" in item) for pid in children]
+    key = key_file.read_bytes().rstrip(b"\n")
+    assert any(e.get(b"GOGS_SECRET_KEY") == key for e in environs), (
+        "start.sh did not hand the key file's content to `gogs web` as GOGS_SECRET_KEY"
+    )
 
 
 def test_gogs_accepts_every_rendered_app_ini_option(gogs: LoopbackGogs) -> None:

@@ -193,3 +193,18 @@ def test_stale_drone_token_in_gogs_names_the_fix(fake: tuple[FaultState, str]) -
     with pytest.raises(bootstrap.BootstrapError, match=r"access token named 'drone'.*Applications"):
         bootstrap.run(config(url, timeout=0.3, interval=0.05))
     assert state.syncs == 0
+
+
+def test_secrets_are_read_from_files_and_a_set_variable_wins(tmp_path: Path) -> None:
+    """The hook Job mounts ADMIN_USERNAME, ADMIN_PASSWORD and DRONE_TOKEN as files in HOMECI_SECRETS_DIR
+    (no secret in the pod's environment); a variable that is set takes precedence."""
+    for name, value in (("ADMIN_USERNAME", USER), ("ADMIN_PASSWORD", PASSWORD), ("DRONE_TOKEN", TOKEN)):
+        (tmp_path / name).write_text(value)
+    env = {"DRONE_URL": "http://drone", "GOGS_URL": "http://gogs", "HOMECI_SECRETS_DIR": str(tmp_path)}
+    cfg = bootstrap.Config.from_env(env)
+    assert (cfg.username, cfg.password, cfg.token) == (USER, PASSWORD, TOKEN)
+    assert bootstrap.Config.from_env({**env, "DRONE_TOKEN": "from-env"}).token == "from-env"
+    (tmp_path / "DRONE_TOKEN").unlink()
+    missing = f"missing environment: DRONE_TOKEN .*files in {tmp_path}"
+    with pytest.raises(bootstrap.BootstrapError, match=missing):
+        bootstrap.Config.from_env(env)

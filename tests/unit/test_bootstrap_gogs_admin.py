@@ -206,3 +206,18 @@ def test_start_stops_gogs_when_the_admin_fails(env: tuple[dict[str, str], Api]) 
     _, err = proc.communicate()
     assert "stopping Gogs" in err
     assert "web-stopped" in calls(api), "Gogs kept running although the admin could not be ensured"
+
+
+def test_admin_identity_from_secret_files(env: tuple[dict[str, str], Api], tmp_path: Path) -> None:
+    """The chart mounts the admin Secret as files in HOMECI_SECRETS_DIR (no admin variable in the pod)."""
+    e, api = env
+    secrets = tmp_path / "secrets"
+    secrets.mkdir()
+    for name in ("GOGS_ADMIN_USERNAME", "GOGS_ADMIN_PASSWORD", "GOGS_ADMIN_EMAIL"):
+        (secrets / name).write_text(e.pop(name) + "\n")
+    result = create_admin({**e, "HOMECI_SECRETS_DIR": str(secrets)})
+    assert result.returncode == 0, result.stderr
+    assert [c for c in calls(api) if c.startswith("admin create-user")] == [
+        f"admin create-user --name {USER} --password {PASSWORD} --email {EMAIL} --admin "
+        f"--config {e['GOGS_CONFIG']}"
+    ]

@@ -236,3 +236,17 @@ def test_write_answered_404_is_an_error(reg: ModuleType, fake: Faulty, templates
     client = reg.DroneClient(server=url, token=TOKEN, attempts=1)
     with pytest.raises(reg.RegistrationError, match=r"answered 404 to PATCH /api/templates/homeci/nope"):
         client.request("PATCH", "/api/templates/homeci/nope.yaml", {"data": "x"})
+
+
+def test_credentials_from_secret_files(reg: ModuleType, templates_dir: Path, tmp_path: Path) -> None:
+    """The Job mounts the token and the registry credentials as files in HOMECI_SECRETS_DIR (none of them
+    is in the pod's environment); the file's trailing newline is not part of the value."""
+    env = environ("http://127.0.0.1:9", templates_dir)
+    secrets = tmp_path / "secrets"
+    secrets.mkdir()
+    for name in ("HOMECI_DRONE_TOKEN", "REGISTRY_USERNAME", "REGISTRY_PASSWORD"):
+        (secrets / name).write_text(env.pop(name) + "\n")
+    config = reg.load_config({**env, "HOMECI_SECRETS_DIR": str(secrets)})
+    assert config.token == TOKEN
+    assert config.secrets == {"homeci_registry_username": "pusher",
+                              "homeci_registry_password": 's3cret:with/odd"chars'}

@@ -20,6 +20,9 @@ Environment:
   HOMECI_TEMPLATES_DIR      folder of *.yaml / *.yml templates (file name = template name)
   HOMECI_ORG_SECRETS        JSON {"<secret name>": "<env var holding the value>"}
   HOMECI_ATTEMPTS, HOMECI_BACKOFF_SECONDS, HOMECI_MAX_BACKOFF_SECONDS, HOMECI_REQUEST_TIMEOUT_SECONDS
+  HOMECI_SECRETS_DIR        a setting that is not in the environment is read from the file of that name
+                            here (the Job mounts the token and registry credentials as files, so no
+                            secret is in the pod's environment)
 """
 
 from __future__ import annotations
@@ -177,10 +180,16 @@ def run(config: Config, client: DroneClient) -> list[Result]:
 
 
 def load_config(environ: Mapping[str, str]) -> Config:
+    secrets_dir = environ.get("HOMECI_SECRETS_DIR", "")
+
     def need(key: str) -> str:
         value = environ.get(key, "").strip()
+        if not value and secrets_dir and (Path(secrets_dir) / key).is_file():
+            value = (Path(secrets_dir) / key).read_text(encoding="utf-8").strip()
         if not value:
-            raise RegistrationError(f"environment variable {key} is empty: the chart sets it; check the Job")
+            where = f" (or file {Path(secrets_dir) / key})" if secrets_dir else ""
+            raise RegistrationError(f"environment variable {key}{where} is empty: the chart sets it; "
+                                    "check the Job")
         return value
 
     def number(key: str, default: float) -> float:

@@ -5,6 +5,9 @@ the registry authenticates. Standard library only; one line per check; exit 1 wh
 Every request goes to TRAEFIK_ADDR (host:port of the Traefik Service, or empty to resolve the public
 names through cluster DNS) with the public host name as TLS server name and Host header, so it checks
 the certificate, the CA and the routing exactly as a browser would, without depending on DNS.
+
+DRONE_TOKEN, REGISTRY_USERNAME and REGISTRY_PASSWORD: the variable, else the file of that name in
+HOMECI_SECRETS_DIR (the test Pod mounts its Secrets there, so no secret is in its environment).
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import ssl
 import sys
 
 CA_FILE = os.environ.get("CA_FILE", "/etc/homeci/ca.crt")
+SECRETS_DIR = os.environ.get("HOMECI_SECRETS_DIR", "")
 TRAEFIK = os.environ.get("TRAEFIK_ADDR", "")
 TIMEOUT = float(os.environ.get("TEST_TIMEOUT", "15"))
 
@@ -62,6 +66,15 @@ def check(name: str, host: str, method: str, path: str, want: set[int],
     return True
 
 
+def secret(name: str) -> str:
+    """``$name``, else the content of ``$HOMECI_SECRETS_DIR/<name>``, else ""."""
+    value = os.environ.get(name, "")
+    if not value and SECRETS_DIR and os.path.isfile(os.path.join(SECRETS_DIR, name)):
+        with open(os.path.join(SECRETS_DIR, name), encoding="utf-8") as f:
+            value = f.read()
+    return value
+
+
 def main() -> int:
     results = []
     git, ci, registry = (os.environ.get(k, "") for k in ("GIT_HOST", "CI_HOST", "REGISTRY_HOST"))
@@ -69,7 +82,7 @@ def main() -> int:
         results.append(check("git over TLS", git, "GET", "/", {200}))
     if ci:
         results.append(check("ci over TLS", ci, "GET", "/healthz", {200}))
-        token = os.environ.get("DRONE_TOKEN", "")
+        token = secret("DRONE_TOKEN")
         if token:
             results.append(check("Drone reaches Gogs (repository sync)", ci, "POST", "/api/user/repos",
                                  {200}, {"Authorization": f"Bearer {token}"},
@@ -77,7 +90,7 @@ def main() -> int:
                                  "bootstrap hook logged the admin in (kubectl logs job/<release>-drone-bootstrap)?"))
     if registry:
         results.append(check("registry refuses anonymous pushes", registry, "GET", "/v2/", {401}))
-        user, password = os.environ.get("REGISTRY_USERNAME", ""), os.environ.get("REGISTRY_PASSWORD", "")
+        user, password = secret("REGISTRY_USERNAME"), secret("REGISTRY_PASSWORD")
         auth = base64.b64encode(f"{user}:{password}".encode()).decode()
         results.append(check("registry authenticates", registry, "GET", "/v2/", {200},
                              {"Authorization": f"Basic {auth}"},

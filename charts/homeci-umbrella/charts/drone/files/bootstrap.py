@@ -17,6 +17,8 @@ retrying are bounded by BOOTSTRAP_TIMEOUT seconds.
 
 Environment: DRONE_URL, GOGS_URL, ADMIN_USERNAME, ADMIN_PASSWORD, DRONE_TOKEN (the admin's API
 token from the machine Secret), BOOTSTRAP_TIMEOUT (default 480), BOOTSTRAP_INTERVAL (default 5).
+The three secrets may instead be files named like them in HOMECI_SECRETS_DIR: the hook Job mounts its
+Secrets there, so no secret is in the pod's environment (a variable that is set wins).
 Only the Python standard library is used.
 """
 
@@ -32,6 +34,7 @@ import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.client import HTTPMessage
+from pathlib import Path
 from typing import Any, TypeVar
 
 T = TypeVar("T")
@@ -96,19 +99,36 @@ class Config:
 
     @classmethod
     def from_env(cls, env: dict[str, str]) -> Config:
-        missing = [k for k in ("DRONE_URL", "GOGS_URL", "ADMIN_USERNAME", "ADMIN_PASSWORD", "DRONE_TOKEN")
-                   if not env.get(k)]
+        keys = ("DRONE_URL", "GOGS_URL", *SECRETS)
+        values = {k: setting(env, k) for k in keys}
+        missing = [k for k in keys if not values[k]]
         if missing:
-            raise BootstrapError(f"missing environment: {', '.join(missing)} (set by the hook Job)")
+            where = f" or files in {env['HOMECI_SECRETS_DIR']}" if env.get("HOMECI_SECRETS_DIR") else ""
+            raise BootstrapError(f"missing environment: {', '.join(missing)} (set by the hook Job{where})")
         return cls(
-            drone_url=env["DRONE_URL"].rstrip("/"),
-            gogs_url=env["GOGS_URL"].rstrip("/"),
-            username=env["ADMIN_USERNAME"],
-            password=env["ADMIN_PASSWORD"],
-            token=env["DRONE_TOKEN"],
+            drone_url=values["DRONE_URL"].rstrip("/"),
+            gogs_url=values["GOGS_URL"].rstrip("/"),
+            username=values["ADMIN_USERNAME"],
+            password=values["ADMIN_PASSWORD"],
+            token=values["DRONE_TOKEN"],
             timeout=float(env.get("BOOTSTRAP_TIMEOUT", "480")),
             interval=float(env.get("BOOTSTRAP_INTERVAL", "5")),
         )
+
+
+SECRETS = ("ADMIN_USERNAME", "ADMIN_PASSWORD", "DRONE_TOKEN")
+
+
+def setting(env: dict[str, str], key: str) -> str:
+    """``env[key]``; for a secret that is not set, the file ``$HOMECI_SECRETS_DIR/<key>`` (or "")."""
+    value = env.get(key, "")
+    folder = env.get("HOMECI_SECRETS_DIR", "")
+    if not value and folder and key in SECRETS:
+        try:
+            value = (Path(folder) / key).read_text()
+        except FileNotFoundError:
+            value = ""
+    return value
 
 
 def log(msg: str) -> None:

@@ -7,6 +7,18 @@
 # Exit 0 when the admin exists afterwards, 1 (with one line saying why) otherwise.
 set -u
 
+# The admin identity: files of the admin Secret in $HOMECI_SECRETS_DIR (as the chart mounts them), unless
+# the variables are set.
+load_secret() {
+  [ -n "${HOMECI_SECRETS_DIR:-}" ] && [ -f "$HOMECI_SECRETS_DIR/$1" ] || return 0
+  eval "[ -z \"\${$1:-}\" ]" || return 0
+  value=$(cat "$HOMECI_SECRETS_DIR/$1") || exit 1
+  export "$1=$value"
+}
+load_secret GOGS_ADMIN_USERNAME
+load_secret GOGS_ADMIN_PASSWORD
+load_secret GOGS_ADMIN_EMAIL
+
 : "${GOGS_ADMIN_USERNAME:?GOGS_ADMIN_USERNAME is not set (key username of the admin Secret)}"
 : "${GOGS_ADMIN_PASSWORD:?GOGS_ADMIN_PASSWORD is not set (key password of the admin Secret)}"
 : "${GOGS_ADMIN_EMAIL:?GOGS_ADMIN_EMAIL is not set (key email of the admin Secret)}"
