@@ -15,6 +15,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
+from homeci import contract
 from homeci import manifests as mf
 from homeci.helm import Helm
 
@@ -35,9 +36,7 @@ def ca_cert(objs: list[mf.Manifest]) -> x509.Certificate:
 
 
 def public_hosts(objs: list[mf.Manifest], values: dict[str, Any]) -> set[str]:
-    domain = dig(values, "global.domain", "homeci.localhost")
-    labels = {"git": "git", "ci": "ci", "registry": "registry"} | (dig(values, "global.hosts", {}) or {})
-    hosts = {f"{label}.{domain}" for label in labels.values()}
+    hosts = set(contract.hosts(values).values())
     for ing in mf.by_kind(objs, "Ingress"):
         hosts |= {r["host"] for r in ing.obj["spec"].get("rules") or [] if r.get("host")}
     return hosts
@@ -104,7 +103,7 @@ def test_serving_certificate_covers_every_public_host(
             x509.DNSName
         )
     )
-    domain = dig(values, "global.domain", "homeci.localhost")
+    domain = contract.domain(values)
     missing = sorted(
         h
         for h in public_hosts(umbrella_manifests, values)

@@ -11,6 +11,7 @@ import configparser
 from typing import Any
 from urllib.parse import urlsplit
 
+from homeci import contract
 from homeci import manifests as mf
 
 from .conftest import NAMESPACE, RELEASE, dig, secret_source
@@ -126,8 +127,7 @@ def test_same_admin_username(umbrella_manifests: list[mf.Manifest], values: dict
 
 
 def test_public_hosts(umbrella_manifests: list[mf.Manifest], values: dict[str, Any]) -> None:
-    domain = dig(values, "global.domain", "homeci.localhost")
-    ci = f"{dig(values, 'global.hosts.ci', 'ci')}.{domain}"
+    ci = contract.host("ci", values)
     env = env_of(umbrella_manifests, "Deployment", DRONE, "drone")
     assert env["DRONE_SERVER_HOST"]["value"] == ci and env["DRONE_SERVER_PROTO"]["value"] == "https"
     ing = mf.get(umbrella_manifests, "Ingress", DRONE)

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from homeci import contract
 from homeci import manifests as mf
 
 from .conftest import NAMESPACE, RELEASE, dig, secret_source
@@ -52,8 +53,7 @@ def test_no_root_url_and_no_service_section(ini: configparser.RawConfigParser) -
 
 
 def test_required_settings(ini: configparser.RawConfigParser, values: dict[str, Any]) -> None:
-    domain = dig(values, "global.domain", "homeci.localhost")
-    host = f"{dig(values, 'global.hosts.git', 'git')}.{domain}"
+    host = contract.host("git", values)
     expect(ini, "__top__", "RUN_MODE", "prod")
     expect(ini, "__top__", "RUN_USER", "git")
     expect(ini, "security", "INSTALL_LOCK", "true")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from homeci import contract
 from homeci import manifests as mf
 
 from .conftest import RELEASE, dig, secret_source
@@ -119,7 +120,7 @@ def test_ssh_service_only_when_enabled(umbrella_manifests: list[mf.Manifest], va
 
 def test_ingress(umbrella_manifests: list[mf.Manifest], values: dict[str, Any]) -> None:
     ing = mf.get(umbrella_manifests, "Ingress", GOGS)
-    host = f"{dig(values, 'global.hosts.git', 'git')}.{dig(values, 'global.domain', 'homeci.localhost')}"
+    host = contract.host("git", values)
     assert [r["host"] for r in ing.obj["spec"]["rules"]] == [host], f"{ing.ref} spec.rules[].host"
     assert ing.obj["spec"]["tls"] == [{"hosts": [host], "secretName": f"{RELEASE}-tls"}], (
         f"{ing.ref} spec.tls"

@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from homeci import contract
 from homeci import manifests as mf
 
 from .conftest import NAMESPACE, RELEASE, dig
@@ -17,8 +18,7 @@ NT = f"{RELEASE}-node-trust"
 
 
 def registry_host(values: dict[str, Any]) -> str:
-    label = dig(values, "global.hosts.registry", "registry")
-    return f"{label}.{dig(values, 'global.domain', 'homeci.localhost')}"
+    return contract.host("registry", values)
 
 
 def test_daemonset_present_iff_enabled(umbrella_manifests: list[mf.Manifest], values: dict[str, Any]) -> None:
@@ -110,7 +110,7 @@ def test_coredns_custom(umbrella_manifests: list[mf.Manifest], values: dict[str,
     svc_name, svc_ns = target.split(".")[:2]
     svc = mf.get(umbrella_manifests, "Service", svc_name)
     assert svc_ns == NAMESPACE and svc.name == f"{RELEASE}-traefik", f"{cm.ref} rewrites to {target}"
-    domain = dig(values, "global.domain", "homeci.localhost")
-    for name in (f"git.{domain}.", f"{registry_host(values)}.", f"myapp.{domain}."):
+    domain = contract.domain(values)
+    for name in (f"{contract.host('git', values)}.", f"{registry_host(values)}.", f"myapp.{domain}."):
         assert re.fullmatch(pattern, name), f"{cm.ref} regex {pattern} does not match {name}"
     assert not re.fullmatch(pattern, "example.com."), f"{cm.ref} regex {pattern} matches foreign names"

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 import yaml
 
+from homeci import contract
 from homeci import manifests as mf
 from homeci.helm import Helm
 
@@ -175,8 +176,7 @@ def registry_config(objs: list[mf.Manifest]) -> dict[str, Any]:
 def test_registry_host_matches_everywhere(
     umbrella_manifests: list[mf.Manifest], values: dict[str, Any], notes: str
 ) -> None:
-    domain = dig(values, "global.domain", "homeci.localhost")
-    host = f"{dig(values, 'global.hosts.registry', 'registry')}.{domain}"
+    host = contract.host("registry", values)
     ing = mf.get(umbrella_manifests, "Ingress", f"{RELEASE}-registry")
     ingress_hosts = [r["host"] for r in ing.obj["spec"]["rules"]]
     assert ingress_hosts == [host], f"{ing.ref} spec.rules[*].host {ingress_hosts} != {host}"

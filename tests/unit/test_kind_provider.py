@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from homeci import toolchain
+from homeci import contract, toolchain
 from homeci.cluster import kind
 from homeci.errors import HomeciError
 from homeci.realprog import free_port
@@ -161,7 +161,7 @@ def test_kind_rule_is_the_rule_the_chart_renders_for_k3s() -> None:
                             namespace="homeci")
     cm = manifests.get(objs, "ConfigMap", "coredns-custom")
     values = yaml.safe_load((chart / "ci" / "k3s-coredns-values.yaml").read_text()) or {}
-    domain = (values.get("global") or {}).get("domain") or "homeci.localhost"
+    domain = contract.domain(values)
     rendered = cm.obj["data"]["homeci.override"]
     assert rendered.split() == kind.coredns_rewrite(domain, "homeci", "homeci").split(), (
         "ConfigMap/coredns-custom data.homeci.override differs from homeci.cluster.kind.coredns_rewrite"

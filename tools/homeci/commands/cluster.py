@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from homeci import ui
+from homeci import contract, ui
 from homeci.cluster import DEFAULT_NAME, SimCluster
 from homeci.cluster import stack as stackmod
 from homeci.commands import params
@@ -195,11 +195,12 @@ def local_install(name: str, major: str, values: tuple[Path, ...]) -> None:
     for w in done.workloads:
         out.print(f"  {w}")
     port = cluster.info()["ports"]["https"]
-    for host in ("git", "ci", "registry"):
-        out.print(f"  https://{host}.{cluster.domain}:{port}")
+    names = contract.hosts({"global": {"domain": cluster.domain}})
+    for host in names.values():
+        out.print(f"  https://{host}:{port}")
     out.print(f"the names resolve only inside the cluster: on this machine add "
-              f"`127.0.0.1 git.{cluster.domain} ci.{cluster.domain} registry.{cluster.domain}` to /etc/hosts "
-              f"or use curl --resolve git.{cluster.domain}:{port}:127.0.0.1")
+              f"`127.0.0.1 {' '.join(names.values())}` to /etc/hosts "
+              f"or use curl --resolve {names['git']}:{port}:127.0.0.1")
     out.print(f"trust the CA: kubectl --kubeconfig {cluster.kubeconfig} -n {done.namespace} get configmap "
               f"{done.release}-ca -o jsonpath='{{.data.ca\\.crt}}' > homeci-ca.crt")
 

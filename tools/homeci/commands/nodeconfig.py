@@ -17,12 +17,11 @@ from typing import Any
 import click
 import yaml
 
+from homeci import contract
 from homeci.commands import params
 from homeci.errors import UsageError
 from homeci.manifests import DNS_LABEL
 
-DEFAULT_DOMAIN = "homeci.localhost"
-DEFAULT_REGISTRY_LABEL = "registry"
 CONTAINERD_CERTS_DIR = "/etc/containerd/certs.d"
 K3S_REGISTRIES = "/etc/rancher/k3s/registries.yaml"
 K3S_CA_PATH = "/etc/rancher/k3s/homeci-ca.crt"
@@ -46,10 +45,7 @@ def registry_host_from_values(path: Path) -> str:
     glob = data.get("global") or {}
     if not isinstance(glob, dict):
         raise UsageError(f"-f {path}: global must be a mapping")
-    domain = glob.get("domain") or DEFAULT_DOMAIN
-    hosts = glob.get("hosts") or {}
-    label = (hosts.get("registry") if isinstance(hosts, dict) else None) or DEFAULT_REGISTRY_LABEL
-    return f"{label}.{domain}"
+    return contract.host("registry", data)
 
 
 def check_host(host: str, flag: str) -> str:
@@ -149,7 +145,7 @@ def render(
     type=params.ValuesFile(),
     help="Umbrella values file to read global.domain and global.hosts.registry from.",
 )
-@click.option("--domain", help=f"Public DNS suffix (global.domain; default {DEFAULT_DOMAIN}).")
+@click.option("--domain", help="Public DNS suffix (global.domain; default: the chart's).")
 @click.option("--registry-host", help="Registry host name (default registry.<domain>).")
 @click.option(
     "--ca",
@@ -182,11 +178,11 @@ def command(
     if registry_host:
         host = check_host(registry_host, "--registry-host")
     elif domain:
-        host = check_host(f"{DEFAULT_REGISTRY_LABEL}.{domain}", "--domain")
+        host = check_host(contract.host("registry", {"global": {"domain": domain}}), "--domain")
     elif values_file is not None:
         host = check_host(registry_host_from_values(values_file), f"-f {values_file}:")
     else:
-        host = f"{DEFAULT_REGISTRY_LABEL}.{DEFAULT_DOMAIN}"
+        host = contract.host("registry")
     if ca_path is not None and not ca_path.startswith("/"):
         raise UsageError(f"--ca-path {ca_path!r}: give an absolute path on the nodes")
     if endpoint and not re.match(r"^https?://[^\s/]+$", endpoint):

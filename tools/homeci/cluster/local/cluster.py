@@ -19,7 +19,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from homeci import toolchain
+from homeci import contract, toolchain
 from homeci.cluster import kube
 from homeci.cluster.local import addons, cgroups, pki, procs
 from homeci.cluster.local import config as cfg
@@ -324,7 +324,7 @@ class LocalCluster:
     def _hosts_file(self, traefik_ip: str | None) -> str:
         lines = ["127.0.0.1 localhost", f"{L.NODE_IP} {self.layout.node_name}"]
         if traefik_ip:
-            names = " ".join(f"{h}.{self.domain}" for h in ("git", "ci", "registry"))
+            names = " ".join(contract.hosts({"global": {"domain": self.domain}}).values())
             lines.append(f"{traefik_ip} {names}")
         return "\n".join(lines) + "\n"
 
