@@ -20,7 +20,7 @@ def _install(session: nox.Session) -> None:
 def lint(session: nox.Session) -> None:
     """ruff, mypy and `homeci lint` over every chart and scenario."""
     _install(session)
-    session.run("ruff", "check", "tools", "tests", "noxfile.py", "benchmarks")
+    session.run("ruff", "check", "tools", "tests", "noxfile.py", "benchmarks", "charts")
     session.run("mypy")
     session.run("homeci", "toolchain", "install")
     session.run("homeci", "lint", *session.posargs)

@@ -86,8 +86,8 @@ def main() -> int:
         if token:
             results.append(check("Drone reaches Gogs (repository sync)", ci, "POST", "/api/user/repos",
                                  {200}, {"Authorization": f"Bearer {token}"},
-                                 "; Drone could not list the admin's Gogs repositories: has the "
-                                 "bootstrap hook logged the admin in (kubectl logs job/<release>-drone-bootstrap)?"))
+                                 "; Drone could not list the admin's Gogs repositories: has the bootstrap "
+                                 "hook logged the admin in (kubectl logs job/<release>-drone-bootstrap)?"))
     if registry:
         results.append(check("registry refuses anonymous pushes", registry, "GET", "/v2/", {401}))
         user, password = secret("REGISTRY_USERNAME"), secret("REGISTRY_PASSWORD")

@@ -57,7 +57,8 @@ def fetch_ca(namespace: str, name: str, api: str | None = None, sa_dir: Path = S
     token = (sa_dir / "token").read_text().strip()
     ctx = ssl.create_default_context(cafile=str(sa_dir / "ca.crt")) if api.startswith("https") else None
     url = f"{api}/api/v1/namespaces/{namespace}/configmaps/{name}"
-    req = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}", "Accept": "application/json"})
+    headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
+    req = urllib.request.Request(url, headers=headers)
     try:
         with urllib.request.urlopen(req, timeout=15, context=ctx) as resp:
             obj = json.load(resp)
@@ -110,8 +111,8 @@ def sync(env: dict[str, str], fetch: object = None) -> list[str]:
 
 def main() -> int:
     env = dict(os.environ)
-    missing = [k for k in ("CA_NAMESPACE", "CA_CONFIGMAP", "REGISTRY_HOST", "NODE_CERTS_DIR", "CERTS_DIR", "CA_DIR")
-               if not env.get(k)]
+    required = ("CA_NAMESPACE", "CA_CONFIGMAP", "REGISTRY_HOST", "NODE_CERTS_DIR", "CERTS_DIR", "CA_DIR")
+    missing = [k for k in required if not env.get(k)]
     if missing:
         print(f"node-trust: error: missing environment {', '.join(missing)}", file=sys.stderr)
         return 1

@@ -33,7 +33,7 @@ import urllib.parse
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from http.client import HTTPMessage
+from email.message import Message
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -52,7 +52,7 @@ class RetryableError(Exception):
 @dataclass
 class Response:
     status: int
-    headers: HTTPMessage
+    headers: Message
     body: bytes
 
     def json(self) -> Any:
