@@ -18,12 +18,12 @@ from typing import Any
 import pytest
 import yaml
 
-from homeci import drone, manifests, rendering
+from homeci import drone, manifests, paths, rendering
 from homeci.errors import HomeciError
 
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "charts" / "drone-pipelines"
-SAMPLE_APP = ROOT / "tests" / "e2e" / "sample-app"
+SAMPLE_APP = paths.sample_app()
 RELEASE = "homeci-pipelines"
 NAMESPACE = "homeci"
 KUBE = "1.37.0"
@@ -165,7 +165,9 @@ def test_sample_app_pipeline_wiring(
 
     build = steps["build"]["settings"]
     image = f"{registry}/${{DRONE_REPO,,}}"
-    assert steps["build"]["image"] == values["pipeline"]["images"]["kaniko"], f"{where} steps[build].image"
+    kaniko = values["pipeline"]["images"]["kaniko"]
+    wanted = f"{kaniko['repository']}:{kaniko['tag']}" + (f"@{kaniko['digest']}" if kaniko["digest"] else "")
+    assert steps["build"]["image"] == wanted, f"{where} steps[build].image"
     assert build["registry"] == registry, f"{where} steps[build].settings.registry"
     assert build["repo"] == image, f"{where} steps[build].settings.repo"
     assert build["tags"] == ["${DRONE_COMMIT_SHA}"], f"{where} steps[build].settings.tags: commit SHA only"

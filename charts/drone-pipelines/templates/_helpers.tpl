@@ -84,8 +84,26 @@ existing Secret via lookup. Online and not found: fail with what to do. Offline 
 {{- end -}}
 {{- end -}}
 
+{{- /*
+Image reference <repository>:<tag>[@<digest>]: (dict "image" .Values.x.image "key" "x.image"). A moving
+tag fails in one sentence naming the key.
+*/ -}}
+{{- define "homeci-pipelines.image" -}}
+{{- $tag := toString .image.tag -}}
+{{- if has (lower $tag) (list "latest" "edge" "next-latest" "main" "master" "nightly" "stable" "dev") -}}
+{{- fail (printf "%s.tag %q is a moving tag (its content changes under the same name): pin a version tag such as the chart's default, and optionally %s.digest" .key $tag .key) -}}
+{{- end -}}
+{{- $ref := printf "%s:%s" .image.repository $tag -}}
+{{- with .image.digest -}}{{- $ref = printf "%s@%s" $ref . -}}{{- end -}}
+{{- $ref -}}
+{{- end -}}
+
 {{- /* Cross-field checks the schema cannot express; fail with one sentence. */ -}}
 {{- define "homeci-pipelines.validate" -}}
+{{- $domain := toString .Values.stack.domain -}}
+{{- if regexMatch "^[0-9]+([.][0-9]+){3}(:[0-9]+)?$" $domain -}}
+{{- fail (printf "stack.domain %q is an IP address, but the stack's hosts are <label>.<domain>: set the umbrella's global.domain (a DNS name such as %s.sslip.io or home.lan)" $domain (replace "." "-" (regexReplaceAll ":[0-9]+$" $domain ""))) -}}
+{{- end -}}
 {{- $seen := dict -}}
 {{- $build := include "homeci-pipelines.buildNamespace" . -}}
 {{- range $i, $t := .Values.targets -}}
@@ -128,9 +146,9 @@ value is a JSON string, which is also a valid Go string literal.
   "d_host_aliases" (ternary ($p.hostAliases | toJson) "" (gt (len $p.hostAliases) 0))
   "d_secret_username" $p.secretNames.username
   "d_secret_password" $p.secretNames.password
-  "d_image_kaniko" $p.images.kaniko
-  "d_image_kubectl" $p.images.kubectl
-  "d_image_test" $p.images.test
+  "d_image_kaniko" (include "homeci-pipelines.image" (dict "image" $p.images.kaniko "key" "pipeline.images.kaniko"))
+  "d_image_kubectl" (include "homeci-pipelines.image" (dict "image" $p.images.kubectl "key" "pipeline.images.kubectl"))
+  "d_image_test" (include "homeci-pipelines.image" (dict "image" $p.images.test "key" "pipeline.images.test"))
   "d_test_cpu" (toString $p.resources.test.cpu)
   "d_test_memory" (toString $p.resources.test.memory)
   "d_build_cpu" (toString $p.resources.build.cpu)

@@ -3,9 +3,18 @@ Umbrella helpers, all prefixed `homeci.`. Subcharts never call these (each works
 follow the same naming contract from `global.*` values instead.
 */ -}}
 
-{{- /* Public DNS suffix. */ -}}
+{{- /*
+Public DNS suffix. An IP address cannot be one: hosts are <label>.<domain> and the serving certificate
+covers *.<domain>, and a wildcard of an address is no name any client resolves or verifies.
+*/ -}}
 {{- define "homeci.domain" -}}
-{{- required "global.domain must be set (e.g. homeci.localhost)" .Values.global.domain -}}
+{{- $domain := required "global.domain must be set to a DNS name such as homeci.localhost" .Values.global.domain -}}
+{{- if regexMatch "^[0-9]+([.][0-9]+){3}$" $domain -}}
+{{- fail (printf "global.domain %q is an IP address, but hosts are <label>.<domain> under one *.<domain> certificate: use a DNS name that resolves to the node, such as the wildcard-DNS name %s.sslip.io or a local domain like home.lan" $domain (replace "." "-" $domain)) -}}
+{{- else if regexMatch "(^|[.])[0-9]+$" $domain -}}
+{{- fail (printf "global.domain %q ends in an all-numeric label, which no DNS name may (it reads as an IP address): use a name such as home.lan or homeci.localhost" $domain) -}}
+{{- end -}}
+{{- $domain -}}
 {{- end -}}
 
 {{- /* Public host of a component: (dict "ctx" $ "component" "git|ci|registry") -> git.<domain>. */ -}}
@@ -77,4 +86,19 @@ Kept while it was issued for the same host list by the same CA and more than ren
 {{- if gt $left (mul 86400 (int .renewBeforeDays)) -}}true{{- end -}}
 {{- end -}}
 {{- end -}}
+{{- end -}}
+
+{{- /*
+Image reference <repository>:<tag>[@<digest>], global.imageRegistry prefixed when set:
+(dict "ctx" $ "image" .Values.x.image "key" "x.image"). A moving tag fails in one sentence naming the key.
+*/ -}}
+{{- define "homeci.image" -}}
+{{- $tag := toString .image.tag -}}
+{{- if has (lower $tag) (list "latest" "edge" "next-latest" "main" "master" "nightly" "stable" "dev") -}}
+{{- fail (printf "%s.tag %q is a moving tag (its content changes under the same name): pin a version tag such as the chart's default, and optionally %s.digest" .key $tag .key) -}}
+{{- end -}}
+{{- $ref := printf "%s:%s" .image.repository $tag -}}
+{{- with .ctx.Values.global.imageRegistry -}}{{- $ref = printf "%s/%s" (trimSuffix "/" .) $ref -}}{{- end -}}
+{{- with .image.digest -}}{{- $ref = printf "%s@%s" $ref . -}}{{- end -}}
+{{- $ref -}}
 {{- end -}}

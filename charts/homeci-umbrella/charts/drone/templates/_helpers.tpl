@@ -32,7 +32,13 @@ helm.sh/chart: {{ printf "%s-%s" .ctx.Chart.Name .ctx.Chart.Version | replace "+
 
 {{- define "homeci-drone.domain" -}}
 {{- $g := fromYaml (include "homeci-drone.global" .) -}}
-{{- $g.domain | default "homeci.localhost" -}}
+{{- $domain := $g.domain | default "homeci.localhost" | toString -}}
+{{- if regexMatch "^[0-9]+([.][0-9]+){3}$" $domain -}}
+{{- fail (printf "global.domain %q is an IP address, but hosts are <label>.<domain> under one *.<domain> certificate: use a DNS name that resolves to the node, such as the wildcard-DNS name %s.sslip.io or a local domain like home.lan" $domain (replace "." "-" $domain)) -}}
+{{- else if regexMatch "(^|[.])[0-9]+$" $domain -}}
+{{- fail (printf "global.domain %q ends in an all-numeric label, which no DNS name may (it reads as an IP address): use a name such as home.lan or homeci.localhost" $domain) -}}
+{{- end -}}
+{{- $domain -}}
 {{- end -}}
 
 {{/* Public host of a component: (dict "ctx" $ "component" "git|ci|registry"). */}}
@@ -68,22 +74,27 @@ helm.sh/chart: {{ printf "%s-%s" .ctx.Chart.Name .ctx.Chart.Version | replace "+
 {{- if dig "tls" "mode" "" $g -}}true{{- end -}}
 {{- end -}}
 
-{{/* Image reference: (dict "ctx" $ "image" .Values.x.image). */}}
+{{- /*
+Image reference <repository>:<tag>[@<digest>], global.imageRegistry prefixed when set:
+(dict "ctx" $ "image" .Values.server.image "key" "server.image"). A moving tag fails in one sentence
+naming the key.
+*/ -}}
 {{- define "homeci-drone.image" -}}
 {{- $g := fromYaml (include "homeci-drone.global" .ctx) -}}
-{{- $repo := .image.repository -}}
-{{- with $g.imageRegistry -}}{{- $repo = printf "%s/%s" (trimSuffix "/" .) $repo -}}{{- end -}}
-{{- printf "%s:%s" $repo (toString .image.tag) -}}
+{{- $tag := toString .image.tag -}}
+{{- $key := printf "%s%s" (include "homeci-drone.valuesPrefix" .ctx) .key -}}
+{{- if has (lower $tag) (list "latest" "edge" "next-latest" "main" "master" "nightly" "stable" "dev") -}}
+{{- fail (printf "%s.tag %q is a moving tag (its content changes under the same name): pin a version tag such as the chart's default, and optionally %s.digest" $key $tag $key) -}}
+{{- end -}}
+{{- $ref := printf "%s:%s" .image.repository $tag -}}
+{{- with $g.imageRegistry -}}{{- $ref = printf "%s/%s" (trimSuffix "/" (toString .)) $ref -}}{{- end -}}
+{{- with .image.digest -}}{{- $ref = printf "%s@%s" $ref . -}}{{- end -}}
+{{- $ref -}}
 {{- end -}}
 
-{{- /* An image given as one string ("repo:tag"), with global.imageRegistry prefixed when set. */ -}}
-{{- define "homeci-drone.prefixedImage" -}}
-{{- $g := fromYaml (include "homeci-drone.global" .root) -}}
-{{- if $g.imageRegistry -}}
-{{- printf "%s/%s" (trimSuffix "/" (toString $g.imageRegistry)) .ref -}}
-{{- else -}}
-{{- .ref -}}
-{{- end -}}
+{{- /* Dotted path of this chart's values in the user's install: "drone." inside the umbrella, "" alone. */ -}}
+{{- define "homeci-drone.valuesPrefix" -}}
+{{- if contains "/charts/" .Template.BasePath -}}{{ .Chart.Name }}.{{- end -}}
 {{- end -}}
 
 {{- define "homeci-drone.imagePullSecrets" -}}
@@ -119,11 +130,13 @@ imagePullSecrets:
 {{- end -}}
 {{- end -}}
 
-{{/* Restricted-compatible container security context (uid 1000). */}}
+{{/* Restricted-compatible container security context of the server and the runner: uid/gid 65532 (the
+"nonroot" id of distroless-style images; >= 10000 keeps clear of host users). Both are static programs
+that need no passwd entry; the server's data volume is writable through fsGroup. */}}
 {{- define "homeci-drone.containerSecurityContext" -}}
 runAsNonRoot: true
-runAsUser: 1000
-runAsGroup: 1000
+runAsUser: 65532
+runAsGroup: 65532
 allowPrivilegeEscalation: false
 readOnlyRootFilesystem: true
 capabilities:
@@ -134,9 +147,9 @@ seccompProfile:
 
 {{- define "homeci-drone.podSecurityContext" -}}
 runAsNonRoot: true
-runAsUser: 1000
-runAsGroup: 1000
-fsGroup: 1000
+runAsUser: 65532
+runAsGroup: 65532
+fsGroup: 65532
 fsGroupChangePolicy: OnRootMismatch
 seccompProfile:
   type: RuntimeDefault

@@ -33,7 +33,7 @@ START_SSH_SERVER = false
 
 [repository]
 ROOT = /data/git/gogs-repositories
-DEFAULT_BRANCH = {{ .Values.config.defaultBranch }}
+DEFAULT_BRANCH = {{ include "homeci-gogs.defaultBranch" . }}
 
 [repository.upload]
 TEMP_PATH = /data/gogs/data/tmp/uploads

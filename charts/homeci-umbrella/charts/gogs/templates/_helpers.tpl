@@ -24,7 +24,13 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
 {{/* Public DNS suffix and host (git.<domain>). */}}
 {{- define "homeci-gogs.domain" -}}
 {{- $g := fromYaml (include "homeci-gogs.global" .) -}}
-{{- $g.domain | default "homeci.localhost" -}}
+{{- $domain := $g.domain | default "homeci.localhost" | toString -}}
+{{- if regexMatch "^[0-9]+([.][0-9]+){3}$" $domain -}}
+{{- fail (printf "global.domain %q is an IP address, but hosts are <label>.<domain> under one *.<domain> certificate: use a DNS name that resolves to the node, such as the wildcard-DNS name %s.sslip.io or a local domain like home.lan" $domain (replace "." "-" $domain)) -}}
+{{- else if regexMatch "(^|[.])[0-9]+$" $domain -}}
+{{- fail (printf "global.domain %q ends in an all-numeric label, which no DNS name may (it reads as an IP address): use a name such as home.lan or homeci.localhost" $domain) -}}
+{{- end -}}
+{{- $domain -}}
 {{- end -}}
 
 {{- define "homeci-gogs.host" -}}
@@ -57,11 +63,24 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
 {{- if dig "tls" "mode" "" $g -}}true{{- end -}}
 {{- end -}}
 
+{{- /* Image reference <repository>:<tag>[@<digest>], global.imageRegistry prefixed when set; a moving tag
+fails in one sentence naming the key. */ -}}
 {{- define "homeci-gogs.image" -}}
 {{- $g := fromYaml (include "homeci-gogs.global" .) -}}
-{{- $repo := .Values.image.repository -}}
-{{- with $g.imageRegistry -}}{{- $repo = printf "%s/%s" (trimSuffix "/" .) $repo -}}{{- end -}}
-{{- printf "%s:%s" $repo .Values.image.tag -}}
+{{- $tag := toString .Values.image.tag -}}
+{{- $key := printf "%s%s" (include "homeci-gogs.valuesPrefix" .) "image" -}}
+{{- if has (lower $tag) (list "latest" "edge" "next-latest" "main" "master" "nightly" "stable" "dev") -}}
+{{- fail (printf "%s.tag %q is a moving tag (its content changes under the same name): pin a version tag such as the chart's default, and optionally %s.digest" $key $tag $key) -}}
+{{- end -}}
+{{- $ref := printf "%s:%s" .Values.image.repository $tag -}}
+{{- with $g.imageRegistry -}}{{- $ref = printf "%s/%s" (trimSuffix "/" .) $ref -}}{{- end -}}
+{{- with .Values.image.digest -}}{{- $ref = printf "%s@%s" $ref . -}}{{- end -}}
+{{- $ref -}}
+{{- end -}}
+
+{{- /* Dotted path of this chart's values in the user's install: "gogs." inside the umbrella, "" alone. */ -}}
+{{- define "homeci-gogs.valuesPrefix" -}}
+{{- if contains "/charts/" .Template.BasePath -}}{{ .Chart.Name }}.{{- end -}}
 {{- end -}}
 
 {{- define "homeci-gogs.imagePullSecrets" -}}
@@ -82,4 +101,13 @@ imagePullSecrets:
 {{- define "homeci-gogs.ingressClass" -}}
 {{- $g := fromYaml (include "homeci-gogs.global" .) -}}
 {{- $g.ingressClass | default "homeci" -}}
+{{- end -}}
+
+{{- /* config.defaultBranch, refused in one sentence where git would refuse the branch name. */ -}}
+{{- define "homeci-gogs.defaultBranch" -}}
+{{- $branch := toString .Values.config.defaultBranch -}}
+{{- if regexMatch "[.][.]|//|/$|[.]lock$|/[.]|@[{]" $branch -}}
+{{- fail (printf "%sconfig.defaultBranch %q is not a branch name git accepts (no \"..\", \"//\", \"/.\" or \"@{\", no trailing / or .lock): use a name such as main" (include "homeci-gogs.valuesPrefix" .) $branch) -}}
+{{- end -}}
+{{- $branch -}}
 {{- end -}}

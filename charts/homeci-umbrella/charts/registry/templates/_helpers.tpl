@@ -21,7 +21,13 @@
 {{- if .Values.host -}}
 {{- .Values.host -}}
 {{- else if $g.domain -}}
-{{- printf "%s.%s" ((($g.hosts | default dict).registry) | default "registry") $g.domain -}}
+{{- $domain := toString $g.domain -}}
+{{- if regexMatch "^[0-9]+([.][0-9]+){3}$" $domain -}}
+{{- fail (printf "global.domain %q is an IP address, but hosts are <label>.<domain> under one *.<domain> certificate: use a DNS name that resolves to the node, such as the wildcard-DNS name %s.sslip.io or a local domain like home.lan" $domain (replace "." "-" $domain)) -}}
+{{- else if regexMatch "(^|[.])[0-9]+$" $domain -}}
+{{- fail (printf "global.domain %q ends in an all-numeric label, which no DNS name may (it reads as an IP address): use a name such as home.lan or homeci.localhost" $domain) -}}
+{{- end -}}
+{{- printf "%s.%s" ((($g.hosts | default dict).registry) | default "registry") $domain -}}
 {{- else -}}
 registry.localhost
 {{- end -}}
@@ -54,9 +60,23 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
 {{- end -}}
 
+{{- /* Image reference <registry>/<repository>:<tag>[@<digest>] (global.imageRegistry replaces image.registry);
+a moving tag fails in one sentence naming the key. */ -}}
 {{- define "homeci-registry.image" -}}
 {{- $g := .Values.global | default dict -}}
-{{- printf "%s/%s:%s" ($g.imageRegistry | default .Values.image.registry) .Values.image.repository .Values.image.tag -}}
+{{- $tag := toString .Values.image.tag -}}
+{{- $key := printf "%s%s" (include "homeci-registry.valuesPrefix" .) "image" -}}
+{{- if has (lower $tag) (list "latest" "edge" "next-latest" "main" "master" "nightly" "stable" "dev") -}}
+{{- fail (printf "%s.tag %q is a moving tag (its content changes under the same name): pin a version tag such as the chart's default, and optionally %s.digest" $key $tag $key) -}}
+{{- end -}}
+{{- $ref := printf "%s/%s:%s" ($g.imageRegistry | default .Values.image.registry) .Values.image.repository $tag -}}
+{{- with .Values.image.digest -}}{{- $ref = printf "%s@%s" $ref . -}}{{- end -}}
+{{- $ref -}}
+{{- end -}}
+
+{{- /* Dotted path of this chart's values in the user's install: "registry." inside the umbrella, "" alone. */ -}}
+{{- define "homeci-registry.valuesPrefix" -}}
+{{- if contains "/charts/" .Template.BasePath -}}{{ .Chart.Name }}.{{- end -}}
 {{- end -}}
 
 {{- define "homeci-registry.networkPolicy" -}}
@@ -74,12 +94,14 @@ imagePullSecrets:
 {{- end }}
 {{- end -}}
 
-{{- /* Pod security context shared by the registry and the garbage collector. */ -}}
+{{- /* Pod security context shared by the registry and the garbage collector. uid/gid 65532 (the
+"nonroot" id of distroless-style images; >= 10000 keeps clear of host users): the registry is one
+static program that needs no passwd entry, and fsGroup makes its storage volume writable. */ -}}
 {{- define "homeci-registry.podSecurityContext" -}}
 runAsNonRoot: true
-runAsUser: 1000
-runAsGroup: 1000
-fsGroup: 1000
+runAsUser: 65532
+runAsGroup: 65532
+fsGroup: 65532
 fsGroupChangePolicy: OnRootMismatch
 seccompProfile:
   type: RuntimeDefault

@@ -20,9 +20,23 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
 {{- end -}}
 
+{{- /* Image reference <registry>/<repository>:<tag>[@<digest>] (global.imageRegistry replaces image.registry);
+a moving tag fails in one sentence naming the key. */ -}}
 {{- define "homeci-traefik.image" -}}
 {{- $global := .Values.global | default dict -}}
-{{- printf "%s/%s:%s" ($global.imageRegistry | default .Values.image.registry) .Values.image.repository .Values.image.tag -}}
+{{- $tag := toString .Values.image.tag -}}
+{{- $key := printf "%s%s" (include "homeci-traefik.valuesPrefix" .) "image" -}}
+{{- if has (lower $tag) (list "latest" "edge" "next-latest" "main" "master" "nightly" "stable" "dev") -}}
+{{- fail (printf "%s.tag %q is a moving tag (its content changes under the same name): pin a version tag such as the chart's default, and optionally %s.digest" $key $tag $key) -}}
+{{- end -}}
+{{- $ref := printf "%s/%s:%s" ($global.imageRegistry | default .Values.image.registry) .Values.image.repository $tag -}}
+{{- with .Values.image.digest -}}{{- $ref = printf "%s@%s" $ref . -}}{{- end -}}
+{{- $ref -}}
+{{- end -}}
+
+{{- /* Dotted path of this chart's values in the user's install: "traefik." inside the umbrella, "" alone. */ -}}
+{{- define "homeci-traefik.valuesPrefix" -}}
+{{- if contains "/charts/" .Template.BasePath -}}{{ .Chart.Name }}.{{- end -}}
 {{- end -}}
 
 {{- define "homeci-traefik.ingressClassName" -}}
