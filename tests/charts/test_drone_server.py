@@ -46,7 +46,10 @@ def test_server_settings(umbrella_manifests: list[mf.Manifest]) -> None:
     assert sc["runAsNonRoot"] is True and sc["runAsUser"] != 0, (
         f"{dep.ref} containers[drone] must not run as root"
     )
-    assert dig(dep.pod_spec(), "securityContext.fsGroup") == 1000, f"{dep.ref} needs fsGroup for /data"
+    pod = dig(dep.pod_spec(), "securityContext")
+    assert pod.get("fsGroup") == sc["runAsGroup"] == pod.get("runAsGroup"), (
+        f"{dep.ref} needs fsGroup = runAsGroup for a writable /data, got pod {pod}, container {sc}"
+    )
 
 
 def test_database(umbrella_manifests: list[mf.Manifest], values: dict[str, Any]) -> None:

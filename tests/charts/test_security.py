@@ -29,6 +29,14 @@ EXCEPTIONS: dict[str, tuple[frozenset[str], str]] = {
 }
 # Containers that may keep a writable root filesystem, with the reason.
 WRITABLE_ROOT: dict[str, str] = {}
+# Workloads that may run as a uid below 10000 (checkov CKV_K8S_40: ids that clash with host users), with
+# the reason (the same as in ci/checkov-allowed.yaml and the README's security table).
+LOW_UID: dict[str, str] = {
+    f"Deployment/{RELEASE}-gogs": "uid 1000 (git): ssh-keygen, which Gogs runs, needs a passwd entry, "
+                                  "and the rootless image has only git (tests/images/test_images_uid.py)",
+    f"DaemonSet/{RELEASE}-node-trust": "root: writes root-owned node files through hostPath",
+}
+HIGH_UID = 10000
 
 
 def allowed(ref: str, check: str) -> bool:
@@ -86,6 +94,27 @@ def test_pod_security_restricted(umbrella_manifests: list[mf.Manifest]) -> None:
         for port in c.get("ports") or []:
             if port.get("hostPort") and not allowed(w.ref, "hostPort"):
                 problems.append(f"{w.ref} {path}.ports[{port.get('name')}].hostPort is {port['hostPort']}")
+    assert not problems, "\n".join(problems)
+
+
+def test_high_uids(umbrella_manifests: list[mf.Manifest]) -> None:
+    """Every container runs as a uid and gid >= 10000 (clear of host users and system ids), and a pod with
+    a data volume makes it writable through fsGroup = runAsGroup; exceptions: LOW_UID."""
+    problems: list[str] = []
+    for w, path, c in containers(umbrella_manifests):
+        spec = w.pod_spec() or {}
+        sc = c.get("securityContext") or {}
+        uid = sc.get("runAsUser", _pod_level(spec, "runAsUser"))
+        gid = sc.get("runAsGroup", _pod_level(spec, "runAsGroup"))
+        if w.ref in LOW_UID:
+            continue
+        for key, value in (("runAsUser", uid), ("runAsGroup", gid)):
+            if not isinstance(value, int) or value < HIGH_UID:
+                problems.append(f"{w.ref} {path}.securityContext.{key} is {value!r}, want >= {HIGH_UID}")
+        claims = [v for v in spec.get("volumes") or [] if "persistentVolumeClaim" in v]
+        if claims and _pod_level(spec, "fsGroup") != gid:
+            problems.append(f"{w.ref} spec.securityContext.fsGroup is {_pod_level(spec, 'fsGroup')!r}: "
+                            f"volume {claims[0]['name']} is writable for gid {gid} only with fsGroup {gid}")
     assert not problems, "\n".join(problems)
 
 
