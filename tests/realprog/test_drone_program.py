@@ -6,7 +6,7 @@ cluster: in-cluster Service names resolve to 127.0.0.1 (homeci.realprog.ClusterN
 The flow, in test order: the chart's bootstrap Job (form login through Gogs, repository sync) -> the
 machine token from DRONE_USER_CREATE -> sync lists a repository created in Gogs -> activation creates
 the Gogs webhook on the rendered in-cluster host -> the drone-pipelines registration Job registers the
-template and organisation secrets -> `git push` of tests/e2e/sample-app -> Gogs delivers the webhook ->
+template and organisation secrets -> `git push` of examples/sample-app -> Gogs delivers the webhook ->
 Drone creates build #1, expanded from the registered template by Drone itself, pending for a runner ->
 the real drone-runner-kube with the rendered RPC secret polls and is handed that stage.
 """
@@ -42,12 +42,12 @@ from realprog_harness import (
 )
 
 from homeci import drone as drone_chart
-from homeci import manifests, rendering, toolchain
+from homeci import manifests, paths, rendering, toolchain
 from homeci.manifests import Manifest
 from homeci.realprog import LOOPBACK, ClusterNames, LoopbackPod, Program
 
 ROOT = Path(__file__).resolve().parents[2]
-SAMPLE_APP = ROOT / "tests" / "e2e" / "sample-app"
+SAMPLE_APP = paths.sample_app()
 PIPELINES = ROOT / "charts" / "drone-pipelines"
 PIPELINES_RELEASE = "homeci-pipelines"
 REPO_NAME = "sample-app"
@@ -396,7 +396,7 @@ def _git(args: list[str], cwd: Path, env: dict[str, str]) -> str:
 @pytest.fixture(scope="module")
 def pushed(api: Api, gogs: LoopbackGogs, admin: dict[str, str], sample_repo: str, registered: Any,
            tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
-    """tests/e2e/sample-app pushed to the activated Gogs repository; returns commit and branch."""
+    """examples/sample-app pushed to the activated Gogs repository; returns commit and branch."""
     status, repo = api("GET", f"/api/repos/{sample_repo}")
     if not repo.get("active"):
         api("POST", "/api/user/repos")

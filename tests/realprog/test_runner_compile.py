@@ -21,14 +21,14 @@ import pytest
 import yaml
 from realprog_harness import RELEASE, binary, loopback_env
 
-from homeci import drone, manifests, rendering
+from homeci import drone, manifests, paths, rendering
 from homeci.manifests import Manifest
 from homeci.realprog import LoopbackPod
 
 ROOT = Path(__file__).resolve().parents[2]
 PIPELINES = ROOT / "charts" / "drone-pipelines"
 PIPELINES_RELEASE = "homeci-pipelines"
-SAMPLE_APP = ROOT / "tests" / "e2e" / "sample-app"
+SAMPLE_APP = paths.sample_app()
 REPO = "homeci/sample-app"
 
 
@@ -77,7 +77,7 @@ def pipeline_text(pipelines: list[Manifest], tmp_path_factory: pytest.TempPathFa
         pytest.skip("Go is needed to expand the Drone template (Go text/template) and to build the runner")
     objs = pipelines
     sample = yaml.safe_load((SAMPLE_APP / ".drone.yml").read_text())
-    assert sample.get("kind") == "template", "tests/e2e/sample-app/.drone.yml no longer loads a template"
+    assert sample.get("kind") == "template", "examples/sample-app/.drone.yml no longer loads a template"
     templates = manifests.get(objs, "ConfigMap", f"{PIPELINES_RELEASE}-templates").obj["data"]
     registered = templates[sample["load"]]
     owner, name = REPO.split("/")

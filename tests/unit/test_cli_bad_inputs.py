@@ -31,13 +31,13 @@ from types import FrameType
 import click
 import pytest
 
-from homeci import ca, toolchain
+from homeci import ca, paths, toolchain
 from homeci.cli import cli, main
 from homeci.commands import params
 
 ROOT = Path(__file__).resolve().parents[2]
 GOOD = ROOT / "tests" / "fixtures" / "charts" / "good"
-SAMPLE_APP = ROOT / "tests" / "e2e" / "sample-app"
+SAMPLE_APP = paths.sample_app()
 UNREACHABLE = "https://127.0.0.1:1"
 DEADLINE = 60  # seconds any one case may take; a case that hangs fails
 

@@ -32,6 +32,11 @@ def charts_dir() -> Path:
     return repo_root() / "charts"
 
 
+def sample_app() -> Path:
+    """The example app the smoke flow and the tests push (a .drone.yml, Dockerfile, VERSION and k8s/)."""
+    return repo_root() / "examples" / "sample-app"
+
+
 def cache_dir() -> Path:
     """Per-user cache root: ``$HOMECI_CACHE`` or ``$XDG_CACHE_HOME/homeci`` or ``~/.cache/homeci``."""
     env = os.environ.get("HOMECI_CACHE")

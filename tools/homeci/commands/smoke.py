@@ -56,7 +56,7 @@ def _web_factory(connect: str | None) -> object:
 @click.option("--release", type=params.RELEASE, default="homeci", show_default=True,
               help="Umbrella release name.")
 @click.option("--app", "app_dir", type=click.Path(file_okay=False, exists=True, path_type=Path), default=None,
-              help="App folder to push (default: the sample app, tests/e2e/sample-app).")
+              help="App folder to push (default: the sample app, examples/sample-app).")
 @click.option("--repo", type=params.Name(63), default="sample-app", show_default=True,
               help="Repository name in Gogs (also the app's host label, so a DNS label).")
 @click.option("--target", type=params.NAMESPACE, default="apps", show_default=True,
@@ -74,9 +74,9 @@ def command(kubeconfig: Path | None, namespace: str, release: str, app_dir: Path
 
     from homeci import kubeaccess
 
-    source = app_dir or paths.repo_root() / "tests" / "e2e" / "sample-app"
+    source = app_dir or paths.sample_app()
     if not (source / ".drone.yml").is_file():
-        raise UsageError(f"{source}: no .drone.yml; --app must be an app folder like tests/e2e/sample-app")
+        raise UsageError(f"{source}: no .drone.yml; --app must be an app folder like examples/sample-app")
     api = kubeaccess.api_client(kubeconfig)
     kubeaccess.probe(api, kubeconfig)
     with tempfile.TemporaryDirectory(prefix="homeci-smoke-") as tmp:

@@ -54,7 +54,7 @@ DEPLOY_BRANCH = "main"
 
 @dataclass
 class App:
-    """The app under test: a folder with .drone.yml, Dockerfile, VERSION and k8s/ (tests/e2e/sample-app)."""
+    """The app under test: a folder with .drone.yml, Dockerfile, VERSION and k8s/ (examples/sample-app)."""
 
     source: Path
     owner: str

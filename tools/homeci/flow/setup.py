@@ -14,11 +14,11 @@ from typing import Any
 
 from homeci.errors import HomeciError
 from homeci.flow import driver, stack
-from homeci.paths import charts_dir, repo_root
+from homeci.paths import charts_dir, repo_root, sample_app
 
 PIPELINES_RELEASE = "homeci-pipelines"
 TARGET = "apps"
-SAMPLE_APP = Path("tests") / "e2e" / "sample-app"
+
 Progress = Callable[[str], None]
 
 
@@ -85,7 +85,7 @@ def local(name: str, *, major: int = 3, progress: Progress | None = None, workdi
         progress(f"helm{major} upgrade --install {PIPELINES_RELEASE} (target namespace {TARGET})")
     _install_pipelines(cluster.kubeconfig, st.admin_user, stackmod.RELEASE, stackmod.NAMESPACE, major,
                        st.domain)
-    source = repo_root() / SAMPLE_APP
+    source = sample_app()
     if progress:
         progress("seeding the sample app's base images into the registry (kaniko's mirror)")
 
@@ -129,7 +129,7 @@ def kind_cluster(name: str, *, major: int = 3, progress: Progress | None = None,
     _ensure_target(api, TARGET)
     _install_pipelines(cluster.kubeconfig, st.admin_user, stackmod.RELEASE, stackmod.NAMESPACE, major,
                        st.domain)
-    app = driver.App(source=repo_root() / SAMPLE_APP, owner=st.admin_user, name="sample-app",
+    app = driver.App(source=sample_app(), owner=st.admin_user, name="sample-app",
                      namespace=TARGET, host=f"sample-app.{st.domain}")
     return Prepared("kind", cluster, st, app, cluster.kubeconfig)
 
