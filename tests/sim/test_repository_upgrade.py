@@ -131,7 +131,8 @@ def test_install_previous_and_upgrade_from_the_repository(
                      for key in sorted(keys) if key in secrets.get(name, {})
                      and after[name].get(key) != secrets[name][key]]
     assert not lost_secrets, (f"{consumer} upgrade {repository.previous} -> {repository.new} replaced "
-                              f"generated values (passwords, keys, tokens, the admin): {', '.join(lost_secrets)}")
+                              "generated values (passwords, keys, tokens, the admin): "
+                              f"{', '.join(lost_secrets)}")
     assert certificate(api, namespace, f"{RELEASE}-ca").serial_number == ca.serial_number, "CA replaced"
 
     named = {r.ref(RELEASE) for r in repository.restarts}
