@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -43,6 +44,16 @@ class HelmResult:
     stdout: str
     stderr: str
     returncode: int
+
+
+# Every chart carries the library chart as charts/homeci-lib, a symbolic link to charts/homeci-lib; Helm
+# notes each link it follows while loading a chart directory (Helm 3: "walk.go:75: found symbolic link in
+# path: ...", Helm 4: level=INFO msg="found symbolic link in path. ..."). Expected, so not reported.
+_LINK_NOTE = re.compile(r"^.*found symbolic link in path\b.*(?:\n|$)", re.MULTILINE)
+
+
+def _without_link_notes(stderr: str) -> str:
+    return _LINK_NOTE.sub("", stderr)
 
 
 def _summarise(stderr: str) -> str:
@@ -103,12 +114,13 @@ class Helm:
         except subprocess.TimeoutExpired:
             where = _context(chart, values_files)
             raise HelmError(f"helm {args[0]} timed out after {timeout:.0f}s{where}") from None
-        result = HelmResult(tuple(args), proc.stdout, proc.stderr, proc.returncode)
+        stderr = _without_link_notes(proc.stderr)
+        result = HelmResult(tuple(args), proc.stdout, stderr, proc.returncode)
         if check and proc.returncode != 0:
             where = _context(chart, values_files)
             raise HelmError(
-                f"helm{self.major} {args[0]} failed{where}: {_summarise(proc.stderr)}",
-                stderr=proc.stderr, returncode=proc.returncode,
+                f"helm{self.major} {args[0]} failed{where}: {_summarise(stderr)}",
+                stderr=stderr, returncode=proc.returncode,
             )
         return result
 

@@ -65,9 +65,18 @@ class OciTarget:
 
 
 def publishable_charts() -> list[Path]:
-    """Top-level charts under ``charts/`` (subcharts ship inside their umbrella)."""
+    """Top-level charts under ``charts/`` (subcharts ship inside their umbrella; the library chart ships
+    inside every chart that uses it and installs nothing alone)."""
     base = paths.charts_dir()
-    return [c for c in paths.find_charts(base) if c.parent == base]
+    return [c for c in paths.find_charts(base) if c.parent == base and not _library(c)]
+
+
+def _library(chart: Path) -> bool:
+    try:
+        meta = yaml.safe_load((chart / "Chart.yaml").read_text()) or {}
+    except (OSError, yaml.YAMLError):  # chart_meta reports a broken Chart.yaml
+        return False
+    return isinstance(meta, dict) and meta.get("type") == "library"
 
 
 def chart_meta(chart: Path) -> tuple[str, str]:

@@ -54,10 +54,24 @@ def toolchain_dir() -> Path:
 
 
 def find_charts(root: Path | None = None) -> list[Path]:
-    """Every chart under ``charts/``, nested subcharts included, parents before children."""
+    """Every chart under ``charts/``, nested subcharts included, parents before children.
+
+    A chart reached through a symbolic link is left out: every chart carries the library chart as
+    ``charts/homeci-lib``, a link to ``charts/homeci-lib`` itself, which is found once, at its own place.
+    """
     base = root or charts_dir()
-    found = sorted(p.parent for p in base.rglob("Chart.yaml") if "tmpcharts" not in p.parts)
+    found = sorted(p.parent for p in base.rglob("Chart.yaml")
+                   if "tmpcharts" not in p.parts and not _through_link(p.parent, base))
     return found
+
+
+def _through_link(path: Path, base: Path) -> bool:
+    """True if ``path`` or a folder between it and ``base`` is a symbolic link."""
+    while path != base and base in path.parents:
+        if path.is_symlink():
+            return True
+        path = path.parent
+    return False
 
 
 def resolve_chart(name_or_path: str) -> Path:

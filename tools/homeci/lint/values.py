@@ -190,6 +190,8 @@ def dependencies(chart: Path) -> list[tuple[str, Path, str | None]]:
     by_name = {}
     for sub in sorted((chart / "charts").glob("*/Chart.yaml")):
         sub_meta = load_yaml(sub)
+        if sub_meta.get("type") == "library":  # templates only: no values of its own to validate
+            continue
         by_name[str(sub_meta.get("name", sub.parent.name))] = sub.parent
     out: list[tuple[str, Path, str | None]] = []
     seen: set[str] = set()

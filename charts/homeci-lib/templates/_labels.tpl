@@ -1,0 +1,26 @@
+{{- /*
+The app.kubernetes.io recommended labels. Arguments:
+  (dict "ctx" $ ["name" "drone-runner-kube"] ["component" "ci-runner"] ["version" .Values.x.image.tag])
+name defaults to the chart's name (an explicit "" leaves it out, as the node-trust selector does),
+component is left out when empty, version defaults to the chart's appVersion.
+Selector labels never change on upgrade: keep name and component of an existing workload as they are.
+*/ -}}
+
+{{- define "homeci-lib.selectorLabels" -}}
+{{- $name := ternary .name .ctx.Chart.Name (hasKey . "name") -}}
+{{- with $name }}
+app.kubernetes.io/name: {{ . }}
+{{- end }}
+app.kubernetes.io/instance: {{ .ctx.Release.Name }}
+{{- with .component }}
+app.kubernetes.io/component: {{ . }}
+{{- end }}
+{{- end -}}
+
+{{- define "homeci-lib.labels" -}}
+{{ include "homeci-lib.selectorLabels" . | trim }}
+app.kubernetes.io/version: {{ .version | default .ctx.Chart.AppVersion | toString | quote }}
+app.kubernetes.io/part-of: homeci
+app.kubernetes.io/managed-by: {{ .ctx.Release.Service }}
+helm.sh/chart: {{ printf "%s-%s" .ctx.Chart.Name .ctx.Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end -}}

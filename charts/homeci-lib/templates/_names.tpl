@@ -1,0 +1,55 @@
+{{- /*
+Object names: the cross-chart contract. Every object is <release>-<component>[-<suffix>], never the
+chart's fullname, so each chart can name the objects of another without reading its values.
+*/ -}}
+
+{{- /*
+(dict "ctx" $ "component" "drone-runner" ["release" <name>]) -> <release>-drone-runner, at most 63
+characters. release defaults to this release (drone-pipelines passes the stack's release).
+*/ -}}
+{{- define "homeci-lib.fullname" -}}
+{{- printf "%s-%s" (.release | default .ctx.Release.Name) .component | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- /*
+(dict "ctx" $ "component" "drone" ["release" <name>]) -> <release>-drone.<namespace>.svc: the
+in-cluster name of a component's Service in the release namespace.
+*/ -}}
+{{- define "homeci-lib.serviceHost" -}}
+{{- printf "%s.%s.svc" (include "homeci-lib.fullname" .) .ctx.Release.Namespace -}}
+{{- end -}}
+
+{{- /* $ -> <release>-ca: the umbrella's ConfigMap publishing the CA certificate (key ca.crt). */ -}}
+{{- define "homeci-lib.caConfigMap" -}}
+{{- include "homeci-lib.fullname" (dict "ctx" . "component" "ca") -}}
+{{- end -}}
+
+{{- /* $ -> <release>-tls: the umbrella's serving certificate Secret for every public host. */ -}}
+{{- define "homeci-lib.tlsSecret" -}}
+{{- include "homeci-lib.fullname" (dict "ctx" . "component" "tls") -}}
+{{- end -}}
+
+{{- /*
+(dict "ctx" $ "existingSecret" <the chart's own override, or "">) -> the admin Secret (keys username,
+password, email): the override, else global.admin.existingSecret, else <release>-admin.
+*/ -}}
+{{- define "homeci-lib.adminSecret" -}}
+{{- $g := .ctx.Values.global | default dict -}}
+{{- .existingSecret | default (dig "admin" "existingSecret" "" $g) | default (include "homeci-lib.fullname" (dict "ctx" .ctx "component" "admin")) -}}
+{{- end -}}
+
+{{- /*
+$ -> "true" inside the umbrella (global.tls.mode is set, so ConfigMap <release>-ca and Secret
+<release>-tls exist), "" when the chart is installed alone.
+*/ -}}
+{{- define "homeci-lib.umbrella" -}}
+{{- if dig "tls" "mode" "" (.Values.global | default dict) -}}true{{- end -}}
+{{- end -}}
+
+{{- /*
+$ -> the dotted path of this chart's values in the user's install: "drone." when the chart renders
+inside the umbrella, "" alone. Error sentences put it before the keys they name.
+*/ -}}
+{{- define "homeci-lib.valuesPrefix" -}}
+{{- if contains "/charts/" .Template.BasePath -}}{{ .Chart.Name }}.{{- end -}}
+{{- end -}}

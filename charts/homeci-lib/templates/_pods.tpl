@@ -1,0 +1,61 @@
+{{- /* Pod-level pieces every workload shares. */ -}}
+
+{{- /*
+Pod securityContext: (dict "uid" .Values.x.uid ["fsGroup" true]). Runs as user and group <uid>
+(runAsNonRoot unless uid is 0) with the RuntimeDefault seccomp profile; with fsGroup, the pod's volumes
+belong to group <uid> (re-owned only when their root directory's owner differs).
+*/ -}}
+{{- define "homeci-lib.podSecurityContext" -}}
+{{- $uid := int64 .uid -}}
+runAsNonRoot: {{ ne $uid 0 }}
+runAsUser: {{ $uid }}
+runAsGroup: {{ $uid }}
+{{- if .fsGroup }}
+fsGroup: {{ $uid }}
+fsGroupChangePolicy: OnRootMismatch
+{{- end }}
+seccompProfile:
+  type: RuntimeDefault
+{{- end -}}
+
+{{- /*
+Container securityContext: (dict "uid" .Values.x.uid ["readOnlyRootFilesystem" <bool, default true>]).
+Restricted Pod Security: user and group <uid>, no privilege escalation, every capability dropped,
+RuntimeDefault seccomp.
+*/ -}}
+{{- define "homeci-lib.containerSecurityContext" -}}
+{{- $uid := int64 .uid -}}
+runAsNonRoot: {{ ne $uid 0 }}
+runAsUser: {{ $uid }}
+runAsGroup: {{ $uid }}
+allowPrivilegeEscalation: false
+readOnlyRootFilesystem: {{ ternary .readOnlyRootFilesystem true (hasKey . "readOnlyRootFilesystem") }}
+capabilities:
+  drop: [ALL]
+seccompProfile:
+  type: RuntimeDefault
+{{- end -}}
+
+{{- /*
+(dict "ctx" $ "persistence" .Values.x.persistence) -> its storageClass, else global.storageClass; ""
+means the cluster's default class (leave storageClassName out).
+*/ -}}
+{{- define "homeci-lib.storageClass" -}}
+{{- $g := .ctx.Values.global | default dict -}}
+{{- (.persistence | default dict).storageClass | default $g.storageClass | default "" -}}
+{{- end -}}
+
+{{- /* $ -> "true" when global.networkPolicy.enabled or the chart's own networkPolicy.enabled is on. */ -}}
+{{- define "homeci-lib.networkPolicy" -}}
+{{- $own := .Values.networkPolicy | default dict -}}
+{{- if or $own.enabled (dig "networkPolicy" "enabled" false (.Values.global | default dict)) -}}true{{- end -}}
+{{- end -}}
+
+{{- /*
+(dict "ctx" $ "hostDir" <node directory>) -> <hostDir>/<namespace>.<release>: the node directory holding
+this release's CA for pipeline steps (the umbrella's node-trust DaemonSet writes ca.crt there, the Drone
+runner mounts it into every step).
+*/ -}}
+{{- define "homeci-lib.nodeCADir" -}}
+{{- printf "%s/%s.%s" (trimSuffix "/" (toString .hostDir)) .ctx.Release.Namespace .ctx.Release.Name -}}
+{{- end -}}
