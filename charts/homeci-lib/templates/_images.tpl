@@ -30,7 +30,7 @@ when there are none. Include it with nindent at the pod spec's indentation.
 {{- with (.Values.global | default dict).imagePullSecrets }}
 imagePullSecrets:
 {{- range . }}
-  - name: {{ if kindIs "map" . }}{{ .name }}{{ else }}{{ . }}{{ end }}
+  - name: {{ if kindIs "map" . }}{{ .name | quote }}{{ else }}{{ . | quote }}{{ end }}
 {{- end }}
 {{- end }}
 {{- end -}}
