@@ -4,7 +4,7 @@ it), [service] (ignored since 0.12, [auth] replaces it), APP_NAME (now BRAND_NAM
 [email]). Secrets come in by ${VAR} expansion.
 */}}
 {{- define "homeci-gogs.appIni" -}}
-{{- $host := include "homeci-gogs.host" . -}}
+{{- $host := include "homeci-lib.host" (dict "ctx" . "component" "git") -}}
 BRAND_NAME = {{ .Values.config.appName }}
 RUN_USER = git
 RUN_MODE = prod
