@@ -21,7 +21,7 @@ covers *.<domain>, and a wildcard of an address is no name any client resolves o
 {{- define "homeci.host" -}}
 {{- $label := get .ctx.Values.global.hosts .component -}}
 {{- if not $label -}}
-{{- fail (printf "global.hosts.%s must be set to a DNS label" .component) -}}
+{{- fail (printf "global.hosts.%s is empty: set it to a DNS label such as %s" .component .component) -}}
 {{- end -}}
 {{- printf "%s.%s" $label (include "homeci.domain" .ctx) -}}
 {{- end -}}
