@@ -2,7 +2,8 @@
 The app.kubernetes.io recommended labels. Arguments:
   (dict "ctx" $ ["name" "drone-runner-kube"] ["component" "ci-runner"] ["version" .Values.x.image.tag])
 name defaults to the chart's name (an explicit "" leaves it out, as the node-trust selector does),
-component is left out when empty, version defaults to the chart's appVersion.
+component is left out when empty, version defaults to the chart's appVersion (cut to a label value:
+63 characters, starting and ending with a letter or digit, as an image tag may not).
 Selector labels never change on upgrade: keep name and component of an existing workload as they are.
 */ -}}
 
@@ -19,7 +20,7 @@ app.kubernetes.io/component: {{ . }}
 
 {{- define "homeci-lib.labels" -}}
 {{ include "homeci-lib.selectorLabels" . | trim }}
-app.kubernetes.io/version: {{ .version | default .ctx.Chart.AppVersion | toString | quote }}
+app.kubernetes.io/version: {{ regexReplaceAll "^[^A-Za-z0-9]+|[^A-Za-z0-9]+$" (.version | default .ctx.Chart.AppVersion | toString | trunc 63) "" | quote }}
 app.kubernetes.io/part-of: homeci
 app.kubernetes.io/managed-by: {{ .ctx.Release.Service }}
 helm.sh/chart: {{ printf "%s-%s" .ctx.Chart.Name .ctx.Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
