@@ -35,6 +35,21 @@ def test(session: nox.Session) -> None:
 
 
 @nox.session
+def fuzz(session: nox.Session) -> None:
+    """Property-based chart tests with many fresh examples (nox -s test runs 25 reproducible ones).
+
+    Values generated from every values.schema.json (valid, and broken at one place) must render
+    manifests that pass strict validation or be refused cleanly; quantities are checked against
+    Kubernetes' own parser. `-- <n>` sets the examples per test (default 300); failures are kept in
+    .hypothesis/ and replayed first on the next run."""
+    _install(session)
+    session.run("homeci", "toolchain", "install", "helm3", "helm4")
+    examples = session.posargs[0] if session.posargs else "300"
+    session.run("pytest", "-q", "-p", "no:cacheprovider", "tests/charts/test_properties.py",
+                "tests/charts/test_values_quantity.py", env={"HOMECI_FUZZ": examples})
+
+
+@nox.session
 def toolchain(session: nox.Session) -> None:
     """Build/install the pinned binaries (helm 3 and 4, kwok, control plane, etcd) into the cache."""
     _install(session)

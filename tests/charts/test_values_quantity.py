@@ -24,11 +24,14 @@ from typing import Any
 
 import jsonschema
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from homeci import paths
 from homeci.helm import Helm, HelmError
 
 from .conftest import KUBE_VERSION, NAMESPACE, RELEASE, ROOT, UMBRELLA
+from .fuzz import PROFILE
 
 SCHEMAS = sorted([*ROOT.glob("charts/*/values.schema.json"), *UMBRELLA.glob("charts/*/values.schema.json")])
 GO_PROGRAM = ROOT / "tests" / "fixtures" / "quantity"
@@ -201,6 +204,24 @@ def test_every_short_string_agrees_with_kubernetes(kubernetes_parser: Path) -> N
     texts = all_strings(ALPHABET, MAX_LENGTH)
     problems = agreement_problems(kubernetes_parser, texts)
     assert not problems, f"{len(problems)} of {len(texts)} disagree: " + "; ".join(problems[:20])
+
+
+# Longer candidates: a number-like head and a suffix-like tail, so most are near the grammar's edges.
+CANDIDATES = st.lists(
+    st.builds(lambda head, tail: head + tail, st.text("0123456789.+-", max_size=8),
+              st.text("eEiKkMmGgTPnux0123456789+-. ", max_size=5)),
+    min_size=50, max_size=200,
+)
+
+
+def test_random_strings_agree_with_kubernetes(kubernetes_parser: Path) -> None:
+    @PROFILE
+    @given(texts=CANDIDATES)
+    def check(texts: list[str]) -> None:
+        problems = agreement_problems(kubernetes_parser, texts)
+        assert not problems, "; ".join(problems[:20])
+
+    check()
 
 
 # --- Helm 3 and 4 apply the same pattern (Go regexp) ---------------------------------------------------
