@@ -1,18 +1,12 @@
-{{- /* Helpers of the drone-pipelines chart, all prefixed `homeci-pipelines.`. */ -}}
-
-{{- define "homeci-pipelines.labels" -}}
-helm.sh/chart: {{ printf "%s-%s" .ctx.Chart.Name .ctx.Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
-app.kubernetes.io/name: drone-pipelines
-app.kubernetes.io/instance: {{ .ctx.Release.Name }}
-app.kubernetes.io/version: {{ .ctx.Chart.AppVersion | quote }}
-app.kubernetes.io/component: {{ .component }}
-app.kubernetes.io/part-of: homeci
-app.kubernetes.io/managed-by: {{ .ctx.Release.Service }}
-{{- end -}}
+{{- /*
+Helpers of the drone-pipelines chart, all prefixed `homeci-pipelines.`. Labels, image references, the
+domain check, the stack's object names and the online test come from the homeci-lib library chart
+(charts/homeci-lib); the stack's names use stack.release as their release.
+*/ -}}
 
 {{- /* Derived names and endpoints. */ -}}
 {{- define "homeci-pipelines.buildNamespace" -}}
-{{- default (printf "%s-builds" .Values.stack.release) .Values.stack.buildNamespace -}}
+{{- .Values.stack.buildNamespace | default (include "homeci-lib.fullname" (dict "ctx" . "release" .Values.stack.release "component" "builds")) -}}
 {{- end -}}
 
 {{- define "homeci-pipelines.registryHost" -}}
@@ -20,30 +14,29 @@ app.kubernetes.io/managed-by: {{ .ctx.Release.Service }}
 {{- end -}}
 
 {{- define "homeci-pipelines.droneServer" -}}
-{{- default (printf "http://%s-drone.%s.svc:80" .Values.stack.release .Release.Namespace) .Values.drone.server | trimSuffix "/" -}}
+{{- .Values.drone.server | default (printf "http://%s:80" (include "homeci-lib.serviceHost" (dict "ctx" . "release" .Values.stack.release "component" "drone"))) | trimSuffix "/" -}}
 {{- end -}}
 
 {{- /* ServiceAccount prefix: the deployer of target namespace N is <prefix>N. */ -}}
 {{- define "homeci-pipelines.deployerPrefix" -}}{{ .Release.Name }}-deploy-{{- end -}}
 
-{{- define "homeci-pipelines.registrationSecretName" -}}{{ .Release.Name }}-registration{{- end -}}
+{{- define "homeci-pipelines.registrationSecretName" -}}
+{{- include "homeci-lib.fullname" (dict "ctx" . "component" "registration") -}}
+{{- end -}}
 
 {{- define "homeci-pipelines.registryAuthSecret" -}}
-{{- default (printf "%s-registry-auth" .Values.stack.release) .Values.registry.auth.existingSecret -}}
+{{- .Values.registry.auth.existingSecret | default (include "homeci-lib.fullname" (dict "ctx" . "release" .Values.stack.release "component" "registry-auth")) -}}
 {{- end -}}
 
 {{- define "homeci-pipelines.droneTokenSecret" -}}
-{{- default (printf "%s-drone-machine" .Values.stack.release) .Values.drone.token.existingSecret -}}
+{{- .Values.drone.token.existingSecret | default (include "homeci-lib.fullname" (dict "ctx" . "release" .Values.stack.release "component" "drone-machine")) -}}
 {{- end -}}
 
 {{- define "homeci-pipelines.caSourceConfigMap" -}}
-{{- default (printf "%s-ca" .Values.stack.release) .Values.ca.existingConfigMap -}}
+{{- .Values.ca.existingConfigMap | default (include "homeci-lib.fullname" (dict "ctx" . "release" .Values.stack.release "component" "ca")) -}}
 {{- end -}}
 
-{{- /* "true" when rendering against a real cluster (install/upgrade, --dry-run=server); empty offline. */ -}}
-{{- define "homeci-pipelines.online" -}}
-{{- if lookup "v1" "Namespace" "" .Release.Namespace -}}true{{- end -}}
-{{- end -}}
+{- end -}}
 
 {{- /*
 Registry credentials as JSON {"username","password"}: from values when both are set, else from the
@@ -60,7 +53,7 @@ existing Secret via lookup. Online and not found: fail with what to do. Offline 
 {{- $data := ($s | default dict).data | default dict -}}
 {{- if and (hasKey $data $a.usernameKey) (hasKey $data $a.passwordKey) -}}
 {{- dict "username" (get $data $a.usernameKey | b64dec) "password" (get $data $a.passwordKey | b64dec) | toJson -}}
-{{- else if include "homeci-pipelines.online" . -}}
+{{- else if include "homeci-lib.online" . -}}
 {{- fail (printf "registry.auth: Secret %s/%s with keys %s and %s not found; install the homeci umbrella first, or set registry.auth.existingSecret or registry.auth.username/password" .Release.Namespace $name $a.usernameKey $a.passwordKey) -}}
 {{- else -}}
 {}
@@ -78,32 +71,15 @@ existing Secret via lookup. Online and not found: fail with what to do. Offline 
 {{- $data := ($cm | default dict).data | default dict -}}
 {{- if hasKey $data .Values.ca.key -}}
 {{- get $data .Values.ca.key -}}
-{{- else if include "homeci-pipelines.online" . -}}
+{{- else if include "homeci-lib.online" . -}}
 {{- fail (printf "ca: ConfigMap %s/%s with key %s not found; install the homeci umbrella first, or set ca.existingConfigMap or ca.pem" .Release.Namespace $name .Values.ca.key) -}}
 {{- end -}}
 {{- end -}}
 {{- end -}}
 
-{{- /*
-Image reference <repository>:<tag>[@<digest>]: (dict "image" .Values.x.image "key" "x.image"). A moving
-tag fails in one sentence naming the key.
-*/ -}}
-{{- define "homeci-pipelines.image" -}}
-{{- $tag := toString .image.tag -}}
-{{- if has (lower $tag) (list "latest" "edge" "next-latest" "main" "master" "nightly" "stable" "dev") -}}
-{{- fail (printf "%s.tag %q is a moving tag (its content changes under the same name): pin a version tag such as the chart's default, and optionally %s.digest" .key $tag .key) -}}
-{{- end -}}
-{{- $ref := printf "%s:%s" .image.repository $tag -}}
-{{- with .image.digest -}}{{- $ref = printf "%s@%s" $ref . -}}{{- end -}}
-{{- $ref -}}
-{{- end -}}
-
 {{- /* Cross-field checks the schema cannot express; fail with one sentence. */ -}}
 {{- define "homeci-pipelines.validate" -}}
-{{- $domain := toString .Values.stack.domain -}}
-{{- if regexMatch "^[0-9]+([.][0-9]+){3}(:[0-9]+)?$" $domain -}}
-{{- fail (printf "stack.domain %q is an IP address, but the stack's hosts are <label>.<domain>: set the umbrella's global.domain (a DNS name such as %s.sslip.io or home.lan)" $domain (replace "." "-" (regexReplaceAll ":[0-9]+$" $domain ""))) -}}
-{{- end -}}
+{{- $_ := include "homeci-lib.checkDomain" (dict "domain" .Values.stack.domain "key" "stack.domain") -}}
 {{- $seen := dict -}}
 {{- $build := include "homeci-pipelines.buildNamespace" . -}}
 {{- range $i, $t := .Values.targets -}}
@@ -146,9 +122,9 @@ value is a JSON string, which is also a valid Go string literal.
   "d_host_aliases" (ternary ($p.hostAliases | toJson) "" (gt (len $p.hostAliases) 0))
   "d_secret_username" $p.secretNames.username
   "d_secret_password" $p.secretNames.password
-  "d_image_kaniko" (include "homeci-pipelines.image" (dict "image" $p.images.kaniko "key" "pipeline.images.kaniko"))
-  "d_image_kubectl" (include "homeci-pipelines.image" (dict "image" $p.images.kubectl "key" "pipeline.images.kubectl"))
-  "d_image_test" (include "homeci-pipelines.image" (dict "image" $p.images.test "key" "pipeline.images.test"))
+  "d_image_kaniko" (include "homeci-lib.image" (dict "ctx" . "image" $p.images.kaniko "key" "pipeline.images.kaniko"))
+  "d_image_kubectl" (include "homeci-lib.image" (dict "ctx" . "image" $p.images.kubectl "key" "pipeline.images.kubectl"))
+  "d_image_test" (include "homeci-lib.image" (dict "ctx" . "image" $p.images.test "key" "pipeline.images.test"))
   "d_test_cpu" (toString $p.resources.test.cpu)
   "d_test_memory" (toString $p.resources.test.memory)
   "d_build_cpu" (toString $p.resources.build.cpu)

@@ -53,3 +53,11 @@ inside the umbrella, "" alone. Error sentences put it before the keys they name.
 {{- define "homeci-lib.valuesPrefix" -}}
 {{- if contains "/charts/" .Template.BasePath -}}{{ .Chart.Name }}.{{- end -}}
 {{- end -}}
+
+{{- /*
+$ -> "true" when the chart renders against a real cluster (install, upgrade, --dry-run=server: lookup of
+the always-present kube-system Namespace answers), "" offline (helm template, --dry-run=client).
+*/ -}}
+{{- define "homeci-lib.online" -}}
+{{- if lookup "v1" "Namespace" "" "kube-system" -}}true{{- end -}}
+{{- end -}}

@@ -1,20 +1,12 @@
 {{- /* Node trust (DaemonSet writing containerd certs.d and the step CA file on every node). */ -}}
-{{- define "homeci.nodeTrust.name" -}}{{ .Release.Name }}-node-trust{{- end -}}
-{{- define "homeci.nodeTrust.namespace" -}}{{ .Release.Name }}-node-trust{{- end -}}
-
-{{- define "homeci.nodeTrust.selectorLabels" -}}
-app.kubernetes.io/instance: {{ .Release.Name }}
-app.kubernetes.io/component: node-trust
+{{- /* $ -> <release>-node-trust: the name of its objects, and of the namespace they live in. */ -}}
+{{- define "homeci.nodeTrust.name" -}}
+{{- include "homeci-lib.fullname" (dict "ctx" . "component" "node-trust") -}}
 {{- end -}}
 
 {{- /* The registry host's directory on the node: <containerdCertsDir>/<registry host>. */ -}}
 {{- define "homeci.nodeTrust.registryDir" -}}
-{{- printf "%s/%s" (trimSuffix "/" .Values.nodeTrust.containerdCertsDir) (include "homeci.host" (dict "ctx" . "component" "registry")) -}}
-{{- end -}}
-
-{{- /* The step CA directory on the node; the drone runner mounts it at /etc/homeci (same rule as its chart). */ -}}
-{{- define "homeci.nodeTrust.caDir" -}}
-{{- printf "%s/%s.%s" (trimSuffix "/" .Values.nodeTrust.hostDir) .Release.Namespace .Release.Name -}}
+{{- printf "%s/%s" (trimSuffix "/" .Values.nodeTrust.containerdCertsDir) (include "homeci-lib.host" (dict "ctx" . "component" "registry")) -}}
 {{- end -}}
 
 {{- /* Cross-field rules between nodeTrust and the drone runner. */ -}}
