@@ -87,15 +87,19 @@ def previous_label(baseline: release.Baseline, charts: Path, new: release.Versio
     return str(version)
 
 
-def build_upgrade_repository(workdir: Path, signer: signing.ProvenanceSigner) -> UpgradeRepository:
+def build_upgrade_repository(workdir: Path, signer: signing.ProvenanceSigner, *,
+                             pipelines: bool = True) -> UpgradeRepository:
+    """The umbrella's previous release and working tree (and drone-pipelines' working tree, with
+    ``pipelines``), packaged and signed into ``workdir/repository``."""
     baseline = release.previous_release(ROOT)
     old_charts = release.export_charts(ROOT, baseline.commit, workdir / "previous")
     new = release.next_version(ROOT)
     previous = previous_label(baseline, old_charts, new)
     staged = workdir / "staged"
     charts = [stage(old_charts / UMBRELLA, staged / "previous", previous),
-              stage(ROOT / "charts" / UMBRELLA, staged / "new", str(new)),
-              stage(ROOT / "charts" / PIPELINES, staged / "new", str(new))]
+              stage(ROOT / "charts" / UMBRELLA, staged / "new", str(new))]
+    if pipelines:
+        charts.append(stage(ROOT / "charts" / PIPELINES, staged / "new", str(new)))
     directory = workdir / "repository"
     packaging.package(charts, directory, signer=signer)
     sections = release.parse_changelog(ROOT / release.CHANGELOG)

@@ -72,9 +72,11 @@ class Helm:
 
     def __init__(self, major: int = 3, *, kubeconfig: str | os.PathLike[str] | None = None,
                  binary: Path | None = None, kube_context: str | None = None,
-                 home: str | os.PathLike[str] | None = None, wrap: Sequence[str] = ()) -> None:
+                 home: str | os.PathLike[str] | None = None, wrap: Sequence[str] = (),
+                 env: Mapping[str, str] | None = None) -> None:
         """``home``: a private Helm home (repositories, registry logins, cache) instead of the user's;
-        ``wrap``: a command that runs helm (e.g. ``unshare ...`` for a private /etc/hosts)."""
+        ``wrap``: a command that runs helm (e.g. ``unshare ...`` for a private /etc/hosts); ``env``: extra
+        environment (e.g. ``SSL_CERT_FILE``)."""
         if major not in SUPPORTED_MAJORS:
             raise HomeciError(f"Helm {major} is not supported: use one of {SUPPORTED_MAJORS}")
         self.major = major
@@ -83,6 +85,7 @@ class Helm:
         self._binary = binary
         self.home = Path(home) if home else None
         self.wrap = list(wrap)
+        self.extra_env = dict(env or {})
 
     @property
     def binary(self) -> Path:
@@ -108,6 +111,7 @@ class Helm:
         if self.home is not None:
             env.update(HELM_CONFIG_HOME=str(self.home / "config"), HELM_CACHE_HOME=str(self.home / "cache"),
                        HELM_DATA_HOME=str(self.home / "data"))
+        env.update(self.extra_env)
         try:
             proc = subprocess.run(argv, input=stdin, capture_output=True, text=True, timeout=timeout,
                                   env=env, check=False)
