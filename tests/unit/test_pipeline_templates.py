@@ -166,7 +166,9 @@ def test_sample_app_pipeline_wiring(
     build = steps["build"]["settings"]
     image = f"{registry}/${{DRONE_REPO,,}}"
     kaniko = values["pipeline"]["images"]["kaniko"]
-    wanted = f"{kaniko['repository']}:{kaniko['tag']}" + (f"@{kaniko['digest']}" if kaniko["digest"] else "")
+    # one image shape: <registry>/<repository>:<tag>[@<digest>] (the step images now carry registry too)
+    wanted = (f"{kaniko['registry']}/{kaniko['repository']}:{kaniko['tag']}"
+              + (f"@{kaniko['digest']}" if kaniko["digest"] else ""))
     assert steps["build"]["image"] == wanted, f"{where} steps[build].image"
     assert build["registry"] == registry, f"{where} steps[build].settings.registry"
     assert build["repo"] == image, f"{where} steps[build].settings.repo"
