@@ -30,6 +30,18 @@ in-cluster name of a component's Service in the release namespace.
 {{- end -}}
 
 {{- /*
+(dict "ctx" $ "alone" <the chart's own Secret setting>) -> the TLS Secret of the public hosts:
+<release>-tls inside the umbrella, the chart's own setting when it is installed alone ("" = none).
+*/ -}}
+{{- define "homeci-lib.servingSecret" -}}
+{{- if include "homeci-lib.umbrella" .ctx -}}
+{{- include "homeci-lib.tlsSecret" .ctx -}}
+{{- else -}}
+{{- .alone | default "" -}}
+{{- end -}}
+{{- end -}}
+
+{{- /*
 (dict "ctx" $ "existingSecret" <the chart's own override, or "">) -> the admin Secret (keys username,
 password, email): the override, else global.admin.existingSecret, else <release>-admin.
 */ -}}

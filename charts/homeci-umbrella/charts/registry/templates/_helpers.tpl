@@ -19,15 +19,6 @@ contexts and the NetworkPolicy switch come from the homeci-lib library chart (ch
 {{- .Values.host | default (include "homeci-lib.host" (dict "ctx" . "component" "registry")) -}}
 {{- end -}}
 
-{{- /* $ -> the Ingress TLS Secret: <release>-tls in the umbrella, ingress.tlsSecret alone. */ -}}
-{{- define "homeci-registry.tlsSecret" -}}
-{{- if include "homeci-lib.umbrella" . -}}
-{{- include "homeci-lib.tlsSecret" . -}}
-{{- else -}}
-{{- .Values.ingress.tlsSecret -}}
-{{- end -}}
-{{- end -}}
-
 {{- /* Environment shared by the registry and the garbage collector: secrets never in the config text. */ -}}
 {{- define "homeci-registry.env" -}}
 - name: OTEL_TRACES_EXPORTER
