@@ -148,12 +148,7 @@ def _cases() -> Iterator[Case]:
 CASES = list(_cases())
 # Bad input still taken too far by commands another change owns; strict, so a fix turns them into failures
 # here until the entry is removed.
-KNOWN: dict[str, str] = {
-    "package: merge_index=binary": "packaging helper: a binary --merge-index ends in an internal error",
-    "package: oci_ca_file=binary": "packaging helper: --oci-ca-file is not read unless --oci is given",
-    "package: oci_ca_file=under_file": "packaging helper: --oci-ca-file is not read unless --oci is given",
-    "release: gnupghome=under_file": "packaging helper: --gnupghome is not checked before the release runs",
-}
+KNOWN: dict[str, str] = {}
 PARAMS = [pytest.param(c, id=c.id, marks=[pytest.mark.xfail(strict=True, reason=KNOWN[c.id])]
                        if c.id in KNOWN else []) for c in CASES]
 

@@ -138,8 +138,12 @@ def content_digest(archive: Path) -> str:
 def load_index(path: Path) -> dict[str, Any]:
     try:
         data = yaml.safe_load(path.read_text()) or {}
+    except UnicodeDecodeError as exc:
+        raise HomeciError(f"{path}: not an index.yaml (byte {exc.start} is not UTF-8 text); give the "
+                          "repository's index.yaml") from None
     except (OSError, yaml.YAMLError) as exc:
-        raise HomeciError(f"{path}: not a readable index.yaml ({exc}); fix or remove it") from None
+        raise HomeciError(f"{path}: not a readable index.yaml ({' '.join(str(exc).split())}); fix or remove "
+                          "it") from None
     if not isinstance(data, dict):
         raise HomeciError(f"{path}: not a chart repository index; fix or remove it")
     return data

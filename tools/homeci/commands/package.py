@@ -7,7 +7,8 @@ from pathlib import Path
 import click
 from rich.table import Table
 
-from homeci import packaging, paths, signing, ui
+from homeci import ca, packaging, paths, signing, ui
+from homeci.commands.params import ReadableFile
 from homeci.errors import UsageError
 from homeci.helm import Helm
 
@@ -17,18 +18,18 @@ from homeci.helm import Helm
 @click.option("--dest", type=click.Path(path_type=Path), default=None,
               help="Output directory (default: dist/ in the checkout).")
 @click.option("--repo-url", default=None, help="URL the classic repository is served from (index.yaml urls).")
-@click.option("--merge-index", type=click.Path(path_type=Path), default=None,
+@click.option("--merge-index", type=ReadableFile(), default=None,
               help="An existing index.yaml (e.g. the published one) to merge and check against.")
 @click.option("--oci", default=None, metavar="oci://HOST/PATH", help="Also helm push every package there.")
-@click.option("--oci-ca-file", type=click.Path(path_type=Path, dir_okay=False), default=None,
+@click.option("--oci-ca-file", type=ReadableFile(), default=None,
               help="CA certificate of the OCI registry's TLS (e.g. the homeci CA for homeci's own registry).")
 @click.option("--sign-key", default=None, metavar="KEY",
               help="OpenPGP key (id, fingerprint or e-mail in your GnuPG keyring): signs a .prov each.")
-@click.option("--gnupghome", type=click.Path(path_type=Path, file_okay=False), default=None,
+@click.option("--gnupghome", type=click.Path(path_type=Path, exists=True, file_okay=False), default=None,
               help="GnuPG home holding --sign-key (default: gpg's own, $GNUPGHOME or ~/.gnupg).")
-@click.option("--passphrase-file", type=click.Path(path_type=Path, dir_okay=False), default=None,
+@click.option("--passphrase-file", type=ReadableFile(), default=None,
               help="File with the passphrase of --sign-key (unattended signing; else gpg-agent asks).")
-@click.option("--cosign-key", type=click.Path(path_type=Path, dir_okay=False), default=None,
+@click.option("--cosign-key", type=ReadableFile(), default=None,
               help="cosign private key (cosign.key, cosign.pub beside it; password in COSIGN_PASSWORD) that "
                    "signs every chart pushed with --oci.")
 def command(charts: tuple[str, ...], dest: Path | None, repo_url: str | None, merge_index: Path | None,
@@ -46,6 +47,11 @@ def command(charts: tuple[str, ...], dest: Path | None, repo_url: str | None, me
         raise UsageError(f"no charts under {paths.charts_dir()} to package")
     if cosign_key is not None and oci is None:
         raise UsageError("--cosign-key signs what --oci pushes: add --oci oci://HOST/PATH")
+    if oci_ca_file is not None:
+        if oci is None:
+            raise UsageError(f"--oci-ca-file {oci_ca_file}: it trusts the registry of --oci; add "
+                             "--oci oci://HOST/PATH or drop it")
+        ca.load_certs(oci_ca_file)   # one line naming the file unless it holds certificates
     if (gnupghome or passphrase_file) and not sign_key:
         raise UsageError("--gnupghome/--passphrase-file belong to --sign-key: name the key with --sign-key")
     out = dest or paths.repo_root() / "dist"

@@ -46,7 +46,7 @@ def lint_gate(root: Path, charts: list[Path]) -> None:
 @click.option("--sign-key", default=None, metavar="KEY",
               help="The OpenPGP key that will sign the .prov files: its fingerprint goes into "
                    "artifacthub-repo.yml and the artifacthub.io/signKey annotation.")
-@click.option("--gnupghome", type=click.Path(path_type=Path, file_okay=False), default=None,
+@click.option("--gnupghome", type=click.Path(path_type=Path, exists=True, file_okay=False), default=None,
               help="GnuPG home holding --sign-key (default: gpg's own).")
 @click.option("--key-url", default=None, metavar="URL",
               help="Where consumers download the public key (required with --sign-key).")
@@ -74,6 +74,9 @@ def command(dry_run: bool, images_only: bool, sign_key: str | None, gnupghome: P
                                          annotations={"artifacthub.io/images": release.images_yaml(listed)})
                 ui.out.print(f"{chart / 'Chart.yaml'}: {len(listed)} image(s)", markup=False)
         return
+    if gnupghome is not None and not sign_key:
+        raise UsageError(f"--gnupghome {gnupghome}: it holds the key of --sign-key; name the key with "
+                         "--sign-key")
     if bool(sign_key) != bool(key_url):
         raise UsageError("--sign-key and --key-url go together: Artifact Hub shows consumers the key's "
                          "fingerprint and where to download it")
