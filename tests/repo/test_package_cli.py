@@ -39,8 +39,8 @@ def test_signed_packaging_from_the_cli_and_its_noop_rerun(tmp_path: Path) -> Non
     assert not rewritten, f"a rerun with the same content rewrote {rewritten}"
 
 
-def test_sign_options_without_a_key_are_refused() -> None:
-    proc = _homeci("package", str(GOOD), "--gnupghome", "/nonexistent")
+def test_sign_options_without_a_key_are_refused(tmp_path: Path) -> None:
+    proc = _homeci("package", str(GOOD), "--gnupghome", str(tmp_path))
     assert proc.returncode == 2 and proc.stderr.strip().splitlines()[-1] == (
         "homeci: error: --gnupghome/--passphrase-file belong to --sign-key: name the key with --sign-key"), \
         proc.stderr
