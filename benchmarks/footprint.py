@@ -10,8 +10,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from homeci import footprint
 from homeci.rendering import render
+from homeci_testing import footprint
 
 ROOT = Path(__file__).resolve().parents[1]
 UMBRELLA = ROOT / "charts" / "homeci-umbrella"

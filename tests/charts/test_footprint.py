@@ -7,9 +7,9 @@ from decimal import Decimal
 
 import pytest
 
-from homeci import footprint
 from homeci import manifests as mf
 from homeci.errors import HomeciError
+from homeci_testing import footprint
 
 from .conftest import RELEASE, ROOT
 

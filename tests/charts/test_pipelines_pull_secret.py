@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from homeci import drone, manifests, rendering
+from homeci import manifests, rendering
+from homeci_testing import drone
 
 from .conftest import PIPELINES as CHART
 from .conftest import render_pipelines

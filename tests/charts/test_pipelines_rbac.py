@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 
-from homeci import drone, manifests, rendering
+from homeci import manifests, rendering
+from homeci_testing import drone
 
 from .conftest import KUBE_VERSION as KUBE
 from .conftest import NAMESPACE, render_pipelines

@@ -10,7 +10,8 @@ from typing import Any
 
 import pytest
 
-from homeci import drone, manifests, rendering
+from homeci import manifests, rendering
+from homeci_testing import drone
 
 from .conftest import NAMESPACE, render_pipelines, secret_source
 from .conftest import PIPELINES as CHART

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from homeci import manifests as mf
-from homeci.footprint import parse_cpu, parse_memory
+from homeci_testing.footprint import parse_cpu, parse_memory
 
 from .conftest import containers
 

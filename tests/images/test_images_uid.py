@@ -24,9 +24,10 @@ import pytest
 import yaml
 from test_images_content import CHROOT, Unpacked, unpack
 
-from homeci import paths, realprog, rendering
+from homeci import paths, rendering
 from homeci.manifests import Manifest
-from homeci.realprog import LOOPBACK, LoopbackPod, Program
+from homeci_testing import realprog
+from homeci_testing.realprog import LOOPBACK, LoopbackPod, Program
 
 UMBRELLA = paths.charts_dir() / "homeci-umbrella"
 RELEASE = rendering.DEFAULT_RELEASE

@@ -20,7 +20,7 @@ from homeci.cluster.local import LocalCluster
 from homeci.errors import HomeciError
 from homeci.flow import stack as flowstack
 from homeci.flow.clients import Registry, push_oci_layout
-from homeci.realprog import PublicNames
+from homeci_testing.realprog import PublicNames
 
 TEST_REPO = "homeci-test/pause"
 

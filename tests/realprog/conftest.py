@@ -10,7 +10,7 @@ from realprog_harness import HERE, RELEASE, SCENARIOS, LoopbackTraefik, public_h
 
 from homeci import manifests
 from homeci.manifests import Manifest
-from homeci.realprog import PublicNames
+from homeci_testing.realprog import PublicNames
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

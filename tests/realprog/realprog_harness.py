@@ -2,7 +2,7 @@
 umbrella's render.
 
 Every fixture takes the REAL rendered configuration (container args, Secret/ConfigMap files, env) via
-:class:`homeci.realprog.LoopbackPod` and rewrites only what cannot be the same on loopback:
+:class:`homeci_testing.realprog.LoopbackPod` and rewrites only what cannot be the same on loopback:
 
 * container paths -> folders under a pytest tmp dir (every volume the pod mounts is materialised there);
 * listen addresses -> 127.0.0.1 with free ports (the in-cluster ports 3000/5000/8000/8443/8080 may be
@@ -27,10 +27,11 @@ from typing import Any, Self
 import pytest
 import yaml
 
-from homeci import manifests, realprog, rendering, toolchain
+from homeci import manifests, rendering, toolchain
 from homeci.errors import HomeciError
 from homeci.manifests import Manifest
-from homeci.realprog import LOOPBACK, ClusterNames, LoopbackPod, Program, PublicNames
+from homeci_testing import realprog
+from homeci_testing.realprog import LOOPBACK, ClusterNames, LoopbackPod, Program, PublicNames
 
 ROOT = Path(__file__).resolve().parents[2]
 # HOMECI_T2_UMBRELLA renders another copy of the umbrella (e.g. a snapshot while charts are being edited).

@@ -1,6 +1,6 @@
 """The real Drone 2.28.2 server (built from the pinned source archive, the same code as the drone/drone
 image the chart deploys) next to the real Gogs 0.14.3, both from the umbrella's render, wired as in the
-cluster: in-cluster Service names resolve to 127.0.0.1 (homeci.realprog.ClusterNames: a private
+cluster: in-cluster Service names resolve to 127.0.0.1 (homeci_testing.realprog.ClusterNames: a private
 /etc/hosts per process) and only their ports are rewritten to the programs' loopback ports.
 
 The flow, in test order: the chart's bootstrap Job (form login through Gogs, repository sync) -> the
@@ -41,10 +41,10 @@ from realprog_harness import (
     stray_writes,
 )
 
-from homeci import drone as drone_chart
 from homeci import manifests, paths, rendering, toolchain
 from homeci.manifests import Manifest
-from homeci.realprog import LOOPBACK, ClusterNames, LoopbackPod, Program
+from homeci_testing import drone as drone_chart
+from homeci_testing.realprog import LOOPBACK, ClusterNames, LoopbackPod, Program
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE_APP = paths.sample_app()
@@ -507,7 +507,7 @@ def test_drone_expands_the_registered_template(details: dict[str, Any], pipeline
 def test_drone_expansion_equals_the_offline_renderer(details: dict[str, Any], pipelines: list[Manifest],
                                                      admin: dict[str, str], pushed: dict[str, str],
                                                      tmp_path: Path) -> None:
-    """homeci.drone.GoTemplateRenderer (used by the fast unit tests) must produce what Drone does."""
+    """homeci_testing.drone.GoTemplateRenderer (used by the fast unit tests) must produce what Drone does."""
     if shutil.which("go") is None:
         pytest.skip("Go is needed for the offline template renderer")
     sample = yaml.safe_load((SAMPLE_APP / ".drone.yml").read_text())
@@ -517,7 +517,7 @@ def test_drone_expansion_equals_the_offline_renderer(details: dict[str, Any], pi
                                               branch=pushed["branch"], commit=pushed["commit"]),
         workdir=tmp_path)
     assert yaml.safe_load(offline) == yaml.safe_load(_config_text(details)), (
-        "homeci.drone.GoTemplateRenderer and Drone expand the sample app's .drone.yml differently"
+        "homeci_testing.drone.GoTemplateRenderer and Drone expand the sample app's .drone.yml differently"
     )
 
 

@@ -21,7 +21,7 @@ from realprog_harness import RELEASE, LoopbackGogs, LoopbackTraefik, binary, ini
 
 from homeci import manifests
 from homeci.manifests import Manifest
-from homeci.realprog import LOOPBACK, PublicNames
+from homeci_testing.realprog import LOOPBACK, PublicNames
 from loopback import serve
 
 

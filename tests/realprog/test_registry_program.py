@@ -18,7 +18,7 @@ from realprog_harness import RELEASE, LoopbackRegistry, LoopbackTraefik, binary,
 
 from homeci import manifests
 from homeci.manifests import Manifest
-from homeci.realprog import PublicNames, Response
+from homeci_testing.realprog import PublicNames, Response
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 REPOSITORY = "homeci/t2-smoke"

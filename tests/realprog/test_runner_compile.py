@@ -1,7 +1,7 @@
 """drone-runner-kube v1.0.0-rc.5 with the runner env the drone subchart renders, compiling the sample
 app's `.drone.yml` expanded with the homeci template of charts/drone-pipelines.
 
-The template is expanded by Go's text/template (homeci.drone.GoTemplateRenderer, as Drone does). The
+The template is expanded by Go's text/template (homeci_testing.drone.GoTemplateRenderer, as Drone does). The
 runner side uses the runner's own code: the real `drone-runner-kube daemon` start-up parses the rendered
 env, and `homeci-runner-compile` (ci/gomod/runner/cmd) runs the runner's config loader, linter and
 compiler on it. Rewritten for loopback: only DRONE_RUNNER_ENV_FILE's path (the mounted ConfigMap file
@@ -21,9 +21,10 @@ import pytest
 import yaml
 from realprog_harness import RELEASE, binary, loopback_env
 
-from homeci import drone, manifests, paths, rendering
+from homeci import manifests, paths, rendering
 from homeci.manifests import Manifest
-from homeci.realprog import LoopbackPod
+from homeci_testing import drone
+from homeci_testing.realprog import LoopbackPod
 
 ROOT = Path(__file__).resolve().parents[2]
 PIPELINES = ROOT / "charts" / "drone-pipelines"

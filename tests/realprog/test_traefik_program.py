@@ -12,9 +12,10 @@ from pathlib import Path
 import pytest
 from realprog_harness import RELEASE, LoopbackTraefik, render
 
-from homeci import manifests, realprog
+from homeci import manifests
 from homeci.manifests import Manifest
-from homeci.realprog import LOOPBACK, PublicNames
+from homeci_testing import realprog
+from homeci_testing.realprog import LOOPBACK, PublicNames
 from loopback import serve
 
 

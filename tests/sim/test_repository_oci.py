@@ -5,7 +5,7 @@ another key; Helm 3 and 4 install `oci://…` with `--verify` (the .prov travels
 cluster.
 
 The registry's rendered `http.host` is https://registry.<domain> (port 443, used in upload Locations), so
-the clients run with a private /etc/hosts (homeci.realprog.ClusterNames.wrap: a mount namespace of their
+the clients run with a private /etc/hosts (realprog.ClusterNames.wrap: a mount namespace of their
 own) naming a loopback address of this test only, 127.77.14.1, whose port 443 relays to the loopback
 Traefik. Both need root; elsewhere the test skips saying so."""
 
@@ -34,7 +34,7 @@ from chartrepo import (
 from homeci import manifests, packaging, release, signing, toolchain
 from homeci.errors import HomeciError
 from homeci.helm import Helm, HelmError
-from homeci.realprog import ClusterNames
+from homeci_testing.realprog import ClusterNames
 
 PRIVATE_IP = "127.77.14.1"
 PATH = "charts"

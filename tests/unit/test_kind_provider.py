@@ -18,7 +18,7 @@ import yaml
 from homeci import contract, toolchain
 from homeci.cluster import kind
 from homeci.errors import HomeciError
-from homeci.realprog import free_port
+from homeci_testing.realprog import free_port
 
 KIND_COREFILE = """.:53 {
     errors

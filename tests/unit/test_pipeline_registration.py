@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from homeci import drone
+from homeci_testing import drone
 from loopback import serve
 
 TOKEN = "machine-token-for-tests"

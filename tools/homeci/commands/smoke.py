@@ -12,8 +12,7 @@ from homeci import paths, ui
 from homeci.commands import params
 from homeci.errors import HomeciError, UsageError
 from homeci.flow import driver, stack
-from homeci.flow.web import DirectWeb, Web
-from homeci.realprog import PublicNames
+from homeci.flow.web import DirectWeb, PublicNames, Web
 
 
 def report(rounds: list[driver.Round]) -> Table:

@@ -69,7 +69,7 @@ def local(name: str, *, major: int = 3, progress: Progress | None = None, workdi
     from homeci import images
     from homeci.cluster import stack as stackmod
     from homeci.cluster.local import LocalCluster
-    from homeci.realprog import PublicNames
+    from homeci.flow.web import PublicNames
 
     cluster = LocalCluster(name)
     cluster.up(timeout=300, build=True, progress=progress)
@@ -105,8 +105,8 @@ def kind_cluster(name: str, *, major: int = 3, progress: Progress | None = None,
 
     from homeci.cluster import kind
     from homeci.cluster import stack as stackmod
+    from homeci.flow.web import PublicNames
     from homeci.helm import Helm
-    from homeci.realprog import PublicNames
 
     cluster = kind.KindCluster(name)
     if progress:

