@@ -1,4 +1,5 @@
-"""Shared test configuration: repository paths and the umbrella's scenarios."""
+"""Shared test configuration: everything common comes from ``homeci_testing.support`` (paths, the release,
+the Kubernetes versions, cached renders, the in-process CLI runner, the chart x scenario catalogue)."""
 
 from __future__ import annotations
 
@@ -6,11 +7,12 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-CHARTS = ROOT / "charts"
-UMBRELLA = CHARTS / "homeci-umbrella"
+from homeci_testing.support import CHARTS, ROOT, UMBRELLA, Result, run_cli
+
+__all__ = ["CHARTS", "ROOT", "UMBRELLA", "Result", "run_cli"]
 
 
 @pytest.fixture(scope="session")
 def repo_root() -> Path:
     return ROOT
+

@@ -1,14 +1,18 @@
-"""Fixtures for the rendered-manifest tests of the umbrella chart.
+"""Fixtures for the rendered-manifest tests of the charts.
 
-Every aspect module takes the ``scenario`` fixture (one ``ci/*-values.yaml`` of the umbrella, id = the
-scenario name) and ``umbrella_manifests`` (that scenario rendered with Helm 3), so each new scenario or
-subchart is checked by every aspect automatically.
+Every aspect module (security, images, labels, resources, probes) takes ``rendered``: one entry of
+``homeci_testing.support.CATALOGUE`` — the umbrella x each ``ci/*-values.yaml``, each subchart alone with its
+defaults, drone-pipelines x each of its ``ci/*-values.yaml`` (ids ``umbrella/default``, ``gogs/alone``,
+``drone-pipelines/multi-target``) — rendered with Helm 3. Umbrella-only modules take ``scenario`` (one
+``ci/*-values.yaml`` of the umbrella) and ``umbrella_manifests``. Paths, the release and the Kubernetes
+version come from ``homeci_testing.support`` (re-exported here for the modules that import them from here).
 """
 
 from __future__ import annotations
 
 import functools
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -17,45 +21,29 @@ import yaml
 
 from homeci import manifests as mf
 from homeci.helm import Helm
-from homeci.rendering import render, scenario_name, scenarios
+from homeci.rendering import scenario_name, scenarios
+from homeci_testing.support import (
+    CATALOGUE,
+    KUBE_VERSION,
+    NAMESPACE,
+    PIPELINES,
+    PIPELINES_RELEASE,
+    RELEASE,
+    ROOT,
+    UMBRELLA,
+    Case,
+    render_pipelines,
+    render_umbrella,
+    require_tool,
+)
 
-ROOT = Path(__file__).resolve().parents[2]
-UMBRELLA = ROOT / "charts" / "homeci-umbrella"
+__all__ = ["KUBE_VERSION", "NAMESPACE", "PIPELINES", "PIPELINES_RELEASE", "RELEASE", "ROOT", "UMBRELLA",
+           "render_pipelines", "render_umbrella"]
+
 SCENARIOS = scenarios(UMBRELLA)
-RELEASE = "homeci"
-NAMESPACE = "homeci"
-# Newest Kubernetes minor we support and validate (kubeVersion >=1.30.0-0 in Chart.yaml). Passed
-# explicitly: a Helm built without its k8s-version ldflags would otherwise assume 1.20.
-KUBE_VERSION = "1.37.0"
 
 WORKLOAD_KINDS = ("Deployment", "StatefulSet", "DaemonSet", "Job", "CronJob", "Pod")
 LONG_RUNNING_KINDS = ("Deployment", "StatefulSet", "DaemonSet")
-
-
-def render_umbrella(
-    values: list[Path] | tuple[Path, ...] = (), sets: tuple[str, ...] = (), *, major: int = 3
-) -> list[mf.Manifest]:
-    return render(
-        UMBRELLA,
-        tuple(values),
-        sets,
-        major=major,
-        release=RELEASE,
-        namespace=NAMESPACE,
-        kube_version=KUBE_VERSION,
-    )
-
-
-PIPELINES = ROOT / "charts" / "drone-pipelines"
-PIPELINES_RELEASE = "homeci-pipelines"
-
-
-def render_pipelines(
-    values: list[Path] | tuple[Path, ...] = (), sets: tuple[str, ...] = ()
-) -> list[mf.Manifest]:
-    """drone-pipelines rendered as the README installs it (release homeci-pipelines in namespace homeci)."""
-    return render(PIPELINES, tuple(values), sets, release=PIPELINES_RELEASE, namespace=NAMESPACE,
-                  kube_version=KUBE_VERSION)
 
 
 def scenario_values(path: Path) -> dict[str, Any]:
@@ -173,3 +161,27 @@ def render_notes(values: list[Path] | tuple[Path, ...] = (), sets: tuple[str, ..
 @pytest.fixture
 def notes(scenario: Path) -> str:
     return render_notes([scenario])
+
+
+@dataclass(frozen=True)
+class Rendered:
+    """One catalogue case rendered: ``case.id`` names it in messages (``gogs/alone``)."""
+
+    case: Case
+    values: dict[str, Any]
+    manifests: list[mf.Manifest]
+
+    @property
+    def id(self) -> str:
+        return self.case.id
+
+
+@pytest.fixture(params=CATALOGUE, ids=[c.id for c in CATALOGUE])
+def rendered(request: pytest.FixtureRequest) -> Rendered:
+    """Every chart x scenario of the catalogue, rendered with Helm 3 (skips when helm3 is not built)."""
+    case: Case = request.param
+    require_tool("helm3")
+    values: dict[str, Any] = {}
+    for path in case.values:
+        values.update(scenario_values(path))
+    return Rendered(case, values, case.render())

@@ -14,18 +14,10 @@ import yaml
 
 from homeci import manifests as mf
 from homeci.images.refs import _from_manifests as image_references  # the discovery homeci.images uses
-from homeci.rendering import render, scenario_name, scenarios
+from homeci.rendering import scenario_name, scenarios
+from homeci_testing.support import PIPELINES, PIPELINES_RELEASE, RELEASE, UMBRELLA, render
 
-from .conftest import (
-    KUBE_VERSION,
-    NAMESPACE,
-    PIPELINES,
-    PIPELINES_RELEASE,
-    RELEASE,
-    UMBRELLA,
-    containers,
-    dig,
-)
+from .conftest import Rendered, containers, dig
 
 # A pinned tag names a release: it carries a version number (3.1.2, v3.7.15, next-0.14.3, 3.13.7-alpine3.22).
 VERSION_TAG = re.compile(r"(^|[^0-9])v?\d+\.\d+(\.\d+)?")
@@ -44,9 +36,9 @@ def split_image(image: str) -> tuple[str, str]:
     return name, tag
 
 
-def test_images_are_pinned(umbrella_manifests: list[mf.Manifest]) -> None:
+def test_images_are_pinned(rendered: Rendered) -> None:
     problems: list[str] = []
-    for w, path, c in containers(umbrella_manifests):
+    for w, path, c in containers(rendered.manifests):
         image = str(c.get("image", ""))
         _name, tag = split_image(image)
         if not tag:
@@ -58,24 +50,25 @@ def test_images_are_pinned(umbrella_manifests: list[mf.Manifest]) -> None:
     assert not problems, "\n".join(problems)
 
 
-def test_image_registry_override(umbrella_manifests: list[mf.Manifest], values: dict[str, Any]) -> None:
-    prefix = dig(values, "global.imageRegistry")
+def test_image_registry_override(rendered: Rendered) -> None:
+    prefix = dig(rendered.values, "global.imageRegistry")
     if not prefix:
         return
     problems = [
         f"{w.ref} {path}.image {c.get('image')!r} does not start with global.imageRegistry {prefix!r}"
-        for w, path, c in containers(umbrella_manifests)
+        for w, path, c in containers(rendered.manifests)
         if not str(c.get("image", "")).startswith(f"{prefix}/")
     ]
     assert not problems, "\n".join(problems)
 
 
-def test_pull_secrets(umbrella_manifests: list[mf.Manifest], values: dict[str, Any]) -> None:
-    wanted = [s if isinstance(s, str) else s["name"] for s in dig(values, "global.imagePullSecrets", [])]
+def test_pull_secrets(rendered: Rendered) -> None:
+    secrets = dig(rendered.values, "global.imagePullSecrets", [])
+    wanted = [s if isinstance(s, str) else s["name"] for s in secrets]
     if not wanted:
         return
     problems: list[str] = []
-    for w in umbrella_manifests:
+    for w in rendered.manifests:
         spec = w.pod_spec()
         if spec is None:
             continue
@@ -155,8 +148,7 @@ def digest_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 def render_with_digests(name: str, scenario: Path, digest_file: Path) -> list[mf.Manifest]:
     chart, release = CHARTS[name]
-    return render(chart, (scenario, digest_file), release=release, namespace=NAMESPACE,
-                  kube_version=KUBE_VERSION)
+    return render(chart, (scenario, digest_file), release=release)
 
 
 @pytest.mark.parametrize(("chart", "scenario"), CASES, ids=[f"{c}-{scenario_name(s)}" for c, s in CASES])

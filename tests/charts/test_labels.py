@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from homeci import manifests as mf
 
-from .conftest import RELEASE, workloads
+from .conftest import Rendered, workloads
 
 REQUIRED = (
     "app.kubernetes.io/name",
@@ -23,24 +23,35 @@ NAME_EXCEPTIONS = {
 }
 # Objects the user names (an existing config map of another system), with the reason.
 EXTERNAL_NAMES = {("ConfigMap", "coredns-custom"): "k3s reads exactly kube-system/coredns-custom"}
+# drone-pipelines' copies into each target namespace carry the name of the stack's object they copy
+# (<stack.release>-<suffix>, what the app's manifests and the deploy step reference), not its own release's.
+STACK_NAMED = {
+    ("Secret", "registry"): "the pull Secret apps name in imagePullSecrets: <stack.release>-registry",
+    ("ConfigMap", "ca"): "the stack's CA bundle, mounted by apps as <stack.release>-ca",
+}
 
 
-def test_names(umbrella_manifests: list[mf.Manifest]) -> None:
+def test_names(rendered: Rendered) -> None:
+    release = rendered.case.release
+    stack = (rendered.values.get("stack") or {}).get("release") or "homeci"
     problems: list[str] = []
-    for m in umbrella_manifests:
+    for m in rendered.manifests:
         if (m.kind, m.name) in EXTERNAL_NAMES:
             continue
+        copied = (m.kind, m.name.removeprefix(f"{stack}-"))
+        if rendered.case.chart == "drone-pipelines" and copied in STACK_NAMED:
+            continue
         if m.kind in ("ClusterRole", "ClusterRoleBinding"):
-            ok = m.name.startswith(f"{m.namespace or 'homeci'}-{RELEASE}-") or m.name.startswith(
-                f"{RELEASE}-"
+            ok = m.name.startswith(f"{m.namespace or 'homeci'}-{release}-") or m.name.startswith(
+                f"{release}-"
             )
         elif m.kind == "IngressClass":
             ok = bool(m.name)
         else:
-            ok = m.name == RELEASE or m.name.startswith(f"{RELEASE}-")
+            ok = m.name == release or m.name.startswith(f"{release}-")
         if not ok:
             problems.append(
-                f"{m.ref} metadata.name does not start with {RELEASE}- "
+                f"{m.ref} metadata.name does not start with {release}- "
                 f"({NAME_EXCEPTIONS.get(m.kind, 'contract: <release>-<component>')})"
             )
         if m.kind == "Service" and m.name == "drone-server":
@@ -50,18 +61,19 @@ def test_names(umbrella_manifests: list[mf.Manifest]) -> None:
     assert not problems, "\n".join(problems)
 
 
-def test_labels(umbrella_manifests: list[mf.Manifest]) -> None:
+def test_labels(rendered: Rendered) -> None:
+    release = rendered.case.release
     problems: list[str] = []
-    for m in umbrella_manifests:
+    for m in rendered.manifests:
         labels = m.labels
         for key in REQUIRED:
             if not labels.get(key):
                 problems.append(f"{m.ref} metadata.labels[{key}] is missing")
         if labels.get("app.kubernetes.io/part-of", "homeci") != "homeci":
             problems.append(f"{m.ref} metadata.labels[app.kubernetes.io/part-of] is not homeci")
-        if labels.get("app.kubernetes.io/instance", RELEASE) != RELEASE:
-            problems.append(f"{m.ref} metadata.labels[app.kubernetes.io/instance] is not {RELEASE}")
-    for w in workloads(umbrella_manifests):
+        if labels.get("app.kubernetes.io/instance", release) != release:
+            problems.append(f"{m.ref} metadata.labels[app.kubernetes.io/instance] is not {release}")
+    for w in workloads(rendered.manifests):
         if w.kind not in ("Deployment", "StatefulSet", "DaemonSet"):
             continue
         tmpl = (w.obj["spec"]["template"].get("metadata") or {}).get("labels") or {}
@@ -88,14 +100,14 @@ def test_labels(umbrella_manifests: list[mf.Manifest]) -> None:
     assert not problems, "\n".join(problems)
 
 
-def test_services_select_pods(umbrella_manifests: list[mf.Manifest]) -> None:
+def test_services_select_pods(rendered: Rendered) -> None:
     templates = [
         ((w.obj["spec"]["template"].get("metadata") or {}).get("labels") or {}, w)
-        for w in workloads(umbrella_manifests)
+        for w in workloads(rendered.manifests)
         if w.kind in ("Deployment", "StatefulSet", "DaemonSet")
     ]
     problems: list[str] = []
-    for svc in mf.by_kind(umbrella_manifests, "Service"):
+    for svc in mf.by_kind(rendered.manifests, "Service"):
         selector = svc.obj["spec"].get("selector") or {}
         if not selector:
             continue

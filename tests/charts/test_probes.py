@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from homeci import manifests as mf
-
-from .conftest import LONG_RUNNING_KINDS, containers
+from .conftest import LONG_RUNNING_KINDS, Rendered, containers
 
 
 def _port_ok(probe: dict[str, Any], container: dict[str, Any]) -> bool:
@@ -19,9 +17,9 @@ def _port_ok(probe: dict[str, Any], container: dict[str, Any]) -> bool:
     return "exec" in probe
 
 
-def test_probes(umbrella_manifests: list[mf.Manifest]) -> None:
+def test_probes(rendered: Rendered) -> None:
     problems: list[str] = []
-    for w, path, c in containers(umbrella_manifests, init=False):
+    for w, path, c in containers(rendered.manifests, init=False):
         if w.kind not in LONG_RUNNING_KINDS:
             continue
         for probe in ("livenessProbe", "readinessProbe"):

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from homeci import manifests as mf
 from homeci_testing.footprint import parse_cpu, parse_memory
 
-from .conftest import containers
+from .conftest import Rendered, containers
 
 
-def test_requests_and_limits(umbrella_manifests: list[mf.Manifest]) -> None:
+def test_requests_and_limits(rendered: Rendered) -> None:
     problems: list[str] = []
-    for w, path, c in containers(umbrella_manifests):
+    for w, path, c in containers(rendered.manifests):
         res = c.get("resources") or {}
         for kind in ("requests", "limits"):
             for resource in ("cpu", "memory"):
@@ -30,11 +29,11 @@ def test_requests_and_limits(umbrella_manifests: list[mf.Manifest]) -> None:
     assert not problems, "\n".join(problems)
 
 
-def test_emptydirs_are_bounded(umbrella_manifests: list[mf.Manifest]) -> None:
+def test_emptydirs_are_bounded(rendered: Rendered) -> None:
     """Scratch emptyDirs have a sizeLimit so a runaway write cannot fill the node's disk.
     (The registry's data emptyDir without persistence is deliberately unbounded: it holds images.)"""
     problems: list[str] = []
-    for w in umbrella_manifests:
+    for w in rendered.manifests:
         spec = w.pod_spec()
         if not spec:
             continue

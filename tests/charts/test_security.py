@@ -11,7 +11,7 @@ import pytest
 
 from homeci import manifests as mf
 
-from .conftest import RELEASE, containers, workloads
+from .conftest import RELEASE, Rendered, containers, workloads
 
 # object ref -> (checks it may skip, reason). Keep short; every entry is opt-out or opt-in in values.yaml.
 EXCEPTIONS: dict[str, tuple[frozenset[str], str]] = {
@@ -59,9 +59,9 @@ def _api_users(objs: list[mf.Manifest]) -> set[str]:
     return users
 
 
-def test_pod_security_restricted(umbrella_manifests: list[mf.Manifest]) -> None:
+def test_pod_security_restricted(rendered: Rendered) -> None:
     problems: list[str] = []
-    for w, path, c in containers(umbrella_manifests):
+    for w, path, c in containers(rendered.manifests):
         spec = w.pod_spec() or {}
         sc = c.get("securityContext") or {}
         where = f"{w.ref} {path}.securityContext"
@@ -97,11 +97,11 @@ def test_pod_security_restricted(umbrella_manifests: list[mf.Manifest]) -> None:
     assert not problems, "\n".join(problems)
 
 
-def test_high_uids(umbrella_manifests: list[mf.Manifest]) -> None:
+def test_high_uids(rendered: Rendered) -> None:
     """Every container runs as a uid and gid >= 10000 (clear of host users and system ids), and a pod with
     a data volume makes it writable through fsGroup = runAsGroup; exceptions: LOW_UID."""
     problems: list[str] = []
-    for w, path, c in containers(umbrella_manifests):
+    for w, path, c in containers(rendered.manifests):
         spec = w.pod_spec() or {}
         sc = c.get("securityContext") or {}
         uid = sc.get("runAsUser", _pod_level(spec, "runAsUser"))
@@ -118,9 +118,9 @@ def test_high_uids(umbrella_manifests: list[mf.Manifest]) -> None:
     assert not problems, "\n".join(problems)
 
 
-def test_pod_host_access(umbrella_manifests: list[mf.Manifest]) -> None:
+def test_pod_host_access(rendered: Rendered) -> None:
     problems: list[str] = []
-    for w in workloads(umbrella_manifests):
+    for w in workloads(rendered.manifests):
         spec = w.pod_spec() or {}
         for key in ("hostNetwork", "hostPID", "hostIPC"):
             if spec.get(key):
@@ -131,10 +131,10 @@ def test_pod_host_access(umbrella_manifests: list[mf.Manifest]) -> None:
     assert not problems, "\n".join(problems)
 
 
-def test_service_links_and_tokens(umbrella_manifests: list[mf.Manifest]) -> None:
-    api_users = _api_users(umbrella_manifests)
+def test_service_links_and_tokens(rendered: Rendered) -> None:
+    api_users = _api_users(rendered.manifests)
     problems: list[str] = []
-    for w in workloads(umbrella_manifests):
+    for w in workloads(rendered.manifests):
         spec = w.pod_spec() or {}
         if spec.get("enableServiceLinks") is not False:
             problems.append(
@@ -149,10 +149,10 @@ def test_service_links_and_tokens(umbrella_manifests: list[mf.Manifest]) -> None
     assert not problems, "\n".join(problems)
 
 
-def test_rbac_is_minimal(umbrella_manifests: list[mf.Manifest]) -> None:
+def test_rbac_is_minimal(rendered: Rendered) -> None:
     """No wildcards, and nothing but reads cluster-wide (Ingress status is the one write)."""
     problems: list[str] = []
-    for m in umbrella_manifests:
+    for m in rendered.manifests:
         if m.kind not in ("Role", "ClusterRole"):
             continue
         for i, rule in enumerate(m.obj.get("rules") or []):
@@ -212,24 +212,24 @@ def _pod_labels(w: mf.Manifest) -> dict[str, str]:
     return dict((node.get("metadata") or {}).get("labels") or {})
 
 
-def test_network_policies(umbrella_manifests: list[mf.Manifest], values: dict[str, Any]) -> None:
+def test_network_policies(rendered: Rendered) -> None:
     """With global.networkPolicy.enabled every release pod is under default deny, and every port a
     Service exposes is opened by an allow policy of that pod's component."""
-    policies = mf.by_kind(umbrella_manifests, "NetworkPolicy")
-    if not ((values.get("global") or {}).get("networkPolicy") or {}).get("enabled"):
+    policies = mf.by_kind(rendered.manifests, "NetworkPolicy")
+    if not ((rendered.values.get("global") or {}).get("networkPolicy") or {}).get("enabled"):
         assert not policies, (
             f"{[p.ref for p in policies]} rendered although global.networkPolicy.enabled is false"
         )
         return
-    deny = mf.get(umbrella_manifests, "NetworkPolicy", f"{RELEASE}-default-deny")
+    deny = mf.get(rendered.manifests, "NetworkPolicy", f"{RELEASE}-default-deny")
     assert set(deny.obj["spec"]["policyTypes"]) == {"Ingress", "Egress"}, f"{deny.ref} spec.policyTypes"
     assert not deny.obj["spec"].get("ingress"), f"{deny.ref} must not allow any ingress"
     problems: list[str] = []
-    in_release = [w for w in workloads(umbrella_manifests) if (w.namespace or "homeci") == deny.namespace]
+    in_release = [w for w in workloads(rendered.manifests) if (w.namespace or "homeci") == deny.namespace]
     for w in in_release:
         if not _selects(deny.obj["spec"]["podSelector"], _pod_labels(w)):
             problems.append(f"{w.ref} pod labels are not selected by {deny.ref}")
-    for svc in mf.by_kind(umbrella_manifests, "Service"):
+    for svc in mf.by_kind(rendered.manifests, "Service"):
         selector = svc.obj["spec"].get("selector") or {}
         targets = [w for w in in_release if selector and _selects({"matchLabels": selector}, _pod_labels(w))]
         for w in targets:
@@ -253,10 +253,10 @@ INSECURE_TEXT = re.compile(
 TRUE_VALUES = {"true", "1", "yes", "on"}
 
 
-def test_nothing_skips_tls_verification(umbrella_manifests: list[mf.Manifest]) -> None:
+def test_nothing_skips_tls_verification(rendered: Rendered) -> None:
     """Every component trusts the homeci CA instead of turning verification off (design contract)."""
     problems: list[str] = []
-    for w, path, c in containers(umbrella_manifests):
+    for w, path, c in containers(rendered.manifests):
         for env in c.get("env") or []:
             name = str(env.get("name", ""))
             if (
@@ -267,7 +267,7 @@ def test_nothing_skips_tls_verification(umbrella_manifests: list[mf.Manifest]) -
         for arg in [*(c.get("args") or []), *(c.get("command") or [])]:
             if INSECURE_TEXT.search(str(arg)):
                 problems.append(f"{w.ref} {path} argument {arg!r} turns TLS verification off")
-    for m in umbrella_manifests:
+    for m in rendered.manifests:
         if m.kind not in ("ConfigMap", "Secret"):
             continue
         texts = dict(m.obj.get("data") or {})
