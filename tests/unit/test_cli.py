@@ -2,24 +2,17 @@
 
 from __future__ import annotations
 
-import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from homeci_testing.support import ROOT, Result, run_cli
+
 GOOD = ROOT / "tests" / "fixtures" / "charts" / "good"
 
 
-def homeci(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "homeci.cli", *args], capture_output=True, text=True,
-                          cwd=ROOT, env={**os.environ, **(env or {})}, timeout=120)
-
-
-def one_line_error(proc: subprocess.CompletedProcess[str]) -> str:
+def one_line_error(proc: Result) -> str:
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1, f"expected one line on stderr, got: {proc.stderr!r}"
     assert lines[0].startswith("homeci: error: ")
@@ -27,33 +20,33 @@ def one_line_error(proc: subprocess.CompletedProcess[str]) -> str:
 
 
 def test_help_lists_every_command() -> None:
-    proc = homeci("--help")
-    assert proc.returncode == 0
+    proc = run_cli("--help")
+    assert proc.exit_code == 0
     for name in ("lint", "render", "ca", "package", "toolchain", "cluster", "node-config"):
         assert f"  {name} " in proc.stdout, name
 
 
 @pytest.mark.parametrize("group", ["ca", "lint", "render", "package"])
 def test_subcommand_help(group: str) -> None:
-    proc = homeci(group, "--help")
-    assert proc.returncode == 0 and "Usage:" in proc.stdout
+    proc = run_cli(group, "--help")
+    assert proc.exit_code == 0 and "Usage:" in proc.stdout
 
 
 def test_ca_help_lists_subcommands() -> None:
-    out = homeci("ca", "--help").stdout
+    out = run_cli("ca", "--help").stdout
     assert all(f"  {c} " in out for c in ("init", "show", "verify"))
 
 
 def test_unknown_chart_name() -> None:
-    proc = homeci("render", "no-such-chart")
-    assert proc.returncode == 2
+    proc = run_cli("render", "no-such-chart")
+    assert proc.exit_code == 2
     expected = "unknown chart 'no-such-chart': give a chart directory or one of: "
     assert one_line_error(proc).startswith(expected)
 
 
 def test_helm_missing(tmp_path: Path) -> None:
-    proc = homeci("render", str(GOOD), env={"HOMECI_HELM3": str(tmp_path / "nothing" / "helm")})
-    assert proc.returncode == 1
+    proc = run_cli("render", str(GOOD), env={"HOMECI_HELM3": str(tmp_path / "nothing" / "helm")})
+    assert proc.exit_code == 1
     msg = one_line_error(proc)
     assert msg == (f"HOMECI_HELM3={tmp_path}/nothing/helm: not an executable file; fix the path or unset "
                    "HOMECI_HELM3")
@@ -61,8 +54,8 @@ def test_helm_missing(tmp_path: Path) -> None:
 
 def test_helm_missing_from_cache_names_install_command(tmp_path: Path) -> None:
     env = {"HOMECI_TOOLCHAIN": str(tmp_path / "empty"), "HOMECI_HELM4": ""}
-    proc = homeci("render", str(GOOD), "--helm", "4", env=env)
-    assert proc.returncode == 1
+    proc = run_cli("render", str(GOOD), "--helm", "4", env=env)
+    assert proc.exit_code == 1
     expected = "helm4 v4.3.1 is not installed: run `homeci toolchain install helm4`"
     assert one_line_error(proc).startswith(expected)
 
@@ -71,8 +64,8 @@ def test_helm_wrong_version(tmp_path: Path) -> None:
     fake = tmp_path / "helm"
     fake.write_text("#!/bin/sh\necho v2.17.0+ga690bad\n")
     fake.chmod(0o755)
-    proc = homeci("render", str(GOOD), env={"HOMECI_HELM3": str(fake)})
-    assert proc.returncode == 1
+    proc = run_cli("render", str(GOOD), env={"HOMECI_HELM3": str(fake)})
+    assert proc.exit_code == 1
     msg = one_line_error(proc)
     assert msg.startswith(f"HOMECI_HELM3: {fake}: reports 'v2.17.0+ga690bad', expected '^v3\\\\.'")
     assert msg.endswith("homeci pins helm3 v3.22.0")
@@ -80,8 +73,8 @@ def test_helm_wrong_version(tmp_path: Path) -> None:
 
 def test_values_file_breaking_schema_in_lint_names_file_and_path() -> None:
     bad = ROOT / "tests" / "fixtures" / "charts" / "bad-schema"
-    proc = homeci("lint", str(bad), "--helm", "3")
-    assert proc.returncode == 1
+    proc = run_cli("lint", str(bad), "--helm", "3")
+    assert proc.exit_code == 1
     assert "tests/fixtures/charts/bad-schema/ci/bad-values.yaml: replicas: 'three' is not of type 'integer'" \
         in proc.stdout
 
@@ -92,14 +85,14 @@ def test_values_file_breaking_schema_in_lint_names_file_and_path() -> None:
     (["-f", "tests"], "'-f' / '--values': File 'tests' is a directory"),
 ])
 def test_render_refuses_bad_names_and_paths_in_one_line(args: list[str], expected: str) -> None:
-    proc = homeci("render", str(GOOD), *args)
-    assert proc.returncode == 2, f"render {args}: exit {proc.returncode}, stdout {proc.stdout[:200]!r}"
+    proc = run_cli("render", str(GOOD), *args)
+    assert proc.exit_code == 2, f"render {args}: exit {proc.exit_code}, stdout {proc.stdout[:200]!r}"
     assert expected in one_line_error(proc)
 
 
 def test_render_reads_dev_null_as_empty_values() -> None:
-    proc = homeci("render", str(GOOD), "-f", "/dev/null")
-    assert proc.returncode == 0 and "kind: Deployment" in proc.stdout, proc.stderr
+    proc = run_cli("render", str(GOOD), "-f", "/dev/null")
+    assert proc.exit_code == 0 and "kind: Deployment" in proc.stdout, proc.stderr
 
 
 @pytest.mark.parametrize("broken", ["Chart.yaml", "values.yaml", "values.schema.json"])
@@ -107,8 +100,8 @@ def test_lint_reports_a_binary_chart_file_as_a_finding(broken: str, tmp_path: Pa
     chart = tmp_path / "good"
     shutil.copytree(GOOD, chart)
     (chart / broken).write_bytes(b"\x00\xff\xfe binary " * 8)
-    proc = homeci("lint", str(chart), "--helm", "3")
-    assert proc.returncode == 1, proc.stderr
+    proc = run_cli("lint", str(chart), "--helm", "3")
+    assert proc.exit_code == 1, proc.stderr
     assert "Traceback" not in proc.stderr and "internal error" not in proc.stderr, proc.stderr
     assert proc.stderr.strip().splitlines()[-1].endswith(
         "check(s) failed (listed above); fix them and run `homeci lint` again")

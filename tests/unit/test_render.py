@@ -2,28 +2,20 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from homeci import manifests
 from homeci.lint import helmschema
+from homeci_testing.support import ROOT, Result, run_cli
 
-ROOT = Path(__file__).resolve().parents[2]
 GOOD = ROOT / "tests" / "fixtures" / "charts" / "good"
 
 
-def homeci(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "homeci.cli", *args], capture_output=True, text=True,
-                          cwd=ROOT, env=dict(os.environ), timeout=120)
-
-
 def test_render_prints_parseable_manifests() -> None:
-    proc = homeci("render", str(GOOD))
-    assert proc.returncode == 0, proc.stderr
+    proc = run_cli("render", str(GOOD))
+    assert proc.exit_code == 0, proc.stderr
     objs = manifests.parse(proc.stdout)
     assert sorted(m.ref for m in objs) == ["Deployment/homeci-good", "Service/homeci-good"]
     assert manifests.get(objs, "Deployment", "homeci-good").source == "good/templates/deployment.yaml"
@@ -31,9 +23,9 @@ def test_render_prints_parseable_manifests() -> None:
 
 def test_values_files_set_release_namespace_and_kube_version() -> None:
     scenario = str(GOOD / "ci" / "two-replicas-values.yaml")
-    proc = homeci("render", str(GOOD), "-f", scenario, "--set", "port=9090",
-                  "--release", "demo", "-n", "apps", "--kube-version", "1.31.0", "--helm", "4")
-    assert proc.returncode == 0, proc.stderr
+    proc = run_cli("render", str(GOOD), "-f", scenario, "--set", "port=9090",
+                   "--release", "demo", "-n", "apps", "--kube-version", "1.31.0", "--helm", "4")
+    assert proc.exit_code == 0, proc.stderr
     deploy = manifests.get(manifests.parse(proc.stdout), "Deployment", "demo-good")
     assert deploy.obj["spec"]["replicas"] == 2
     assert deploy.obj["spec"]["template"]["spec"]["containers"][0]["ports"][0]["containerPort"] == 9090
@@ -41,22 +33,22 @@ def test_values_files_set_release_namespace_and_kube_version() -> None:
 
 
 def test_missing_values_file_is_usage_error() -> None:
-    proc = homeci("render", str(GOOD), "-f", "nope-values.yaml")
-    assert proc.returncode == 2
+    proc = run_cli("render", str(GOOD), "-f", "nope-values.yaml")
+    assert proc.exit_code == 2
     assert proc.stderr.strip() == ("homeci: error: render: Invalid value for '-f' / '--values': File "
                                    "'nope-values.yaml' does not exist. (see `homeci render --help`)")
 
 
 @pytest.mark.parametrize("pair", ["justakey", "=value"])
 def test_bad_set_is_usage_error(pair: str) -> None:
-    proc = homeci("render", str(GOOD), "--set", pair)
-    assert proc.returncode == 2
+    proc = run_cli("render", str(GOOD), "--set", pair)
+    assert proc.exit_code == 2
     assert proc.stderr.strip() == f"homeci: error: --set {pair!r}: expected KEY=VALUE"
 
 
-def one_line_error(proc: subprocess.CompletedProcess[str]) -> str:
+def one_line_error(proc: Result) -> str:
     lines = proc.stderr.strip().splitlines()
-    assert proc.returncode == 1 and len(lines) == 1, f"exit {proc.returncode}, stderr {proc.stderr!r}"
+    assert proc.exit_code == 1 and len(lines) == 1, f"exit {proc.exit_code}, stderr {proc.stderr!r}"
     assert lines[0].startswith("homeci: error: "), lines[0]
     return lines[0]
 
@@ -65,7 +57,7 @@ def one_line_error(proc: subprocess.CompletedProcess[str]) -> str:
 def test_values_breaking_schema_name_file_dotted_key_and_helms_reason(major: str) -> None:
     bad = ROOT / "tests" / "fixtures" / "charts" / "bad-schema"
     values = bad / "ci" / "bad-values.yaml"
-    line = one_line_error(homeci("render", str(bad), "-f", str(values), "--helm", major))
+    line = one_line_error(run_cli("render", str(bad), "-f", str(values), "--helm", major))
     assert line.startswith("homeci: error: chart bad-schema refuses these values (values.schema.json): ")
     # Helm's own reasons, each after the file the value came from and its full dotted key
     assert f"{values}: replicas: got string, want integer" in line
@@ -76,8 +68,8 @@ def test_subchart_refusals_name_the_umbrella_key_and_each_source(tmp_path: Path)
     umbrella = ROOT / "tests" / "fixtures" / "charts" / "umbrella"
     mine = tmp_path / "mine-values.yaml"
     mine.write_text("sub:\n  colour: red\n")
-    line = one_line_error(homeci("render", str(umbrella), "-f", str(mine), "--set", "global.domain=2",
-                                 "--set", "sub.enabled=3"))
+    line = one_line_error(run_cli("render", str(umbrella), "-f", str(mine), "--set", "global.domain=2",
+                                  "--set", "sub.enabled=3"))
     # the subchart's schema refuses sub.colour (from the file) and sub.enabled (from --set), the
     # umbrella's refuses global.domain (from --set)
     assert f"{mine}: sub.colour: additional properties 'colour' not allowed" in line

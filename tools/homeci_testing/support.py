@@ -6,6 +6,7 @@ Loaded by ``tests/conftest.py``; test modules import names from here instead of 
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -101,12 +102,14 @@ def _homeci(argv: tuple[str, ...]) -> None:
 
 
 def run_cli(*args: str | os.PathLike[str], env: Mapping[str, str] | None = None,
-            input: str | None = None) -> Result:
-    """Run ``homeci *args`` in this process (click's CliRunner over ``homeci.cli.main``): exit code,
-    stdout and stderr apart. ``env`` adds to (or, with a value of ``""``, still sets) the environment."""
+            input: str | None = None, cwd: Path | None = ROOT) -> Result:
+    """Run ``homeci *args`` in this process (click's CliRunner over ``homeci.cli.main``) from ``cwd`` (the
+    checkout, as a user would): exit code, stdout and stderr apart. ``env`` is laid over the environment
+    for the run only (a value of ``""`` sets the variable empty)."""
     runner = CliRunner()
-    result = runner.invoke(_homeci, [os.fspath(a) for a in args], env=dict(env or {}), input=input,
-                           catch_exceptions=False)
+    with contextlib.chdir(cwd) if cwd is not None else contextlib.nullcontext():
+        result = runner.invoke(_homeci, [os.fspath(a) for a in args], env=dict(env or {}), input=input,
+                               catch_exceptions=False)
     return Result(result.exit_code, result.stdout, result.stderr)
 
 
