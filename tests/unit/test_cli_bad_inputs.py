@@ -32,10 +32,10 @@ import click
 import pytest
 
 from homeci import ca, paths, toolchain
-from homeci.cli import cli, main
+from homeci.cli import cli
 from homeci.commands import params
+from homeci_testing.support import ROOT, run_cli
 
-ROOT = Path(__file__).resolve().parents[2]
 GOOD = ROOT / "tests" / "fixtures" / "charts" / "good"
 SAMPLE_APP = paths.sample_app()
 UNREACHABLE = "https://127.0.0.1:1"
@@ -228,23 +228,19 @@ def _argv(case: Case, files: dict[str, str], new_dir: str) -> list[str]:
     return [*case.command.split(), *options, *arguments, *case.extra]
 
 
-def invoke(argv: list[str], capsys: pytest.CaptureFixture[str], *,
-           deadline: int = DEADLINE) -> tuple[int, str]:
-    """Run ``homeci argv`` in-process: (exit code, stderr); fails the test if it runs past ``deadline``."""
-    capsys.readouterr()
+def invoke(argv: list[str], *, deadline: int = DEADLINE) -> tuple[int, str]:
+    """Run ``homeci argv`` in-process (support.run_cli, from the current directory): (exit code, stderr);
+    fails the test if it runs past ``deadline``."""
     previous = signal.signal(signal.SIGALRM, _alarm)
     signal.alarm(deadline)
-    code = 0
     try:
-        main(argv)
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        result = run_cli(*argv, cwd=None)
     except Hung:
         pytest.fail(f"homeci {' '.join(argv)}: still running after {deadline}s")
     finally:
         signal.alarm(0)
         signal.signal(signal.SIGALRM, previous)
-    return code, capsys.readouterr().err
+    return result.exit_code, result.stderr
 
 
 def check_one_line(argv: list[str], code: int, err: str, names: tuple[str, ...]) -> str:
@@ -258,12 +254,11 @@ def check_one_line(argv: list[str], code: int, err: str, names: tuple[str, ...])
 
 
 @pytest.mark.parametrize("case", PARAMS)
-def test_bad_input_ends_in_one_line(case: Case, files: dict[str, str], tmp_path: Path,
-                                    capsys: pytest.CaptureFixture[str]) -> None:
+def test_bad_input_ends_in_one_line(case: Case, files: dict[str, str], tmp_path: Path) -> None:
     if not case.must_fail and case.command not in RUN_ACCEPTED:
         pytest.skip(f"`homeci {case.command}` may accept {case.what} and then start real work")
     argv = _argv(case, files, str(tmp_path / "new-dir"))
-    code, err = invoke(argv, capsys)
+    code, err = invoke(argv)
     if case.must_fail:
         assert code != 0, f"homeci {' '.join(argv)}: exit 0 for bad input"
     if code != 0:
@@ -312,12 +307,11 @@ CLUSTER_DEADLINE = 30
 
 @pytest.mark.parametrize("via", ["--kubeconfig", "KUBECONFIG"])
 @pytest.mark.parametrize("command", CLUSTER_COMMANDS)
-def test_unreachable_cluster_fails_fast_in_one_line(command: str, via: str, files: dict[str, str],
-                                                    capsys: pytest.CaptureFixture[str]) -> None:
+def test_unreachable_cluster_fails_fast_in_one_line(command: str, via: str, files: dict[str, str]) -> None:
     argv = [*command.split(), *CLUSTER_ARGS.get(command, [])]
     if via == "--kubeconfig":
         argv += ["--kubeconfig", files["kubeconfig"]]
-    code, err = invoke(argv, capsys, deadline=CLUSTER_DEADLINE)
+    code, err = invoke(argv, deadline=CLUSTER_DEADLINE)
     assert code != 0
     line = check_one_line(argv, code, err, (UNREACHABLE,))
     assert line == (f"homeci: error: cannot reach the API server {UNREACHABLE} (Connection refused) named in "
@@ -332,21 +326,19 @@ def test_cluster_commands_are_known() -> None:
 
 @pytest.mark.parametrize("kubeconfig", ["binary", "empty", "directory"])
 def test_unusable_kubeconfig_from_the_environment_is_named(kubeconfig: str, files: dict[str, str],
-                                                           monkeypatch: pytest.MonkeyPatch,
-                                                           capsys: pytest.CaptureFixture[str]) -> None:
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
     """$KUBECONFIG is not checked by click: the command itself names it."""
     monkeypatch.setenv("KUBECONFIG", files[kubeconfig])
     argv = ["smoke", *CLUSTER_ARGS["smoke"]]
-    code, err = invoke(argv, capsys)
+    code, err = invoke(argv)
     assert code == 1
     line = check_one_line(argv, code, err, (files[kubeconfig],))
     assert "pass --kubeconfig" in line
 
 
-def test_render_accepts_dev_null_and_an_empty_values_file(files: dict[str, str],
-                                                          capsys: pytest.CaptureFixture[str]) -> None:
+def test_render_accepts_dev_null_and_an_empty_values_file(files: dict[str, str]) -> None:
     if "HOMECI_HELM3" not in os.environ:
         pytest.skip("helm3 is not built yet: homeci toolchain install helm3")
     for values in ("/dev/null", files["empty"]):
-        code, err = invoke(["render", str(GOOD), "-f", values], capsys)
+        code, err = invoke(["render", str(GOOD), "-f", values])
         assert code == 0, f"render -f {values}: {err}"

@@ -7,13 +7,11 @@ import re
 import tomllib
 from pathlib import Path
 
-from click.testing import CliRunner
-
-from homeci.cli import cli
 from homeci.cluster.local import addons
 from homeci.cluster.local import config as cfg
 from homeci.cluster.local import layout as L
 from homeci.cluster.local.layout import Layout
+from homeci_testing.support import run_cli
 
 
 def _layout(tmp_path: Path) -> Layout:
@@ -86,9 +84,9 @@ def test_storage_pool_is_local_wait_for_first_consumer(tmp_path: Path) -> None:
 
 
 def test_cli_lists_the_local_commands() -> None:
-    result = CliRunner().invoke(cli, ["cluster", "local", "--help"])
+    result = run_cli("cluster", "local", "--help")
     assert result.exit_code == 0
     for cmd in ("up", "down", "status", "kubeconfig", "images", "install"):
-        assert cmd in result.output
-    images = CliRunner().invoke(cli, ["cluster", "local", "images", "--help"])
-    assert all(c in images.output for c in ("build", "list", "load"))
+        assert cmd in result.stdout
+    images = run_cli("cluster", "local", "images", "--help")
+    assert all(c in images.stdout for c in ("build", "list", "load"))

@@ -14,18 +14,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from homeci.cli import main
 from homeci.commands import nodeconfig
-
-
-def invoke(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    code = 0
-    try:
-        main(["node-config", *args])
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out = capsys.readouterr()
-    return code, out.out, out.err
+from homeci_testing.support import run_cli
 
 
 def sections(text: str) -> tuple[str, str]:
@@ -34,8 +24,8 @@ def sections(text: str) -> tuple[str, str]:
     return toml_part, "# k3s:" + rest
 
 
-def test_defaults(capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, _ = invoke([], capsys)
+def test_defaults() -> None:
+    code, out, _ = run_cli("node-config", cwd=None)
     assert code == 0
     toml_text, yaml_text = sections(out)
     doc = tomllib.loads(toml_text)
@@ -49,32 +39,31 @@ def test_defaults(capsys: pytest.CaptureFixture[str]) -> None:
     assert f"/etc/containerd/certs.d/{host}/hosts.toml" in out and "resolve registry.homeci.localhost" in out
 
 
-def test_domain_and_ca_path(capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, _ = invoke(
-        ["--domain", "home.example", "--ca-path", "/etc/ssl/homeci.crt", "--containerd"], capsys
-    )
+def test_domain_and_ca_path() -> None:
+    code, out, _ = run_cli("node-config", "--domain", "home.example", "--ca-path", "/etc/ssl/homeci.crt",
+                           "--containerd", cwd=None)
     assert code == 0 and "# k3s:" not in out
     doc = tomllib.loads(out)
     assert doc["host"]["https://registry.home.example"]["ca"] == "/etc/ssl/homeci.crt"
 
 
-def test_values_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_values_file(tmp_path: Path) -> None:
     values = tmp_path / "values.yaml"
     values.write_text("global:\n  domain: lab.example.net\n  hosts:\n    registry: images\n")
-    code, out, _ = invoke(["-f", str(values), "--k3s"], capsys)
+    code, out, _ = run_cli("node-config", "-f", str(values), "--k3s", cwd=None)
     assert code == 0
     reg = yaml.safe_load(out)
     assert list(reg["mirrors"]) == ["images.lab.example.net"]
 
 
-def test_values_file_matches_the_chart_scenario(capsys: pytest.CaptureFixture[str]) -> None:
+def test_values_file_matches_the_chart_scenario() -> None:
     scenario = Path(__file__).resolve().parents[2] / "charts/homeci-umbrella/ci/k3s-coredns-values.yaml"
-    code, out, _ = invoke(["-f", str(scenario), "--containerd"], capsys)
+    code, out, _ = run_cli("node-config", "-f", str(scenario), "--containerd", cwd=None)
     assert code == 0 and '"https://registry.home.example.test"' in out
 
 
-def test_endpoint(capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, _ = invoke(["--endpoint", "https://10.0.0.5:443", "--containerd"], capsys)
+def test_endpoint() -> None:
+    code, out, _ = run_cli("node-config", "--endpoint", "https://10.0.0.5:443", "--containerd", cwd=None)
     assert code == 0
     assert list(tomllib.loads(out)["host"]) == ["https://10.0.0.5:443"]
 
@@ -92,8 +81,8 @@ def test_endpoint(capsys: pytest.CaptureFixture[str]) -> None:
         (["--ca", "/nonexistent/ca.crt"], "'--ca': File '/nonexistent/ca.crt' does not exist"),
     ],
 )
-def test_errors_are_one_line(args: list[str], message: str, capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, err = invoke(args, capsys)
+def test_errors_are_one_line(args: list[str], message: str) -> None:
+    code, out, err = run_cli("node-config", *args, cwd=None)
     assert code == 2 and not out
     lines = err.strip().splitlines()
     assert len(lines) == 1 and message in lines[0], err
@@ -119,16 +108,16 @@ def _cert(tmp_path: Path, *, ca: bool) -> Path:
     return path
 
 
-def test_ca_file_is_checked(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_ca_file_is_checked(tmp_path: Path) -> None:
     ca = _cert(tmp_path, ca=True)
-    code, out, _ = invoke(["--ca", str(ca), "--containerd"], capsys)
+    code, out, _ = run_cli("node-config", "--ca", str(ca), "--containerd", cwd=None)
     assert code == 0 and f"install -D -m 0644 {ca} " in out
     leaf = _cert(tmp_path, ca=False)
-    code, _, err = invoke(["--ca", str(leaf)], capsys)
+    code, _, err = run_cli("node-config", "--ca", str(leaf), cwd=None)
     assert code == 2 and "not a CA" in err
     junk = tmp_path / "junk.crt"
     junk.write_text("hello")
-    code, _, err = invoke(["--ca", str(junk)], capsys)
+    code, _, err = run_cli("node-config", "--ca", str(junk), cwd=None)
     assert code == 2 and "no PEM certificate" in err
 
 
@@ -156,10 +145,9 @@ def test_pure_functions_agree_with_the_daemonset_format() -> None:
 
 
 @pytest.mark.parametrize("flag", ["--ca", "-f"])
-def test_binary_files_get_one_line_not_a_traceback(flag: str, tmp_path: Path,
-                                                   capsys: pytest.CaptureFixture[str]) -> None:
+def test_binary_files_get_one_line_not_a_traceback(flag: str, tmp_path: Path) -> None:
     binary = tmp_path / "blob.bin"
     binary.write_bytes(b"\x00\xff\xfe\x80 not text")
-    code, _, err = invoke([flag, str(binary)], capsys)
+    code, _, err = run_cli("node-config", flag, str(binary), cwd=None)
     assert code == 2, f"node-config {flag} <binary file>: exit {code}, stderr {err!r}"
     assert "not a text file" in err and str(binary) in err and "Traceback" not in err, err

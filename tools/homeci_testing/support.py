@@ -11,6 +11,7 @@ import os
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 import click
 from click.testing import CliRunner
@@ -84,8 +85,9 @@ def require_tool(name: str) -> Path:
 # --- the CLI, in-process -------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Result:
+class Result(NamedTuple):
+    """What ``homeci`` did: unpacks as ``code, out, err = run_cli(...)``."""
+
     exit_code: int
     stdout: str
     stderr: str
