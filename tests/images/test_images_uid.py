@@ -24,13 +24,12 @@ import pytest
 import yaml
 from test_images_content import CHROOT, Unpacked, unpack
 
-from homeci import paths, rendering
+from homeci import rendering
 from homeci.manifests import Manifest
 from homeci_testing import realprog
 from homeci_testing.realprog import LOOPBACK, LoopbackPod, Program
+from homeci_testing.support import KUBE_VERSION, RELEASE, UMBRELLA
 
-UMBRELLA = paths.charts_dir() / "homeci-umbrella"
-RELEASE = rendering.DEFAULT_RELEASE
 HIGH_UID = 10000
 REGISTRY = "docker.io/library/registry:3.1.2"
 DRONE = "docker.io/drone/drone:2.28.2"
@@ -40,7 +39,7 @@ GOGS = "docker.io/gogs/gogs:next-0.14.3"
 
 @pytest.fixture(scope="module")
 def rendered() -> list[Manifest]:
-    return rendering.render(UMBRELLA, [UMBRELLA / "ci" / "default-values.yaml"], kube_version="1.37.0")
+    return rendering.render(UMBRELLA, [UMBRELLA / "ci" / "default-values.yaml"], kube_version=KUBE_VERSION)
 
 
 @dataclass(frozen=True)

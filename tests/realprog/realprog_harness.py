@@ -32,12 +32,10 @@ from homeci.errors import HomeciError
 from homeci.manifests import Manifest
 from homeci_testing import realprog
 from homeci_testing.realprog import LOOPBACK, ClusterNames, LoopbackPod, Program, PublicNames
+from homeci_testing.support import RELEASE, ROOT
 
-ROOT = Path(__file__).resolve().parents[2]
 # HOMECI_T2_UMBRELLA renders another copy of the umbrella (e.g. a snapshot while charts are being edited).
 UMBRELLA = Path(os.environ.get("HOMECI_T2_UMBRELLA") or ROOT / "charts" / "homeci-umbrella")
-RELEASE = rendering.DEFAULT_RELEASE
-NAMESPACE = rendering.DEFAULT_NAMESPACE
 HERE = Path(__file__).resolve().parent
 
 

@@ -30,8 +30,6 @@ from typing import Any, TypeVar
 import pytest
 import yaml
 from realprog_harness import (
-    NAMESPACE,
-    RELEASE,
     LoopbackDrone,
     LoopbackGogs,
     binary,
@@ -45,11 +43,9 @@ from homeci import manifests, paths, rendering, toolchain
 from homeci.manifests import Manifest
 from homeci_testing import drone as drone_chart
 from homeci_testing.realprog import LOOPBACK, ClusterNames, LoopbackPod, Program
+from homeci_testing.support import KUBE_VERSION, NAMESPACE, PIPELINES, PIPELINES_RELEASE, RELEASE
 
-ROOT = Path(__file__).resolve().parents[2]
 SAMPLE_APP = paths.sample_app()
-PIPELINES = ROOT / "charts" / "drone-pipelines"
-PIPELINES_RELEASE = "homeci-pipelines"
 REPO_NAME = "sample-app"
 TEMPLATE = "homeci-build-deploy.yaml"
 T = TypeVar("T")
@@ -316,7 +312,7 @@ def pipelines(rendered: list[Manifest], scenario: str, admin: dict[str, str]) ->
     objs = rendering.render(PIPELINES, [PIPELINES / "ci" / "default-values.yaml"],
                             sets=(f"stack.domain={domain}", f"registry.host={hosts['registry']}",
                                   f"targets[0].owners[0]={admin['username']}"),
-                            release=PIPELINES_RELEASE, namespace=NAMESPACE, kube_version="1.37.0")
+                            release=PIPELINES_RELEASE, namespace=NAMESPACE, kube_version=KUBE_VERSION)
     return [*objs, manifests.get(rendered, "Secret", f"{RELEASE}-drone-machine")]
 
 

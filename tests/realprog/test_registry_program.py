@@ -14,11 +14,12 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from realprog_harness import RELEASE, LoopbackRegistry, LoopbackTraefik, binary, stray_writes
+from realprog_harness import LoopbackRegistry, LoopbackTraefik, binary, stray_writes
 
 from homeci import manifests
 from homeci.manifests import Manifest
 from homeci_testing.realprog import PublicNames, Response
+from homeci_testing.support import RELEASE
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 REPOSITORY = "homeci/t2-smoke"

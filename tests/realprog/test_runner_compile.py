@@ -19,16 +19,14 @@ from typing import Any
 
 import pytest
 import yaml
-from realprog_harness import RELEASE, binary, loopback_env
+from realprog_harness import binary, loopback_env
 
 from homeci import manifests, paths, rendering
 from homeci.manifests import Manifest
 from homeci_testing import drone
 from homeci_testing.realprog import LoopbackPod
+from homeci_testing.support import KUBE_VERSION, PIPELINES, PIPELINES_RELEASE, RELEASE
 
-ROOT = Path(__file__).resolve().parents[2]
-PIPELINES = ROOT / "charts" / "drone-pipelines"
-PIPELINES_RELEASE = "homeci-pipelines"
 SAMPLE_APP = paths.sample_app()
 REPO = "homeci/sample-app"
 
@@ -68,7 +66,7 @@ def pipelines(hosts: dict[str, str]) -> list[Manifest]:
     return rendering.render(PIPELINES, [PIPELINES / "ci" / "default-values.yaml"],
                             sets=(f"stack.domain={domain}", f"registry.host={hosts['registry']}"),
                             release=PIPELINES_RELEASE, namespace=rendering.DEFAULT_NAMESPACE,
-                            kube_version="1.37.0")
+                            kube_version=KUBE_VERSION)
 
 
 @pytest.fixture(scope="module")

@@ -10,12 +10,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from realprog_harness import RELEASE, LoopbackTraefik, render
+from realprog_harness import LoopbackTraefik, render
 
 from homeci import manifests
 from homeci.manifests import Manifest
 from homeci_testing import realprog
 from homeci_testing.realprog import LOOPBACK, PublicNames
+from homeci_testing.support import RELEASE
 from loopback import serve
 
 

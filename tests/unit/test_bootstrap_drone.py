@@ -23,9 +23,9 @@ from typing import Any
 
 import pytest
 
+from homeci_testing.support import ROOT
 from loopback import serve
 
-ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "charts" / "homeci-umbrella" / "charts" / "drone" / "files" / "bootstrap.py"
 TOKEN = "machine-token-0123456789abcdef"
 USER, PASSWORD = "homeci", "s3cret-admin-password"

@@ -17,9 +17,9 @@ from typing import Any
 
 import pytest
 
+from homeci_testing.support import ROOT
 from loopback import serve
 
-ROOT = Path(__file__).resolve().parents[2]
 FILES = ROOT / "charts" / "homeci-umbrella" / "charts" / "gogs" / "files"
 USER, PASSWORD, EMAIL = "homeci", "s3cret-admin-password", "admin@homeci.localhost"
 

@@ -24,9 +24,8 @@ from cryptography.hazmat.primitives import serialization
 from homeci import ca, manifests
 from homeci.errors import HomeciError
 from homeci.helm import Helm
+from homeci_testing.support import ROOT
 from loopback import serve
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def homeci(*args: str) -> subprocess.CompletedProcess[str]:

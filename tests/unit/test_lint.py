@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from homeci.lint.runner import COLUMNS, CheckResult, Linter, LintReport
+from homeci_testing.support import ROOT
 
-ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = ROOT / "tests" / "fixtures" / "charts"
 ALL = [FIXTURES / n for n in ("good", "bad-schema", "bad-k8s", "with-crd", "umbrella")] + [
     FIXTURES / "umbrella" / "charts" / "sub"]

@@ -15,8 +15,8 @@ import yaml
 from homeci import packaging, paths
 from homeci.errors import HomeciError, UsageError
 from homeci.helm import Helm
+from homeci_testing.support import ROOT
 
-ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = ROOT / "tests" / "fixtures" / "charts"
 
 
