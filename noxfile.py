@@ -18,10 +18,12 @@ def _install(session: nox.Session) -> None:
 
 @nox.session
 def lint(session: nox.Session) -> None:
-    """ruff, mypy and `homeci lint` over every chart and scenario."""
+    """ruff, mypy, `homeci docs --check` and `homeci lint` over every chart and scenario."""
     _install(session)
     session.run("ruff", "check", "tools", "tests", "noxfile.py", "benchmarks", "charts")
     session.run("mypy")
+    # the generated values.schema.json parts (shared fragments, descriptions) and VALUES.md are current
+    session.run("homeci", "docs", "--check")
     session.run("homeci", "toolchain", "install")
     session.run("homeci", "lint", *session.posargs)
 

@@ -21,6 +21,8 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "ca": ("homeci.commands.ca", "group", "Create, inspect and verify the homeci certificate authority."),
     "package": ("homeci.commands.package", "command",
                 "Package the charts into dist/ and publish a repository index or OCI."),
+    "docs": ("homeci.commands.docs", "command",
+             "Regenerate values.schema.json (shared fragments, descriptions) and VALUES.md, or --check them."),
     "release": ("homeci.commands.release", "command",
                 "Prepare a release: version by the changelog rule, lint gate, Artifact Hub metadata."),
     "toolchain": ("homeci.commands.toolchain", "group",
