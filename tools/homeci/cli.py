@@ -22,7 +22,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "package": ("homeci.commands.package", "command",
                 "Package the charts into dist/ and publish a repository index or OCI."),
     "docs": ("homeci.commands.docs", "command",
-             "Regenerate values.schema.json (shared fragments, descriptions) and VALUES.md, or --check them."),
+             "Regenerate values.schema.json (shared fragments, descriptions) and VALUES.md, or --check."),
     "release": ("homeci.commands.release", "command",
                 "Prepare a release: version by the changelog rule, lint gate, Artifact Hub metadata."),
     "toolchain": ("homeci.commands.toolchain", "group",
