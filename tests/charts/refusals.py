@@ -14,6 +14,10 @@ GO_CRASH = re.compile(
     r"|cannot unmarshal|<no value>|%!"
 )
 SCHEMA_REFUSAL = "don't meet the specifications of the schema"
+# Helm itself, before the schema: a subchart's section that is not a map (`traefik: abc`) breaks its
+# dependency condition (`traefik.enabled`). Helm 3 and 4 word it "type mismatch on traefik: %!t(string=abc)"
+# (a formatting slip of Helm's own); it names the key, and no chart can intercept it.
+HELM_CONDITION = re.compile(r"type mismatch on (?P<key>[A-Za-z0-9_-]+): %!t\(")
 FAIL_LINE = re.compile(r"execution error at \([^)]*\): (?P<sentence>.+)")
 # The sentence starts with the key (global.domain, drone.runner.cloneImage.tag, targets[0].namespace).
 KEY_FIRST = re.compile(r"^[a-z][A-Za-z0-9]*(\.[A-Za-z0-9]+|\[[0-9]+\])*\b")
@@ -43,8 +47,11 @@ def sentence_problems(sentence: str) -> list[str]:
 
 
 def classify(exc: HelmError) -> str:
-    """"schema" or "fail" for a clean refusal; raises AssertionError naming what is unclean."""
+    """"schema", "fail" or "condition" (Helm's own, above) for a clean refusal; raises AssertionError
+    naming what is unclean."""
     message = text_of(exc)
+    if HELM_CONDITION.search(message):
+        return "condition"
     crash = GO_CRASH.search(message)
     assert crash is None, f"a template crashed ({crash.group(0)!r}) instead of refusing cleanly: {message}"
     if SCHEMA_REFUSAL in message:

@@ -96,6 +96,11 @@ def _properties(node: Any, definitions: dict[str, Any], path: tuple[str, ...] = 
         yield from _properties(sub, definitions, (*path, key))
 
 
+def _ref(node: dict[str, Any]) -> str | None:
+    """The definition a property refers to, when it is only that reference (and its description)."""
+    return node.get("$ref") if set(node) <= {"$ref", "description"} else None
+
+
 # Drone's own step settings, not Kubernetes quantities: millicores and Drone's byte units (512MiB).
 DRONE_UNITS = ("pipeline.resources.",)
 
@@ -108,9 +113,9 @@ def test_every_quantity_uses_the_shared_definition(schema: Path) -> None:
     for path, sub in _properties(body, definitions):
         dotted = ".".join(path)
         quantity = path[-1] in ("cpu", "memory") and not dotted.startswith(DRONE_UNITS)
-        if quantity and sub != {"$ref": "#/definitions/quantity"}:
+        if quantity and _ref(sub) != "#/definitions/quantity":
             problems.append(f"{dotted} is {json.dumps(sub)}, not the shared quantity")
-        if path[-1] == "size" and sub != {"$ref": "#/definitions/size"}:
+        if path[-1] == "size" and _ref(sub) != "#/definitions/size":
             problems.append(f"{dotted} is {json.dumps(sub)}, not the shared size")
     for name, definition in definitions.items():
         if name not in ("quantity", "size") and "pattern" in definition and "Ki" in definition["pattern"]:
