@@ -11,7 +11,7 @@ from homeci.helm import HelmError
 GO_CRASH = re.compile(
     r"nil pointer|wrong type for value|error calling|can't evaluate field|index of untyped nil"
     r"|invalid value; expected|error converting YAML|YAML parse error|unable to build kubernetes objects"
-    r"|cannot unmarshal|<no value>|%!"
+    r"|cannot unmarshal|<no value>|%!\w\("
 )
 SCHEMA_REFUSAL = "don't meet the specifications of the schema"
 # Helm itself, before the schema: a subchart's section that is not a map (`traefik: abc`) breaks its
@@ -52,10 +52,10 @@ def classify(exc: HelmError) -> str:
     message = text_of(exc)
     if HELM_CONDITION.search(message):
         return "condition"
+    if SCHEMA_REFUSAL in message:  # values validation runs before any template (its text quotes patterns)
+        return "schema"
     crash = GO_CRASH.search(message)
     assert crash is None, f"a template crashed ({crash.group(0)!r}) instead of refusing cleanly: {message}"
-    if SCHEMA_REFUSAL in message:
-        return "schema"
     sentence = fail_sentence(message)
     problems = sentence_problems(sentence)
     assert not problems, f"fail sentence {sentence!r} " + ", ".join(problems)
