@@ -2,7 +2,7 @@
 
 * a throwaway OpenPGP key (skips, saying what to install, where gpg is missing);
 * a signed classic repository built by homeci's own packaging: the previous release (git tag, else the
-  commit in ci/release.toml) and the working tree at the version `homeci release` would give it;
+  commit in toolchain/release.toml) and the working tree at the version `homeci release` would give it;
 * that directory served over HTTPS on 127.0.0.1, trusted only through a CA made for the test (homeci.ca);
 * a private Helm home per consumer, so nothing touches the user's repositories or registry logins.
 """

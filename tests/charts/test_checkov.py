@@ -1,5 +1,5 @@
 """The security scan: the pinned checkov over every scenario of both charts (and each chart's defaults)
-finds nothing that ci/checkov-allowed.yaml does not explain, and every allow-list object still occurs.
+finds nothing that toolchain/checkov-allowed.yaml does not explain, and every allow-list object still occurs.
 
 checkov is a toolchain entry of its own (a virtualenv in the toolchain cache): without it the scan is
 skipped with the install command, except under CI (`CI` set), where a missing scanner fails."""

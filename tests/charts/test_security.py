@@ -30,7 +30,7 @@ EXCEPTIONS: dict[str, tuple[frozenset[str], str]] = {
 # Containers that may keep a writable root filesystem, with the reason.
 WRITABLE_ROOT: dict[str, str] = {}
 # Workloads that may run as a uid below 10000 (checkov CKV_K8S_40: ids that clash with host users), with
-# the reason (the same as in ci/checkov-allowed.yaml and the README's security table).
+# the reason (the same as in toolchain/checkov-allowed.yaml and the README's security table).
 LOW_UID: dict[str, str] = {
     f"Deployment/{RELEASE}-gogs": "uid 1000 (git): ssh-keygen, which Gogs runs, needs a passwd entry, "
                                   "and the rootless image has only git (tests/images/test_images_uid.py)",

@@ -357,7 +357,7 @@ def test_builtin_ssh_server_serves_git_with_the_advertised_url(gogs_ssh: tuple[L
                           env=env, capture_output=True, text=True, timeout=60, check=False)
     assert proc.returncode == 0, f"git clone over Gogs' built-in SSH server failed: {proc.stderr.strip()}"
     assert (tmp_path / "work" / "README.md").is_file()
-    # Host keys come from ssh-keygen run through ci/gomod/gogs/runshim (the stand-in for a dependency
+    # Host keys come from ssh-keygen run through toolchain/gomod/gogs/runshim (the stand-in for a dependency
     # the module proxy refuses): they must exist and be unencrypted (-N "").
     keys_dir = Path(ini_value(server.ini, "server", "APP_DATA_PATH") or "") / "ssh"
     host_keys = sorted(p.name for p in keys_dir.glob("gogs.*") if p.suffix != ".pub")

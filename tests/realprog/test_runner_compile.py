@@ -3,7 +3,7 @@ app's `.drone.yml` expanded with the homeci template of charts/drone-pipelines.
 
 The template is expanded by Go's text/template (homeci_testing.drone.GoTemplateRenderer, as Drone does). The
 runner side uses the runner's own code: the real `drone-runner-kube daemon` start-up parses the rendered
-env, and `homeci-runner-compile` (ci/gomod/runner/cmd) runs the runner's config loader, linter and
+env, and `homeci-runner-compile` (toolchain/gomod/runner/cmd) runs the runner's config loader, linter and
 compiler on it. Rewritten for loopback: only DRONE_RUNNER_ENV_FILE's path (the mounted ConfigMap file
 is materialised under a tmp dir).
 """

@@ -71,8 +71,8 @@ def project(tmp_path: Path) -> Path:
     _chart(root / "charts" / "pipes", "pipes", "0.1.0", "0.1.0", image="example.org/pipes:2.0")
     (root / "CHANGELOG.md").write_text(CHANGELOG)
     (root / "pyproject.toml").write_text("[project]\nname = 'x'\n")
-    (root / "ci").mkdir()
-    shutil.copy(ROOT / "ci" / "toolchain.toml", root / "ci" / "toolchain.toml")
+    (root / "toolchain").mkdir()
+    shutil.copy(ROOT / "toolchain" / "toolchain.toml", root / "toolchain" / "toolchain.toml")
     _git(root, "init", "-q", "-b", "main")
     _git(root, "add", "-A")
     _git(root, "commit", "-qm", "initial")
@@ -191,12 +191,12 @@ def test_restart_entries_name_their_workload_first(project: Path) -> None:
 
 
 def test_previous_release_is_the_tag_else_the_recorded_commit(project: Path) -> None:
-    with pytest.raises(HomeciError, match=r"ci/release\.toml: no \[upgrade-baseline\] commit"):
+    with pytest.raises(HomeciError, match=r"toolchain/release\.toml: no \[upgrade-baseline\] commit"):
         release.previous_release(project)
     first = _git(project, "rev-parse", "HEAD").strip()
-    (project / "ci" / "release.toml").write_text(f'[upgrade-baseline]\ncommit = "{first}"\n')
+    (project / "toolchain" / "release.toml").write_text(f'[upgrade-baseline]\ncommit = "{first}"\n')
     assert release.previous_release(project) == release.Baseline(first, first, "recorded commit")
-    (project / "ci" / "release.toml").write_text('[upgrade-baseline]\ncommit = "0123456789abcdef"\n')
+    (project / "toolchain" / "release.toml").write_text('[upgrade-baseline]\ncommit = "0123456789abcdef"\n')
     with pytest.raises(HomeciError, match=r"commit 0123456789abcdef is not in this clone; fetch the history"):
         release.previous_release(project)
     _git(project, "tag", "v0.1.0")

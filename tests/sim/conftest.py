@@ -37,7 +37,7 @@ def _missing_and_unbuildable() -> str | None:
     missing = [name for name in TOOLS if toolchain.status(name)[0] == "missing"]
     if missing and shutil.which("go") is None:
         return (f"simulated-cluster binaries missing ({', '.join(missing)}) and Go is not installed to build "
-                "them: install Go >= 1.26 or set the HOMECI_* overrides of ci/toolchain.toml")
+                "them: install Go >= 1.26 or set the HOMECI_* overrides of toolchain/toolchain.toml")
     return None
 
 

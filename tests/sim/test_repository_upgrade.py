@@ -3,7 +3,8 @@ through a CA of its own), installs the previous release from it with `--verify`,
 working tree's version from it with `--verify`, under Helm 3 and 4 — and the upgrade loses nothing
 (PVCs, the CA, generated Secrets, the admin) and changes no pod template the CHANGELOG does not name.
 
-The previous release is the newest v<version> tag, else the commit in ci/release.toml (chartrepo docstring);
+The previous release is the newest v<version> tag, else the commit in toolchain/release.toml
+(chartrepo docstring);
 both are packaged and signed by homeci's own packaging into the test's repository."""
 
 from __future__ import annotations

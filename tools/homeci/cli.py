@@ -34,7 +34,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "node-config": ("homeci.commands.nodeconfig", "command",
                     "Print containerd hosts.toml / k3s registries.yaml for trusting the registry."),
     "scan": ("homeci.commands.scan", "command",
-             "Security scan (checkov) of every chart scenario against ci/checkov-allowed.yaml."),
+             "Security scan (checkov) of every chart scenario against toolchain/checkov-allowed.yaml."),
 }
 
 

@@ -12,7 +12,8 @@ The policy (CONTRIBUTING.md says it in prose; this module is its one implementat
 * **Restarts.** An upgrade may change pod templates (a rollout) only where the changelog says so: section
   ``### Restarts`` lists ``- `Kind/<release>-name`: why``. The upgrade test holds the charts to it.
 * **The previous release** (what the upgrade test installs first) is the newest ``v<version>`` tag that is an
-  ancestor of HEAD; before the first tag, the commit recorded in ``ci/release.toml`` ``[upgrade-baseline]``.
+  ancestor of HEAD; before the first tag, the commit recorded in ``toolchain/release.toml``
+  ``[upgrade-baseline]``.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ from homeci.helm import Helm
 
 CHANGELOG = "CHANGELOG.md"
 ARTIFACTHUB_REPO = "artifacthub-repo.yml"
-RELEASE_TOML = Path("ci") / "release.toml"
+RELEASE_TOML = Path("toolchain") / "release.toml"
 TAG_PREFIX = "v"
 KINDS = ("Added", "Changed", "Deprecated", "Removed", "Fixed", "Security")
 RESTARTS = "Restarts"
@@ -267,7 +268,7 @@ def release_tags(root: Path) -> list[tuple[Version, str]]:
 
 @dataclass(frozen=True)
 class Baseline:
-    """The previous release: a tag, or (before the first one) the commit in ci/release.toml."""
+    """The previous release: a tag, or (before the first one) the commit in toolchain/release.toml."""
 
     ref: str
     commit: str

@@ -1,13 +1,13 @@
 """The security scan: checkov over the rendered manifests of every scenario of both charts.
 
 Every target (a chart rendered with no values file, and with each ``ci/*-values.yaml``) is written to
-a file and scanned by the pinned checkov (``ci/toolchain.toml`` [checkov]) in ONE Python process of its
+a file and scanned by the pinned checkov (``toolchain/toolchain.toml`` [checkov]) in ONE Python process of its
 own virtualenv: checkov's start-up costs ~10 s, but one ``checkov -d`` over all files would build one
 graph in which a NetworkPolicy of one scenario "covers" the pods of every other (its graph checks join
 objects by labels, not by file), so :data:`DRIVER` runs checkov's Kubernetes runner once per file.
-Findings are compared with the allow-list ``ci/checkov-allowed.yaml`` (check id, ``Kind/name`` patterns,
-the reason): a finding no entry covers is *unexplained*; an entry pattern that matches no finding in any
-target is *stale* (the list cannot rot).
+Findings are compared with the allow-list ``toolchain/checkov-allowed.yaml`` (check id, ``Kind/name``
+patterns, the reason): a finding no entry covers is *unexplained*; an entry pattern that matches no finding in
+any target is *stale* (the list cannot rot).
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from homeci.errors import HomeciError
 from homeci.lint import kubeversions
 from homeci.paths import charts_dir, repo_root
 
-ALLOW_LIST = Path("ci") / "checkov-allowed.yaml"
+ALLOW_LIST = Path("toolchain") / "checkov-allowed.yaml"
 # Release names the charts are rendered with (as the README installs them and the tests render them).
 RELEASES = {"homeci-umbrella": "homeci", "drone-pipelines": "homeci-pipelines"}
 NAMESPACE = "homeci"

@@ -1,6 +1,6 @@
 """Pinned upstream source archives: the programs the Go module proxy refuses (Drone 2.x and friends).
 
-Each archive is pinned in the ``[sources.<name>]`` tables of ``ci/toolchain.toml``. It is looked up in
+Each archive is pinned in the ``[sources.<name>]`` tables of ``toolchain/toolchain.toml``. It is looked up in
 this order:
 
 1. ``$HOMECI_SOURCES`` (a folder holding the archive files),
@@ -47,7 +47,8 @@ def pins() -> dict[str, Source]:
     for name, entry in table.items():
         missing = [k for k in ("archive", "sha256", "tree_sha256", "upstream") if k not in entry]
         if missing:
-            raise HomeciError(f"ci/toolchain.toml: [sources.{name}] lacks {', '.join(missing)}; add them")
+            raise HomeciError(f"toolchain/toolchain.toml: [sources.{name}] lacks {', '.join(missing)}; "
+                              "add them")
         out[name] = Source(name, entry["archive"], entry["sha256"], entry["tree_sha256"], entry["upstream"])
     return out
 

@@ -1,6 +1,6 @@
 """The pinned external binaries (helm 3 and 4, kind, the control plane, the real node, Drone).
 
-``ci/toolchain.toml`` pins every tool. :func:`resolve` finds a tool's binary in this order: the
+``toolchain/toolchain.toml`` pins every tool. :func:`resolve` finds a tool's binary in this order: the
 tool's environment override, the cache, and (only when ``build=True``) a build: from the Go module
 proxy (``go-install``/``go-wrapper``), from a pinned source archive (``source-archive``, see
 :mod:`homeci.sources`), a static C program from a module's source (``cc-static``) or, for the few
@@ -30,9 +30,9 @@ from pathlib import Path
 from homeci.errors import HomeciError, UsageError
 from homeci.paths import repo_root, toolchain_dir
 
-PINS_FILE = Path("ci") / "toolchain.toml"
+PINS_FILE = Path("toolchain") / "toolchain.toml"
 BUILD_KINDS = ("go-install", "go-wrapper", "source-archive", "cc-static", "pypi-venv")
-GOMOD_DIR = Path("ci") / "gomod"
+GOMOD_DIR = Path("toolchain") / "gomod"
 
 
 @dataclass(frozen=True)
@@ -70,7 +70,7 @@ class Tool:
         """A digest of everything that shapes the binary (pin, flags, the wrapper module's files).
 
         Stored in ``build.json`` beside the binary: a cached binary built from another recipe is
-        stale and gets rebuilt, so editing ``ci/toolchain.toml`` never leaves an old build in use."""
+        stale and gets rebuilt, so editing ``toolchain/toolchain.toml`` never leaves an old build in use."""
         h = hashlib.sha256()
         for part in (self.build, self.package, self.version, self.ldflags.format(**self.stamp())):
             h.update(part.encode() + b"\0")
@@ -237,7 +237,8 @@ def resolve(name: str, *, build: bool = False, progress: Callable[[str], None] |
         return install(t, progress=progress)
     if t.cached_path.is_file():
         raise HomeciError(
-            f"{t.name} {t.version} in the cache was built from an older recipe (ci/toolchain.toml changed): "
+            f"{t.name} {t.version} in the cache was built from an older recipe (toolchain/toolchain.toml "
+            "changed): "
             f"run `homeci toolchain install {t.name}` to rebuild it"
         )
     how = "pip from PyPI, into a virtualenv of its own" if t.build == "pypi-venv" else \

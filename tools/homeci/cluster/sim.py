@@ -3,7 +3,7 @@ scheduler) run by ``kwokctl --runtime binary`` from the homeci toolchain, with k
 
 State lives in ``<cache>/clusters`` (``KWOK_WORKDIR``): ``clusters/<name>/`` is kwokctl's own
 directory (pids, logs, PKI, ``kubeconfig.yaml``). Nothing is downloaded: every binary is given to
-kwokctl as a local path (override any of them with the HOMECI_* variables of ci/toolchain.toml).
+kwokctl as a local path (override any of them with the HOMECI_* variables of toolchain/toolchain.toml).
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""``homeci scan``: the security scan (checkov) of every chart scenario against ci/checkov-allowed.yaml."""
+"""``homeci scan``: the security scan (checkov) of every chart scenario against the allow-list
+toolchain/checkov-allowed.yaml."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from homeci.errors import HomeciError
 def command(install: bool, explain: bool) -> None:
     """Scan the rendered manifests of every scenario of both charts with the pinned checkov.
 
-    Fails when a finding is not on the allow-list (ci/checkov-allowed.yaml) or an allow-list entry
+    Fails when a finding is not on the allow-list (toolchain/checkov-allowed.yaml) or an allow-list entry
     matches nothing any more."""
     if install:
         from homeci import toolchain

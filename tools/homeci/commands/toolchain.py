@@ -10,7 +10,7 @@ from homeci import paths, toolchain, ui
 
 @click.group(name="toolchain")
 def group() -> None:
-    """Install and list the pinned external binaries (ci/toolchain.toml)."""
+    """Install and list the pinned external binaries (toolchain/toolchain.toml)."""
 
 
 @group.command(name="list")

@@ -34,7 +34,7 @@ class Recipe:
     source: str  # upstream source repository (label)
     files: Callable[[Context], Tree]
     config: ImageConfig
-    tools: tuple[str, ...] = ()  # toolchain pins (ci/toolchain.toml) the image contains
+    tools: tuple[str, ...] = ()  # toolchain pins (toolchain/toolchain.toml) the image contains
     sources: tuple[str, ...] = ()  # pinned source archives (homeci.sources)
     pypi: tuple[str, ...] = ()  # Python distributions the image's program comes from
     base: str = ""  # Debian flavor (homeci.images.debian.FLAVORS) under the image; "" = none

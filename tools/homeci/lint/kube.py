@@ -139,13 +139,13 @@ SCHEMA_DIR = "crd-schemas"
 
 def schema_dirs(chart: Path) -> list[Path]:
     """Where JSON schemas for custom resources may live: ``crd-schemas/`` in the chart (or any chart it
-    carries) and ``ci/crd-schemas/`` in the checkout. Layout: ``<group>/<kind>_<version>.json``
+    carries) and ``toolchain/crd-schemas/`` in the checkout. Layout: ``<group>/<kind>_<version>.json``
     (lower-case kind, as in the community CRDs catalog)."""
     dirs = sorted(p for p in chart.rglob(SCHEMA_DIR) if p.is_dir())
     try:
         from homeci.paths import repo_root
 
-        shared = repo_root() / "ci" / SCHEMA_DIR
+        shared = repo_root() / "toolchain" / SCHEMA_DIR
         if shared.is_dir():
             dirs.append(shared)
     except HomeciError:
