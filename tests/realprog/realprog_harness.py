@@ -30,12 +30,11 @@ import yaml
 from homeci import manifests, rendering, toolchain
 from homeci.errors import HomeciError
 from homeci.manifests import Manifest
-from homeci_testing import realprog
+from homeci_testing import realprog, support
 from homeci_testing.realprog import LOOPBACK, ClusterNames, LoopbackPod, Program, PublicNames
-from homeci_testing.support import RELEASE, ROOT
+from homeci_testing.support import RELEASE
 
-# HOMECI_T2_UMBRELLA renders another copy of the umbrella (e.g. a snapshot while charts are being edited).
-UMBRELLA = Path(os.environ.get("HOMECI_T2_UMBRELLA") or ROOT / "charts" / "homeci-umbrella")
+UMBRELLA = support.UMBRELLA  # HOMECI_TEST_CHARTS renders another copy of charts/
 HERE = Path(__file__).resolve().parent
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import re
 import time
 from collections.abc import Iterable, Sequence
@@ -20,12 +19,13 @@ from kubernetes.client.rest import ApiException
 from homeci.cluster import SimCluster
 from homeci.helm import Helm, HelmError
 from homeci.manifests import parse
+from homeci_testing import support
 
-ROOT = Path(__file__).resolve().parents[2]
-# Overridable so a deliberately broken copy of a chart can be tested without touching the checkout.
-UMBRELLA = Path(os.environ.get("HOMECI_TEST_UMBRELLA", ROOT / "charts" / "homeci-umbrella"))
-PIPELINES = Path(os.environ.get("HOMECI_TEST_PIPELINES", ROOT / "charts" / "drone-pipelines"))
-RELEASE = "homeci"
+ROOT = support.ROOT
+# Overridable (HOMECI_TEST_CHARTS): a broken copy of a chart is tested without touching the checkout.
+UMBRELLA = support.UMBRELLA  # HOMECI_TEST_CHARTS renders another copy of charts/
+PIPELINES = support.PIPELINES
+RELEASE = support.RELEASE
 PSS_MODES = ("enforce", "audit", "warn")
 
 

@@ -24,7 +24,9 @@ from homeci.lint import kubeversions
 # --- paths ---------------------------------------------------------------------------------------------
 
 ROOT = paths.repo_root()
-CHARTS = ROOT / "charts"
+# One variable points every tier at another copy of charts/ (e.g. a snapshot while charts are being edited).
+TEST_CHARTS_ENV = "HOMECI_TEST_CHARTS"
+CHARTS = Path(os.environ[TEST_CHARTS_ENV]).resolve() if os.environ.get(TEST_CHARTS_ENV) else ROOT / "charts"
 UMBRELLA = CHARTS / "homeci-umbrella"
 SUBCHARTS = UMBRELLA / "charts"
 PIPELINES = CHARTS / "drone-pipelines"
