@@ -108,3 +108,13 @@ def test_helmschema_maps_list_indices_and_set_escapes(tmp_path: Path) -> None:
         f"{values}: sub.items[1]: got string, want integer",
         "--set sub.a\\.b=x: sub.a.b: got string, want integer",
     ]
+
+
+@pytest.mark.parametrize("major", ["3", "4"])
+def test_a_pattern_refusal_says_what_the_value_must_be(major: str) -> None:
+    """Helm prints the raw regular expression; the schema's description of it is what a user can act on."""
+    proc = run_cli("render", "homeci-umbrella", "--helm", major, "--set", "gogs.persistence.size=0Gi")
+    assert proc.exit_code != 0
+    wanted = "gogs.persistence.size: '0Gi' is not accepted: A Kubernetes resource quantity above zero"
+    assert wanted in proc.stderr, proc.stderr
+    assert "does not match pattern" not in proc.stderr, proc.stderr

@@ -13,8 +13,9 @@ adds both, the way ``homeci lint`` reports its own schema check: ``<file>: <dott
 
 from __future__ import annotations
 
+import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,7 @@ MARKER = "values don't meet the specifications of the schema"
 _CHART = re.compile(r"^(?P<name>[A-Za-z0-9][-A-Za-z0-9_.]*):$")
 _AT = re.compile(r"^- at '(?P<pointer>[^']*)': (?P<message>.*)$")   # Helm >= 3.18 and Helm 4
 _OLD = re.compile(r"^- (?P<path>[^:\s]*): (?P<message>.*)$")      # older Helm 3 (gojsonschema)
+_PATTERN = re.compile(r"does not match pattern '(?P<pattern>.*)'$")
 _EXTRA = re.compile(r"additional propert(?:y|ies) (?P<keys>'[^']*'(?:, '[^']*')*) not allowed")
 
 
@@ -171,8 +173,10 @@ def explain(chart: Path, values_files: Sequence[Path], sets: Sequence[str], stde
     prefixes = chart_prefixes(chart)
     layers = layers_for(chart, values_files, sets, display)
     values = merged(layers)
+    described = pattern_descriptions(chart)
     errors: list[SchemaError] = []
     for r in refusals:
+        r = Refusal(r.chart, r.path, readable(r.message, described))
         local = list(r.path)
         prefix = [] if local[:1] == ["global"] else list(prefixes.get(r.chart, ()))
         extra = _EXTRA.search(r.message)
@@ -181,3 +185,41 @@ def explain(chart: Path, values_files: Sequence[Path], sets: Sequence[str], stde
             full = _typed(values, [*prefix, *local, *([key] if key is not None else [])])
             errors.append(SchemaError(origin(layers, full), dotted(full), r.message))
     return errors
+
+
+def _nodes(node: Any) -> Iterator[Mapping[str, Any]]:
+    if isinstance(node, Mapping):
+        yield node
+        for value in node.values():
+            yield from _nodes(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _nodes(value)
+
+
+def pattern_descriptions(chart: Path) -> dict[str, str]:
+    """pattern -> description of every schema node that has both, in the chart and the charts it carries."""
+    found: dict[str, str] = {}
+    for path in sorted(chart.rglob("values.schema.json")):
+        try:
+            schema = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+            continue
+        for node in _nodes(schema):
+            pattern, text = node.get("pattern"), node.get("description")
+            if isinstance(pattern, str) and isinstance(text, str) and text:
+                found.setdefault(pattern, text)
+    return found
+
+
+def readable(message: str, described: Mapping[str, str]) -> str:
+    """Helm's "'x' does not match pattern '<regex>'" becomes "'x' does not match: <what the schema says the
+    value must be>" when the schema describes that pattern; other messages are kept as Helm wrote them."""
+    match = _PATTERN.search(message)
+    if not match:
+        return message
+    printed = match["pattern"]
+    text = described.get(printed) or described.get(printed.replace("\\\\", "\\"))
+    if not text:
+        return message
+    return f"{message[: match.start()]}is not accepted: {text.rstrip('.')}"
