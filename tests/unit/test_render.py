@@ -118,3 +118,17 @@ def test_a_pattern_refusal_says_what_the_value_must_be(major: str) -> None:
     wanted = "gogs.persistence.size: '0Gi' is not accepted: A Kubernetes resource quantity above zero"
     assert wanted in proc.stderr, proc.stderr
     assert "does not match pattern" not in proc.stderr, proc.stderr
+
+
+@pytest.mark.parametrize("source", ["set", "file"])
+def test_a_decimal_for_an_integer_says_so(source: str, tmp_path: Path) -> None:
+    """Helm says 'got string, want integer' for --set port=2.5 (--set keeps decimals as text)."""
+    if source == "set":
+        args = ["--set", "gogs.ssh.port=2.5"]
+    else:
+        values = tmp_path / "v.yaml"
+        values.write_text("gogs:\n  ssh:\n    port: 2.5\n")
+        args = ["-f", str(values)]
+    proc = run_cli("render", "homeci-umbrella", *args)
+    assert proc.exit_code != 0
+    assert "gogs.ssh.port: 2.5 is not a whole number: give an integer" in proc.stderr, proc.stderr

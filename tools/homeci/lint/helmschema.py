@@ -164,6 +164,31 @@ def _typed(values: Any, path: Sequence[str]) -> list[Any]:
     return out
 
 
+def _value_at(values: Any, path: Sequence[Any]) -> Any:
+    node = values
+    for seg in path:
+        if isinstance(node, Mapping):
+            node = node.get(seg)
+        elif isinstance(node, list) and isinstance(seg, int) and seg < len(node):
+            node = node[seg]
+        else:
+            return None
+    return node
+
+
+_DECIMAL = re.compile(r"^[-+]?(\d+\.\d*|\.\d+)([eE][-+]?\d+)?$")
+
+
+def _whole_number(message: str, value: Any) -> str:
+    """Helm says "got string, want integer" for ``--set replicas=1.5`` (--set keeps decimals as text) and
+    "got number" for 1.5 in a file; either way the user gave a decimal where a whole number belongs."""
+    if "want integer" not in message:
+        return message
+    if isinstance(value, float) or (isinstance(value, str) and _DECIMAL.match(value)):
+        return f"{value} is not a whole number: give an integer"
+    return message
+
+
 def explain(chart: Path, values_files: Sequence[Path], sets: Sequence[str], stderr: str,
             display: Path | None = None) -> list[SchemaError]:
     """Helm's refusals in ``stderr`` as ``file: dotted.key: Helm's message`` (empty if there are none)."""
@@ -183,7 +208,8 @@ def explain(chart: Path, values_files: Sequence[Path], sets: Sequence[str], stde
         keys = re.findall(r"'([^']*)'", extra["keys"]) if extra else [None]
         for key in keys:
             full = _typed(values, [*prefix, *local, *([key] if key is not None else [])])
-            errors.append(SchemaError(origin(layers, full), dotted(full), r.message))
+            message = _whole_number(r.message, _value_at(values, full))
+            errors.append(SchemaError(origin(layers, full), dotted(full), message))
     return errors
 
 
