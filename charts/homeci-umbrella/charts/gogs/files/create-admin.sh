@@ -9,12 +9,8 @@ set -u
 
 # The admin identity: files of the admin Secret in $HOMECI_SECRETS_DIR (as the chart mounts them), unless
 # the variables are set.
-load_secret() {
-  [ -n "${HOMECI_SECRETS_DIR:-}" ] && [ -f "$HOMECI_SECRETS_DIR/$1" ] || return 0
-  eval "[ -z \"\${$1:-}\" ]" || return 0
-  value=$(cat "$HOMECI_SECRETS_DIR/$1") || exit 1
-  export "$1=$value"
-}
+# shellcheck source=secrets.sh
+. "$(dirname "$0")/secrets.sh"
 load_secret GOGS_ADMIN_USERNAME
 load_secret GOGS_ADMIN_PASSWORD
 load_secret GOGS_ADMIN_EMAIL

@@ -9,15 +9,10 @@ GOGS_BIN="${GOGS_BIN:-/app/gogs/gogs}"
 GOGS_CONFIG="${GOGS_CONFIG:-/etc/gogs/app.ini}"
 SCRIPTS_DIR="${SCRIPTS_DIR:-$(dirname "$0")}"
 
-# The chart mounts its Secrets as files (one per variable) in $HOMECI_SECRETS_DIR instead of pod
-# environment variables. Gogs itself needs the ones app.ini expands (${GOGS_SECRET_KEY},
-# ${GOGS_DATABASE_PASSWORD}); the admin identity is left to create-admin.sh. A variable already set wins.
-load_secret() {
-  [ -n "${HOMECI_SECRETS_DIR:-}" ] && [ -f "$HOMECI_SECRETS_DIR/$1" ] || return 0
-  eval "[ -z \"\${$1:-}\" ]" || return 0
-  value=$(cat "$HOMECI_SECRETS_DIR/$1") || exit 1
-  export "$1=$value"
-}
+# Gogs itself needs the secrets app.ini expands (${GOGS_SECRET_KEY}, ${GOGS_DATABASE_PASSWORD}); the admin
+# identity is left to create-admin.sh.
+# shellcheck source=secrets.sh
+. "$SCRIPTS_DIR/secrets.sh"
 load_secret GOGS_SECRET_KEY
 load_secret GOGS_DATABASE_PASSWORD
 
