@@ -69,19 +69,25 @@ def doctored(repository: UpgradeRepository, tmp_path: Path) -> Path:
     return Path(shutil.copytree(repository.directory, tmp_path / "doctored"))
 
 
-def test_tampered_archive_fails_verification_in_one_line(helm: Helm, repository: UpgradeRepository,
-                                                         doctored: Path, tmp_path: Path) -> None:
-    name = f"{UMBRELLA}-{repository.new}.tgz"
-    _tamper(doctored / name)
-    with serve_https(doctored, tmp_path / "https") as served:
+def _refused_pull(helm: Helm, repository: UpgradeRepository, directory: Path, tmp_path: Path) -> HelmError:
+    """Serve ``directory`` over HTTPS, add it and `helm pull --verify` the new umbrella; the refusal."""
+    with serve_https(directory, tmp_path / "https") as served:
         helm.repo_add(REPO, served.url, ca_file=served.ca_file)
         with pytest.raises(HelmError) as exc:
             helm.pull(f"{REPO}/{UMBRELLA}", tmp_path / "pulled", version=repository.new,
                       keyring=repository.keyring)
-    lines = one_line(exc.value.stderr)
+    return exc.value
+
+
+def test_tampered_archive_fails_verification_in_one_line(helm: Helm, repository: UpgradeRepository,
+                                                         doctored: Path, tmp_path: Path) -> None:
+    name = f"{UMBRELLA}-{repository.new}.tgz"
+    _tamper(doctored / name)
+    exc = _refused_pull(helm, repository, doctored, tmp_path)
+    lines = one_line(exc.stderr)
     assert len(lines) == 1, f"{helm} pull --verify of a tampered archive printed {lines}"
     assert lines[0].startswith(f"Error: sha256 sum does not match for {name}"), lines[0]
-    assert "\n" not in str(exc.value), str(exc.value)
+    assert "\n" not in str(exc), str(exc)
 
 
 def test_signature_by_another_key_is_refused(helm: Helm, repository: UpgradeRepository, served: Served,
@@ -98,12 +104,7 @@ def test_signature_by_another_key_is_refused(helm: Helm, repository: UpgradeRepo
 def test_missing_provenance_is_refused(helm: Helm, repository: UpgradeRepository, doctored: Path,
                                       tmp_path: Path) -> None:
     (doctored / f"{UMBRELLA}-{repository.new}.tgz.prov").unlink()
-    with serve_https(doctored, tmp_path / "https") as served:
-        helm.repo_add(REPO, served.url, ca_file=served.ca_file)
-        with pytest.raises(HelmError) as exc:
-            helm.pull(f"{REPO}/{UMBRELLA}", tmp_path / "pulled", version=repository.new,
-                      keyring=repository.keyring)
-    lines = one_line(exc.value.stderr)
+    lines = one_line(_refused_pull(helm, repository, doctored, tmp_path).stderr)
     assert len(lines) == 1 and "failed to fetch provenance" in lines[0], lines
 
 
