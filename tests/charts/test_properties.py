@@ -158,19 +158,10 @@ LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
 LABEL_NAMED = ("Service", "Namespace")  # names that must be DNS labels, not subdomains
 
 
-def _label_maps(obj: Any, path: str = "") -> list[tuple[str, dict[str, Any]]]:
+def _label_maps(obj: Any) -> list[tuple[str, dict[str, Any]]]:
     """Every ``labels``/``matchLabels``/``nodeSelector`` map in an object, with its path."""
-    out: list[tuple[str, dict[str, Any]]] = []
-    if isinstance(obj, dict):
-        for key, value in obj.items():
-            where = f"{path}.{key}" if path else key
-            if key in ("labels", "matchLabels", "nodeSelector") and isinstance(value, dict):
-                out.append((where, value))
-            out += _label_maps(value, where)
-    elif isinstance(obj, list):
-        for i, value in enumerate(obj):
-            out += _label_maps(value, f"{path}[{i}]")
-    return out
+    found = mf.fields(obj, ("labels", "matchLabels", "nodeSelector"))
+    return [(w, v) for w, v in found if isinstance(v, dict)]
 
 
 def apiserver_problems(objects: list[mf.Manifest]) -> list[str]:
@@ -199,18 +190,8 @@ def apiserver_problems(objects: list[mf.Manifest]) -> list[str]:
     return problems
 
 
-def _annotation_maps(obj: Any, path: str = "") -> list[tuple[str, dict[str, Any]]]:
-    out: list[tuple[str, dict[str, Any]]] = []
-    if isinstance(obj, dict):
-        for key, value in obj.items():
-            where = f"{path}.{key}" if path else key
-            if key == "annotations" and isinstance(value, dict):
-                out.append((where, value))
-            out += _annotation_maps(value, where)
-    elif isinstance(obj, list):
-        for i, value in enumerate(obj):
-            out += _annotation_maps(value, f"{path}[{i}]")
-    return out
+def _annotation_maps(obj: Any) -> list[tuple[str, dict[str, Any]]]:
+    return [(w, v) for w, v in mf.fields(obj, ("annotations",)) if isinstance(v, dict)]
 
 
 def as_yaml(values: dict[str, Any]) -> str:

@@ -50,18 +50,8 @@ PIPELINES_CASES: dict[str, Case] = {
 }
 
 
-def _names(node: Any, path: str = "") -> list[tuple[str, Any]]:
-    out: list[tuple[str, Any]] = []
-    if isinstance(node, dict):
-        for key, value in node.items():
-            where = f"{path}.{key}" if path else str(key)
-            if key in NAME_FIELDS and not isinstance(value, (dict, list)):
-                out.append((where, value))
-            out += _names(value, where)
-    elif isinstance(node, list):
-        for i, value in enumerate(node):
-            out += _names(value, f"{path}[{i}]")
-    return out
+def _names(node: Any) -> list[tuple[str, Any]]:
+    return [(w, v) for w, v in mf.fields(node, NAME_FIELDS) if not isinstance(v, (dict, list))]
 
 
 def check(objects: list[mf.Manifest], wanted: tuple[str, ...]) -> None:

@@ -55,3 +55,9 @@ def test_container_by_name() -> None:
 def test_get_names_what_was_rendered() -> None:
     with pytest.raises(KeyError, match=r"Secret/demo not rendered"):
         manifests.get(manifests.parse(STREAM), "Secret", "demo")
+
+
+def test_fields_finds_every_value_under_the_keys_with_its_path() -> None:
+    obj = {"metadata": {"labels": {"a": "1"}}, "spec": {"items": [{"labels": {"b": "2"}}, {"other": 1}]}}
+    assert list(manifests.fields(obj, ("labels",))) == [
+        ("metadata.labels", {"a": "1"}), ("spec.items[0].labels", {"b": "2"})]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -89,6 +89,20 @@ class Manifest:
 _Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _SEPARATOR = re.compile(r"(?m)^---[ \t]*$")
 _SOURCE = re.compile(r"(?m)^# Source: (.+)$")
+
+
+def fields(node: Any, keys: Collection[str], path: str = "") -> Iterator[tuple[str, Any]]:
+    """Every value held under one of ``keys`` anywhere in ``node``, with its path (``spec.template.metadata
+    .labels``, list items as ``[i]``); matched values are searched too."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            where = f"{path}.{key}" if path else str(key)
+            if key in keys:
+                yield where, value
+            yield from fields(value, keys, where)
+    elif isinstance(node, list):
+        for i, value in enumerate(node):
+            yield from fields(value, keys, f"{path}[{i}]")
 
 
 def parse(stream: str) -> list[Manifest]:
