@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from homeci import contract
 from homeci.errors import HomeciError
 from homeci.flow.web import Web
 
@@ -83,20 +84,21 @@ def from_cluster(core: Any, networking: Any, namespace: str, release: str, workd
             f"release {release} in {namespace} has no Ingress for {', '.join(missing)}: "
             "is the umbrella installed there with gogs, drone and registry enabled?"
         )
+    names = contract.Names(release)
     try:
-        ca = core.read_namespaced_config_map(f"{release}-ca", namespace).data["ca.crt"]
+        ca = core.read_namespaced_config_map(names.ca_configmap, namespace).data["ca.crt"]
     except (ApiException, KeyError, TypeError):
         raise HomeciError(
-            f"cannot read ConfigMap {namespace}/{release}-ca key ca.crt (the public CA)") from None
+            f"cannot read ConfigMap {namespace}/{names.ca_configmap} key ca.crt (the public CA)") from None
     workdir.mkdir(parents=True, exist_ok=True)
     ca_file = workdir / "homeci-ca.crt"
     ca_file.write_text(ca)
     return Stack(
         release=release, namespace=namespace, hosts=hosts, ca_file=ca_file,
-        admin_user=_secret(core, namespace, f"{release}-admin", "username"),
-        admin_password=_secret(core, namespace, f"{release}-admin", "password"),
-        machine_token=_secret(core, namespace, f"{release}-drone-machine", "token"),
-        registry_user=_secret(core, namespace, f"{release}-registry-auth", "username"),
-        registry_password=_secret(core, namespace, f"{release}-registry-auth", "password"),
+        admin_user=_secret(core, namespace, names.admin_secret, "username"),
+        admin_password=_secret(core, namespace, names.admin_secret, "password"),
+        machine_token=_secret(core, namespace, names.drone_machine_secret, "token"),
+        registry_user=_secret(core, namespace, names.registry_auth_secret, "username"),
+        registry_password=_secret(core, namespace, names.registry_auth_secret, "password"),
         web=web_factory(ca_file),
     )
