@@ -19,6 +19,8 @@ from homeci.errors import HomeciError
 
 UMBRELLA = "homeci-umbrella"
 PIPELINES = "drone-pipelines"
+PIPELINES_RELEASE = "homeci-pipelines"
+"""The release name the README installs drone-pipelines under (beside the umbrella's release ``homeci``)."""
 COMPONENTS = ("git", "ci", "registry")
 """The public components, by host key (global.hosts.<key>)."""
 

@@ -24,14 +24,14 @@ from typing import Any
 
 import yaml
 
-from homeci import manifests, rendering, toolchain
+from homeci import contract, manifests, rendering, toolchain
 from homeci.errors import HomeciError
 from homeci.lint import kubeversions
 from homeci.paths import charts_dir, repo_root
 
 ALLOW_LIST = Path("toolchain") / "checkov-allowed.yaml"
 # Release names the charts are rendered with (as the README installs them and the tests render them).
-RELEASES = {"homeci-umbrella": "homeci", "drone-pipelines": "homeci-pipelines"}
+RELEASES = {contract.UMBRELLA: rendering.DEFAULT_RELEASE, contract.PIPELINES: contract.PIPELINES_RELEASE}
 NAMESPACE = "homeci"
 # Offline and quiet: no Prisma Cloud download, no PyPI version check, no telemetry mapping.
 CHECKOV_ENV = {"CKV_SKIP_PACKAGE_UPDATE_CHECK": "true", "BC_SKIP_MAPPING": "TRUE", "LOG_LEVEL": "ERROR"}

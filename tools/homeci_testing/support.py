@@ -16,8 +16,8 @@ from typing import NamedTuple
 import click
 from click.testing import CliRunner
 
+from homeci import contract, paths, rendering, toolchain
 from homeci import manifests as mf
-from homeci import paths, rendering, toolchain
 from homeci.errors import HomeciError
 from homeci.lint import kubeversions
 
@@ -38,7 +38,7 @@ FIXTURE_CHARTS = FIXTURES / "charts"
 
 RELEASE = rendering.DEFAULT_RELEASE  # helm install homeci charts/homeci-umbrella -n homeci
 NAMESPACE = rendering.DEFAULT_NAMESPACE
-PIPELINES_RELEASE = "homeci-pipelines"  # drone-pipelines as the README installs it
+PIPELINES_RELEASE = contract.PIPELINES_RELEASE  # drone-pipelines as the README installs it
 
 # --- Kubernetes versions -------------------------------------------------------------------------------
 

@@ -12,11 +12,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from homeci import contract
 from homeci.errors import HomeciError
 from homeci.flow import driver, stack
 from homeci.paths import charts_dir, repo_root, sample_app
 
-PIPELINES_RELEASE = "homeci-pipelines"
+PIPELINES_RELEASE = contract.PIPELINES_RELEASE
 TARGET = "apps"
 
 Progress = Callable[[str], None]
