@@ -3,10 +3,11 @@ image the chart deploys) next to the real Gogs 0.14.3, both from the umbrella's 
 cluster: in-cluster Service names resolve to 127.0.0.1 (homeci_testing.realprog.ClusterNames: a private
 /etc/hosts per process) and only their ports are rewritten to the programs' loopback ports.
 
-The flow, in test order: the chart's bootstrap Job (form login through Gogs, repository sync) -> the
-machine token from DRONE_USER_CREATE -> sync lists a repository created in Gogs -> activation creates
-the Gogs webhook on the rendered in-cluster host -> the drone-pipelines registration Job registers the
-template and organisation secrets -> `git push` of examples/sample-app -> Gogs delivers the webhook ->
+The flow, in test order: the chart's bootstrap Job (form login through the Gogs bridge, repository
+sync) -> the machine token from DRONE_USER_CREATE -> sync lists a repository created in Gogs ->
+activation creates the Gogs webhook on the rendered in-cluster host (the bridge's `hooks` port) -> the
+drone-pipelines registration Job registers the template and organisation secrets -> `git push` of
+examples/sample-app -> Gogs delivers the webhook through the bridge ->
 Drone creates build #1, expanded from the registered template by Drone itself, pending for a runner ->
 the real drone-runner-kube with the rendered RPC secret polls and is handed that stage.
 """
@@ -244,13 +245,15 @@ def test_bootstrap_job_is_idempotent(rendered: list[Manifest], bootstrap: Any, g
     again = run_job(rendered, f"{RELEASE}-drone-bootstrap", "bootstrap", tmp_path, names,
                     BOOTSTRAP_INTERVAL="1")
     assert again.returncode == 0, f"second bootstrap run exited {again.returncode}: {again.stderr.strip()}"
-    # A second login through Drone would fail (Gogs lists only a hash of the "drone" token): the script
-    # must see the working token and only sync.
-    assert "no login needed" in again.stdout, again.stdout
+    # Every run logs in again: through the Gogs bridge Drone reuses the admin's token.
+    assert f"logged in as '{admin['username']}'" in again.stdout, again.stdout
     basic = base64.b64encode(f"{admin['username']}:{admin['password']}".encode()).decode()
     _, tokens = _call("GET", f"{gogs.url}/api/v1/users/{admin['username']}/tokens",
                       headers={"Authorization": f"Basic {basic}"})
-    assert [t["name"] for t in tokens].count("drone") == 1, "the second login created another Gogs token"
+    names = [t["name"] for t in tokens]
+    assert [n for n in names if n.startswith("drone")] == ["drone"], (
+        f"the second login changed the admin's Gogs tokens: {names}"
+    )
 
 
 def test_bootstrap_job_with_a_wrong_machine_token_fails_in_one_line(
@@ -288,17 +291,19 @@ def test_activation_creates_the_gogs_webhook_on_the_internal_host(
     url = urllib.parse.urlsplit(hook["config"]["url"])
     rendered_host = drone.rendered_env["DRONE_SERVER_PROXY_HOST"]
     proto = drone.rendered_env["DRONE_SERVER_PROXY_PROTO"]
-    assert (url.scheme, url.hostname, url.path) == (proto, rendered_host, "/hook"), (
+    rendered_name = rendered_host.rsplit(":", 1)[0]
+    assert (url.scheme, url.hostname, url.path) == (proto, rendered_name, "/hook"), (
         f"Drone registered the webhook {hook['config']['url']}, expected "
         f"{proto}://{rendered_host}/hook (DRONE_SERVER_PROXY_PROTO/HOST of Deployment/{RELEASE}-drone)"
     )
-    # Only the port is the loopback stand-in for the Service port (80).
-    assert url.port == drone.port and names.rewrite(rendered_host) == url.netloc
+    # Only the port is the loopback stand-in for the Service port `hooks`: the Gogs bridge's webhook
+    # listener, which forwards to Drone.
+    assert url.port == drone.bridge.hooks_port and names.rewrite(rendered_host) == url.netloc
     assert hook["type"] == "gogs" and hook["config"]["content_type"] == "json" and hook["active"], hook
     assert "push" in hook["events"], f"the Drone webhook does not fire on push: {hook['events']}"
     allow = [h.strip() for h in (gogs.ini.split("LOCAL_NETWORK_ALLOWLIST", 1)[1].split("\n", 1)[0]
                                  .strip(" =").split(","))]
-    assert rendered_host in allow, f"Gogs' LOCAL_NETWORK_ALLOWLIST {allow} lacks Drone's webhook host"
+    assert rendered_name in allow, f"Gogs' LOCAL_NETWORK_ALLOWLIST {allow} lacks Drone's webhook host"
 
 
 # -- drone-pipelines: the registration Job against the real API ------------------------------------
@@ -428,8 +433,9 @@ def test_push_is_delivered_by_gogs_to_drones_internal_host(build: dict[str, Any]
                                                           drone: LoopbackDrone) -> None:
     with sqlite3.connect(gogs.database) as db:
         rows = db.execute("SELECT url, is_delivered, is_succeed, response_content FROM hook_task").fetchall()
-    push = [r for r in rows if r[0].startswith(f"http://{drone.rendered_env['DRONE_SERVER_PROXY_HOST']}:")]
-    assert push, f"Gogs recorded no delivery to Drone's internal host: {[r[0] for r in rows]}"
+    host = drone.rendered_env["DRONE_SERVER_PROXY_HOST"].rsplit(":", 1)[0]
+    push = [r for r in rows if r[0].startswith(f"http://{host}:{drone.bridge.hooks_port}/")]
+    assert push, f"Gogs recorded no delivery to the bridge on Drone's internal host: {[r[0] for r in rows]}"
     url, delivered, succeeded, response = push[-1]
     assert delivered and succeeded, f"Gogs' delivery to {url} failed: {response[:300]!r}"
 
