@@ -366,16 +366,17 @@ def test_builtin_ssh_server_serves_git_with_the_advertised_url(gogs_ssh: tuple[L
 
 def test_gogs_answers_drones_login_calls_on_the_rendered_api_url(
         gogs: LoopbackGogs, rendered: list[Manifest], admin: dict[str, str], admin_token: str) -> None:
-    """Drone (no 2.x server is obtainable here) logs in to Gogs by listing the user's tokens with HTTP
-    Basic auth, creating a token named "drone" if missing, then calling the API with it. Replay those
-    calls against DRONE_GOGS_SERVER as rendered, rewritten to Gogs' loopback port."""
+    """Drone logs in to Gogs by listing the user's tokens with HTTP Basic auth, creating a token named
+    "drone" if missing, then calling the API with it; the Gogs bridge in Drone's pod forwards those
+    calls to BRIDGE_GOGS_URL. Replay them against that URL as rendered, rewritten to Gogs' loopback port
+    (Drone and the bridge themselves run in test_drone_program.py and test_bridge_program.py)."""
     dep = manifests.get(rendered, "Deployment", f"{RELEASE}-drone")
-    env = {e["name"]: str(e.get("value", ""))
-           for _, c in dep.containers(init=False) for e in c.get("env") or []}
-    server = urllib.parse.urlsplit(env.get("DRONE_GOGS_SERVER", ""))
+    env = {e["name"]: str(e.get("value", "")) for e in dep.container("gogs-bridge").get("env") or []}
+    server = urllib.parse.urlsplit(env.get("BRIDGE_GOGS_URL", ""))
     gogs_port = ini_value(gogs.rendered_ini, "server", "HTTP_PORT")
     assert server.scheme and server.port == int(gogs_port or 0), (
-        f"{dep.ref} DRONE_GOGS_SERVER {env.get('DRONE_GOGS_SERVER')!r} is not on Gogs' HTTP_PORT {gogs_port}"
+        f"{dep.ref} containers[gogs-bridge] BRIDGE_GOGS_URL {env.get('BRIDGE_GOGS_URL')!r} is not on Gogs' "
+        f"HTTP_PORT {gogs_port}"
     )
     base = f"{gogs.url}{server.path.rstrip('/')}/api/v1"
     basic = "Basic " + base64.b64encode(f"{admin['username']}:{admin['password']}".encode()).decode()
