@@ -376,7 +376,7 @@ class Bridge:
         self.drone = Upstream(cfg.drone_url, cfg.timeout)
         self.store = TokenStore(cfg.store)
         self.machine_token = cfg.machine_token
-        self._reported: set[tuple[str, str, str]] = set()
+        self._reported: set[tuple[str, str]] = set()  # (repository, missing default) already logged
         self._report_lock = threading.Lock()
         self.threads: list[threading.Thread] = []  # the listeners; /healthz fails when one has died
 
@@ -499,13 +499,17 @@ class Bridge:
         if not shown_as or shown_as == default:
             return
         repo["default_branch"] = shown_as
-        key = (full, default, shown_as)
-        with self._report_lock:
-            first = key not in self._reported
-            self._reported.add(key)
-        if first:
+        if self.first_report(full, default):
             log(f"repository {shown(full)}: default branch {shown(default)!r} does not exist in Gogs; "
                 f"Drone is told {shown(shown_as)!r} (the branch Gogs' web UI shows)")
+
+    def first_report(self, full_name: str, default: str) -> bool:
+        """True once per repository and missing default branch: the bridge logs it once, not on
+        every sync (the repair of a webhook logs its own line instead)."""
+        with self._report_lock:
+            first = (full_name.lower(), default) not in self._reported
+            self._reported.add((full_name.lower(), default))
+        return first
 
     # -- webhooks ---------------------------------------------------------------------------------
     def before_push(self, payload: Mapping[str, Any]) -> None:
@@ -540,6 +544,7 @@ class Bridge:
         exists = self.branch_exists(f"{owner}/{name}", current, {"Authorization": f"token {token}"})
         if exists is not False:
             return
+        self.first_report(f"{owner}/{name}", current)  # the line below says it
         try:
             repaired = self.drone.call("POST", f"/api/repos/{slug}/repair", bearer)
         except Unreachable as exc:
