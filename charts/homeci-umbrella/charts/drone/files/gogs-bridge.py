@@ -571,6 +571,13 @@ class Server(ThreadingHTTPServer):
         self.bridge = bridge
         super().__init__(address, handler)
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """One line instead of a traceback; nothing when the caller hung up (it has gone)."""
+        exc = sys.exc_info()[1]
+        if isinstance(exc, BrokenPipeError | ConnectionResetError | TimeoutError):
+            return
+        log(f"request from {client_address[0]} failed: {type(exc).__name__}: {exc}")
+
     def server_bind(self) -> None:
         if self.address_family == socket.AF_INET6:
             with contextlib.suppress(OSError):
