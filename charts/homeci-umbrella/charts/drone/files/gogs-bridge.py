@@ -447,7 +447,12 @@ class Bridge:
                     return self.login_failure(user, None, created), body
                 token = str(body["sha1"])
                 owner = self.whoami(token) or user
-                self.store.remember(owner, name, token, hashes)
+                try:
+                    self.store.remember(owner, name, token, hashes)
+                except OSError as exc:  # the login still works; only the next one costs a token
+                    log(f"login {shown(user)}: accepted (new Gogs token {name}), but the token store "
+                        f"cannot be written ({exc.strerror or exc}): the next login creates another token")
+                    return 201, {"name": LABEL, "sha1": token}
                 log(f"login {shown(user)}: accepted (new Gogs token {name})")
                 return 201, {"name": LABEL, "sha1": token}
         log(f"login {shown(user)}: failed: no free Gogs token name after {CREATE_ATTEMPTS} attempts")
@@ -673,6 +678,7 @@ class Handler(BaseHTTPRequestHandler):
         if urllib.parse.urlsplit(self.path).path != "/healthz":
             return False
         if self.command not in ("GET", "HEAD"):
+            self.close_connection = True  # its body, if any, is not read
             self.send_text(405, "GET /healthz")
             return True
         dead = [t.name for t in self.bridge.threads if not t.is_alive()]
@@ -739,6 +745,7 @@ class HooksHandler(Handler):
         if self.healthz():
             return
         if self.command != "POST" or urllib.parse.urlsplit(self.path).path != "/hook":
+            self.close_connection = True  # its body, if any, is not read
             self.send_text(404, "this port takes POST /hook (Gogs webhooks) and GET /healthz")
             return
         try:
