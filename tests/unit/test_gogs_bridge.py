@@ -430,3 +430,18 @@ def test_pass_through_keeps_status_headers_query_and_streams(scripted: tuple[Scr
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_a_store_that_cannot_be_written_does_not_fail_the_login(scripted: tuple[Scripted, Any],
+                                                                monkeypatch: pytest.MonkeyPatch,
+                                                                capsys: pytest.CaptureFixture[str]) -> None:
+    state, b = scripted
+
+    def full(entries: Any) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(b.store, "save", full)
+    status, body = b.create_token("alice", AUTH)
+    assert status == 201 and body == {"name": "drone", "sha1": state.tokens[0]["token"]}
+    out = capsys.readouterr().out.splitlines()
+    assert len(out) == 1 and "cannot be written (No space left on device)" in out[0], out
