@@ -10,20 +10,17 @@ answers 500 "Unauthorized".
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 import urllib.parse
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
 
-from homeci_testing.support import ROOT
+from homeci_testing.support import ROOT, load_script
 from loopback import serve
 
 SCRIPT = ROOT / "charts" / "homeci-umbrella" / "charts" / "drone" / "files" / "bootstrap.py"
@@ -31,16 +28,9 @@ TOKEN = "machine-token-0123456789abcdef"
 USER, PASSWORD = "homeci", "s3cret-admin-password"
 
 
-def load_script() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("homeci_drone_bootstrap", SCRIPT)
-    assert spec and spec.loader
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = mod  # dataclasses resolve annotations through sys.modules
-    spec.loader.exec_module(mod)
-    return mod
 
 
-bootstrap = load_script()
+bootstrap = load_script(SCRIPT, "homeci_drone_bootstrap")
 
 
 @dataclass

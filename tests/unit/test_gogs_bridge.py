@@ -11,38 +11,28 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import http.client
-import importlib.util
 import json
 import stat
-import sys
 import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
 
-from homeci_testing.support import ROOT
+from homeci_testing.support import ROOT, load_script
 from loopback import serve
 
 SCRIPT = ROOT / "charts" / "homeci-umbrella" / "charts" / "drone" / "files" / "gogs-bridge.py"
 AUTH = {"Authorization": "Basic YWxpY2U6cHc="}  # alice:pw
 
 
-def load_script() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("homeci_gogs_bridge", SCRIPT)
-    assert spec and spec.loader
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = mod  # dataclasses resolve annotations through sys.modules
-    spec.loader.exec_module(mod)
-    return mod
 
 
-bridge = load_script()
+bridge = load_script(SCRIPT, "homeci_gogs_bridge")
 
 
 # -- pure rules ---------------------------------------------------------------------------------------

@@ -623,6 +623,19 @@ class Handler(BaseHTTPRequestHandler):
             raise ValueError("request body too large")
         return self.rfile.read(length) if length else None
 
+    def body_or_413(self, what: str) -> tuple[bool, bytes | None]:
+        """(True, the request body), or (False, None) after answering 413 for a body over MAX_BODY."""
+        try:
+            return True, self.read_body()
+        except ValueError:
+            self.close_connection = True
+            self.send_text(413, f"{what} too large")
+            return False, None
+
+    def authorization(self) -> dict[str, str]:
+        """The caller's own Authorization header (Basic auth or `token <t>`), for calls made for it."""
+        return {k: v for k, v in self.headers.items() if k.lower() == "authorization"}
+
     def forward_headers(self, drop: Iterable[str] = ()) -> dict[str, str]:
         skip = HOP_BY_HOP | {d.lower() for d in drop} | {"content-length"}
         return {k: v for k, v in self.headers.items() if k.lower() not in skip}
@@ -695,14 +708,11 @@ class GogsHandler(Handler):
     def handle_any(self) -> None:
         if self.healthz():
             return
-        try:
-            body = self.read_body()
-        except ValueError:
-            self.send_text(413, "request body too large")
-            self.close_connection = True
+        ok, body = self.body_or_413("request body")
+        if not ok:
             return
         path = urllib.parse.urlsplit(self.path).path
-        auth = {k: v for k, v in self.headers.items() if k.lower() == "authorization"}
+        auth = self.authorization()
         tokens = TOKENS_PATH.match(path)
         try:
             if tokens and self.command in ("GET", "POST"):
@@ -730,7 +740,7 @@ class GogsHandler(Handler):
             self.end_headers()
             self.wfile.write(reply.body)
             return
-        auth = {k: v for k, v in self.headers.items() if k.lower() == "authorization"}
+        auth = self.authorization()
         for repo in doc if isinstance(doc, list) else [doc]:
             self.bridge.fix_default_branch(repo, auth)
         self.send_json(200, doc, reply.headers)
@@ -748,11 +758,8 @@ class HooksHandler(Handler):
             self.close_connection = True  # its body, if any, is not read
             self.send_text(404, "this port takes POST /hook (Gogs webhooks) and GET /healthz")
             return
-        try:
-            body = self.read_body()
-        except ValueError:
-            self.send_text(413, "webhook payload too large")
-            self.close_connection = True
+        ok, body = self.body_or_413("webhook payload")
+        if not ok:
             return
         if self.headers.get("X-Gogs-Event", "") == "push" and body:
             try:
