@@ -89,7 +89,10 @@ def gogs_api(gogs: LoopbackGogs, token: str, method: str, path: str, body: Any =
 
 
 def gogs_token(gogs: LoopbackGogs, user: str, password: str, name: str) -> str:
-    """A new Gogs access token of ``user`` for the test's own calls (HTTP Basic auth, like Drone)."""
+    """A new Gogs access token of ``user`` for the test's own calls (HTTP Basic auth, like Drone), once
+    Gogs knows the user (start.sh creates the admin after Gogs has migrated its database)."""
+    known = f"{gogs.url}/api/v1/users/{user}"
+    wait_for(f"Gogs user {user}", lambda: call("GET", known)[0] == 200, timeout=90)
     status, body = call("POST", f"{gogs.url}/api/v1/users/{user}/tokens", headers=basic(user, password),
                         body={"name": name})
     assert status == 201, f"creating Gogs token {name} for {user} answered {status}: {body!r}"

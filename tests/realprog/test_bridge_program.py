@@ -23,7 +23,6 @@ import pytest
 from drone_stack import (
     Api,
     Login,
-    call,
     form_login,
     git,
     git_env,
@@ -48,8 +47,6 @@ PASSWORD = "alice-and-bob-Pa55word"  # the team members' Gogs password (created 
 # -- users and helpers -----------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def admin_gogs_token(gogs: LoopbackGogs, admin: dict[str, str]) -> str:
-    wait_for(f"start.sh to create the Gogs admin {admin['username']}",
-             lambda: call("GET", f"{gogs.url}/api/v1/users/{admin['username']}")[0] == 200, timeout=90)
     return gogs_token(gogs, admin["username"], admin["password"], "t2-bridge-admin")
 
 
