@@ -60,8 +60,13 @@ def test_pod_is_restricted(rendered: tuple[dict[str, Any], list[manifests.Manife
     spec = job.pod_spec()
     assert spec is not None
     assert spec["serviceAccountName"] == f"{RELEASE}-registration", f"{job.ref}.serviceAccountName"
-    assert spec["automountServiceAccountToken"] is True, (
-        f"{job.ref}: the Job labels the target namespaces (its token may get/patch only those)"
+    assert spec["automountServiceAccountToken"] is False, f"{job.ref}: no automount; one explicit token volume"
+    (volume,) = [v for v in spec["volumes"] if "serviceAccountToken" in str(v)]
+    sources = volume["projected"]["sources"]
+    assert sources[0]["serviceAccountToken"]["path"] == "token", f"{job.ref} volumes[{volume['name']}]"
+    mounts = {m["name"]: m for _, c in job.containers() for m in c["volumeMounts"]}
+    assert mounts[volume["name"]]["mountPath"] == "/var/run/secrets/kubernetes.io/serviceaccount", (
+        f"{job.ref}: register.py reads the token and CA where the kubelet would put them"
     )
     assert spec["securityContext"]["runAsNonRoot"] is True
     assert spec["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
