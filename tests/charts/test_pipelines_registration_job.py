@@ -60,7 +60,7 @@ def test_pod_is_restricted(rendered: tuple[dict[str, Any], list[manifests.Manife
     spec = job.pod_spec()
     assert spec is not None
     assert spec["serviceAccountName"] == f"{RELEASE}-registration", f"{job.ref}.serviceAccountName"
-    assert spec["automountServiceAccountToken"] is False, f"{job.ref}: no automount; one explicit token volume"
+    assert spec["automountServiceAccountToken"] is False, f"{job.ref}: no automount; one token volume"
     (volume,) = [v for v in spec["volumes"] if "serviceAccountToken" in str(v)]
     sources = volume["projected"]["sources"]
     assert sources[0]["serviceAccountToken"]["path"] == "token", f"{job.ref} volumes[{volume['name']}]"
