@@ -69,9 +69,7 @@ def test_every_policy_is_bound_to_deny(rendered: Rendered) -> None:
             assert v.get("reason") == "Forbidden", f"{where}.spec.validations[{i}].reason"
 
 
-def test_step_pods_may_use_only_their_owners_deployer(
-    rendered: Rendered,
-) -> None:
+def test_step_pods_may_use_only_their_owners_deployer(rendered: Rendered) -> None:
     scenario, values, objs = rendered
     spec, binding = _policy(objs, "step-pods")
     where = f"{scenario}: ValidatingAdmissionPolicy/{RELEASE}-step-pods"
@@ -89,9 +87,7 @@ def test_step_pods_may_use_only_their_owners_deployer(
     assert "io.drone.repo.namespace" in owner, f"{where}: the owner must come from the runner's label"
 
 
-def test_deployer_policies_see_exactly_the_deployers(
-    rendered: Rendered,
-) -> None:
+def test_deployer_policies_see_exactly_the_deployers(rendered: Rendered) -> None:
     scenario, values, objs = rendered
     users = _deployer_users(values)
     for short in POLICIES[1:]:
@@ -124,9 +120,7 @@ def test_ingress_policy_knows_the_hosts(rendered: Rendered) -> None:
     assert domain.replace(".", "[.]") + "$" in text, f"{where}: hosts must end in the stack domain"
 
 
-def test_workload_policy_covers_every_pod_template(
-    rendered: Rendered,
-) -> None:
+def test_workload_policy_covers_every_pod_template(rendered: Rendered) -> None:
     scenario, values, objs = rendered
     spec, _ = _policy(objs, "deployer-workloads")
     where = f"{scenario}: ValidatingAdmissionPolicy/{RELEASE}-deployer-workloads"
@@ -138,9 +132,7 @@ def test_workload_policy_covers_every_pod_template(
     )
 
 
-def test_deployer_role_grants_nothing_the_policies_do_not_see(
-    rendered: Rendered,
-) -> None:
+def test_deployer_role_grants_nothing_the_policies_do_not_see(rendered: Rendered) -> None:
     """Keep the Role minimal: every kind a deployer may write is either checked by a policy or holds
     nothing that reaches beyond the app (ConfigMaps)."""
     scenario, _, objs = rendered

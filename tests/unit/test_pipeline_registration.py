@@ -15,7 +15,6 @@ import socket
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -23,7 +22,7 @@ from typing import Any
 import pytest
 
 from homeci_testing import drone
-from loopback import serve
+from loopback import json_handler, serve
 
 TOKEN = "machine-token-for-tests"
 TEMPLATE = "homeci-build-deploy.yaml"
@@ -101,26 +100,10 @@ Faulty = tuple[FaultInjectingDrone, str]  # the stand-in and its base URL
 def fake() -> Iterator[Faulty]:
     state = FaultInjectingDrone()
 
-    class Handler(BaseHTTPRequestHandler):
-        def _serve(self) -> None:
-            length = int(self.headers.get("Content-Length") or 0)
-            body = json.loads(self.rfile.read(length)) if length else None
-            status, payload = state.handle(
-                self.command, self.path, self.headers.get("Authorization", ""), body
-            )
-            data = json.dumps(payload).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
+    def handle(method: str, path: str, headers: Any, body: Any) -> tuple[int, Any]:
+        return state.handle(method, path, headers.get("Authorization", ""), body)
 
-        do_GET = do_POST = do_PATCH = do_PUT = _serve
-
-        def log_message(self, format: str, *args: object) -> None:
-            pass
-
-    with serve(Handler) as port:
+    with serve(json_handler(handle)) as port:
         yield state, f"http://127.0.0.1:{port}"
 
 
@@ -297,27 +280,13 @@ class FakeKube:
 def kube(tmp_path: Path) -> Iterator[tuple[FakeKube, dict[str, str]]]:
     state = FakeKube()
 
-    class Handler(BaseHTTPRequestHandler):
-        def _serve(self) -> None:
-            length = int(self.headers.get("Content-Length") or 0)
-            body = json.loads(self.rfile.read(length)) if length else None
-            status, payload = state.handle(self.command, self.path, self.headers.get("Authorization", ""),
-                                           self.headers.get("Content-Type", ""), body)
-            data = json.dumps(payload).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
-        do_GET = do_PATCH = _serve
-
-        def log_message(self, format: str, *args: object) -> None:
-            pass
+    def handle(method: str, path: str, headers: Any, body: Any) -> tuple[int, Any]:
+        auth, ctype = headers.get("Authorization", ""), headers.get("Content-Type", "")
+        return state.handle(method, path, auth, ctype, body)
 
     token = tmp_path / "token"
     token.write_text(KUBE_TOKEN + "\n")
-    with serve(Handler) as port:
+    with serve(json_handler(handle, ("GET", "PATCH"))) as port:
         yield state, {"HOMECI_KUBE_SERVER": f"http://127.0.0.1:{port}", "HOMECI_KUBE_TOKEN_FILE": str(token)}
 
 
