@@ -149,9 +149,11 @@ file whenever it changes.
 {{- include "homeci-lib.secretsChecksum" (dict "ctx" . "secrets" $entries) -}}
 {{- end -}}
 
-{{- /* Everything config.yml and the mounted credentials depend on, except generated secrets. */ -}}
+{{- /*
+Everything config.yml depends on, except generated secrets (checksum/secrets covers those). Not auth: the
+registry re-reads the htpasswd file, so a new user name or password needs no restart.
+*/ -}}
 {{- define "homeci-registry.configInputs" -}}
 {{- toYaml (dict "host" (include "homeci-registry.host" .) "storage" .Values.storage "proxy" .Values.proxy
-      "maintenance" .Values.maintenance "httpSecret" .Values.httpSecret "logLevel" .Values.logLevel
-      "auth" .Values.auth) -}}
+      "maintenance" .Values.maintenance "httpSecret" .Values.httpSecret "logLevel" .Values.logLevel) -}}
 {{- end -}}
