@@ -58,7 +58,8 @@ class Rotating:
 
     def set(self, **identity: str) -> None:
         self.identity.update(identity)
-        keys = {"username": "GOGS_ADMIN_USERNAME", "password": "GOGS_ADMIN_PASSWORD", "email": "GOGS_ADMIN_EMAIL"}
+        keys = {"username": "GOGS_ADMIN_USERNAME", "password": "GOGS_ADMIN_PASSWORD",
+                "email": "GOGS_ADMIN_EMAIL"}
         self.volume.write({**self.files, **{keys[k]: v for k, v in self.identity.items()}})
 
     def accepts(self, password: str) -> bool:
@@ -81,7 +82,7 @@ def rotating(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Rotating]:
     gogs.env["HOMECI_ADMIN_SYNC_INTERVAL"] = INTERVAL
     gogs.program.env["HOMECI_ADMIN_SYNC_INTERVAL"] = INTERVAL
     state = gogs.env["HOMECI_STATE_DIR"]
-    assert Path(state).is_relative_to(gogs.pod.host_path("/data")), f"HOMECI_STATE_DIR {state} is not on /data"
+    assert Path(state).is_relative_to(gogs.pod.host_path("/data")), f"HOMECI_STATE_DIR {state} not on /data"
     rotating = Rotating(gogs, identity)
     rotating.set()  # the same files, now in the kubelet's layout
     with gogs:
@@ -105,7 +106,8 @@ def test_changed_password_applies_without_restart(rotating: Rotating) -> None:
     pid = rotating.gogs.program.proc.pid if rotating.gogs.program.proc else None
     rotating.set(password=NEW_PASSWORD)
     started = time.monotonic()
-    _wait("Gogs to accept the new password", lambda: rotating.accepts(NEW_PASSWORD), 10 * float(INTERVAL) + 10)
+    _wait("Gogs to accept the new password", lambda: rotating.accepts(NEW_PASSWORD),
+          10 * float(INTERVAL) + 10)
     took = time.monotonic() - started
     assert not rotating.accepts(old), "the old password still works after the rotation"
     assert rotating.gogs.program.running and rotating.gogs.program.proc is not None
@@ -129,7 +131,8 @@ def test_changed_email_follows(rotating: Rotating) -> None:
         with urllib.request.urlopen(req, timeout=10) as resp:
             return str(json.load(resp)["email"])
 
-    _wait("the new e-mail in Gogs", lambda: email() == "rotated.admin@example.org", 10 * float(INTERVAL) + 10)
+    _wait("the new e-mail in Gogs", lambda: email() == "rotated.admin@example.org",
+          10 * float(INTERVAL) + 10)
     assert rotating.accepts(rotating.identity["password"]), "an e-mail change broke the password"
 
 

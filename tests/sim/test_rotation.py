@@ -49,7 +49,8 @@ def _rolled(before: dict[str, tuple[int, Any]], after: dict[str, tuple[int, Any]
 
 def _check_line(data: dict[str, str], annotations: dict[str, str], what: str) -> None:
     user, _, hashed = data["htpasswd"].partition(":")
-    assert user == data["username"], f"Secret/{AUTH} htpasswd is for {user!r}, not {data['username']!r} ({what})"
+    assert user == data["username"], (
+        f"Secret/{AUTH} htpasswd is for {user!r}, not {data['username']!r} ({what})")
     assert bcrypt.checkpw(data["password"].encode(), hashed.encode()), (
         f"Secret/{AUTH} htpasswd does not match its password ({what})")
     expected = "sha256:" + hashlib.sha256(
@@ -72,7 +73,8 @@ def test_registry_htpasswd_follows_the_secret(helm: Helm, api: Any, namespace: s
     _edit(api, namespace, AUTH, password="rotated-registry-password")
     _upgrade(deployments, helm, api, namespace)
     rotated, notes = _secret(api, namespace, AUTH)
-    assert rotated["password"] == "rotated-registry-password", f"Secret/{AUTH}: the upgrade reverted the password"
+    assert rotated["password"] == "rotated-registry-password", (
+        f"Secret/{AUTH}: the upgrade reverted the password")
     assert rotated["htpasswd"] != first["htpasswd"], f"Secret/{AUTH}: htpasswd kept for a changed password"
     _check_line(rotated, notes, "changed password")
     assert not _rolled(templates, pod_templates(api, namespace)), (
@@ -84,7 +86,8 @@ def test_registry_htpasswd_follows_the_secret(helm: Helm, api: Any, namespace: s
 
     _upgrade(deployments, helm, api, namespace, "registry.auth.username=pusher")
     renamed, notes = _secret(api, namespace, AUTH)
-    assert renamed["username"] == "pusher" and renamed["htpasswd"].startswith("pusher:"), renamed["htpasswd"][:8]
+    assert renamed["username"] == "pusher", f"Secret/{AUTH} username is {renamed['username']!r}"
+    assert renamed["htpasswd"].startswith("pusher:"), f"Secret/{AUTH} htpasswd is not for pusher"
     _check_line(renamed, notes, "changed user name")
 
     # A Secret made before the annotation existed: its line is kept byte for byte, the annotation added.
@@ -126,4 +129,5 @@ def test_only_start_time_secrets_roll_their_workloads(helm3: Helm, api: Any, nam
     assert "a-new-http-secret" in config["config.yml"], "config.yml did not take the edited http-secret"
 
     _upgrade(deployments, helm3, api, namespace)
-    assert not _rolled(last, pod_templates(api, namespace)), "a same-values upgrade after the rotations rolled"
+    rolled = _rolled(last, pod_templates(api, namespace))
+    assert not rolled, f"a same-values upgrade after the rotations rolled {rolled}"

@@ -177,7 +177,8 @@ def env(tmp_path: Path, shell: list[str]) -> Iterator[tuple[dict[str, str], Fake
                 if kind != "basic" or who is None:
                     self.answer(401)
                 elif method == "GET":
-                    self.answer(200, [{"name": n, "sha1": "hashed"} for u, n in api.tokens.values() if u == who])
+                    mine = [n for u, n in api.tokens.values() if u == who]
+                    self.answer(200, [{"name": n, "sha1": "hashed"} for n in mine])
                 elif any(u == who and n == body["name"] for u, n in api.tokens.values()):
                     self.answer(422, {"message": "access token already exist"})
                 else:
