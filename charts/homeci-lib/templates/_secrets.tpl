@@ -49,6 +49,9 @@ values (those keys are taken from "data", not looked up: the first install has n
 otherwise the live Secret (the user's own: absent = nothing). "keys" limits the hash to the keys the
 workload reads (all keys when omitted). Offline (helm template) a user's Secret cannot be
 looked up and counts as absent, so GitOps renders stay byte-identical.
+The hash lands in a pod template, which more people may read than the Secrets: list the Secret holding a
+long random key (SECRET_KEY, http.secret, the RPC secret) with any user-chosen password, so the hash is no
+offline test for a weak password (every homeci caller does).
 */ -}}
 {{- define "homeci-lib.secretsChecksum" -}}
 {{- $ctx := .ctx -}}
