@@ -273,11 +273,17 @@ status=$?
 # (and again after Gogs did not answer).
 last=""
 [ "$status" -eq 0 ] && last=$(identity_hash)
+# A TERM (start.sh stopping) also ends the pending sleep: nothing of the watch outlives it.
+nap=""
+trap 'if [ -n "$nap" ]; then kill "$nap" 2>/dev/null; wait "$nap"; fi; exit 0' TERM INT
 while :; do
   if [ -n "${GOGS_PID:-}" ] && ! kill -0 "$GOGS_PID" 2>/dev/null; then
     exit 0
   fi
-  sleep "$SYNC_INTERVAL"
+  sleep "$SYNC_INTERVAL" &
+  nap=$!
+  wait "$nap"
+  nap=""
   if ! read_identity 2>/dev/null; then
     [ "$last" = incomplete ] || read_identity
     last=incomplete

@@ -56,6 +56,7 @@ fi
 
 wait_for "$gogs_pid"
 gogs_status=$?
-# shellcheck disable=SC2086 # empty when the watch already ended
-kill -TERM $admin_pid 2>/dev/null
+# The watch ends by itself once Gogs is gone; end it now, and reap it, so nothing outlives this script.
+kill -TERM "$admin_pid" 2>/dev/null
+wait "$admin_pid" 2>/dev/null
 exit "$gogs_status"
