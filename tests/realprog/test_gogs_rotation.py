@@ -113,6 +113,8 @@ def test_changed_password_applies_without_restart(rotating: Rotating) -> None:
     assert rotating.gogs.program.running and rotating.gogs.program.proc is not None
     assert rotating.gogs.program.proc.pid == pid, "Gogs was restarted"
     assert rotating.log.count("created admin") == 1
+    # The script writes its line after its own Basic-auth proof, a moment after Gogs took the password.
+    _wait("the rotation's log line", lambda: "applied the admin Secret's new password" in rotating.log, 10)
     lines = [ln for ln in rotating.log.splitlines() if "applied the admin Secret's new password" in ln]
     assert len(lines) == 1, f"expected one line for the rotation, got {lines}"
     for secret in (old, NEW_PASSWORD):
