@@ -24,6 +24,11 @@ in-cluster name of a component's Service in the release namespace.
 {{- include "homeci-lib.fullname" (dict "ctx" . "component" "ca") -}}
 {{- end -}}
 
+{{- /* $ -> <release>-builds: the Drone runner's build namespace (step pods run there). */ -}}
+{{- define "homeci-lib.buildNamespace" -}}
+{{- include "homeci-lib.fullname" (dict "ctx" . "component" "builds") -}}
+{{- end -}}
+
 {{- /* $ -> <release>-tls: the umbrella's serving certificate Secret for every public host. */ -}}
 {{- define "homeci-lib.tlsSecret" -}}
 {{- include "homeci-lib.fullname" (dict "ctx" . "component" "tls") -}}
