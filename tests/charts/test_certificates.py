@@ -85,7 +85,10 @@ def _strings(node: Any) -> Iterator[str]:
 
 
 def _runner_on(values: dict[str, Any]) -> bool:
-    return dig(values, "drone.enabled", True) is not False and dig(values, "drone.runner.enabled", True) is not False
+    return (
+        dig(values, "drone.enabled", True) is not False
+        and dig(values, "drone.runner.enabled", True) is not False
+    )
 
 
 @pytest.fixture
@@ -101,17 +104,25 @@ def test_no_key_material_is_rendered(umbrella_manifests: list[mf.Manifest], valu
     """Nothing secret and nothing generated at render time: offline renders (helm template, Argo CD) are the
     same every time. The only PEM allowed is your CA's public certificate (certificates.caCertificate) in the
     program's environment."""
-    names = [m.ref for m in umbrella_manifests
-             if (m.kind, m.name) in {("Secret", f"{RELEASE}-ca"), ("Secret", f"{RELEASE}-tls"),
-                                     ("ConfigMap", f"{RELEASE}-ca")}]
+    names = [
+        m.ref
+        for m in umbrella_manifests
+        if (m.kind, m.name)
+        in {("Secret", f"{RELEASE}-ca"), ("Secret", f"{RELEASE}-tls"), ("ConfigMap", f"{RELEASE}-ca")}
+    ]
     assert not names, f"{names} rendered: the certificate program creates them in the cluster"
     allowed = (dig(values, "certificates.caCertificate", "") or "").strip()
-    problems = [m.ref for m in umbrella_manifests
-                if any(PEM_BLOCK.search(text) for text in _strings(m.obj) if text.strip() != allowed)]
+    problems = [
+        m.ref
+        for m in umbrella_manifests
+        if any(PEM_BLOCK.search(text) for text in _strings(m.obj) if text.strip() != allowed)
+    ]
     assert not problems, f"PEM material rendered in {problems}"
 
 
-def test_hook_runs_the_program_before_install_upgrade_and_rollback(umbrella_manifests: list[mf.Manifest]) -> None:
+def test_hook_runs_the_program_before_install_upgrade_and_rollback(
+    umbrella_manifests: list[mf.Manifest],
+) -> None:
     job = mf.get(umbrella_manifests, "Job", HOOK_NAME)
     assert job.annotations.get("helm.sh/hook") == PRE, f"{job.ref} helm.sh/hook"
     assert job.annotations.get("helm.sh/hook-delete-policy") == "before-hook-creation,hook-succeeded"
@@ -123,55 +134,78 @@ def test_hook_runs_the_program_before_install_upgrade_and_rollback(umbrella_mani
     kinds = sorted(m.kind for m in support)
     assert {"ConfigMap", "Role", "RoleBinding", "ServiceAccount"} <= set(kinds), f"hook objects: {kinds}"
     for m in support:
-        assert m.annotations.get("helm.sh/hook") == PRE, f"{m.ref} is not a {PRE} hook: the Job needs it first"
+        assert m.annotations.get("helm.sh/hook") == PRE, (
+            f"{m.ref} is not a {PRE} hook: the Job needs it first"
+        )
         assert int(m.annotations["helm.sh/hook-weight"]) < weight, f"{m.ref} must come before {job.ref}"
         assert m.namespace == NAMESPACE, f"{m.ref} namespace: the hook runs before other namespaces exist"
     script = mf.get(umbrella_manifests, "ConfigMap", HOOK_NAME).obj["data"]["certs.py"]
     assert script == (UMBRELLA / "files" / "certs.py").read_text(), f"ConfigMap/{HOOK_NAME} certs.py"
     assert _env(job)["CA_CONFIGMAP_NAMESPACES"] == NAMESPACE, (
-        f"{job.ref}: before install only the release namespace exists")
+        f"{job.ref}: before install only the release namespace exists"
+    )
 
 
-def test_renewal_cronjob_and_publishing_job(umbrella_manifests: list[mf.Manifest], values: dict[str, Any]) -> None:
+def test_renewal_cronjob_and_publishing_job(
+    umbrella_manifests: list[mf.Manifest], values: dict[str, Any]
+) -> None:
     cron = mf.get(umbrella_manifests, "CronJob", NAME)
     assert not is_hook(cron), f"{cron.ref} must be part of the release"
     spec = cron.obj["spec"]
-    assert spec["schedule"] == dig(values, "certificates.renewal.schedule", "17 3 * * *"), f"{cron.ref} schedule"
+    assert spec["schedule"] == dig(values, "certificates.renewal.schedule", "17 3 * * *"), (
+        f"{cron.ref} schedule"
+    )
     assert spec["concurrencyPolicy"] == "Forbid", f"{cron.ref} concurrencyPolicy"
     assert (cron.pod_spec() or {})["serviceAccountName"] == NAME
     want = [NAMESPACE] + ([contract.Names(RELEASE).build_namespace] if _runner_on(values) else [])
     assert _env(cron)["CA_CONFIGMAP_NAMESPACES"].split(",") == want, f"{cron.ref} CA_CONFIGMAP_NAMESPACES"
     publish = [m for m in umbrella_manifests if m.kind == "Job" and m.name == f"{RELEASE}-certs-publish"]
     if len(want) == 1:
-        assert not publish, "a publishing Job although ConfigMap <release>-ca goes to the release namespace only"
+        assert not publish, (
+            "a publishing Job although ConfigMap <release>-ca goes to the release namespace only"
+        )
         return
     (job,) = publish
     assert job.annotations.get("helm.sh/hook") == POST, f"{job.ref} helm.sh/hook"
-    assert (job.pod_spec() or {})["serviceAccountName"] == NAME, f"{job.ref} uses the release's ServiceAccount"
+    assert (job.pod_spec() or {})["serviceAccountName"] == NAME, (
+        f"{job.ref} uses the release's ServiceAccount"
+    )
     assert _env(job) == _env(cron), f"{job.ref} and {cron.ref} run the program with different settings"
     pod_labels = spec["jobTemplate"]["spec"]["template"]["metadata"]["labels"]
     assert "helm.sh/chart" not in pod_labels and "app.kubernetes.io/version" not in pod_labels, (
-        f"{cron.ref} pod template labels change with every chart version")
+        f"{cron.ref} pod template labels change with every chart version"
+    )
 
 
-def test_environment_follows_the_values(umbrella_manifests: list[mf.Manifest], values: dict[str, Any]) -> None:
+def test_environment_follows_the_values(
+    umbrella_manifests: list[mf.Manifest], values: dict[str, Any]
+) -> None:
     env = _env(mf.get(umbrella_manifests, "Job", HOOK_NAME))
     domain = contract.domain(values)
-    dns = {*contract.hosts(values).values(), f"*.{domain}", *(dig(values, "certificates.extraDnsNames") or [])}
+    dns = {
+        *contract.hosts(values).values(),
+        f"*.{domain}",
+        *(dig(values, "certificates.extraDnsNames") or []),
+    }
     assert env["DNS_NAMES"].split(",") == sorted(dns), "DNS_NAMES"
     assert env["IP_ADDRESSES"].split(",") == sorted(dig(values, "certificates.extraIpAddresses") or [""]), (
-        "IP_ADDRESSES")
+        "IP_ADDRESSES"
+    )
     assert env["DOMAIN"] == domain
     mode = dig(values, "global.tls.mode", "generate")
     assert env["TLS_MODE"] == mode
-    assert env["CA_SECRET"] == (dig(values, "global.tls.existingSecret") if mode == "existingSecret"
-                                else f"{RELEASE}-ca")
+    assert env["CA_SECRET"] == (
+        dig(values, "global.tls.existingSecret") if mode == "existingSecret" else f"{RELEASE}-ca"
+    )
     assert env["CREATE_SERVING_SECRET"] == str(dig(values, "certificates.createServingSecret", True)).lower()
-    assert ("CA_CERTIFICATE" in env) == bool(mode == "existingSecret" and dig(values, "certificates.caCertificate"))
+    assert ("CA_CERTIFICATE" in env) == bool(
+        mode == "existingSecret" and dig(values, "certificates.caCertificate")
+    )
 
 
-def test_rbac_names_exactly_what_the_program_keeps(umbrella_manifests: list[mf.Manifest],
-                                                    values: dict[str, Any]) -> None:
+def test_rbac_names_exactly_what_the_program_keeps(
+    umbrella_manifests: list[mf.Manifest], values: dict[str, Any]
+) -> None:
     generate = dig(values, "global.tls.mode", "generate") == "generate"
     serving = dig(values, "certificates.createServingSecret", True) is not False
     ca_secret = f"{RELEASE}-ca" if generate else dig(values, "global.tls.existingSecret")
@@ -193,10 +227,17 @@ def test_rbac_names_exactly_what_the_program_keeps(umbrella_manifests: list[mf.M
                 if generate or serving:
                     want[("secrets", "*")] = {"create"}
             assert granted == want, f"{role.ref} grants {granted}, want {want}"
-            binding = mf.get([m for m in umbrella_manifests if m.namespace == role.namespace], "RoleBinding", name)
-            assert binding.obj["subjects"] == [{"kind": "ServiceAccount", "name": name, "namespace": NAMESPACE}]
-    cluster = [m.ref for m in umbrella_manifests if m.kind in ("ClusterRole", "ClusterRoleBinding")
-               and "certs" in m.name]
+            binding = mf.get(
+                [m for m in umbrella_manifests if m.namespace == role.namespace], "RoleBinding", name
+            )
+            assert binding.obj["subjects"] == [
+                {"kind": "ServiceAccount", "name": name, "namespace": NAMESPACE}
+            ]
+    cluster = [
+        m.ref
+        for m in umbrella_manifests
+        if m.kind in ("ClusterRole", "ClusterRoleBinding") and "certs" in m.name
+    ]
     assert not cluster, f"the certificate program needs no cluster-wide rights: {cluster}"
 
 
@@ -215,11 +256,16 @@ def test_ca_is_a_name_constrained_ca(installed: list[mf.Manifest], values: dict[
     permitted = {n.value for n in ext.value.permitted_subtrees or [] if isinstance(n, x509.DNSName)}
     domain = contract.domain(values)
     assert domain in permitted, f"CA permits DNS {sorted(permitted)}, not global.domain {domain}"
-    outside = {n.removeprefix("*.") for n in dig(values, "certificates.extraDnsNames") or []
-               if not n.removeprefix("*.").endswith("." + domain)}
+    outside = {
+        n.removeprefix("*.")
+        for n in dig(values, "certificates.extraDnsNames") or []
+        if not n.removeprefix("*.").endswith("." + domain)
+    }
     assert permitted == {domain} | outside, f"CA permits DNS {sorted(permitted)}"
     ips = {str(n.value) for n in ext.value.permitted_subtrees or [] if isinstance(n, x509.IPAddress)}
-    want_ips = {f"{ip}/{32 if '.' in ip else 128}" for ip in dig(values, "certificates.extraIpAddresses") or []}
+    want_ips = {
+        f"{ip}/{32 if '.' in ip else 128}" for ip in dig(values, "certificates.extraIpAddresses") or []
+    }
     assert ips == want_ips, f"CA permits IP {sorted(ips)}, want exactly {sorted(want_ips)}"
     excluded = {str(n.value) for n in ext.value.excluded_subtrees or []}
     for family, everything in ((4, "0.0.0.0/0"), (6, "::/0")):
@@ -231,32 +277,43 @@ def test_serving_certificate_chain(installed: list[mf.Manifest], values: dict[st
     secret = _serving(installed)
     if secret is None:
         assert dig(values, "certificates.createServingSecret") is False, (
-            f"the program wrote no Secret/{RELEASE}-tls although certificates.createServingSecret is not false"
+            f"the program wrote no Secret/{RELEASE}-tls, yet certificates.createServingSecret is not false"
         )
         pytest.skip("serving certificate provided by the user (certificates.createServingSecret=false)")
     assert secret.obj.get("type") == "kubernetes.io/tls", f"{secret.ref} type"
     ca = ca_cert(installed)
     cert = _secret_cert(secret)
-    assert cert.issuer == ca.subject, f"{secret.ref} data.tls.crt issuer {cert.issuer} != CA subject {ca.subject}"
+    assert cert.issuer == ca.subject, (
+        f"{secret.ref} data.tls.crt issuer {cert.issuer} != CA subject {ca.subject}"
+    )
     _verify_signature(cert, ca)
-    assert _secret_cert(secret, "ca.crt") == ca, f"{secret.ref} data.ca.crt differs from ConfigMap/{RELEASE}-ca"
+    assert _secret_cert(secret, "ca.crt") == ca, (
+        f"{secret.ref} data.ca.crt differs from ConfigMap/{RELEASE}-ca"
+    )
     now = datetime.datetime.now(datetime.UTC)
     assert cert.not_valid_before_utc <= now + datetime.timedelta(minutes=5) < cert.not_valid_after_utc
     days = dig(values, "certificates.servingValidityDays", 397)
     left = cert.not_valid_after_utc - now
     assert datetime.timedelta(days=days - 1) < left <= datetime.timedelta(days=days), (
-        f"{secret.ref} is valid for {left}, certificates.servingValidityDays is {days}")
+        f"{secret.ref} is valid for {left}, certificates.servingValidityDays is {days}"
+    )
     eku = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
     assert ExtendedKeyUsageOID.SERVER_AUTH in eku, f"{secret.ref} data.tls.crt lacks serverAuth"
     notes = secret.annotations
     assert notes.get("homeci.dev/not-after") == cert.not_valid_after_utc.strftime("%Y-%m-%dT%H:%M:%SZ"), (
-        f"{secret.ref} annotation homeci.dev/not-after")
-    renew = cert.not_valid_after_utc - datetime.timedelta(days=dig(values, "certificates.renewBeforeDays", 30))
+        f"{secret.ref} annotation homeci.dev/not-after"
+    )
+    renew = cert.not_valid_after_utc - datetime.timedelta(
+        days=dig(values, "certificates.renewBeforeDays", 30)
+    )
     assert notes.get("homeci.dev/renew-after") == renew.strftime("%Y-%m-%dT%H:%M:%SZ"), (
-        f"{secret.ref} annotation homeci.dev/renew-after")
+        f"{secret.ref} annotation homeci.dev/renew-after"
+    )
 
 
-def test_serving_certificate_covers_every_public_host(installed: list[mf.Manifest], values: dict[str, Any]) -> None:
+def test_serving_certificate_covers_every_public_host(
+    installed: list[mf.Manifest], values: dict[str, Any]
+) -> None:
     secret = _serving(installed)
     if secret is None:
         pytest.skip("serving certificate provided by the user (certificates.createServingSecret=false)")
@@ -284,25 +341,35 @@ def test_ca_secret_and_configmap_agree(installed: list[mf.Manifest], values: dic
     cm = mf.get(installed, "ConfigMap", f"{RELEASE}-ca")
     bundle, pem = cm.obj["data"]["bundle.crt"], cm.obj["data"]["ca.crt"]
     assert bundle.endswith(pem) and len(bundle) > len(pem), (
-        f"{cm.ref} data.bundle.crt must be the public roots followed by ca.crt")
+        f"{cm.ref} data.bundle.crt must be the public roots followed by ca.crt"
+    )
     if dig(values, "global.tls.mode", "generate") != "generate":
         names = [m.ref for m in installed if m.kind == "Secret" and m.name == f"{RELEASE}-ca"]
         assert not names, f"{names} written although global.tls.mode=existingSecret"
         assert ca_cert(installed) == _cert(dig(values, "certificates.caCertificate")), (
-            f"{cm.ref} is not certificates.caCertificate (the Secret is absent in an empty namespace)")
+            f"{cm.ref} is not certificates.caCertificate (the Secret is absent in an empty namespace)"
+        )
         return
     secret = mf.get(installed, "Secret", f"{RELEASE}-ca")
     assert secret.obj.get("type") == "kubernetes.io/tls"
-    assert _secret_cert(secret) == ca_cert(installed), f"{secret.ref} tls.crt != ConfigMap/{RELEASE}-ca ca.crt"
+    assert _secret_cert(secret) == ca_cert(installed), (
+        f"{secret.ref} tls.crt != ConfigMap/{RELEASE}-ca ca.crt"
+    )
 
 
 def test_written_objects_are_kept_on_uninstall(installed: list[mf.Manifest]) -> None:
     written = [m for m in installed if m.source == "certs.py --print"]
     assert written, "the program wrote nothing"
-    problems = [f"{m.ref} metadata.annotations[helm.sh/resource-policy] is not keep" for m in written
-                if m.annotations.get("helm.sh/resource-policy") != "keep"]
-    problems += [f"{m.ref} says it is managed by Helm" for m in written
-                 if m.labels.get("app.kubernetes.io/managed-by") == "Helm"]
+    problems = [
+        f"{m.ref} metadata.annotations[helm.sh/resource-policy] is not keep"
+        for m in written
+        if m.annotations.get("helm.sh/resource-policy") != "keep"
+    ]
+    problems += [
+        f"{m.ref} says it is managed by Helm"
+        for m in written
+        if m.labels.get("app.kubernetes.io/managed-by") == "Helm"
+    ]
     assert not problems, "\n".join(problems)
 
 

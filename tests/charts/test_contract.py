@@ -38,7 +38,8 @@ def test_shared_object_names(scenario: Path) -> None:
     hook = mf.get(objs, "Job", names.certs_hook)
     env = {e["name"]: e.get("value") for _, c in hook.containers() for e in c.get("env") or []}
     for key, want in (("CA_CONFIGMAP", names.ca_configmap), ("TLS_SECRET", names.tls_secret)):
-        assert env.get(key) == want, f"{scenario.name}: {hook.ref} env {key}={env.get(key)!r}, contract says {want}"
+        assert env.get(key) == want, (
+            f"{scenario.name}: {hook.ref} env {key}={env.get(key)!r}, contract says {want}")
     expected = [("CronJob", names.certs)]
     if dig(values, "gogs.enabled", True) is not False:
         expected.append(("Service", names.gogs))

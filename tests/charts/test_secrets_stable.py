@@ -74,7 +74,8 @@ def test_generated_material_does_not_roll_workloads() -> None:
     one, two = objects(), objects()
     # No CA or certificate is rendered any more (the certificate program makes them in the cluster), so
     # everything but the generated credentials' Secrets is the same from render to render.
-    changed = sorted(f"{k[0]}/{k[1]}/{k[2]}" for k, obj in one.items() if k[0] != "Secret" and two.get(k) != obj)
+    changed = sorted(f"{k[0]}/{k[1]}/{k[2]}" for k, obj in one.items()
+                     if k[0] != "Secret" and two.get(k) != obj)
     assert not changed, f"{changed} change from render to render (a checksum of generated material?)"
 
 

@@ -265,16 +265,17 @@ def test_traefik_serves_the_shared_certificate(
     spec = dep.pod_spec() or {}
     ((_path, c),) = list(dep.containers())
     args = c["args"]
-    # The certificate lives in the file provider's watched directory (a renewal reloads without restart).
+    # The certificate lives in the file provider's watched directory (renewals reload without restart).
     watched = next(a.split("=", 1)[1] for a in args if a.startswith("--providers.file.directory="))
-    assert "--providers.file.watch=true" in args, f"{dep.ref} containers[traefik].args: file provider not watched"
+    assert "--providers.file.watch=true" in args, f"{dep.ref} containers[traefik].args: no file watch"
     mount = next(m for m in c["volumeMounts"] if m["mountPath"] == watched)
     volume = next(v for v in spec["volumes"] if v["name"] == mount["name"])
     sources = (volume.get("projected") or {}).get("sources") or []
     secret = [s["secret"] for s in sources if "secret" in s]
     assert secret and secret[0]["name"] == f"{RELEASE}-tls", (
         f"{dep.ref} volumes[{volume['name']}]: Secret {RELEASE}-tls is not projected into {watched}")
-    assert {i["path"] for i in secret[0]["items"]} == {"tls.crt", "tls.key"}, f"{dep.ref} volumes[{volume['name']}]"
+    paths = {i["path"] for i in secret[0]["items"]}
+    assert paths == {"tls.crt", "tls.key"}, f"{dep.ref} volumes[{volume['name']}] projects {paths}"
     klass = dig(values, "global.ingressClass", "homeci")
     for want in (
         f"--providers.kubernetesIngress.ingressClass={klass}",

@@ -44,10 +44,14 @@ def program(objects: list[Manifest], job: Manifest) -> tuple[str, dict[str, str]
     return str(script), env
 
 
-def run_offline(script: str, env: Mapping[str, str], extra: Mapping[str, str] | None = None) -> list[Manifest]:
+def run_offline(
+    script: str, env: Mapping[str, str], extra: Mapping[str, str] | None = None
+) -> list[Manifest]:
     """``certs.py --print`` with ``env`` (plus ``extra``): the objects one pass creates, parsed."""
-    return [manifests.Manifest(dict(o), "certs.py --print")
-            for o in _offline(script, tuple(sorted({**env, **(extra or {})}.items())))]
+    return [
+        manifests.Manifest(dict(o), "certs.py --print")
+        for o in _offline(script, tuple(sorted({**env, **(extra or {})}.items())))
+    ]
 
 
 @functools.cache
@@ -55,9 +59,14 @@ def _offline(script: str, env: tuple[tuple[str, str], ...]) -> list[dict[str, ob
     with tempfile.TemporaryDirectory(prefix="homeci-certs-") as tmp:
         path = Path(tmp) / SCRIPT
         path.write_text(script)
-        proc = subprocess.run([sys.executable, str(path), "--print"], capture_output=True, text=True,
-                              env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), **dict(env)},
-                              timeout=120, check=False)
+        proc = subprocess.run(
+            [sys.executable, str(path), "--print"],
+            capture_output=True,
+            text=True,
+            env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), **dict(env)},
+            timeout=120,
+            check=False,
+        )
     if proc.returncode != 0:
         raise HomeciError(f"certs.py --print failed ({proc.returncode}): {proc.stderr.strip()[-800:]}")
     items = json.loads(proc.stdout)["items"]
@@ -65,7 +74,7 @@ def _offline(script: str, env: tuple[tuple[str, str], ...]) -> list[dict[str, ob
 
 
 def with_certificates(objects: list[Manifest], **extra: str) -> list[Manifest]:
-    """``objects`` plus what the hook Job would create in an empty namespace (environment ``extra`` on top)."""
+    """``objects`` plus what the hook Job creates in an empty namespace (environment ``extra`` on top)."""
     script, env = program(objects, hook_job(objects))
     present = {m.ref for m in objects}
     return objects + [m for m in run_offline(script, env, extra) if m.ref not in present]

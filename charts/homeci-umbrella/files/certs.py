@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import base64
 import calendar
+import copy
 import ctypes
 import datetime as dt
 import hashlib
@@ -64,8 +65,10 @@ A_CONSTRAINTS = "homeci.dev/name-constraints"
 TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 SA_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
 SYSTEM_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
-DNS_NAME = re.compile(r"^(\*\.)?([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)*"
-                      r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$")
+DNS_NAME = re.compile(
+    r"^(\*\.)?([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)*"
+    r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$"
+)
 CN_LIMIT = 64
 
 
@@ -88,9 +91,19 @@ _S = ctypes.c_char_p
 
 class _Tm(ctypes.Structure):
     # struct tm (glibc and musl): nine ints, then tm_gmtoff and tm_zone.
-    _fields_ = [("tm_sec", _I), ("tm_min", _I), ("tm_hour", _I), ("tm_mday", _I), ("tm_mon", _I),
-                ("tm_year", _I), ("tm_wday", _I), ("tm_yday", _I), ("tm_isdst", _I),
-                ("tm_gmtoff", _L), ("tm_zone", _S)]
+    _fields_ = [
+        ("tm_sec", _I),
+        ("tm_min", _I),
+        ("tm_hour", _I),
+        ("tm_mday", _I),
+        ("tm_mon", _I),
+        ("tm_year", _I),
+        ("tm_wday", _I),
+        ("tm_yday", _I),
+        ("tm_isdst", _I),
+        ("tm_gmtoff", _L),
+        ("tm_zone", _S),
+    ]
 
 
 _SIGNATURES: dict[str, tuple[Any, list[Any]]] = {
@@ -156,10 +169,12 @@ _SIGNATURES: dict[str, tuple[Any, list[Any]]] = {
     "X509_STORE_CTX_get_error": (_I, [_P]),
     "X509_verify_cert": (_I, [_P]),
     "X509_verify_cert_error_string": (_S, [_L]),
+    "X509_STORE_CTX_set_time": (None, [_P, ctypes.c_ulong, ctypes.c_int64]),
 }
 _BIO_CTRL_INFO = 3  # BIO_get_mem_data
 _MBSTRING_UTF8 = 0x1000
-_XN_FLAG_RFC2253 = 0x1110317  # ASN1_STRFLGS_RFC2253 | XN_FLAG_SEP_COMMA_PLUS | XN_FLAG_DN_REV | XN_FLAG_DUMP_UNKNOWN_FIELDS
+# XN_FLAG_RFC2253 = ASN1_STRFLGS_RFC2253, SEP_COMMA_PLUS, DN_REV, DUMP_UNKNOWN_FIELDS
+_XN_FLAG_RFC2253 = 0x1110317
 _V3_CTX_SIZE = 256  # X509V3_CTX is ~64 bytes in OpenSSL 3; zeroed means "no config database"
 
 
@@ -178,8 +193,10 @@ def _load_libcrypto() -> ctypes.CDLL:
             func.restype = restype
             func.argtypes = argtypes
         return lib
-    raise CertsError(f"cannot load OpenSSL's libcrypto 3 ({'; '.join(errors)}); run this program with a "
-                     "Python whose ssl module uses OpenSSL 3, or set LIBCRYPTO to the library's path")
+    raise CertsError(
+        f"cannot load OpenSSL's libcrypto 3 ({'; '.join(errors)}); run this program with a "
+        "Python whose ssl module uses OpenSSL 3, or set LIBCRYPTO to the library's path"
+    )
 
 
 _lib: ctypes.CDLL | None = None
@@ -265,14 +282,19 @@ class Key:
     @classmethod
     def from_pem(cls, pem: str) -> Key:
         lib = _c()
-        return cls(_read_bio(pem, lambda b: lib.PEM_read_bio_PrivateKey(b, None, None, None),
-                             "reading a PEM private key"))
+        return cls(
+            _read_bio(
+                pem, lambda b: lib.PEM_read_bio_PrivateKey(b, None, None, None), "reading a PEM private key"
+            )
+        )
 
     def pem(self) -> str:
         """Unencrypted PKCS#8 PEM."""
         lib = _c()
-        return _bio_text(lambda b: lib.PEM_write_bio_PrivateKey(b, self.handle, None, None, 0, None, None),
-                         "writing the private key")
+        return _bio_text(
+            lambda b: lib.PEM_write_bio_PrivateKey(b, self.handle, None, None, 0, None, None),
+            "writing the private key",
+        )
 
 
 def describe_key(handle: int) -> str:
@@ -295,8 +317,9 @@ class Cert:
     @classmethod
     def from_pem(cls, pem: str) -> Cert:
         lib = _c()
-        return cls(_read_bio(pem, lambda b: lib.PEM_read_bio_X509(b, None, None, None),
-                             "reading a PEM certificate"))
+        return cls(
+            _read_bio(pem, lambda b: lib.PEM_read_bio_X509(b, None, None, None), "reading a PEM certificate")
+        )
 
     def pem(self) -> str:
         lib = _c()
@@ -312,8 +335,9 @@ class Cert:
         lib = _c()
         tm = _Tm()
         _ok(lib.ASN1_TIME_to_tm(lib.X509_getm_notAfter(self.handle), ctypes.byref(tm)), "ASN1_TIME_to_tm")
-        return calendar.timegm((tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
-                                tm.tm_sec, 0, 0, 0))
+        return calendar.timegm(
+            (tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, 0, 0, 0)
+        )
 
     def is_ca(self) -> bool:
         return bool(_c().X509_check_ca(self.handle))
@@ -328,7 +352,7 @@ class Cert:
         return describe_key(_ptr(_c().X509_get0_pubkey(self.handle), "X509_get0_pubkey"))
 
     def name_constraints(self) -> str:
-        """The nameConstraints extension as one line (``permitted DNS:a, IP:...; excluded ...``), "" if none."""
+        """The nameConstraints extension in one line (``permitted DNS:a, IP:...; excluded ...``) or ""."""
         lib = _c()
         loc = lib.X509_get_ext_by_NID(self.handle, lib.OBJ_sn2nid(b"nameConstraints"), -1)
         if loc < 0:
@@ -343,9 +367,9 @@ class Cert:
                 parts[-1] += ("" if parts[-1].endswith(" ") else ", ") + _cidr(line)
         return "; ".join(p.strip() for p in parts)
 
-    def verify_with(self, ca: Cert) -> str:
+    def verify_with(self, ca: Cert, at: int) -> str:
         """OpenSSL's own chain verification of this certificate against ``ca`` as the only trust anchor
-        (signature, validity, name constraints): "" when it passes, else OpenSSL's reason."""
+        (signature, validity at Unix time ``at``, name constraints): "" when it passes, else the reason."""
         lib = _c()
         store = _ptr(lib.X509_STORE_new(), "X509_STORE_new")
         ctx = 0
@@ -353,6 +377,7 @@ class Cert:
             _ok(lib.X509_STORE_add_cert(store, ca.handle), "X509_STORE_add_cert")
             ctx = _ptr(lib.X509_STORE_CTX_new(), "X509_STORE_CTX_new")
             _ok(lib.X509_STORE_CTX_init(ctx, store, self.handle, None), "X509_STORE_CTX_init")
+            lib.X509_STORE_CTX_set_time(ctx, 0, at)
             if lib.X509_verify_cert(ctx) == 1:
                 return ""
             code = lib.X509_STORE_CTX_get_error(ctx)
@@ -382,13 +407,22 @@ def _name(cn: str) -> int:
     name = _ptr(lib.X509_NAME_new(), "X509_NAME_new")
     for field_, value in (("O", "homeci"), ("CN", cn[:CN_LIMIT])):
         raw = value.encode()
-        _ok(lib.X509_NAME_add_entry_by_txt(name, field_.encode(), _MBSTRING_UTF8, raw, len(raw), -1, 0),
-            f"X509_NAME_add_entry_by_txt({field_})")
+        _ok(
+            lib.X509_NAME_add_entry_by_txt(name, field_.encode(), _MBSTRING_UTF8, raw, len(raw), -1, 0),
+            f"X509_NAME_add_entry_by_txt({field_})",
+        )
     return name
 
 
-def build_certificate(*, subject_cn: str, key: Key, issuer: tuple[Cert, Key] | None, not_before: int,
-                      not_after: int, extensions: list[tuple[str, str]]) -> Cert:
+def build_certificate(
+    *,
+    subject_cn: str,
+    key: Key,
+    issuer: tuple[Cert, Key] | None,
+    not_before: int,
+    not_after: int,
+    extensions: list[tuple[str, str]],
+) -> Cert:
     """A signed X.509 v3 certificate for ``key``: self-signed when ``issuer`` is None, else signed by the
     issuer's key. ``extensions`` are OpenSSL config lines (name, value) applied in order."""
     lib = _c()
@@ -416,14 +450,18 @@ def build_certificate(*, subject_cn: str, key: Key, issuer: tuple[Cert, Key] | N
     finally:
         lib.X509_NAME_free(name)
     if issuer is not None:
-        _ok(lib.X509_set_issuer_name(cert.handle, lib.X509_get_subject_name(issuer[0].handle)),
-            "X509_set_issuer_name")
+        _ok(
+            lib.X509_set_issuer_name(cert.handle, lib.X509_get_subject_name(issuer[0].handle)),
+            "X509_set_issuer_name",
+        )
     _ok(lib.X509_set_pubkey(cert.handle, key.handle), "X509_set_pubkey")
     v3 = ctypes.create_string_buffer(_V3_CTX_SIZE)
     lib.X509V3_set_ctx(v3, cert.handle if issuer is None else issuer[0].handle, cert.handle, None, None, 0)
     for ext_name, value in extensions:
-        ext = _ptr(lib.X509V3_EXT_nconf(None, v3, ext_name.encode(), value.encode()),
-                   f"the {ext_name} extension ({value})")
+        ext = _ptr(
+            lib.X509V3_EXT_nconf(None, v3, ext_name.encode(), value.encode()),
+            f"the {ext_name} extension ({value})",
+        )
         try:
             _ok(lib.X509_add_ext(cert.handle, ext, -1), f"X509_add_ext({ext_name})")
         finally:
@@ -479,7 +517,8 @@ def serving_extensions(dns_names: list[str], ips: list[str]) -> list[tuple[str, 
         ("keyUsage", "critical,digitalSignature"),
         ("extendedKeyUsage", "serverAuth"),
         ("subjectKeyIdentifier", "hash"),
-        ("authorityKeyIdentifier", "keyid:always"),
+        # The CA's key id; its name and serial instead when it has none (CAs made by other tools may lack it).
+        ("authorityKeyIdentifier", "keyid,issuer"),
         ("subjectAltName", ",".join(sans)),
     ]
 
@@ -551,16 +590,21 @@ class Config:
                 return 1
             return int(text) if text else 1
 
-        mode = need("TLS_MODE")
+        namespace, release, mode = need("NAMESPACE"), need("RELEASE"), need("TLS_MODE")
+        names = {key: need(key) for key in ("CA_SECRET", "CA_CONFIGMAP", "TLS_SECRET", "DOMAIN")}
+        validity = {
+            key: days(key) for key in ("CA_VALIDITY_DAYS", "SERVING_VALIDITY_DAYS", "RENEW_BEFORE_DAYS")
+        }
         if mode and mode not in ("generate", "existingSecret"):
             problems.append(f"TLS_MODE={mode!r}: global.tls.mode is generate or existingSecret")
-        namespace = need("NAMESPACE")
         dns_names = sorted(set(_csv(env.get("DNS_NAMES", ""))))
         ips = sorted(set(_csv(env.get("IP_ADDRESSES", ""))))
-        for name in dns_names:
+        for name in [names["DOMAIN"], *dns_names] if names["DOMAIN"] else dns_names:
             if not DNS_NAME.match(name) or len(name) > 253:
-                problems.append(f"{name!r} (global.domain, global.hosts or certificates.extraDnsNames) is not a "
-                                "DNS name: use letters, digits, '-' and dots, optionally starting with '*.'")
+                problems.append(
+                    f"{name!r} (global.domain, global.hosts or certificates.extraDnsNames) is "
+                    "not a DNS name: use letters, digits, '-' and dots, optionally starting with '*.'"
+                )
         for ip in ips:
             try:
                 ipaddress.ip_address(ip)
@@ -568,25 +612,23 @@ class Config:
                 problems.append(f"certificates.extraIpAddresses: {ip!r} is not an IPv4 or IPv6 address")
         config = cls(
             namespace=namespace,
-            release=need("RELEASE"),
+            release=release,
             mode=mode,
-            ca_secret=need("CA_SECRET"),
-            ca_configmap=need("CA_CONFIGMAP"),
+            ca_secret=names["CA_SECRET"],
+            ca_configmap=names["CA_CONFIGMAP"],
             configmap_namespaces=_csv(env.get("CA_CONFIGMAP_NAMESPACES", "")) or [namespace],
-            tls_secret=need("TLS_SECRET"),
+            tls_secret=names["TLS_SECRET"],
             create_serving_secret=env.get("CREATE_SERVING_SECRET", "true").strip().lower() == "true",
-            domain=need("DOMAIN").lower(),
+            domain=names["DOMAIN"].lower(),
             dns_names=dns_names,
             ip_addresses=ips,
             ca_common_name=env.get("CA_COMMON_NAME", "").strip() or "homeci CA",
-            ca_validity_days=days("CA_VALIDITY_DAYS"),
-            serving_validity_days=days("SERVING_VALIDITY_DAYS"),
-            renew_before_days=days("RENEW_BEFORE_DAYS"),
+            ca_validity_days=validity["CA_VALIDITY_DAYS"],
+            serving_validity_days=validity["SERVING_VALIDITY_DAYS"],
+            renew_before_days=validity["RENEW_BEFORE_DAYS"],
             ca_certificate=env.get("CA_CERTIFICATE", "").strip(),
             system_bundle=env.get("SYSTEM_BUNDLE", "").strip() or SYSTEM_BUNDLE,
         )
-        if config.domain and not DNS_NAME.match(config.domain):
-            problems.append(f"global.domain {config.domain!r} is not a DNS name")
         if config.create_serving_secret and not dns_names:
             problems.append("environment DNS_NAMES is empty: the serving certificate needs the public hosts")
         if problems:
@@ -625,13 +667,13 @@ class MemoryStore:
     def __init__(self, objects: list[Obj] | None = None) -> None:
         self.objects: dict[tuple[str, str, str], Obj] = {}
         for obj in objects or []:
-            self.objects[_key(obj)] = json.loads(json.dumps(obj))
+            self.objects[_key(obj)] = copy.deepcopy(obj)
         self.events: list[tuple[str, str, str, str]] = []
         self.writes: list[str] = []
 
     def get(self, kind: str, namespace: str, name: str) -> Obj | None:
         obj = self.objects.get((kind, namespace, name))
-        return json.loads(json.dumps(obj)) if obj is not None else None
+        return copy.deepcopy(obj) if obj is not None else None
 
     def create(self, obj: Obj) -> Obj:
         if _key(obj) in self.objects:
@@ -642,12 +684,12 @@ class MemoryStore:
         return self._put(obj, "update")
 
     def _put(self, obj: Obj, verb: str) -> Obj:
-        stored = json.loads(json.dumps(obj))
+        stored = copy.deepcopy(obj)
         meta = stored.setdefault("metadata", {})
         meta["resourceVersion"] = str(len(self.writes) + 1)
         self.objects[_key(stored)] = stored
         self.writes.append(f"{verb} {_ref(stored)}")
-        return json.loads(json.dumps(stored))
+        return copy.deepcopy(stored)
 
     def event(self, target: Obj, kind: str, reason: str, message: str) -> None:
         self.events.append((_ref(target), kind, reason, message))
@@ -671,22 +713,34 @@ class KubeApi:
         host = env.get("KUBERNETES_SERVICE_HOST", "")
         port = env.get("KUBERNETES_SERVICE_PORT", "443")
         if not host:
-            raise CertsError("KUBERNETES_SERVICE_HOST is not set: run in a pod, or set it, "
-                             "KUBERNETES_SERVICE_PORT and SERVICEACCOUNT_DIR (token, ca.crt)")
+            raise CertsError(
+                "KUBERNETES_SERVICE_HOST is not set: run in a pod, or set it, "
+                "KUBERNETES_SERVICE_PORT and SERVICEACCOUNT_DIR (token, ca.crt)"
+            )
         self.base = f"https://[{host}]:{port}" if ":" in host else f"https://{host}:{port}"
         try:
             self.token = (sa / "token").read_text().strip()
             self.context = ssl.create_default_context(cafile=str(sa / "ca.crt"))
         except OSError as exc:
-            raise CertsError(f"cannot read the ServiceAccount token and CA in {sa} ({exc.strerror}): the pod "
-                             "needs automountServiceAccountToken: true") from None
+            raise CertsError(
+                f"cannot read the ServiceAccount token and CA in {sa} ({exc.strerror}): the pod "
+                "needs automountServiceAccountToken: true"
+            ) from None
         self.component = f"homeci-{PROGRAM}"
 
     def _call(self, method: str, path: str, body: Obj | None = None) -> tuple[int, Obj]:
         data = json.dumps(body).encode() if body is not None else None
-        req = urllib.request.Request(f"{self.base}{path}", data=data, method=method, headers={
-            "Authorization": f"Bearer {self.token}", "Accept": "application/json",
-            "Content-Type": "application/json", "User-Agent": self.component})
+        req = urllib.request.Request(
+            f"{self.base}{path}",
+            data=data,
+            method=method,
+            headers={
+                "Authorization": f"Bearer {self.token}",
+                "Accept": "application/json",
+                "Content-Type": "application/json",
+                "User-Agent": self.component,
+            },
+        )
         try:
             with urllib.request.urlopen(req, timeout=30, context=self.context) as resp:
                 return int(resp.status), json.loads(resp.read() or b"{}")
@@ -697,8 +751,10 @@ class KubeApi:
                 answer = {}
             return int(exc.code), answer if isinstance(answer, dict) else {}
         except (OSError, ValueError) as exc:
-            raise CertsError(f"the Kubernetes API at {self.base} is unreachable ({exc}); check the pod's "
-                             "network (NetworkPolicy egress to the API server)") from None
+            raise CertsError(
+                f"the Kubernetes API at {self.base} is unreachable ({exc}); check the pod's "
+                "network (NetworkPolicy egress to the API server)"
+            ) from None
 
     @staticmethod
     def _path(kind: str, namespace: str, name: str = "") -> str:
@@ -707,8 +763,10 @@ class KubeApi:
 
     def _fail(self, verb: str, what: str, status: int, answer: Obj) -> CertsError:
         message = str(answer.get("message") or f"HTTP {status}")
-        hint = {403: "the Job's Role does not allow it (render the chart again; RBAC is part of it)",
-                401: "the ServiceAccount token was refused"}.get(status, "see the API server's message")
+        hint = {
+            403: "the Job's Role does not allow it (render the chart again; RBAC is part of it)",
+            401: "the ServiceAccount token was refused",
+        }.get(status, "see the API server's message")
         return CertsError(f"cannot {verb} {what}: {message} ({hint})")
 
     def get(self, kind: str, namespace: str, name: str) -> Obj | None:
@@ -741,18 +799,31 @@ class KubeApi:
         t_kind, namespace, name = _key(target)
         now = dt.datetime.now(dt.UTC).strftime(TIME_FORMAT)
         event = {
-            "apiVersion": "v1", "kind": "Event",
+            "apiVersion": "v1",
+            "kind": "Event",
             "metadata": {"name": f"{name}.{time.time_ns():x}", "namespace": namespace},
-            "involvedObject": {"apiVersion": "v1", "kind": t_kind, "namespace": namespace, "name": name,
-                               "uid": (target.get("metadata") or {}).get("uid", "")},
-            "type": kind, "reason": reason, "message": message[:1024], "count": 1,
-            "firstTimestamp": now, "lastTimestamp": now,
-            "source": {"component": self.component}, "reportingComponent": self.component,
+            "involvedObject": {
+                "apiVersion": "v1",
+                "kind": t_kind,
+                "namespace": namespace,
+                "name": name,
+                "uid": (target.get("metadata") or {}).get("uid", ""),
+            },
+            "type": kind,
+            "reason": reason,
+            "message": message[:1024],
+            "count": 1,
+            "firstTimestamp": now,
+            "lastTimestamp": now,
+            "source": {"component": self.component},
+            "reportingComponent": self.component,
         }
         status, answer = self._call("POST", self._path("Event", namespace), event)
         if status not in (200, 201):
-            log(f"warning: could not record the Event on {t_kind} {namespace}/{name}: "
-                f"{answer.get('message') or status}")
+            log(
+                f"warning: could not record the Event on {t_kind} {namespace}/{name}: "
+                f"{answer.get('message') or status}"
+            )
 
 
 # --- one pass ----------------------------------------------------------------------------------------
@@ -801,9 +872,12 @@ class Pass:
         earlier chart version keeps Helm's, so that version could adopt it back)."""
         if current is None:
             return self.store.create(desired)
-        merged = json.loads(json.dumps(current))
+        merged = copy.deepcopy(current)
         meta = merged.setdefault("metadata", {})
-        meta["annotations"] = {**(meta.get("annotations") or {}), **(desired["metadata"].get("annotations") or {})}
+        meta["annotations"] = {
+            **(meta.get("annotations") or {}),
+            **(desired["metadata"].get("annotations") or {}),
+        }
         for key in ("data", "type"):
             if key in desired:
                 merged[key] = desired[key]
@@ -811,12 +885,24 @@ class Pass:
             return current
         return self.store.replace(merged)
 
-    def object(self, kind: str, namespace: str, name: str, component: str, annotations: dict[str, str],
-               data: dict[str, str]) -> Obj:
+    def object(
+        self,
+        kind: str,
+        namespace: str,
+        name: str,
+        component: str,
+        annotations: dict[str, str],
+        data: dict[str, str],
+    ) -> Obj:
         obj: Obj = {
-            "apiVersion": "v1", "kind": kind,
-            "metadata": {"name": name, "namespace": namespace, "labels": self.config.labels(component),
-                         "annotations": {**KEEP, **annotations}},
+            "apiVersion": "v1",
+            "kind": kind,
+            "metadata": {
+                "name": name,
+                "namespace": namespace,
+                "labels": self.config.labels(component),
+                "annotations": {**KEEP, **annotations},
+            },
         }
         if kind == "Secret":
             obj["type"] = "kubernetes.io/tls"
@@ -852,24 +938,39 @@ class Pass:
             return self.user_ca(secret)
         if secret is None:
             return self.new_ca()
-        return self.loaded_ca(secret, need_key=True, what=f"Secret {cfg.namespace}/{cfg.ca_secret} (the CA "
-                              "this chart generated)")
+        return self.loaded_ca(
+            secret,
+            need_key=True,
+            what=f"Secret {cfg.namespace}/{cfg.ca_secret} (the CA this chart generated)",
+        )
 
     def new_ca(self) -> CA:
         cfg = self.config
         key = Key.generate()
         extensions = ca_extensions(cfg.domain, cfg.dns_names, cfg.ip_addresses)
-        cert = build_certificate(subject_cn=cfg.ca_common_name, key=key, issuer=None,
-                                 not_before=self.now - 3600, not_after=self.now + cfg.ca_validity_days * DAY,
-                                 extensions=extensions)
+        cert = build_certificate(
+            subject_cn=cfg.ca_common_name,
+            key=key,
+            issuer=None,
+            not_before=self.now - 3600,
+            not_after=self.now + cfg.ca_validity_days * DAY,
+            extensions=extensions,
+        )
         pem = cert.pem()
-        secret = self.object("Secret", cfg.namespace, cfg.ca_secret, "ca", {
-            A_NOT_AFTER: stamp(cert.not_after()), A_CONSTRAINTS: cert.name_constraints()},
-            {"tls.crt": pem, "tls.key": key.pem(), "ca.crt": pem})
+        secret = self.object(
+            "Secret",
+            cfg.namespace,
+            cfg.ca_secret,
+            "ca",
+            {A_NOT_AFTER: stamp(cert.not_after()), A_CONSTRAINTS: cert.name_constraints()},
+            {"tls.crt": pem, "tls.key": key.pem(), "ca.crt": pem},
+        )
         saved = self.store.create(secret)
-        log(f"Secret {cfg.namespace}/{cfg.ca_secret}: created a CA ({cert.subject()}, {cert.key_type()}, "
+        log(
+            f"Secret {cfg.namespace}/{cfg.ca_secret}: created a CA ({cert.subject()}, {cert.key_type()}, "
             f"sha256 {der_sha256(pem)}, valid until {day(cert.not_after())}, name constraints: "
-            f"{cert.name_constraints()})")
+            f"{cert.name_constraints()})"
+        )
         return CA(cert, pem, key, saved)
 
     def user_ca(self, secret: Obj | None) -> CA | None:
@@ -882,13 +983,17 @@ class Pass:
             if cert is None:
                 return None
             if not cert.is_ca():
-                self.problems.append("certificates.caCertificate is not a CA certificate (basicConstraints "
-                                     "CA:TRUE): paste your CA's certificate, not the serving certificate")
+                self.problems.append(
+                    "certificates.caCertificate is not a CA certificate (basicConstraints "
+                    "CA:TRUE): paste your CA's certificate, not the serving certificate"
+                )
                 return None
             log(f"{what} does not exist: publishing certificates.caCertificate ({cert.subject()})")
             return CA(cert, cfg.ca_certificate.strip() + "\n", None, None)
-        hint = ("create it with `homeci ca init DIR` and `kubectl create secret tls ...` (the commands it "
-                "prints) before installing")
+        hint = (
+            "create it with `homeci ca init DIR` and `kubectl create secret tls ...` (the commands it "
+            "prints) before installing"
+        )
         if not cfg.create_serving_secret:
             hint += ", or set certificates.caCertificate to the CA's public certificate"
         self.problems.append(f"{what} does not exist: {hint}")
@@ -898,35 +1003,47 @@ class Pass:
         try:
             return Cert.from_pem(pem)
         except CertsError:
-            self.problems.append(f"{what} is not a PEM certificate: give the CA's certificate "
-                                 "(-----BEGIN CERTIFICATE----- ...)")
+            self.problems.append(
+                f"{what} is not a PEM certificate: give the CA's certificate "
+                "(-----BEGIN CERTIFICATE----- ...)"
+            )
             return None
 
     def loaded_ca(self, secret: Obj, *, need_key: bool, what: str) -> CA | None:
-        data = {k: base64.b64decode(v).decode(errors="replace") for k, v in (secret.get("data") or {}).items()}
+        data = {
+            k: base64.b64decode(v).decode(errors="replace") for k, v in (secret.get("data") or {}).items()
+        }
         pem = (data.get("tls.crt") or data.get("ca.crt") or "").strip()
         if not pem:
-            self.problems.append(f"{what} has no tls.crt: it must be a kubernetes.io/tls Secret holding the CA "
-                                 "(`kubectl create secret tls NAME --cert=ca.crt --key=ca.key`)")
+            self.problems.append(
+                f"{what} has no tls.crt: it must be a kubernetes.io/tls Secret holding the CA "
+                "(`kubectl create secret tls NAME --cert=ca.crt --key=ca.key`)"
+            )
             return None
         cert = self.parse_cert(pem, f"{what} key tls.crt")
         if cert is None:
             return None
         if not cert.is_ca():
-            self.problems.append(f"{what}: {cert.subject()} is not a CA certificate (basicConstraints "
-                                 "CA:TRUE); store the CA there, not a serving certificate")
+            self.problems.append(
+                f"{what}: {cert.subject()} is not a CA certificate (basicConstraints "
+                "CA:TRUE); store the CA there, not a serving certificate"
+            )
             return None
         key = None
         if need_key:
             try:
                 key = Key.from_pem(data.get("tls.key", ""))
             except CertsError:
-                self.problems.append(f"{what} has no readable tls.key (an unencrypted PEM private key): the CA "
-                                     "key is needed to sign the serving certificate")
+                self.problems.append(
+                    f"{what} has no readable tls.key (an unencrypted PEM private key): the CA "
+                    "key is needed to sign the serving certificate"
+                )
                 return None
             if not cert.matches(key):
-                self.problems.append(f"{what}: tls.key is not the key of the certificate in tls.crt; put the "
-                                     "CA's own key pair in the Secret")
+                self.problems.append(
+                    f"{what}: tls.key is not the key of the certificate in tls.crt; put the "
+                    "CA's own key pair in the Secret"
+                )
                 return None
         if self.config.mode == "generate":
             self.adopt_ca(secret, cert)
@@ -934,8 +1051,15 @@ class Pass:
 
     def adopt_ca(self, secret: Obj, cert: Cert) -> None:
         """The generated CA Secret keeps its data; its metadata says keep and what the CA is."""
-        desired = {"metadata": {"annotations": {**KEEP, A_NOT_AFTER: stamp(cert.not_after()),
-                                                A_CONSTRAINTS: cert.name_constraints() or "none"}}}
+        desired = {
+            "metadata": {
+                "annotations": {
+                    **KEEP,
+                    A_NOT_AFTER: stamp(cert.not_after()),
+                    A_CONSTRAINTS: cert.name_constraints() or "none",
+                }
+            }
+        }
         before = (secret.get("metadata") or {}).get("annotations") or {}
         saved = self.save(secret, desired)
         if saved is not secret and before.get(KEEP_KEY) != "keep":
@@ -946,18 +1070,27 @@ class Pass:
         target = ca.source
         left = ca.cert.not_after() - self.now
         if left <= 0:
-            self.problems.append(f"the CA {ca.cert.subject()} expired on {day(ca.cert.not_after())}: nothing it "
-                                 "signs is trusted; replace it (README: rotating the CA)")
+            self.problems.append(
+                f"the CA {ca.cert.subject()} expired on {day(ca.cert.not_after())}: nothing it "
+                "signs is trusted; replace it (README: rotating the CA)"
+            )
         elif left <= cfg.renew_before_days * DAY:
-            self.warn(target, "CAExpiring", f"the CA {ca.cert.subject()} expires on {day(ca.cert.not_after())}, "
-                      f"within {cfg.renew_before_days} days; it is never replaced automatically: rotate it "
-                      "(README: rotating the CA)")
+            self.warn(
+                target,
+                "CAExpiring",
+                f"the CA {ca.cert.subject()} expires on {day(ca.cert.not_after())}, "
+                f"within {cfg.renew_before_days} days; it is never replaced automatically: rotate it "
+                "(README: rotating the CA)",
+            )
         if not ca.cert.name_constraints():
-            self.warn(target, "CANotNameConstrained",
-                      f"the CA {ca.cert.subject()} (sha256 {der_sha256(ca.pem)}) has no name constraints: a "
-                      "machine that trusts it trusts it for every site, so whoever gets its key can "
-                      "impersonate any HTTPS server to that machine; prefer a CA from `homeci ca init "
-                      "--domain ...` or one this chart generates (README: rotating the CA)")
+            self.warn(
+                target,
+                "CANotNameConstrained",
+                f"the CA {ca.cert.subject()} (sha256 {der_sha256(ca.pem)}) has no name constraints: a "
+                "machine that trusts it trusts it for every site, so whoever gets its key can "
+                "impersonate any HTTPS server to that machine; prefer a CA from `homeci ca init "
+                "--domain ...` or one this chart generates (README: rotating the CA)",
+            )
 
     # -- the public CA ConfigMap --
     def bundle(self, ca: CA) -> str:
@@ -972,10 +1105,19 @@ class Pass:
 
     def publish(self, ca: CA, namespace: str) -> None:
         cfg = self.config
-        annotations = {A_CA_SHA: ca.sha256, A_NOT_AFTER: stamp(ca.cert.not_after()),
-                       A_CONSTRAINTS: ca.cert.name_constraints() or "none"}
-        desired = self.object("ConfigMap", namespace, cfg.ca_configmap, "ca", annotations,
-                              {"ca.crt": ca.pem, "bundle.crt": self.bundle(ca)})
+        annotations = {
+            A_CA_SHA: ca.sha256,
+            A_NOT_AFTER: stamp(ca.cert.not_after()),
+            A_CONSTRAINTS: ca.cert.name_constraints() or "none",
+        }
+        desired = self.object(
+            "ConfigMap",
+            namespace,
+            cfg.ca_configmap,
+            "ca",
+            annotations,
+            {"ca.crt": ca.pem, "bundle.crt": self.bundle(ca)},
+        )
         current = self.store.get("ConfigMap", namespace, cfg.ca_configmap)
         saved = self.save(current, desired)
         if current is None:
@@ -996,16 +1138,20 @@ class Pass:
             self.save(current, {"metadata": {"annotations": self.serving_annotations(ca, cert)}})
             return
         if ca.key is None:
-            self.problems.append(f"Secret {cfg.namespace}/{cfg.tls_secret} must be (re)issued ({reason}) but the "
-                                 "CA key is not available")
+            self.problems.append(
+                f"Secret {cfg.namespace}/{cfg.tls_secret} must be (re)issued ({reason}) but the "
+                "CA key is not available"
+            )
             return
         issued = self.issue(ca)
         if issued is None:
             return
         cert, key_pem = issued
         saved = self.save(current, self.serving_object(ca, cert, key_pem))
-        message = (f"Secret {cfg.namespace}/{cfg.tls_secret}: issued a serving certificate ({reason}) for "
-                   f"{cfg.hosts}, valid until {day(cert.not_after())}")
+        message = (
+            f"Secret {cfg.namespace}/{cfg.tls_secret}: issued a serving certificate ({reason}) for "
+            f"{cfg.hosts}, valid until {day(cert.not_after())}"
+        )
         if current is None:
             log(message)
         else:
@@ -1014,13 +1160,24 @@ class Pass:
     def serving_annotations(self, ca: CA, cert: Cert) -> dict[str, str]:
         cfg = self.config
         not_after = cert.not_after()
-        return {**KEEP, A_HOSTS: cfg.hosts, A_CA_SHA: ca.sha256, A_NOT_AFTER: stamp(not_after),
-                A_RENEW_AFTER: stamp(not_after - cfg.renew_before_days * DAY)}
+        return {
+            **KEEP,
+            A_HOSTS: cfg.hosts,
+            A_CA_SHA: ca.sha256,
+            A_NOT_AFTER: stamp(not_after),
+            A_RENEW_AFTER: stamp(not_after - cfg.renew_before_days * DAY),
+        }
 
     def serving_object(self, ca: CA, cert: Cert, key_pem: str) -> Obj:
         cfg = self.config
-        return self.object("Secret", cfg.namespace, cfg.tls_secret, "tls", self.serving_annotations(ca, cert),
-                           {"tls.crt": cert.pem(), "tls.key": key_pem, "ca.crt": ca.pem})
+        return self.object(
+            "Secret",
+            cfg.namespace,
+            cfg.tls_secret,
+            "tls",
+            self.serving_annotations(ca, cert),
+            {"tls.crt": cert.pem(), "tls.key": key_pem, "ca.crt": ca.pem},
+        )
 
     def reissue_reason(self, current: Obj | None, ca: CA) -> str | None:
         """Why the serving certificate must be issued again, or None to keep it."""
@@ -1039,7 +1196,7 @@ class Pass:
             return "its tls.crt or tls.key is unreadable"
         if not cert.matches(key):
             return "its tls.key does not match tls.crt"
-        problem = cert.verify_with(ca.cert)
+        problem = cert.verify_with(ca.cert, self.now)
         if problem and "expired" not in problem:
             return f"it does not verify against the CA ({problem})"
         not_after = cert.not_after()
@@ -1047,10 +1204,15 @@ class Pass:
             return None
         possible = min(self.now + cfg.serving_validity_days * DAY, ca.cert.not_after())
         if possible > not_after + DAY:
-            return f"it expires on {day(not_after)}, within certificates.renewBeforeDays={cfg.renew_before_days}"
-        self.warn(current, "CertificateExpiring",
-                  f"Secret {cfg.namespace}/{cfg.tls_secret} expires on {day(not_after)} and cannot be renewed "
-                  f"beyond the CA's own end ({day(ca.cert.not_after())}): rotate the CA (README: rotating the CA)")
+            return (
+                f"it expires on {day(not_after)}, within certificates.renewBeforeDays={cfg.renew_before_days}"
+            )
+        self.warn(
+            current,
+            "CertificateExpiring",
+            f"Secret {cfg.namespace}/{cfg.tls_secret} expires on {day(not_after)} and cannot be renewed "
+            f"beyond the CA's own end ({day(ca.cert.not_after())}): rotate the CA (README: rotating the CA)",
+        )
         return None
 
     def issue(self, ca: CA) -> tuple[Cert, str] | None:
@@ -1059,19 +1221,27 @@ class Pass:
         key = Key.generate()
         not_after = min(self.now + cfg.serving_validity_days * DAY, ca.cert.not_after())
         host = next((n for n in cfg.dns_names if not n.startswith("*.") and len(n) <= CN_LIMIT), cfg.domain)
-        cert = build_certificate(subject_cn=host, key=key, issuer=(ca.cert, ca.key), not_before=self.now - 3600,
-                                 not_after=not_after, extensions=serving_extensions(cfg.dns_names,
-                                                                                    cfg.ip_addresses))
-        problem = cert.verify_with(ca.cert)
+        cert = build_certificate(
+            subject_cn=host,
+            key=key,
+            issuer=(ca.cert, ca.key),
+            not_before=self.now - 3600,
+            not_after=not_after,
+            extensions=serving_extensions(cfg.dns_names, cfg.ip_addresses),
+        )
+        problem = cert.verify_with(ca.cert, self.now)
         if problem:
             hint = ""
             if "subtree" in problem:
-                hint = (f": the CA's name constraints ({ca.cert.name_constraints()}) do not cover {cfg.hosts}; "
-                        "a name-constrained CA cannot vouch for other names, so either keep global.domain, "
-                        "certificates.extraDnsNames and extraIpAddresses inside them or rotate the CA "
-                        "(README: rotating the CA; every client must then trust the new one)")
-            self.problems.append(f"the new serving certificate does not verify against the CA "
-                                 f"({problem}){hint}")
+                hint = (
+                    f": the CA's name constraints ({ca.cert.name_constraints()}) do not cover {cfg.hosts}; "
+                    "a name-constrained CA cannot vouch for other names, so either keep global.domain, "
+                    "certificates.extraDnsNames and extraIpAddresses inside them or rotate the CA "
+                    "(README: rotating the CA; every client must then trust the new one)"
+                )
+            self.problems.append(
+                f"the new serving certificate does not verify against the CA ({problem}){hint}"
+            )
             return None
         return cert, key.pem()
 
@@ -1084,19 +1254,30 @@ class Pass:
             log(f"warning: {exc}")
             return
         if current is None:
-            self.warn(None, "", f"certificates.createServingSecret=false but Secret {cfg.namespace}/"
-                      f"{cfg.tls_secret} does not exist: create it (kubernetes.io/tls, signed by your CA, SANs "
-                      f"{cfg.hosts}); the components cannot serve HTTPS before it exists")
+            self.warn(
+                None,
+                "",
+                f"certificates.createServingSecret=false but Secret {cfg.namespace}/"
+                f"{cfg.tls_secret} does not exist: create it (kubernetes.io/tls, signed by your CA, SANs "
+                f"{cfg.hosts}); the components cannot serve HTTPS before it exists",
+            )
             return
         try:
             not_after = Cert.from_pem(_secret_text(current, "tls.crt")).not_after()
         except (CertsError, ValueError):
-            self.warn(current, "CertificateUnreadable", f"Secret {cfg.namespace}/{cfg.tls_secret} has no "
-                      "readable tls.crt")
+            self.warn(
+                current,
+                "CertificateUnreadable",
+                f"Secret {cfg.namespace}/{cfg.tls_secret} has no readable tls.crt",
+            )
             return
         if not_after - self.now <= cfg.renew_before_days * DAY:
-            self.warn(current, "CertificateExpiring", f"Secret {cfg.namespace}/{cfg.tls_secret} (yours: "
-                      f"certificates.createServingSecret=false) expires on {day(not_after)}: renew it")
+            self.warn(
+                current,
+                "CertificateExpiring",
+                f"Secret {cfg.namespace}/{cfg.tls_secret} (yours: "
+                f"certificates.createServingSecret=false) expires on {day(not_after)}: renew it",
+            )
 
 
 def _secret_text(secret: Obj, key: str) -> str:
