@@ -6,10 +6,8 @@ from __future__ import annotations
 import base64
 import hashlib
 import http.server
-import importlib.util
 import socket
 import ssl
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,7 +21,7 @@ from homeci import manifests
 from homeci.manifests import Manifest
 from homeci_testing import certs, realprog
 from homeci_testing.realprog import LOOPBACK, KubeletVolume, PublicNames
-from homeci_testing.support import RELEASE
+from homeci_testing.support import RELEASE, load_script
 from loopback import serve
 
 
@@ -218,12 +216,7 @@ def _program(objects: list[Manifest], tmp: Path) -> tuple[ModuleType, dict[str, 
     script, env = certs.program(objects, certs.hook_job(objects))
     path = tmp / "certs_program.py"
     path.write_text(script)
-    spec = importlib.util.spec_from_file_location("homeci_certs_renewal", path)
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module, env
+    return load_script(path, "homeci_certs_renewal"), env
 
 
 def _renew(objects: list[Manifest], tmp: Path) -> dict[str, bytes]:

@@ -124,18 +124,7 @@ def test_your_ca_secret_is_only_read(helm3: Helm, api: Any, namespace: str, depl
     it; your CA has no name constraints, which is logged and reported as an Event on your Secret."""
     from homeci import ca as camod
 
-    cert, key = camod.new_ca("Lab CA")
-    plain = (
-        x509.CertificateBuilder()
-        .subject_name(cert.subject)
-        .issuer_name(cert.subject)
-        .public_key(key.public_key())
-        .serial_number(cert.serial_number)
-        .not_valid_before(cert.not_valid_before_utc)
-        .not_valid_after(cert.not_valid_after_utc)
-        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .sign(key, camod.hashes.SHA256())
-    )  # the same CA without name constraints
+    plain, key = camod.new_ca("Lab CA", constrained=False)
     core = client.CoreV1Api(api)
     core.create_namespaced_secret(
         namespace,

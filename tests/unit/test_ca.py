@@ -115,13 +115,7 @@ def test_a_leaf_outside_the_constraints_is_refused(ca_dir: Path, tmp_path: Path,
 def test_show_says_whether_a_ca_is_name_constrained(ca_dir: Path, tmp_path: Path) -> None:
     proc = homeci("ca", "show", str(ca_dir / "ca.crt"))
     assert "name constraints: permitted DNS:lab.test, IP:127.0.0.1/32; excluded IP:::/0" in proc.stdout
-    key = ca.new_key()
-    name = x509.Name([x509.NameAttribute(x509.NameOID.COMMON_NAME, "Old CA")])
-    now = dt.datetime.now(dt.UTC)
-    plain = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-             .serial_number(1).not_valid_before(now).not_valid_after(now + dt.timedelta(days=1))
-             .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-             .sign(key, ca.hashes.SHA256()))
+    plain, _ = ca.new_ca("Old CA", days=1, constrained=False)
     proc = homeci("ca", "show", str(_write(tmp_path / "plain.crt", plain)))
     assert "name constraints: none: trusting it trusts it for every site" in proc.stdout, proc.stdout
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
-import importlib.util
 import ipaddress
 import json
 import os
@@ -24,35 +23,24 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from cryptography.hazmat.primitives import serialization
 from cryptography.x509.verification import PolicyBuilder, Store, VerificationError
 
+from homeci import ca as camod
 from homeci import manifests, release
 from homeci.helm import Helm
-from homeci_testing.support import FIXTURES, KUBE_VERSION, NAMESPACE, RELEASE, ROOT, UMBRELLA
+from homeci_testing.support import FIXTURES, KUBE_VERSION, NAMESPACE, RELEASE, ROOT, UMBRELLA, load_script
 
 SCRIPT = UMBRELLA / "files" / "certs.py"
 DOMAIN = "homeci.localhost"
 DAY = 86400
 
 
-def _load() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("homeci_certs_program", SCRIPT)
-    assert spec and spec.loader
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = mod
-    spec.loader.exec_module(mod)
-    return mod
-
-
-certs = _load()
+certs = load_script(SCRIPT, "homeci_certs_program")
 
 
 def config(**over: Any) -> Any:
@@ -106,34 +94,7 @@ def serving(store: Any) -> x509.Certificate:
 
 def leaf_signed_by(ca: x509.Certificate, ca_key: Any, names: list[str]) -> x509.Certificate:
     """A serving certificate as whoever holds the CA key could make it (not by the program)."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    sans: list[x509.GeneralName] = []
-    for n in names:
-        try:
-            sans.append(x509.IPAddress(ipaddress.ip_address(n)))
-        except ValueError:
-            sans.append(x509.DNSName(n))
-    now = dt.datetime.now(dt.UTC)
-    # No CN for an address: OpenSSL would check a CN like "192.168.1.10" against the DNS constraints.
-    subject = [x509.NameAttribute(NameOID.ORGANIZATION_NAME, "anyone")]
-    if not isinstance(sans[0], x509.IPAddress):
-        subject.append(x509.NameAttribute(NameOID.COMMON_NAME, names[0]))
-    return (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name(subject))
-        .issuer_name(ca.subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(hours=1))
-        .not_valid_after(now + dt.timedelta(days=30))
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-        .add_extension(x509.SubjectAlternativeName(sans), critical=False)
-        .add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False
-        )
-        .sign(ca_key, hashes.SHA256())
-    )
+    return camod.issue(ca, ca_key, names, days=30)[0]
 
 
 def pem(cert: x509.Certificate) -> bytes:
@@ -354,38 +315,9 @@ def test_a_name_outside_the_constraints_is_one_problem(capsys: pytest.CaptureFix
 # --- your own CA -----------------------------------------------------------------------------------
 
 
-def user_ca(constrained: bool = False) -> tuple[x509.Certificate, rsa.RSAPrivateKey]:
+def user_ca(constrained: bool = False) -> tuple[x509.Certificate, Any]:
     """A CA as other tools make them (RSA, PKCS#1, no name constraints unless asked)."""
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Lab CA")])
-    now = dt.datetime.now(dt.UTC)
-    builder = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(hours=1))
-        .not_valid_after(now + dt.timedelta(days=3650))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                key_cert_sign=True,
-                crl_sign=True,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
-    )
-    if constrained:
-        builder = builder.add_extension(x509.NameConstraints([x509.DNSName(DOMAIN)], None), critical=True)
-    return builder.sign(key, hashes.SHA256()), key
+    return camod.new_ca("Lab CA", domain=DOMAIN, constrained=constrained)
 
 
 def tls_secret(name: str, cert: x509.Certificate, key: Any, **labels: str) -> dict[str, Any]:

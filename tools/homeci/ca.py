@@ -78,10 +78,11 @@ def name_constraints(domain: str, dns_names: Sequence[str] = (),
 
 
 def new_ca(cn: str = DEFAULT_CN, days: int = DEFAULT_DAYS, *, domain: str | None = None,
-           dns_names: Sequence[str] = (),
-           ips: Sequence[str] = ()) -> tuple[x509.Certificate, rsa.RSAPrivateKey]:
+           dns_names: Sequence[str] = (), ips: Sequence[str] = (),
+           constrained: bool = True) -> tuple[x509.Certificate, rsa.RSAPrivateKey]:
     """A self-signed CA that may sign end-entity certificates only (pathLen 0), for ``domain`` (default: the
-    chart's global.domain), ``dns_names`` and ``ips`` only (name constraints)."""
+    chart's global.domain), ``dns_names`` and ``ips`` only (name constraints). ``constrained=False`` leaves
+    the constraints out, as many other tools do (to show what that allows, in tests)."""
     from homeci import contract
 
     if days < 1:
@@ -93,7 +94,7 @@ def new_ca(cn: str = DEFAULT_CN, days: int = DEFAULT_DAYS, *, domain: str | None
                       x509.NameAttribute(NameOID.ORGANIZATION_NAME, "homeci")])
     now = _now()
     ski = x509.SubjectKeyIdentifier.from_public_key(key.public_key())
-    cert = (
+    builder = (
         x509.CertificateBuilder()
         .subject_name(name).issuer_name(name)
         .public_key(key.public_key())
@@ -107,15 +108,17 @@ def new_ca(cn: str = DEFAULT_CN, days: int = DEFAULT_DAYS, *, domain: str | None
                                      decipher_only=False), critical=True)
         .add_extension(ski, critical=False)
         .add_extension(x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ski), critical=False)
-        .add_extension(name_constraints(domain or contract.default_domain(), dns_names, ips), critical=True)
-        .sign(key, hashes.SHA256())
     )
-    return cert, key
+    if constrained:
+        constraints = name_constraints(domain or contract.default_domain(), dns_names, ips)
+        builder = builder.add_extension(constraints, critical=True)
+    return builder.sign(key, hashes.SHA256()), key
 
 
 def issue(ca_cert: x509.Certificate, ca_key: rsa.RSAPrivateKey, names: list[str], *, days: int = 365,
           not_before: dt.datetime | None = None) -> tuple[x509.Certificate, rsa.RSAPrivateKey]:
-    """A serving certificate for ``names`` (DNS names or IP addresses) signed by the CA."""
+    """A serving certificate for ``names`` (DNS names or IP addresses) signed by the CA. Its CN is the first
+    DNS name (none when there is none: OpenSSL would check an address in the CN as a DNS name)."""
     key = new_key()
     sans: list[x509.GeneralName] = []
     for n in names:
@@ -123,10 +126,12 @@ def issue(ca_cert: x509.Certificate, ca_key: rsa.RSAPrivateKey, names: list[str]
             sans.append(x509.IPAddress(ipaddress.ip_address(n)))
         except ValueError:
             sans.append(x509.DNSName(n))
+    dns = [n.value for n in sans if isinstance(n, x509.DNSName)]
+    subject = [x509.NameAttribute(NameOID.COMMON_NAME, dns[0])] if dns else []
     start = not_before or _now() - dt.timedelta(minutes=5)
     cert = (
         x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, names[0])]))
+        .subject_name(x509.Name(subject))
         .issuer_name(ca_cert.subject)
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
@@ -134,7 +139,8 @@ def issue(ca_cert: x509.Certificate, ca_key: rsa.RSAPrivateKey, names: list[str]
         .not_valid_after(start + dt.timedelta(days=days))
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-        .add_extension(x509.SubjectAlternativeName(sans), critical=False)
+        # RFC 5280: the names are all in subjectAltName when the subject is empty, which makes it critical.
+        .add_extension(x509.SubjectAlternativeName(sans), critical=not subject)
         .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()),
                        critical=False)
         .sign(ca_key, hashes.SHA256())

@@ -254,16 +254,29 @@ def _read_bio(pem: str, read: Callable[[int], int | None], what: str) -> int:
         lib.BIO_free(bio)
 
 
-class Key:
-    """An EVP_PKEY (owned)."""
+class _Owned:
+    """An OpenSSL object this process owns, released with the libcrypto function ``FREE``."""
+
+    FREE = ""
 
     def __init__(self, handle: int) -> None:
         self.handle = handle
 
     def __del__(self) -> None:
         if _lib is not None and self.handle:
-            _lib.EVP_PKEY_free(self.handle)
+            getattr(_lib, self.FREE)(self.handle)
             self.handle = 0
+
+    @classmethod
+    def _from_pem(cls, pem: str, reader: str, what: str) -> int:
+        lib = _c()
+        return _read_bio(pem, lambda b: getattr(lib, reader)(b, None, None, None), f"reading a PEM {what}")
+
+
+class Key(_Owned):
+    """An EVP_PKEY."""
+
+    FREE = "EVP_PKEY_free"
 
     @classmethod
     def generate(cls) -> Key:
@@ -281,12 +294,7 @@ class Key:
 
     @classmethod
     def from_pem(cls, pem: str) -> Key:
-        lib = _c()
-        return cls(
-            _read_bio(
-                pem, lambda b: lib.PEM_read_bio_PrivateKey(b, None, None, None), "reading a PEM private key"
-            )
-        )
+        return cls(cls._from_pem(pem, "PEM_read_bio_PrivateKey", "private key"))
 
     def pem(self) -> str:
         """Unencrypted PKCS#8 PEM."""
@@ -303,23 +311,14 @@ def describe_key(handle: int) -> str:
     return f"{name} {lib.EVP_PKEY_get_bits(handle)}-bit"
 
 
-class Cert:
-    """An X509 (owned)."""
+class Cert(_Owned):
+    """An X509 certificate."""
 
-    def __init__(self, handle: int) -> None:
-        self.handle = handle
-
-    def __del__(self) -> None:
-        if _lib is not None and self.handle:
-            _lib.X509_free(self.handle)
-            self.handle = 0
+    FREE = "X509_free"
 
     @classmethod
     def from_pem(cls, pem: str) -> Cert:
-        lib = _c()
-        return cls(
-            _read_bio(pem, lambda b: lib.PEM_read_bio_X509(b, None, None, None), "reading a PEM certificate")
-        )
+        return cls(cls._from_pem(pem, "PEM_read_bio_X509", "certificate"))
 
     def pem(self) -> str:
         lib = _c()
