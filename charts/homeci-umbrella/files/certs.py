@@ -25,6 +25,12 @@ and the exit status is 1; warnings (`certs: warning: ...`) also become Kubernete
 Crypto: the OpenSSL library (libcrypto 3) every Python image links, through ctypes; no key or
 certificate maths here. Kubernetes: the pod's ServiceAccount token, urllib. Standard library only.
 
+Environment (the chart sets it): NAMESPACE, RELEASE, TLS_MODE, CA_SECRET, CA_CONFIGMAP,
+CA_CONFIGMAP_NAMESPACES (comma-separated), TLS_SECRET, CREATE_SERVING_SECRET, DOMAIN, DNS_NAMES and
+IP_ADDRESSES (comma-separated), CA_COMMON_NAME, CA_VALIDITY_DAYS, SERVING_VALIDITY_DAYS,
+RENEW_BEFORE_DAYS; optional CA_CERTIFICATE (PEM), SYSTEM_BUNDLE (default
+/etc/ssl/certs/ca-certificates.crt), LIBCRYPTO (the library's file name or path).
+
 Usage: certs.py            reconcile the cluster (in a pod, or with KUBERNETES_SERVICE_HOST/PORT and
                            SERVICEACCOUNT_DIR pointing at a token and the API server's CA)
        certs.py --print    no cluster: print what a pass writes into an empty namespace (a JSON List)
