@@ -31,7 +31,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
                 "Run local clusters (simulated control plane + kwok, or kind)."),
     "smoke": ("homeci.commands.smoke", "command",
               "Push a sample app through an installed stack and report every phase."),
-    "node-config": ("homeci.commands.nodeconfig", "command",
+    "node-config": ("homeci.commands.node_config", "command",
                     "Print containerd hosts.toml / k3s registries.yaml for trusting the registry."),
     "scan": ("homeci.commands.scan", "command",
              "Security scan (checkov) of every chart scenario against toolchain/checkov-allowed.yaml."),

@@ -1,4 +1,5 @@
-"""Where everything of one local cluster lives, and its fixed network plan (inside its own netns)."""
+"""Where everything of one real node (provider ``netns``) lives, and its fixed network plan (inside its
+own network namespace)."""
 
 from __future__ import annotations
 
@@ -24,8 +25,9 @@ ETCD_CLIENT = "http://127.0.0.1:2379"
 
 
 def root() -> Path:
-    """Parent of every local cluster's state directory (``$HOMECI_LOCAL_WORKDIR`` overrides)."""
-    env = os.environ.get("HOMECI_LOCAL_WORKDIR")
+    """Parent of every netns cluster's state directory (``$HOMECI_NETNS_WORKDIR`` overrides; the cache
+    folder keeps its first name, ``local``, so clusters made before the rename are still found)."""
+    env = os.environ.get("HOMECI_NETNS_WORKDIR") or os.environ.get("HOMECI_LOCAL_WORKDIR")
     return Path(env).expanduser() if env else cache_dir() / "local"
 
 
@@ -92,13 +94,5 @@ class Layout:
 
     @property
     def info(self) -> Path:
-        """cluster.json: ports, cgroup parent, cgroups created, holder pid."""
+        """cluster.json: the domain and the start-up time (the sandbox keeps ports and cgroups)."""
         return self.state / "cluster.json"
-
-    @property
-    def holder_plan(self) -> Path:
-        return self.state / "holder.json"
-
-    @property
-    def holder_status(self) -> Path:
-        return self.state / "holder.status"

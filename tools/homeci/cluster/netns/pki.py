@@ -1,4 +1,5 @@
-"""Certificates and kubeconfigs of the local cluster: one cluster CA, ECDSA P-256 keys, written once.
+"""Certificates and kubeconfigs of the real node: one cluster CA (made by :func:`homeci.ca.new_ca`, the
+project's one CA builder), ECDSA P-256 leaf keys, written once.
 
 etcd listens on the namespace's loopback only and needs no TLS; everything else authenticates with
 client certificates signed by the cluster CA (the admin identity is in ``system:masters``).
@@ -14,8 +15,11 @@ from pathlib import Path
 import yaml
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.asymmetric.types import CertificateIssuerPrivateKeyTypes
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from homeci import ca
 
 DAYS = 365
 
@@ -30,20 +34,15 @@ def _key() -> ec.EllipticCurvePrivateKey:
     return ec.generate_private_key(ec.SECP256R1())
 
 
-def _write_key(path: Path, key: ec.EllipticCurvePrivateKey) -> None:
-    path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                       serialization.NoEncryption()))
-    path.chmod(0o600)
+def _write(path: Path, data: bytes, mode: int = 0o644) -> None:
+    path.write_bytes(data)
+    path.chmod(mode)
 
 
-def _write_cert(path: Path, cert: x509.Certificate) -> None:
-    path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-
-
-def _load(pair: Pair) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
+def _load(pair: Pair) -> tuple[x509.Certificate, CertificateIssuerPrivateKeyTypes]:
     cert = x509.load_pem_x509_certificate(pair.cert.read_bytes())
     key = serialization.load_pem_private_key(pair.key.read_bytes(), password=None)
-    assert isinstance(key, ec.EllipticCurvePrivateKey)
+    assert isinstance(key, (rsa.RSAPrivateKey, ec.EllipticCurvePrivateKey))
     return cert, key
 
 
@@ -56,34 +55,19 @@ def ensure_ca(directory: Path, cn: str) -> Pair:
     if pair.cert.is_file() and pair.key.is_file():
         return pair
     directory.mkdir(parents=True, exist_ok=True)
-    key = _key()
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
-    ski = x509.SubjectKeyIdentifier.from_public_key(key.public_key())
-    cert = (
-        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-        .serial_number(x509.random_serial_number()).not_valid_before(_now())
-        .not_valid_after(_now() + dt.timedelta(days=DAYS * 10))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .add_extension(x509.KeyUsage(digital_signature=True, key_cert_sign=True, crl_sign=True,
-                                     content_commitment=False, key_encipherment=False,
-                                     data_encipherment=False, key_agreement=False, encipher_only=False,
-                                     decipher_only=False), critical=True)
-        .add_extension(ski, critical=False)
-        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ski), critical=False)
-        .sign(key, hashes.SHA256())
-    )
-    _write_key(pair.key, key)
-    _write_cert(pair.cert, cert)
+    cert, key = ca.new_ca(cn)
+    _write(pair.key, ca.key_pem(key), 0o600)
+    _write(pair.cert, ca.cert_pem(cert))
     return pair
 
 
-def ensure_leaf(ca: Pair, directory: Path, stem: str, *, cn: str, orgs: tuple[str, ...] = (),
+def ensure_leaf(issuer: Pair, directory: Path, stem: str, *, cn: str, orgs: tuple[str, ...] = (),
                 server_names: tuple[str, ...] = (), client: bool = False) -> Pair:
     """A leaf certificate ``<stem>.crt``/``.key`` (server if ``server_names``, client if ``client``)."""
     pair = Pair(directory / f"{stem}.crt", directory / f"{stem}.key")
     if pair.cert.is_file() and pair.key.is_file():
         return pair
-    ca_cert, ca_key = _load(ca)
+    ca_cert, ca_key = _load(issuer)
     key = _key()
     attrs = [x509.NameAttribute(NameOID.ORGANIZATION_NAME, o) for o in orgs]
     attrs.append(x509.NameAttribute(NameOID.COMMON_NAME, cn))
@@ -115,9 +99,14 @@ def ensure_leaf(ca: Pair, directory: Path, stem: str, *, cn: str, orgs: tuple[st
         builder = builder.add_extension(x509.SubjectAlternativeName(sans), critical=False)
     cert = builder.sign(ca_key, hashes.SHA256())
     directory.mkdir(parents=True, exist_ok=True)
-    _write_key(pair.key, key)
-    _write_cert(pair.cert, cert)
+    _write(pair.key, _key_pem(key), 0o600)
+    _write(pair.cert, ca.cert_pem(cert))
     return pair
+
+
+def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
+    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                             serialization.NoEncryption())
 
 
 def ensure_sa_keys(directory: Path) -> Pair:
@@ -126,7 +115,7 @@ def ensure_sa_keys(directory: Path) -> Pair:
     if pair.cert.is_file() and pair.key.is_file():
         return pair
     key = _key()
-    _write_key(pair.key, key)
+    _write(pair.key, _key_pem(key), 0o600)
     pair.cert.write_bytes(key.public_key().public_bytes(serialization.Encoding.PEM,
                                                         serialization.PublicFormat.SubjectPublicKeyInfo))
     return pair

@@ -1,4 +1,4 @@
-"""Configuration files and command lines of the local cluster's programs (pure functions of the plan).
+"""Configuration files and command lines of the real node's daemons (pure functions of the plan).
 
 The settings marked "real-node" were each found by a failure on this kind of machine
 (../shared/research/real-node.md): keep them unless the reason is gone.
@@ -13,8 +13,8 @@ from typing import Any
 
 import yaml
 
-from homeci.cluster.local import layout as L
-from homeci.cluster.local.layout import Layout
+from homeci.cluster.netns import layout as L
+from homeci.cluster.netns.layout import Layout
 
 
 @dataclass(frozen=True)
@@ -68,7 +68,10 @@ imports = []
 """
 
 
-def cni_conflist(lay: Layout) -> str:
+def cni_conflist(*, subnet: str, gateway: str, data_dir: str) -> str:
+    """The pod network of one node: a ``cni0`` bridge (gateway, hairpin, no masquerade: nothing leaves)
+    with ``host-local`` addresses from ``subnet``, plus ``portmap``. The kind provider's offline nodes use
+    it too (one per node, on that node's pod CIDR)."""
     doc = {
         "cniVersion": "1.0.0",
         "name": "homeci",
@@ -76,8 +79,8 @@ def cni_conflist(lay: Layout) -> str:
             {
                 "type": "bridge", "bridge": "cni0", "isGateway": True, "ipMasq": False,
                 "hairpinMode": True,
-                "ipam": {"type": "host-local", "dataDir": str(lay.cni_data),
-                         "ranges": [[{"subnet": L.NODE_POD_CIDR, "gateway": L.POD_GATEWAY}]],
+                "ipam": {"type": "host-local", "dataDir": data_dir,
+                         "ranges": [[{"subnet": subnet, "gateway": gateway}]],
                          "routes": [{"dst": "0.0.0.0/0"}]},
             },
             {"type": "portmap", "capabilities": {"portMappings": True}},

@@ -1,18 +1,20 @@
-"""The holder: a long-lived process owning the cluster's network and mount namespaces.
+"""The holder: a long-lived process owning a sandbox's network and mount namespaces.
 
-Started as ``unshare --net --mount --propagation slave -- python -m homeci.cluster.local.holder
-<plan.json>``; every daemon joins it with ``nsenter -t <holder> -m -n``. Inside its mount namespace:
+Started as ``unshare --net --mount --propagation slave -- python holder.py <plan.json>`` (stdlib only);
+every daemon joins it with ``nsenter -t <holder> -m -n``. Inside its mount namespace:
 
 * a fresh sysfs (the new network namespace's view) and the host's cgroup hierarchies remounted below
   it (same hierarchies, so the host's limits apply);
-* ``/run``, ``/var/lib`` and ``/var/log`` bound from the state directory, and ``/etc`` an overlay whose
-  writes land in the state directory (``/etc/hosts``, ``/etc/containerd/certs.d``) — nothing a daemon
+* ``/run``, ``/var/lib`` and ``/var/log`` bound from the state directory, and ``/etc`` (plus the plan's
+  other ``overlays``, e.g. ``/usr/lib`` for the kind engine's ``/lib/modules``) overlays whose writes land
+  in the state directory (``/etc/hosts``, ``/etc/containerd/certs.d``, ``/etc/docker``) — nothing a daemon
   or a hostPath volume writes reaches the host's files;
 * files with the host's current values bound over the ``/proc/sys`` entries kubelet would rewrite
   host-wide (``vm.overcommit_memory``, ``kernel.panic``, …).
 
-Inside its network namespace: ``lo``, an empty bridge carrying the node IP, a route for the Service
-CIDR through it and no default route — nothing leaves the machine. The holder writes ``ready`` (or
+Inside its network namespace: ``lo`` and, for the real node (plan ``network``), an empty bridge
+carrying the node IP and a route for the Service CIDR through it; never a default route — nothing
+leaves the machine. The holder writes ``ready`` (or
 ``error: …``) into its status file, then sleeps until SIGTERM; when it and the daemons are gone, the
 namespaces and every mount in them vanish with them.
 """
@@ -55,10 +57,15 @@ def _mount_fs(plan: dict[str, Any]) -> None:
         src = fs / target.strip("/").replace("/", "-")
         src.mkdir(parents=True, exist_ok=True)
         _run("mount", "--bind", str(src), target)
-    upper, work = fs / "etc-upper", fs / "etc-work"
-    upper.mkdir(parents=True, exist_ok=True)
-    work.mkdir(parents=True, exist_ok=True)
-    _run("mount", "-t", "overlay", "overlay", "-o", f"lowerdir=/etc,upperdir={upper},workdir={work}", "/etc")
+    for target in plan.get("overlays", ["/etc"]):
+        slug = target.strip("/").replace("/", "-")
+        upper, work = fs / f"{slug}-upper", fs / f"{slug}-work"
+        upper.mkdir(parents=True, exist_ok=True)
+        work.mkdir(parents=True, exist_ok=True)
+        _run("mount", "-t", "overlay", "overlay", "-o", f"lowerdir={target},upperdir={upper},workdir={work}",
+             target)
+    for folder in plan.get("mkdirs", []):
+        Path(folder).mkdir(parents=True, exist_ok=True)
     Path("/etc/hosts").write_text(plan["hosts"])
     resolv = Path("/etc/resolv.conf")
     if resolv.is_symlink():
@@ -76,12 +83,13 @@ def _mount_fs(plan: dict[str, Any]) -> None:
 
 
 def _network(plan: dict[str, Any]) -> None:
-    net = plan["network"]
     _run("ip", "link", "set", "lo", "up")
-    _run("ip", "link", "add", net["bridge"], "type", "bridge")
-    _run("ip", "addr", "add", f"{net['node_ip']}/{net['node_prefix']}", "dev", net["bridge"])
-    _run("ip", "link", "set", net["bridge"], "up")
-    _run("ip", "route", "add", net["service_cidr"], "dev", net["bridge"])
+    net = plan.get("network")
+    if net:
+        _run("ip", "link", "add", net["bridge"], "type", "bridge")
+        _run("ip", "addr", "add", f"{net['node_ip']}/{net['node_prefix']}", "dev", net["bridge"])
+        _run("ip", "link", "set", net["bridge"], "up")
+        _run("ip", "route", "add", net["service_cidr"], "dev", net["bridge"])
     for key, value in (("net/ipv4/ip_forward", "1"), ("net/bridge/bridge-nf-call-iptables", "1"),
                        ("net/bridge/bridge-nf-call-ip6tables", "1")):
         f = Path("/proc/sys") / key

@@ -1,5 +1,6 @@
-"""Starting and stopping the cluster's processes: each one in the cluster's cgroup, its own log file,
-its pid in ``<state>/pids/<name>.pid``; stopped by pid with a deadline, then SIGKILL."""
+"""Processes by pid, for every provider: whether one is alive and still ours, starting one in a cgroup (and
+inside a sandbox's namespaces) with its own log file and its pid in ``<state>/pids/<name>.pid``, and
+stopping by pid with a deadline, then SIGKILL."""
 
 from __future__ import annotations
 
@@ -11,10 +12,12 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from homeci.cluster.local import cgroups
+from homeci.cluster.sandbox import cgroups
 
 
 def alive(pid: int) -> bool:
+    """The process exists and is not a zombie. When /proc cannot be read, the signal check decides: the
+    process exists, so it counts as alive (never mistake a live process for a finished one)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -25,7 +28,7 @@ def alive(pid: int) -> bool:
         with open(f"/proc/{pid}/stat") as f:
             return f.read().rsplit(") ", 1)[1][:1] != "Z"
     except OSError:
-        return False
+        return True
 
 
 def start(name: str, cmd: Sequence[str], *, state: Path, hierarchies: list[cgroups.Hierarchy],

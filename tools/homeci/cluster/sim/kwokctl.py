@@ -8,7 +8,7 @@ from typing import Any
 
 import yaml
 
-from homeci.cluster.stages import stages
+from homeci.cluster.sim.stages import stages
 
 # Bind every control-plane listener to loopback only.
 BIND_ADDRESS = "127.0.0.1"
