@@ -6,11 +6,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from realprog_harness import HERE, RELEASE, SCENARIOS, LoopbackTraefik, public_hosts, render
 
 from homeci import manifests
 from homeci.manifests import Manifest
 from homeci_testing.realprog import PublicNames
+from homeci_testing.realprog_harness import SCENARIOS, LoopbackTraefik, public_hosts, render
+from homeci_testing.support import RELEASE
+
+HERE = Path(__file__).resolve().parent
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -29,7 +29,12 @@ from typing import Any, TypeVar
 
 import pytest
 import yaml
-from realprog_harness import (
+
+from homeci import manifests, paths, rendering, toolchain
+from homeci.manifests import Manifest
+from homeci_testing import drone as drone_chart
+from homeci_testing.realprog import LOOPBACK, ClusterNames, LoopbackPod, Program
+from homeci_testing.realprog_harness import (
     LoopbackDrone,
     LoopbackGogs,
     binary,
@@ -38,11 +43,6 @@ from realprog_harness import (
     run_job,
     stray_writes,
 )
-
-from homeci import manifests, paths, rendering, toolchain
-from homeci.manifests import Manifest
-from homeci_testing import drone as drone_chart
-from homeci_testing.realprog import LOOPBACK, ClusterNames, LoopbackPod, Program
 from homeci_testing.support import KUBE_VERSION, NAMESPACE, PIPELINES, PIPELINES_RELEASE, RELEASE
 
 SAMPLE_APP = paths.sample_app()

@@ -10,14 +10,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from realprog_harness import LoopbackTraefik, render
 
 from homeci import manifests
 from homeci.manifests import Manifest
 from homeci_testing import realprog
+from homeci_testing.loopback import serve
 from homeci_testing.realprog import LOOPBACK, PublicNames
+from homeci_testing.realprog_harness import LoopbackTraefik, render
 from homeci_testing.support import RELEASE
-from loopback import serve
 
 
 def _rendered_arg(objects: list[Manifest], prefix: str) -> str:

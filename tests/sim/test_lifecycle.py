@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 from kubernetes import client
-from simhelpers import (
-    RELEASE,
-    UMBRELLA,
+
+from homeci.helm import Helm, HelmError
+from homeci_testing.clusters import (
     Deployments,
     certificate,
     dns_names,
@@ -19,8 +19,7 @@ from simhelpers import (
     manifest_objects,
     secret_data,
 )
-
-from homeci.helm import Helm, HelmError
+from homeci_testing.support import RELEASE, UMBRELLA
 
 CA_SECRET = "homeci-ca"
 TLS_SECRET = "homeci-tls"

@@ -6,17 +6,10 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from simhelpers import (
-    PIPELINES,
-    UMBRELLA,
-    Deployments,
-    can,
-    ensure_restricted_namespace,
-    helm_install,
-)
-
 from homeci.helm import Helm
 from homeci.manifests import parse
+from homeci_testing.clusters import Deployments, can, create_namespace, helm_install
+from homeci_testing.support import PIPELINES, UMBRELLA
 
 BUILD_NS = "homeci-builds"
 
@@ -35,10 +28,10 @@ def _check(api: Any, sa_ns: str, sa: str, rules: list[tuple[bool, str, str, str 
 def test_pipelines_rbac_is_exact(helm3: Helm, api: Any, namespace: str, deployments: Deployments) -> None:
     umbrella = parse(helm_install(deployments, helm3, api, UMBRELLA, namespace))
     target = f"apps-{uuid.uuid4().hex[:5]}"
-    ensure_restricted_namespace(api, target)
+    create_namespace(api, target)
     deployments.namespaces.add(target)
     other = f"other-{uuid.uuid4().hex[:5]}"
-    ensure_restricted_namespace(api, other)
+    create_namespace(api, other)
     deployments.namespaces.add(other)
 
     manifest = parse(helm_install(

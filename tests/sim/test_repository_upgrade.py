@@ -17,9 +17,10 @@ from typing import Any
 import pytest
 import yaml
 from kubernetes import client
-from simhelpers import RELEASE, Deployments, certificate, diagnose, pod_templates, secret_data
 
-from chartrepo import (
+from homeci import manifests, release, signing
+from homeci.helm import Helm, HelmError
+from homeci_testing.chartrepo import (
     ROOT,
     UMBRELLA,
     Served,
@@ -28,8 +29,8 @@ from chartrepo import (
     gpg_signer,
     serve_https,
 )
-from homeci import manifests, release, signing
-from homeci.helm import Helm, HelmError
+from homeci_testing.clusters import Deployments, certificate, diagnose, pod_templates, secret_data
+from homeci_testing.support import RELEASE
 
 REPO = "homeci"
 

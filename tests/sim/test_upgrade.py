@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from simhelpers import (
-    UMBRELLA,
+from homeci.helm import Helm
+from homeci_testing.clusters import (
     Deployments,
     certificate,
     configmap_data,
@@ -17,8 +17,7 @@ from simhelpers import (
     pod_templates,
     secret_data,
 )
-
-from homeci.helm import Helm
+from homeci_testing.support import UMBRELLA
 
 CA_SECRET = "homeci-ca"
 TLS_SECRET = "homeci-tls"

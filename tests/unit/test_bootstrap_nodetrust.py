@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from loopback import serve
+from homeci_testing.loopback import serve
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "charts" / "homeci-umbrella" / "files" / "node-trust.py"

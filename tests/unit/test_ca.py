@@ -24,8 +24,8 @@ from cryptography.hazmat.primitives import serialization
 from homeci import ca, manifests
 from homeci.errors import HomeciError
 from homeci.helm import Helm
+from homeci_testing.loopback import serve
 from homeci_testing.support import ROOT
-from loopback import serve
 
 
 def homeci(*args: str) -> subprocess.CompletedProcess[str]:

@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 
 from homeci_testing import drone
-from loopback import serve
+from homeci_testing.loopback import serve
 
 TOKEN = "machine-token-for-tests"
 TEMPLATE = "homeci-build-deploy.yaml"

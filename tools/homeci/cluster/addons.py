@@ -12,7 +12,6 @@ Service's name, so pods reach the stack by its public names without knowing Trae
 from __future__ import annotations
 
 import os
-import re
 import shutil
 from collections.abc import Callable, Mapping
 from pathlib import PurePosixPath
@@ -29,11 +28,18 @@ CLUSTER_DOMAIN = "cluster.local"
 POOL_LABEL = "homeci.dev/local-pool"
 
 
+def rewrite_rule(domain: str, traefik_service: str) -> str:
+    """The Corefile block answering ``<domain>`` and every ``*.<domain>`` with the Traefik Service: the
+    same rule the umbrella renders for k3s (``corednsCustom``)."""
+    pattern = "(.+\\.)?" + domain.replace(".", "\\.") + "\\.$"
+    return f"rewrite stop {{\n  name regex {pattern} {traefik_service.rstrip('.')}.\n  answer auto\n}}\n"
+
+
 def corefile(*, domain: str, traefik_service: str, upstream: bool = False) -> str:
     """CoreDNS answering the cluster's names, and ``<domain>`` with every ``*.<domain>`` as the Traefik
     Service. ``upstream`` forwards other names to the node's resolver (a machine with internet); offline
     they answer SERVFAIL at once."""
-    pattern = r"(.*\.)?" + re.escape(domain) + r"\.?$"
+    rule = "".join(f"    {line}\n" for line in rewrite_rule(domain, traefik_service).splitlines())
     forward = "    forward . /etc/resolv.conf\n" if upstream else ""
     return f""".:53 {{
     errors
@@ -41,11 +47,7 @@ def corefile(*, domain: str, traefik_service: str, upstream: bool = False) -> st
         lameduck 2s
     }}
     ready
-    rewrite stop {{
-        name regex {pattern} {traefik_service}.
-        answer auto
-    }}
-    kubernetes {CLUSTER_DOMAIN} in-addr.arpa ip6.arpa {{
+{rule}    kubernetes {CLUSTER_DOMAIN} in-addr.arpa ip6.arpa {{
         pods insecure
         fallthrough in-addr.arpa ip6.arpa
         ttl 30

@@ -76,7 +76,7 @@ def install_stack(cluster: Cluster, *, major: int = 3, values_files: list[Path] 
     if pipelines:
         say(f"helm{major} upgrade --install {contract.PIPELINES_RELEASE} (target namespace {TARGET})")
         install_pipelines(cluster, helm, owner=done.stack.admin_user, domain=done.stack.domain)
-    if cluster.image_source == "source":
+    if pipelines and cluster.image_source == "source":
         say("seeding the sample app's base images into the registry (kaniko's mirror)")
         done.seeded = seed_base_images(done.stack, progress)
     return done

@@ -6,19 +6,20 @@ import time
 from pathlib import Path
 from typing import Any
 
-from homeci.cluster.local import LocalCluster, cgroups
-from homeci.cluster.local.cluster import host_iptables_chains
+from homeci.cluster.netns import NetnsCluster
+from homeci.cluster.sandbox import cgroups
+from homeci.cluster.sandbox.box import host_iptables_rules
 
 
-def test_down_leaves_nothing_behind(local_cluster: LocalCluster, host_baseline: dict[str, Any]) -> None:
-    info = local_cluster.info()
-    pids = local_cluster.pids()
+def test_down_leaves_nothing_behind(netns_cluster: NetnsCluster, host_baseline: dict[str, Any]) -> None:
+    info = netns_cluster.sandbox.info()
+    pids = netns_cluster.pids()
     assert "holder" in pids and "kubelet" in pids
     holder_netns = Path(f"/proc/{pids['holder']}/ns/net").readlink()
     start = time.monotonic()
-    assert local_cluster.down()
+    assert netns_cluster.down()
     took = time.monotonic() - start
-    assert local_cluster.leftovers() == [], local_cluster.leftovers()
+    assert netns_cluster.leftovers() == [], netns_cluster.leftovers()
     assert not any(Path(f"/proc/{p}").exists() and Path(f"/proc/{p}/cmdline").read_bytes()
                    for p in pids.values())
     # No process anywhere still sits in the cluster's network namespace.
@@ -30,31 +31,33 @@ def test_down_leaves_nothing_behind(local_cluster: LocalCluster, host_baseline: 
                 continue
     hs = cgroups.hierarchies()
     assert cgroups.leftovers(hs, info["parent"], info["created_cgroups"]) == []
-    assert host_iptables_chains() == host_baseline["iptables"]
+    assert host_iptables_rules() == host_baseline["iptables"]
     netns = sorted(Path("/run/netns").glob("*")) if Path("/run/netns").is_dir() else None
     assert netns == host_baseline["netns"]
-    assert not local_cluster.dir.exists()
+    assert not netns_cluster.dir.exists()
     assert took < 60, f"down took {took:.1f}s"
 
 
-def test_sigterm_during_up_tears_everything_down(local_cluster: LocalCluster) -> None:
-    """SIGTERM while ``homeci cluster local up`` is starting: the command cleans up before exiting."""
+def test_sigterm_during_up_tears_everything_down(netns_cluster: NetnsCluster) -> None:
+    """SIGTERM while ``homeci cluster up --provider netns`` is starting: the command cleans up before
+    exiting."""
     import os
     import signal
     import subprocess
     import sys
 
-    other = LocalCluster(f"pt{os.getpid()}-int")
+    other = NetnsCluster(f"pt{os.getpid()}-int")
     other.down()
     homeci = Path(sys.executable).with_name("homeci")
-    proc = subprocess.Popen([str(homeci), "cluster", "local", "up", "--name", other.name],
+    proc = subprocess.Popen([str(homeci), "cluster", "up", "--provider", "netns", "--no-stack", "--name",
+                             other.name],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and "kube-apiserver" not in other.pids():
             time.sleep(0.1)
         assert "kube-apiserver" in other.pids(), "up never started the API server"
-        info = other.info()
+        info = other.sandbox.info()
         proc.send_signal(signal.SIGTERM)
         out, _ = proc.communicate(timeout=90)
     finally:

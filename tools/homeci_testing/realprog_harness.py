@@ -35,7 +35,6 @@ from homeci_testing.realprog import LOOPBACK, ClusterNames, LoopbackPod, Program
 from homeci_testing.support import RELEASE
 
 UMBRELLA = support.UMBRELLA  # HOMECI_TEST_CHARTS renders another copy of charts/
-HERE = Path(__file__).resolve().parent
 
 
 def kube_version() -> str:

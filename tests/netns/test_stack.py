@@ -13,39 +13,35 @@ from pathlib import Path
 
 import pytest
 from kubernetes import client
-from localhelpers import create_namespace, delete_namespace, python_pod, wait_pod
 
-from homeci.cluster import stack as stackmod
-from homeci.cluster.local import LocalCluster
+from homeci.cluster.install import install_stack, read_stack, traefik_ip
+from homeci.cluster.netns import NetnsCluster
 from homeci.errors import HomeciError
 from homeci.flow import stack as flowstack
 from homeci.flow.clients import Registry, push_oci_layout
+from homeci_testing.clusters import create_namespace, delete_namespace, python_pod, wait_pod
 from homeci_testing.realprog import PublicNames
+from homeci_testing.support import NAMESPACE, RELEASE
 
 TEST_REPO = "homeci-test/pause"
 
 
 @pytest.fixture(scope="module")
-def installed(local_cluster: LocalCluster, tmp_path_factory: pytest.TempPathFactory) -> flowstack.Stack:
+def installed(netns_cluster: NetnsCluster, tmp_path_factory: pytest.TempPathFactory) -> flowstack.Stack:
     try:
-        local_cluster.install_stack(major=3, timeout="10m")
+        install_stack(netns_cluster, major=3, timeout="10m", pipelines=False)
     except HomeciError as exc:
         if "recipe" in str(exc) or "not installed" in str(exc):
             pytest.skip(f"the stack's images cannot be built here: {exc}")
         raise
-    api = local_cluster.api()
-    port = local_cluster.info()["ports"]["https"]
-    st = flowstack.from_cluster(client.CoreV1Api(api), client.NetworkingV1Api(api), stackmod.NAMESPACE,
-                                stackmod.RELEASE, tmp_path_factory.mktemp("stack"),
-                                lambda ca: PublicNames({"https": port}, ca))
-    st.https_port = port
+    st: flowstack.Stack = read_stack(netns_cluster, tmp_path_factory.mktemp("stack"))
     return st
 
 
-def test_every_workload_has_ready_real_pods(local_cluster: LocalCluster, installed: flowstack.Stack) -> None:
-    api = local_cluster.api()
+def test_every_workload_has_ready_real_pods(netns_cluster: NetnsCluster, installed: flowstack.Stack) -> None:
+    api = netns_cluster.api()
     apps, core = client.AppsV1Api(api), client.CoreV1Api(api)
-    ns = stackmod.NAMESPACE
+    ns = NAMESPACE
     labels = core.read_namespace(ns).metadata.labels
     assert labels["pod-security.kubernetes.io/enforce"] == "restricted"
     workloads = apps.list_namespaced_deployment(ns).items + apps.list_namespaced_stateful_set(ns).items
@@ -55,9 +51,9 @@ def test_every_workload_has_ready_real_pods(local_cluster: LocalCluster, install
     pods = core.list_namespaced_pod(ns).items
     running = [p for p in pods if p.status.phase == "Running"]
     assert running and all(all(c.ready for c in p.status.container_statuses) for p in running)
-    assert all(p.spec.node_name == local_cluster.layout.node_name for p in running)
+    assert all(p.spec.node_name == netns_cluster.layout.node_name for p in running)
     # helm --wait does not cover the node-trust DaemonSet's readiness (its probe runs every 30 s).
-    selector = f"app.kubernetes.io/instance={stackmod.RELEASE}"
+    selector = f"app.kubernetes.io/instance={RELEASE}"
     deadline = time.monotonic() + 90
     while True:
         ds = apps.list_daemon_set_for_all_namespaces(label_selector=selector).items
@@ -114,17 +110,17 @@ def test_registry_accepts_a_push_and_serves_the_pull_over_tls(installed: flowsta
     assert registry.blob(TEST_REPO, layer)
 
 
-def test_node_trust_lets_containerd_pull_from_the_registry(local_cluster: LocalCluster,
+def test_node_trust_lets_containerd_pull_from_the_registry(netns_cluster: NetnsCluster,
                                                            installed: flowstack.Stack, pushed: str) -> None:
     host = installed.hosts["registry"]
-    hosts_toml = local_cluster.dir / "fs" / "etc-upper" / "containerd" / "certs.d" / host / "hosts.toml"
+    hosts_toml = netns_cluster.dir / "fs" / "etc-upper" / "containerd" / "certs.d" / host / "hosts.toml"
     deadline = time.monotonic() + 120
     while not hosts_toml.is_file() and time.monotonic() < deadline:
         time.sleep(1)
     assert hosts_toml.is_file(), f"node-trust DaemonSet did not write {hosts_toml}"
     text = hosts_toml.read_text()
     assert "skip_verify" not in text and "insecure" not in text.lower() and "ca =" in text
-    api = local_cluster.api()
+    api = netns_cluster.api()
     core = client.CoreV1Api(api)
     ns = "t-node-pull"
     create_namespace(api, ns)
@@ -153,10 +149,10 @@ def test_node_trust_lets_containerd_pull_from_the_registry(local_cluster: LocalC
 
 
 
-def test_pods_reach_the_public_names_with_the_ca(local_cluster: LocalCluster,
+def test_pods_reach_the_public_names_with_the_ca(netns_cluster: NetnsCluster,
                                                  installed: flowstack.Stack) -> None:
     """What pipeline steps do: resolve git.<domain> (CoreDNS rewrite to Traefik) and verify TLS."""
-    api = local_cluster.api()
+    api = netns_cluster.api()
     core = client.CoreV1Api(api)
     ns = "t-public-names"
     create_namespace(api, ns)
@@ -176,26 +172,26 @@ def test_pods_reach_the_public_names_with_the_ca(local_cluster: LocalCluster,
             mounts=[{"name": "ca", "mountPath": "/ca", "readOnly": True}]))
         wait_pod(api, ns, "names", phase="Succeeded")
         logs = core.read_namespaced_pod_log("names", ns)
-        ip = local_cluster.traefik_ip()
+        ip = traefik_ip(netns_cluster.api(), RELEASE, NAMESPACE)
         assert f"{installed.hosts['git']} {ip} 200" in logs, logs
         assert f"{installed.hosts['registry']} {ip} " in logs, logs  # any HTTP answer: TLS verified
     finally:
         delete_namespace(api, ns)
 
 
-def test_helm_test_hooks_pass_on_the_real_node(local_cluster: LocalCluster,
+def test_helm_test_hooks_pass_on_the_real_node(netns_cluster: NetnsCluster,
                                                installed: flowstack.Stack) -> None:
     """`helm test homeci`: each public host over TLS with only the homeci CA, Drone → Gogs, registry auth."""
     from homeci.helm import Helm
 
-    done = Helm(3, kubeconfig=local_cluster.kubeconfig).test(stackmod.RELEASE, namespace=stackmod.NAMESPACE)
+    done = Helm(3, kubeconfig=netns_cluster.kubeconfig).test(RELEASE, namespace=NAMESPACE)
     out = done.stdout
-    assert "FAIL" not in out and " 0 failed" in out, f"helm test {stackmod.RELEASE}: {out}"
+    assert "FAIL" not in out and " 0 failed" in out, f"helm test {RELEASE}: {out}"
     for host in installed.hosts.values():
         assert f"https://{host}" in out, f"helm test did not check {host}: {out}"
 
 
-def test_helm_test_pod_fails_clearly_with_a_foreign_ca(local_cluster: LocalCluster,
+def test_helm_test_pod_fails_clearly_with_a_foreign_ca(netns_cluster: NetnsCluster,
                                                        installed: flowstack.Stack, tmp_path: Path) -> None:
     """The release's own test Pod (from `helm get hooks`), given another CA: it must fail and say the
     certificate is not trusted by the homeci CA."""
@@ -204,10 +200,10 @@ def test_helm_test_pod_fails_clearly_with_a_foreign_ca(local_cluster: LocalClust
     from homeci import ca
     from homeci.helm import Helm
 
-    api = local_cluster.api()
+    api = netns_cluster.api()
     core = client.CoreV1Api(api)
-    ns = stackmod.NAMESPACE
-    hooks = Helm(3, kubeconfig=local_cluster.kubeconfig).get_hooks(stackmod.RELEASE, namespace=ns)
+    ns = NAMESPACE
+    hooks = Helm(3, kubeconfig=netns_cluster.kubeconfig).get_hooks(RELEASE, namespace=ns)
     pod = next(o for o in yaml.safe_load_all(hooks) if o and o["kind"] == "Pod")
     pod["metadata"] = {"name": "foreign-ca-check", "namespace": ns}
     other = ca.init(tmp_path / "other-ca")

@@ -1,8 +1,11 @@
-"""Helpers for the simulated-cluster tests: namespaces, releases, snapshots, diagnostics, reviews."""
+"""Test support for tiers that talk to a cluster (tests/sim, tests/local, tests/integration, tests/providers):
+namespaces, restricted pods and waits, Helm releases a test installs and removes, snapshots of what an
+upgrade must keep, diagnostics for a failed ``--wait``, and access reviews."""
 
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import re
 import time
@@ -16,31 +19,34 @@ from cryptography import x509
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
-from homeci.cluster import SimCluster
 from homeci.helm import Helm, HelmError
+from homeci.kubeaccess import PSS_MODES, pss_labels
 from homeci.manifests import parse
-from homeci_testing import support
+from homeci_testing.support import RELEASE, UMBRELLA
 
-ROOT = support.ROOT
-# Overridable (HOMECI_TEST_CHARTS): a broken copy of a chart is tested without touching the checkout.
-UMBRELLA = support.UMBRELLA  # HOMECI_TEST_CHARTS renders another copy of charts/
-PIPELINES = support.PIPELINES
-RELEASE = support.RELEASE
-PSS_MODES = ("enforce", "audit", "warn")
+# A locally built image with a shell-free Python (homeci.images recipe), run as a non-root user.
+TEST_IMAGE = "docker.io/library/python:3.13.7-alpine3.22"
+RESTRICTED_CONTAINER = {
+    "runAsNonRoot": True, "runAsUser": 1000, "runAsGroup": 1000, "allowPrivilegeEscalation": False,
+    "readOnlyRootFilesystem": True, "capabilities": {"drop": ["ALL"]},
+    "seccompProfile": {"type": "RuntimeDefault"},
+}
 
 
 # -- namespaces --------------------------------------------------------------------------------------
 
-def ensure_restricted_namespace(api: Any, name: str, level: str = "restricted") -> None:
-    labels = {f"pod-security.kubernetes.io/{m}": level for m in PSS_MODES}
+def create_namespace(api: Any, name: str, level: str = "restricted") -> None:
+    """A new namespace whose Pod Security level (enforce, audit, warn; latest version) is ``level``."""
+    labels = pss_labels(level)
     labels.update({f"pod-security.kubernetes.io/{m}-version": "latest" for m in PSS_MODES})
     client.CoreV1Api(api).create_namespace({"metadata": {"name": name, "labels": labels}})
 
 
-def delete_namespace(api: Any, name: str, timeout: float = 120, wait: bool = True) -> None:
+def delete_namespace(api: Any, name: str, timeout: float = 120, wait: bool = True,
+                     grace_period: int | None = None) -> None:
     core = client.CoreV1Api(api)
     try:
-        core.delete_namespace(name)
+        core.delete_namespace(name, grace_period_seconds=grace_period)
     except ApiException as exc:
         if exc.status == 404:
             return
@@ -69,7 +75,6 @@ def namespace_labels(api: Any, name: str) -> dict[str, str]:
 class Deployments:
     """Helm releases a test installed; ``cleanup`` uninstalls them and removes cluster-scoped leftovers."""
 
-    cluster: SimCluster
     releases: list[tuple[Helm, str, str]] = field(default_factory=list)
     namespaces: set[str] = field(default_factory=set)
 
@@ -219,6 +224,60 @@ def dry_run_manifest(helm: Helm, release: str, namespace: str, *, upgrade: bool)
     return manifest
 
 
+# -- pods ---------------------------------------------------------------------------------------------
+
+def python_pod(name: str, script: str, *, labels: dict[str, str] | None = None,
+               volumes: list[dict[str, Any]] | None = None, mounts: list[dict[str, Any]] | None = None,
+               fs_group: int | None = None, port: int | None = None,
+               restart: str = "Never") -> dict[str, Any]:
+    """A Pod Security ``restricted`` pod running ``python3 -c script`` as uid 1000 (image TEST_IMAGE)."""
+    container: dict[str, Any] = {
+        "name": "main", "image": TEST_IMAGE, "imagePullPolicy": "Never",
+        "command": ["python3", "-c", script], "securityContext": RESTRICTED_CONTAINER,
+        "resources": {"requests": {"cpu": "10m", "memory": "32Mi"}, "limits": {"memory": "128Mi"}},
+        "volumeMounts": mounts or [],
+    }
+    if port:
+        container["ports"] = [{"containerPort": port}]
+        container["readinessProbe"] = {"tcpSocket": {"port": port}, "periodSeconds": 1}
+    pod_sc: dict[str, Any] = {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}}
+    if fs_group is not None:
+        pod_sc["fsGroup"] = fs_group
+    return {
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": name, "labels": labels or {"app": name}},
+        "spec": {"restartPolicy": restart, "enableServiceLinks": False, "automountServiceAccountToken": False,
+                 "terminationGracePeriodSeconds": 1, "securityContext": pod_sc, "containers": [container],
+                 "volumes": volumes or []},
+    }
+
+
+def wait_pod(api: Any, ns: str, name: str, *, phase: str = "Running", ready: bool = False,
+             timeout: float = 120) -> Any:
+    """The pod once it is in ``phase`` (and Ready); else an AssertionError with its state and log tail."""
+    core = client.CoreV1Api(api)
+    deadline = time.monotonic() + timeout
+    pod = None
+    while time.monotonic() < deadline:
+        pod = core.read_namespaced_pod(name, ns)
+        if pod.status.phase == "Failed" and phase != "Failed":
+            break
+        if pod.status.phase == phase and (not ready or all(
+                c.ready for c in pod.status.container_statuses or [])):
+            return pod
+        time.sleep(0.5)
+    logs = ""
+    with contextlib.suppress(ApiException):
+        logs = core.read_namespaced_pod_log(name, ns, tail_lines=10)
+    states = [(c.name, c.state) for c in (pod.status.container_statuses or [])] if pod else []
+    raise AssertionError(f"pod {ns}/{name} not {phase}{' and Ready' if ready else ''} after {timeout:.0f}s: "
+                         f"phase {pod.status.phase if pod else None}, {states}, logs: {logs!r}")
+
+
+def pod_logs(api: Any, ns: str, name: str) -> str:
+    return str(client.CoreV1Api(api).read_namespaced_pod_log(name, ns))
+
+
 # -- access reviews ----------------------------------------------------------------------------------
 
 def can(api: Any, sa_namespace: str, sa: str, verb: str, resource: str, *, namespace: str | None,
@@ -243,3 +302,42 @@ def can(api: Any, sa_namespace: str, sa: str, verb: str, resource: str, *, names
     }
     review = client.AuthorizationV1Api(api).create_subject_access_review(body)
     return bool(review.status.allowed)
+
+
+# -- the host, before and after a real cluster ------------------------------------------------------
+
+# Kernel settings kubelet would rewrite (not per network namespace), and paths Docker or kind create
+# unless contained.
+HOST_SYSCTLS = ("vm/overcommit_memory", "vm/panic_on_oom", "kernel/panic", "kernel/panic_on_oops",
+                "kernel/keys/root_maxkeys", "kernel/keys/root_maxbytes", "kernel/pid_max", "kernel/sysrq")
+HOST_PATHS = ("/etc/docker", "/run/docker", "/run/containerd", "/usr/lib/modules", "/var/lib/docker",
+              "/var/lib/kubelet", "/etc/cni/net.d", "/run/netns")
+
+
+def host_state() -> dict[str, Any]:
+    """What a real cluster must leave as it found it on the host: KUBE-*/DOCKER iptables rules, the kernel
+    settings kubelet touches, and the paths Docker, containerd, kubelet and kind would write."""
+    from homeci.cluster.sandbox.box import host_iptables_rules
+
+    sysctls = {}
+    for key in HOST_SYSCTLS:
+        with contextlib.suppress(OSError):
+            sysctls[key] = (Path("/proc/sys") / key).read_text().strip()
+    paths = {p: sorted(c.name for c in Path(p).iterdir()) if Path(p).is_dir() else Path(p).exists()
+             for p in HOST_PATHS}
+    return {"iptables": host_iptables_rules(), "sysctl": sysctls, "paths": paths}
+
+
+def host_changes(before: dict[str, Any]) -> list[str]:
+    """How the host differs from ``before`` (empty: as it was)."""
+    after = host_state()
+    out = []
+    for section in ("iptables", "sysctl", "paths"):
+        if after[section] != before[section]:
+            if isinstance(before[section], dict):
+                out += [f"{section} {k}: {before[section].get(k)!r} -> {after[section].get(k)!r}"
+                        for k in sorted(set(before[section]) | set(after[section]))
+                        if before[section].get(k) != after[section].get(k)]
+            else:
+                out.append(f"{section}: {sorted(set(after[section]) ^ set(before[section]))[:5]}")
+    return out

@@ -1,4 +1,5 @@
-"""The local cluster's PKI passes the strictest client checks its pods use (Python 3.13's default)."""
+"""The real node's PKI (provider netns) passes the strictest client checks its pods use (Python 3.13's
+default), with its CA made by the project's one CA builder (homeci.ca.new_ca)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,9 @@ import ssl
 import threading
 from pathlib import Path
 
-from homeci.cluster.local import pki
+from cryptography import x509
+
+from homeci.cluster.netns import pki
 
 
 def _serve_once(ctx: ssl.SSLContext, sock: socket.socket) -> None:
@@ -35,3 +38,11 @@ def test_server_certificate_verifies_with_x509_strict(tmp_path: Path) -> None:
                 client.wrap_socket(raw, server_hostname="kubernetes.default.svc") as tls:
             assert tls.recv(2) == b"ok", f"{leaf.cert}: TLS to the test server did not complete"
         worker.join(5)
+
+
+def test_the_cluster_ca_is_the_projects_ca(tmp_path: Path) -> None:
+    ca = pki.ensure_ca(tmp_path, "homeci netns cluster unit")
+    cert = x509.load_pem_x509_certificate(ca.cert.read_bytes())
+    constraints = cert.extensions.get_extension_for_class(x509.BasicConstraints).value
+    assert constraints.ca and constraints.path_length == 0, f"{ca.cert}: basicConstraints {constraints}"
+    assert pki.ensure_ca(tmp_path, "another name") == ca, "ensure_ca must keep an existing CA"

@@ -1,4 +1,4 @@
-"""The local real cluster's generated configuration (pure functions; no root, no cluster)."""
+"""The real node's generated configuration (provider netns; pure functions; no root, no cluster)."""
 
 from __future__ import annotations
 
@@ -7,11 +7,10 @@ import re
 import tomllib
 from pathlib import Path
 
-from homeci.cluster.local import addons
-from homeci.cluster.local import config as cfg
-from homeci.cluster.local import layout as L
-from homeci.cluster.local.layout import Layout
-from homeci_testing.support import run_cli
+from homeci.cluster import addons
+from homeci.cluster.netns import daemons as cfg
+from homeci.cluster.netns import layout as L
+from homeci.cluster.netns.layout import Layout
 
 
 def _layout(tmp_path: Path) -> Layout:
@@ -56,9 +55,11 @@ def test_kube_proxy_leaves_host_conntrack_alone(tmp_path: Path) -> None:
 
 def test_cni_uses_the_state_dir(tmp_path: Path) -> None:
     lay = _layout(tmp_path)
-    conf = json.loads(cfg.cni_conflist(lay))
+    conf = json.loads(cfg.cni_conflist(subnet=L.NODE_POD_CIDR, gateway=L.POD_GATEWAY,
+                                       data_dir=str(lay.cni_data)))
     bridge = conf["plugins"][0]
     assert bridge["ipam"]["dataDir"] == str(lay.cni_data) and bridge["ipMasq"] is False
+    assert bridge["ipam"]["ranges"] == [[{"subnet": L.NODE_POD_CIDR, "gateway": L.POD_GATEWAY}]]
 
 
 def test_corefile_rewrites_the_domain_and_its_subdomains_only() -> None:
@@ -71,10 +72,12 @@ def test_corefile_rewrites_the_domain_and_its_subdomains_only() -> None:
     for name in ("homeci.testing.", "nothomeci.test.", "example.com."):
         assert not regex.match(name), name
     assert "forward" not in text  # nothing leaves the cluster
+    online = addons.corefile(domain="homeci.test", traefik_service="t.svc", upstream=True)
+    assert "forward . /etc/resolv.conf" in online, "with upstream, other names go to the node's resolver"
 
 
 def test_storage_pool_is_local_wait_for_first_consumer(tmp_path: Path) -> None:
-    objs = addons.storage_objects(node="unit-node", volumes=tmp_path, cluster="unit")
+    objs = addons.storage_objects(pool="unit", volumes={"unit-node": str(tmp_path)})
     sc = objs[0]
     assert sc["volumeBindingMode"] == "WaitForFirstConsumer"
     assert sc["metadata"]["annotations"]["storageclass.kubernetes.io/is-default-class"] == "true"
@@ -83,10 +86,11 @@ def test_storage_pool_is_local_wait_for_first_consumer(tmp_path: Path) -> None:
     assert all("local" in pv["spec"] and "hostPath" not in pv["spec"] for pv in pvs)
 
 
-def test_cli_lists_the_local_commands() -> None:
-    result = run_cli("cluster", "local", "--help")
-    assert result.exit_code == 0
-    for cmd in ("up", "down", "status", "kubeconfig", "images", "install"):
-        assert cmd in result.stdout
-    images = run_cli("cluster", "local", "images", "--help")
-    assert all(c in images.stdout for c in ("build", "list", "load"))
+def test_storage_pool_spans_every_node() -> None:
+    objs = addons.storage_objects(pool="two", volumes={"two-control-plane": "/v", "two-worker": "/v"})
+    pvs = objs[1:]
+    assert len(pvs) == 2 * addons.VOLUME_POOL
+    terms = [pv["spec"]["nodeAffinity"]["required"]["nodeSelectorTerms"][0] for pv in pvs]
+    nodes = {t["matchExpressions"][0]["values"][0] for t in terms}
+    assert nodes == {"two-control-plane", "two-worker"}
+    assert len({pv["metadata"]["name"] for pv in pvs}) == len(pvs), "PersistentVolume names must be unique"

@@ -10,13 +10,11 @@
 from __future__ import annotations
 
 import contextlib
-import importlib
 import select
 import shutil
 import socket
 import socketserver
 import ssl
-import sys
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -29,7 +27,7 @@ import pytest
 
 from homeci import ca, packaging, release, signing
 from homeci.helm import Helm
-from loopback import serve
+from homeci_testing.loopback import serve
 
 ROOT = Path(__file__).resolve().parents[1]
 UMBRELLA = "homeci-umbrella"
@@ -149,14 +147,6 @@ def consumer(major: int, home: Path, kubeconfig: Path | str | None = None) -> He
 
 def one_line(stderr: str) -> list[str]:
     return [ln for ln in stderr.strip().splitlines() if ln.strip()]
-
-
-def import_realprog_harness() -> Any:
-    """tests/realprog/realprog_harness (the T2 Traefik/registry harness), importable from other folders."""
-    folder = str(ROOT / "tests" / "realprog")
-    if folder not in sys.path:
-        sys.path.insert(0, folder)
-    return importlib.import_module("realprog_harness")
 
 
 @contextlib.contextmanager

@@ -10,9 +10,12 @@ from typing import Any
 
 from kubernetes import client
 from kubernetes.client.rest import ApiException
-from localhelpers import python_pod, wait_pod
 
-from homeci.cluster.local import LocalCluster, cgroups
+from homeci.cluster.install import traefik_ip
+from homeci.cluster.netns import NetnsCluster
+from homeci.cluster.sandbox import cgroups
+from homeci_testing.clusters import python_pod, wait_pod
+from homeci_testing.support import NAMESPACE, RELEASE
 
 HTTP_SERVER = ("import http.server, os\n"
                "class H(http.server.BaseHTTPRequestHandler):\n"
@@ -22,9 +25,9 @@ HTTP_SERVER = ("import http.server, os\n"
                "http.server.HTTPServer(('', 8080), H).serve_forever()\n")
 
 
-def test_node_is_ready_real_and_versioned(local_cluster: LocalCluster, api: Any) -> None:
+def test_node_is_ready_real_and_versioned(netns_cluster: NetnsCluster, api: Any) -> None:
     nodes = client.CoreV1Api(api).list_node().items
-    assert [n.metadata.name for n in nodes] == [local_cluster.layout.node_name]
+    assert [n.metadata.name for n in nodes] == [netns_cluster.layout.node_name]
     node = nodes[0]
     assert any(c.type == "Ready" and c.status == "True" for c in node.status.conditions)
     assert node.status.node_info.kubelet_version == "v1.37.2"
@@ -32,8 +35,9 @@ def test_node_is_ready_real_and_versioned(local_cluster: LocalCluster, api: Any)
     assert "kwok.x-k8s.io/node" not in (node.metadata.annotations or {})
 
 
-def test_cgroups_nest_under_the_harness(local_cluster: LocalCluster) -> None:
-    parent = local_cluster.info()["parent"]
+def test_cgroups_nest_under_the_harness(netns_cluster: NetnsCluster) -> None:
+    parent = netns_cluster.sandbox.parent
+    assert parent is not None
     own = cgroups.own_paths()
     base = own.get("memory", own.get(""))
     assert base is not None and parent.startswith(base.rstrip("/") + "/homeci-")
@@ -51,8 +55,8 @@ def test_cgroups_nest_under_the_harness(local_cluster: LocalCluster) -> None:
     assert expected <= names, f"not in {parent}: {sorted(expected - names)}"
 
 
-def test_no_route_out_of_the_namespace(local_cluster: LocalCluster) -> None:
-    holder = local_cluster.pids()["holder"]
+def test_no_route_out_of_the_namespace(netns_cluster: NetnsCluster) -> None:
+    holder = netns_cluster.pids()["holder"]
     out = subprocess.run(["nsenter", "-t", str(holder), "-n", "ip", "route", "get", "8.8.8.8"],
                          capture_output=True, text=True, check=False)
     assert out.returncode != 0 and "unreachable" in out.stderr.lower(), out
@@ -103,7 +107,7 @@ def test_service_and_cluster_dns(api: Any, namespace: str) -> None:
     assert "outside: no answer" in logs, logs
 
 
-def test_pvc_binds_and_a_nonroot_fsgroup_pod_writes_it(local_cluster: LocalCluster, api: Any,
+def test_pvc_binds_and_a_nonroot_fsgroup_pod_writes_it(netns_cluster: NetnsCluster, api: Any,
                                                         namespace: str) -> None:
     core = client.CoreV1Api(api)
     core.create_namespaced_persistent_volume_claim(namespace, {
@@ -121,21 +125,21 @@ def test_pvc_binds_and_a_nonroot_fsgroup_pod_writes_it(local_cluster: LocalClust
     assert pvc.status.phase == "Bound"
     pv = core.read_persistent_volume(pvc.spec.volume_name)
     assert Path(pv.spec.local.path, "hello").read_text() == "ok"
-    assert local_cluster.dir in Path(pv.spec.local.path).parents
+    assert netns_cluster.dir in Path(pv.spec.local.path).parents
 
 
-def test_public_names_resolve_to_traefik_inside_pods(local_cluster: LocalCluster, api: Any,
+def test_public_names_resolve_to_traefik_inside_pods(netns_cluster: NetnsCluster, api: Any,
                                                      namespace: str) -> None:
     """CoreDNS answers git.<domain> (and any *.<domain>) with the Traefik Service's address."""
     script = ("import socket\n"
-              f"for n in ('git.{local_cluster.domain}', 'myapp.{local_cluster.domain}'):\n"
+              f"for n in ('git.{netns_cluster.domain()}', 'myapp.{netns_cluster.domain()}'):\n"
               "    try: print(n, socket.gethostbyname(n))\n"
               "    except OSError as e: print(n, 'ERR', e)\n")
     core = client.CoreV1Api(api)
     core.create_namespaced_pod(namespace, python_pod("names", script))
     wait_pod(api, namespace, "names", phase="Succeeded")
     logs = core.read_namespaced_pod_log("names", namespace)
-    ip = local_cluster.traefik_ip()
+    ip = traefik_ip(netns_cluster.api(), RELEASE, NAMESPACE)
     if ip is None:
         # Without the stack installed the rewrite target does not exist yet: the name must not leak out.
         assert "ERR" in logs, logs
