@@ -71,7 +71,8 @@ def _alias(base: click.Group, provider: str, first_name: str) -> click.Group:
                 return _alias(main, provider, first_name)
             if main is None:
                 return None
-            fixed = {"provider": provider, **({"stack": False} if cmd_name == "up" else {})}
+            names = {p.name for p in main.params}
+            fixed = {k: v for k, v in (("provider", provider), ("stack", False)) if k in names}
             kept = [p for p in main.params if p.name not in fixed]
             target = main
 

@@ -14,7 +14,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from homeci.commands import nodeconfig
+from homeci.commands import node_config as nodeconfig
 from homeci_testing.support import run_cli
 
 
