@@ -27,9 +27,10 @@ import pytest
 
 from homeci import ca, packaging, release, signing
 from homeci.helm import Helm
+from homeci_testing import support
 from homeci_testing.loopback import serve
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = support.ROOT
 UMBRELLA = "homeci-umbrella"
 PIPELINES = "drone-pipelines"
 
