@@ -1,4 +1,4 @@
-"""The local cluster's own promises: a Ready real node, restricted pods, Services, DNS, storage, and
+"""The real node's promises (provider netns): a Ready real node, restricted pods, Services, DNS, storage, and
 the network namespace and cgroup containment."""
 
 from __future__ import annotations

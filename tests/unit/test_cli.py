@@ -120,9 +120,9 @@ def test_one_cluster_command_tree_for_every_provider() -> None:
     for alias in ("sim", "local", "kind"):
         assert f"  {alias} " not in result.stdout, f"the alias {alias} must stay hidden"
         listed = run_cli("cluster", alias, "--help")
-        assert listed.exit_code == 0 and "  status " in listed.stdout, f"homeci cluster {alias}: {listed.stderr}"
+        assert listed.exit_code == 0 and "  status " in listed.stdout, f"cluster {alias}: {listed.stderr}"
         up = run_cli("cluster", alias, "up", "--help")
-        assert "--provider" not in up.stdout and "--stack" not in up.stdout, f"cluster {alias} up: provider set"
+        assert "--provider" not in up.stdout and "--stack" not in up.stdout, f"cluster {alias} up: fixed"
     for cmd in ("up", "down", "status", "kubeconfig", "install"):
         text = run_cli("cluster", cmd, "--help").stdout
         assert "--provider" in text and "--name" in text, f"homeci cluster {cmd}: --provider and --name"

@@ -28,7 +28,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "toolchain": ("homeci.commands.toolchain", "group",
                   "Install and list the pinned external binaries (helm, kind, kwok, ...)."),
     "cluster": ("homeci.commands.cluster", "group",
-                "Run local clusters (simulated control plane + kwok, or kind)."),
+                "Clusters on this machine (sim, netns, kind): up, down, status, images, install."),
     "smoke": ("homeci.commands.smoke", "command",
               "Push a sample app through an installed stack and report every phase."),
     "node-config": ("homeci.commands.node_config", "command",

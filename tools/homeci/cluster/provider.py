@@ -12,6 +12,7 @@ and ``values`` (what the umbrella needs on it).
 from __future__ import annotations
 
 import contextlib
+import json
 import signal
 import socket
 import threading
@@ -32,6 +33,32 @@ DEFAULT_NAME = "homeci"
 # DNS, so in-cluster clones of https://git.<domain>/ would dial the pod itself. `.test` is reserved (RFC
 # 6761) and never resolves outside; the host reaches it through a loopback port (Access).
 REAL_DOMAIN = "homeci.test"
+
+
+@dataclass(frozen=True)
+class Record:
+    """A small JSON file of facts a cluster keeps about itself (how it was made, ports, cgroups), written
+    atomically and read by any later process (``status``, ``down`` after a crash)."""
+
+    path: Path
+
+    def read(self) -> dict[str, Any]:
+        try:
+            data: dict[str, Any] = json.loads(self.path.read_text())
+            return data
+        except (OSError, ValueError):
+            return {}
+
+    def update(self, **changes: Any) -> dict[str, Any]:
+        data = {**self.read(), **changes}
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        tmp.write_text(json.dumps(data, indent=2, sort_keys=True))
+        tmp.replace(self.path)
+        return data
+
+    def exists(self) -> bool:
+        return self.path.is_file()
 
 
 @dataclass
@@ -86,7 +113,7 @@ class Cluster(Protocol):
 
     def up(self, *, timeout: float = 300, progress: Progress | None = None, build: bool = False) -> bool: ...
 
-    def down(self) -> bool: ...
+    def down(self, *, keep_logs: bool = False) -> bool: ...
 
     def leftovers(self) -> list[str]: ...
 
@@ -138,7 +165,8 @@ class ClusterBase(ABC):
     def server(self) -> str | None: ...
 
     @abstractmethod
-    def down(self) -> bool: ...
+    def down(self, *, keep_logs: bool = False) -> bool:
+        """Delete the cluster; ``keep_logs`` (after a failed start) keeps what the error message names."""
 
     @abstractmethod
     def leftovers(self) -> list[str]: ...
@@ -201,8 +229,8 @@ class ClusterBase(ABC):
         kubeaccess.wait_for("the default ServiceAccount", default_sa, timeout=timeout, progress=progress)
 
     def _abort(self) -> None:
-        """A start failed: remove everything (providers may keep logs for the error message)."""
-        self.down()
+        """A start failed: remove everything but the logs the error message points at."""
+        self.down(keep_logs=True)
 
     # -- shared ----------------------------------------------------------------------------------------
 

@@ -1,4 +1,4 @@
-"""Container images built from source, with no registry and no Docker (``homeci cluster local images``).
+"""Container images built from source, with no registry and no Docker (``homeci cluster images``).
 
 Every image the rendered charts reference (and the cluster's own pause and CoreDNS images) has a recipe
 in :mod:`homeci.images.recipes` that builds the same program at the same version from the pinned

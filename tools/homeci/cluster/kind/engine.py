@@ -278,9 +278,9 @@ disabled_plugins = ["io.containerd.grpc.v1.cri"]
             "features": {"buildkit": False},
         }
 
-    def stop(self, *, keep_logs: bool = False) -> list[str]:
-        """Stop dockerd (its containers), containerd and the sandbox; the cgroups left (empty = clean)."""
-        return self.sandbox.destroy(TEARDOWN, keep_logs=keep_logs)
+    def stop(self, *, keep_logs: bool = False) -> None:
+        """Stop dockerd (its containers), containerd and the sandbox, and remove their state."""
+        self.sandbox.destroy(TEARDOWN, keep_logs=keep_logs)
 
     def docker(self, *args: str, timeout: float = 300, check: bool = True,
                stdin: bytes | None = None) -> subprocess.CompletedProcess[bytes]:

@@ -19,7 +19,6 @@ ClusterIP (containerd pulls from ``registry.<domain>``), and the host reaches th
 from __future__ import annotations
 
 import ipaddress
-import json
 import os
 import shutil
 import subprocess
@@ -34,7 +33,7 @@ from homeci import contract, kubeaccess, toolchain
 from homeci.cluster import addons
 from homeci.cluster.kind import engine as engines
 from homeci.cluster.kind import kindconfig
-from homeci.cluster.provider import REAL_DOMAIN, ClusterBase, Progress, free_port
+from homeci.cluster.provider import REAL_DOMAIN, ClusterBase, Progress, Record, free_port
 from homeci.errors import HomeciError
 from homeci.paths import cache_dir
 
@@ -87,23 +86,17 @@ class KindCluster(ClusterBase):
         return self.state / "kind-config.yaml"
 
     @property
-    def info_file(self) -> Path:
-        return self.state / "cluster.json"
+    def record(self) -> Record:
+        return Record(self.state / "cluster.json")
 
     def info(self) -> dict[str, Any]:
-        try:
-            data: dict[str, Any] = json.loads(self.info_file.read_text())
-            return data
-        except (OSError, ValueError):
-            return {}
+        return self.record.read()
 
     def _save_info(self, **changes: Any) -> None:
-        self.state.mkdir(parents=True, exist_ok=True)
-        data = {**self.info(), **changes}
-        self.info_file.write_text(json.dumps(data, indent=2, sort_keys=True))
+        self.record.update(**changes)
 
     def exists(self) -> bool:
-        return self.info_file.is_file()
+        return self.record.exists()
 
     def domain(self) -> str:
         return self._domain
@@ -405,9 +398,8 @@ class KindCluster(ClusterBase):
                 raise HomeciError(f"{self.describe()}: no Docker engine answers, so its nodes cannot be "
                                   f"deleted now: start Docker and run `homeci cluster down --provider kind "
                                   f"--name {self.name}` again")
-        left: list[str] = []
         if self.contained:
-            left = self.engine.stop(keep_logs=keep_logs)
+            self.engine.stop(keep_logs=keep_logs)
         if keep_logs:  # the engine's logs stay for the error message; the rest goes
             for child in self.state.iterdir():
                 if child.name == "engine":
@@ -418,12 +410,7 @@ class KindCluster(ClusterBase):
                     child.unlink()
         else:
             shutil.rmtree(self.state, ignore_errors=True)
-        if left:
-            raise HomeciError(f"cgroups left behind: {', '.join(left)}; remove them with rmdir")
         return True
-
-    def _abort(self) -> None:
-        self.down(keep_logs=True)
 
     def leftovers(self) -> list[str]:
         out = self.engine.sandbox.leftovers() if self.contained else []

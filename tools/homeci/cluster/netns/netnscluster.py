@@ -5,7 +5,6 @@ as root, without Docker. See the package docstring for the design.
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import time
@@ -17,7 +16,7 @@ from homeci.cluster import addons
 from homeci.cluster.netns import daemons, pki
 from homeci.cluster.netns import layout as L
 from homeci.cluster.netns.layout import Layout
-from homeci.cluster.provider import REAL_DOMAIN, ClusterBase, Progress
+from homeci.cluster.provider import REAL_DOMAIN, ClusterBase, Progress, Record
 from homeci.cluster.sandbox import cgroups
 from homeci.cluster.sandbox.box import Phase, Sandbox
 from homeci.errors import HomeciError
@@ -73,17 +72,10 @@ class NetnsCluster(ClusterBase):
         return self.layout.kubeconfig
 
     def info(self) -> dict[str, Any]:
-        try:
-            data: dict[str, Any] = json.loads(self.layout.info.read_text())
-            return data
-        except (OSError, ValueError):
-            return {}
+        return Record(self.layout.info).read()
 
     def _save_info(self, **changes: Any) -> None:
-        data = {**self.info(), **changes}
-        tmp = self.layout.info.with_suffix(".tmp")
-        tmp.write_text(json.dumps(data, indent=2, sort_keys=True))
-        tmp.replace(self.layout.info)
+        Record(self.layout.info).update(**changes)
 
     def exists(self) -> bool:
         return self.layout.info.is_file()
@@ -346,13 +338,8 @@ class NetnsCluster(ClusterBase):
         failed start, so the error's log path stays valid); False if there was no cluster."""
         if not self.dir.exists():
             return False
-        left = self.sandbox.destroy(TEARDOWN, keep_logs=keep_logs)
-        if left:
-            raise HomeciError(f"cgroups left behind: {', '.join(left)}; remove them with rmdir")
+        self.sandbox.destroy(TEARDOWN, keep_logs=keep_logs)
         return True
-
-    def _abort(self) -> None:
-        self.down(keep_logs=True)
 
     def leftovers(self) -> list[str]:
         return self.sandbox.leftovers()

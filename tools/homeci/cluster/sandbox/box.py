@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from homeci.cluster.provider import free_port
+from homeci.cluster.provider import Record, free_port
 from homeci.cluster.sandbox import cgroups, procs
 from homeci.errors import HomeciError
 
@@ -48,21 +48,14 @@ class Sandbox:
     # -- records -------------------------------------------------------------------------------------
 
     @property
-    def info_file(self) -> Path:
-        return self.state / "sandbox.json"
+    def record(self) -> Record:
+        return Record(self.state / "sandbox.json")
 
     def info(self) -> dict[str, Any]:
-        try:
-            data: dict[str, Any] = json.loads(self.info_file.read_text())
-            return data
-        except (OSError, ValueError):
-            return {}
+        return self.record.read()
 
     def _save(self, **changes: Any) -> None:
-        data = {**self.info(), **changes}
-        tmp = self.info_file.with_suffix(".tmp")
-        tmp.write_text(json.dumps(data, indent=2, sort_keys=True))
-        tmp.replace(self.info_file)
+        self.record.update(**changes)
 
     @property
     def ports(self) -> dict[str, int]:
@@ -107,7 +100,7 @@ class Sandbox:
                sys.executable, str(HERE / "holder.py"), str(self.state / "holder.json")]
         holder = self._start(HOLDER, cmd, holder=None)
         self._wait_status(self.state / "holder.status", HOLDER, holder)
-        self._write_targets(dict(targets))
+        self.forward(**targets)
         forward = {"netns": f"/proc/{holder}/ns/net", "status_file": str(self.state / "forwarder.status"),
                    "targets_file": str(self.targets_file),
                    "listeners": [{"name": n, "port": p} for n, p in chosen.items()]}
@@ -163,15 +156,9 @@ class Sandbox:
     def targets_file(self) -> Path:
         return self.state / "forward-targets.json"
 
-    def _write_targets(self, data: dict[str, str]) -> None:
-        tmp = self.targets_file.with_suffix(".tmp")
-        tmp.write_text(json.dumps(data))
-        tmp.replace(self.targets_file)
-
     def forward(self, **targets: str) -> None:
         """Point listeners at ``<ip>:<port>`` inside the namespace (read by the forwarder per connection)."""
-        data = json.loads(self.targets_file.read_text()) if self.targets_file.is_file() else {}
-        self._write_targets({**data, **targets})
+        Record(self.targets_file).update(**targets)
 
     def inside(self, path: str) -> Path:
         """``path`` as the holder's mount namespace sees it (e.g. its private /etc/hosts)."""
@@ -182,9 +169,9 @@ class Sandbox:
 
     # -- taking it down ------------------------------------------------------------------------------
 
-    def destroy(self, phases: Sequence[Phase] = (), *, keep_logs: bool = False) -> list[str]:
+    def destroy(self, phases: Sequence[Phase] = (), *, keep_logs: bool = False) -> None:
         """Stop every process (``phases`` first, in order), remove the cgroups and the state directory
-        (but its ``logs`` with ``keep_logs``); the cgroups that could not be removed."""
+        (but its ``logs`` with ``keep_logs``); fails naming the cgroups that could not be removed."""
         marker = str(self.state)
         pids = procs.read_pids(self.state)
         parent = self.parent
@@ -203,12 +190,13 @@ class Sandbox:
             cgroups.kill_all(hs, parent)
             left = cgroups.remove(hs, parent, self.info().get("created_cgroups", []))
         self._wipe(keep_logs)
-        return left
+        if left:
+            raise HomeciError(f"cgroups left behind: {', '.join(left)}; remove them with rmdir")
 
     def _wipe(self, keep_logs: bool) -> None:
         for attempt in range(3):
             for child in list(self.state.iterdir()) if self.state.is_dir() else []:
-                if keep_logs and child.name in ("logs", self.info_file.name):
+                if keep_logs and child.name in ("logs", self.record.path.name):
                     continue
                 if child.is_dir() and not child.is_symlink():
                     shutil.rmtree(child, ignore_errors=attempt < 2)
@@ -222,7 +210,7 @@ class Sandbox:
 
     def state_left(self) -> list[str]:
         """What is left in the state directory besides preserved logs."""
-        keep = ("logs", self.info_file.name)
+        keep = ("logs", self.record.path.name)
         if not self.state.is_dir():
             return []
         return sorted(c.name for c in self.state.iterdir() if c.name not in keep)

@@ -70,7 +70,7 @@ def _mount_fs(plan: dict[str, Any]) -> None:
     resolv = Path("/etc/resolv.conf")
     if resolv.is_symlink():
         resolv.unlink()
-    resolv.write_text("# homeci local cluster: no nameserver, nothing resolves outside /etc/hosts\n")
+    resolv.write_text("# homeci sandbox: no nameserver, nothing resolves outside /etc/hosts\n")
     sysctl_dir = fs / "sysctl"
     sysctl_dir.mkdir(parents=True, exist_ok=True)
     for key in KUBELET_SYSCTLS:

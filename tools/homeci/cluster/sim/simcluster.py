@@ -10,7 +10,6 @@ No container runs, so nothing is loaded into the nodes and no public name answer
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import shutil
 import signal
@@ -20,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from homeci import kubeaccess, toolchain
-from homeci.cluster.provider import ClusterBase, Progress
+from homeci.cluster.provider import ClusterBase, Progress, Record
 from homeci.cluster.sandbox import procs
 from homeci.cluster.sim import kwokctl
 from homeci.errors import HomeciError
@@ -79,11 +78,7 @@ class SimCluster(ClusterBase):
         return self.root / f"{self.name}.homeci.json"
 
     def info(self) -> dict[str, Any]:
-        try:
-            data: dict[str, Any] = json.loads(self.info_file.read_text())
-            return data
-        except (OSError, ValueError):
-            return {}
+        return Record(self.info_file).read()
 
     def domain(self) -> str | None:
         return self._domain
@@ -167,8 +162,7 @@ class SimCluster(ClusterBase):
         self._seed(progress)
 
     def _create(self, prepared: kwokctl.Binaries, *, timeout: float, progress: Progress | None) -> None:
-        self.info_file.parent.mkdir(parents=True, exist_ok=True)
-        self.info_file.write_text(json.dumps({"domain": self._domain, "nodes": self.nodes}))
+        Record(self.info_file).update(domain=self._domain, nodes=self.nodes)
         cmd = [str(prepared.kwokctl), "create", "cluster", "--name", self.name,
                "--config", str(self.config_file), "--kubeconfig", "", "--timeout", f"{int(timeout)}s"]
         lines: list[str] = []
@@ -198,8 +192,9 @@ class SimCluster(ClusterBase):
                             timeout=60, progress=progress)
         kubeaccess.create(self.api(), [*(_node(name) for name in self.node_names()), _storage_class()])
 
-    def down(self) -> bool:
-        """Stop and delete the cluster; no process or port is left. False if there was none."""
+    def down(self, *, keep_logs: bool = False) -> bool:
+        """Stop and delete the cluster; no process or port is left (kwokctl's logs go too: a failed
+        start names its last lines). False if there was none."""
         if not self.exists():
             self.config_file.unlink(missing_ok=True)
             self.info_file.unlink(missing_ok=True)
