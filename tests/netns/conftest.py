@@ -22,14 +22,6 @@ from homeci.cluster.provider import terminate_as_interrupt
 from homeci.cluster.sandbox.box import host_iptables_rules
 from homeci_testing.clusters import TEST_IMAGE, create_namespace, delete_namespace
 
-HERE = Path(__file__).resolve().parent
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    for item in items:
-        if HERE in Path(str(item.fspath)).resolve().parents:
-            item.add_marker(pytest.mark.netns)
-
 
 def skip_reason() -> str | None:
     problems = prereqs.host_problems("netns")

@@ -13,14 +13,6 @@ from homeci_testing.realprog import PublicNames
 from homeci_testing.realprog_harness import SCENARIOS, LoopbackTraefik, public_hosts, render
 from homeci_testing.support import RELEASE
 
-HERE = Path(__file__).resolve().parent
-
-
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    for item in items:
-        if HERE in Path(str(item.fspath)).resolve().parents:
-            item.add_marker(pytest.mark.realprog)
-
 
 @pytest.fixture(scope="session", params=SCENARIOS)
 def scenario(request: pytest.FixtureRequest) -> str:

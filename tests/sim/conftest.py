@@ -24,14 +24,6 @@ from homeci.cluster.sim.simcluster import TOOLS
 from homeci.helm import Helm
 from homeci_testing.clusters import Deployments, create_namespace, delete_namespace
 
-HERE = Path(__file__).resolve().parent
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    for item in items:
-        if HERE in Path(str(item.fspath)).resolve().parents:
-            item.add_marker(pytest.mark.sim)
-
 
 def _missing_and_unbuildable() -> str | None:
     missing = [name for name in TOOLS if toolchain.status(name)[0] == "missing"]

@@ -235,6 +235,8 @@ class KindCluster(ClusterBase):
                                               f"{kindconfig.HTTPS_NODE_PORT}")
         if self.offline:
             self._node_network(timeout=timeout, progress=say)
+        if self.nodes > 1:
+            self._schedule_on_control_plane()
         self._coredns(progress=say)
         if self.offline:
             self._storage()
@@ -286,6 +288,19 @@ class KindCluster(ClusterBase):
             script = f"cat > {CNI_CONFIG}.tmp && mv {CNI_CONFIG}.tmp {CNI_CONFIG}\n{routes}"
             self.exec(node, script, stdin=conf)
         progress(f"pod network: {', '.join(f'{n} {c}' for n, (c, _) in sorted(plan.items()))}")
+
+    def _schedule_on_control_plane(self) -> None:
+        """Every node takes pods: kind leaves kubeadm's NoSchedule taint on the control plane of a
+        multi-node cluster, which would leave one node for the stack and its builds."""
+        from kubernetes import client
+
+        core = client.CoreV1Api(self.api())
+        taint = "node-role.kubernetes.io/control-plane"
+        for node in core.list_node(label_selector=taint).items:
+            if any(t.key == taint for t in node.spec.taints or []):
+                # a strategic merge patch deletes the one taint by its merge key
+                delete = {"spec": {"taints": [{"key": taint, "$patch": "delete"}]}}
+                core.patch_node(node.metadata.name, delete)
 
     def _coredns(self, *, progress: Progress) -> None:
         """CoreDNS answers ``*.<domain>`` with Traefik (the Corefile the real node uses; upstream names
