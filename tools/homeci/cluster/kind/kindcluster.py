@@ -297,10 +297,10 @@ class KindCluster(ClusterBase):
         core = client.CoreV1Api(self.api())
         taint = "node-role.kubernetes.io/control-plane"
         for node in core.list_node(label_selector=taint).items:
-            if any(t.key == taint for t in node.spec.taints or []):
-                # a strategic merge patch deletes the one taint by its merge key
-                delete = {"spec": {"taints": [{"key": taint, "$patch": "delete"}]}}
-                core.patch_node(node.metadata.name, delete)
+            taints = node.spec.taints or []
+            if any(t.key == taint for t in taints):
+                kept = [client.ApiClient().sanitize_for_serialization(t) for t in taints if t.key != taint]
+                core.patch_node(node.metadata.name, {"spec": {"taints": kept}})
 
     def _coredns(self, *, progress: Progress) -> None:
         """CoreDNS answers ``*.<domain>`` with Traefik (the Corefile the real node uses; upstream names
