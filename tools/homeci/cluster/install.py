@@ -18,7 +18,7 @@ from typing import Any
 
 import yaml
 
-from homeci import contract, kubeaccess
+from homeci import contract, kubeaccess, toolchain
 from homeci.cluster.provider import Cluster, Progress
 from homeci.helm import Helm
 from homeci.paths import charts_dir, sample_app
@@ -56,6 +56,7 @@ def install_stack(cluster: Cluster, *, major: int = 3, values_files: list[Path] 
     """The umbrella and drone-pipelines on ``cluster``, ready for the push-to-deploy flow."""
     say = progress or (lambda _m: None)
     release, namespace = contract.RELEASE, contract.NAMESPACE
+    toolchain.resolve(f"helm{major}", build=True, progress=progress)  # built on first use, like the rest
     if cluster.image_source == "source":
         refs = default_images()
         say(f"images built from source for the nodes ({len(refs)})")
