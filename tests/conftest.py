@@ -81,7 +81,12 @@ def real_stack(request: pytest.FixtureRequest, host_before: dict[str, Any],
     print(f"\n[stack] provider {provider} ({why}), cluster {cluster.name}", flush=True)
     with terminate_as_interrupt():
         try:
-            yield setup.prepare(cluster, workdir=tmp_path_factory.mktemp("stack"), timeout=600,
-                                progress=lambda line: print(f"[stack] {line}", flush=True))
+            prepared = setup.prepare(cluster, workdir=tmp_path_factory.mktemp("stack"), timeout=600,
+                                     progress=lambda line: print(f"[stack] {line}", flush=True))
+        except BaseException:
+            cluster.down(keep_logs=True)  # the error names a log: it stays for CI's artifacts
+            raise
+        try:
+            yield prepared
         finally:
             cluster.down()

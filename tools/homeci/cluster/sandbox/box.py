@@ -146,11 +146,16 @@ class Sandbox:
                 if procs.alive(p) and procs.owned(p, str(self.state))}
 
     def check_alive(self, *names: str) -> None:
-        """Raise, with the tail of its log, when one of ``names`` has exited."""
-        live = self.pids()
+        """Raise, with its exit status and the tail of its log, when one of ``names`` has exited. (By the
+        recorded pid alone: a process that is exec-ing has no command line to check for a moment.)"""
+        recorded = procs.read_pids(self.state)
         for n in names:
-            if n not in live:
-                raise HomeciError(f"{n} exited: {self.log_tail(n)} (log: {self.logs / (n + '.log')})")
+            pid = recorded.get(n)
+            if pid is None or not procs.alive(pid):
+                status = procs.exit_status(pid) if pid is not None else None
+                how = f" with status {status}" if status is not None else ""
+                raise HomeciError(f"{n} exited{how}: {self.log_tail(n) or '(no output)'} "
+                                  f"(log: {self.logs / (n + '.log')})")
 
     @property
     def targets_file(self) -> Path:

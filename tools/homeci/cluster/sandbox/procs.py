@@ -57,6 +57,14 @@ def start(name: str, cmd: Sequence[str], *, state: Path, hierarchies: list[cgrou
 _reapers: list[subprocess.Popen[bytes]] = []
 
 
+def exit_status(pid: int) -> int | None:
+    """The exit status of a child this process started and that has ended (None: running, or not ours)."""
+    for p in _reapers:
+        if p.pid == pid:
+            return p.poll()
+    return None
+
+
 def reap() -> None:
     for p in list(_reapers):
         if p.poll() is not None:
