@@ -35,7 +35,14 @@ from homeci_testing.chartrepo import (
     gpg_signer,
     serve_https,
 )
-from homeci_testing.clusters import Deployments, certificate, configmap_data, diagnose, pod_templates, secret_data
+from homeci_testing.clusters import (
+    Deployments,
+    certificate,
+    configmap_data,
+    diagnose,
+    pod_templates,
+    secret_data,
+)
 from homeci_testing.support import RELEASE
 
 REPO = "homeci"
