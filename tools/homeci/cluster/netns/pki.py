@@ -55,7 +55,10 @@ def ensure_ca(directory: Path, cn: str) -> Pair:
     if pair.cert.is_file() and pair.key.is_file():
         return pair
     directory.mkdir(parents=True, exist_ok=True)
-    cert, key = ca.new_ca(cn)
+    # The cluster's own CA (API server, kubelet, service accounts), trusted only by this cluster's
+    # components and kubeconfig, never by a browser or system store: it signs loopback and in-cluster
+    # addresses no homeci domain covers, so it carries no name constraints.
+    cert, key = ca.new_ca(cn, constrained=False)
     _write(pair.key, ca.key_pem(key), 0o600)
     _write(pair.cert, ca.cert_pem(cert))
     return pair
