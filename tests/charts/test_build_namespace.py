@@ -41,7 +41,8 @@ def _bound_to_builds(objs: list[mf.Manifest], kind: str, policy: str) -> None:
     assert spec["policyName"] == policy, f"{binding.ref} spec.policyName"
     selector = dig(spec, "matchResources.namespaceSelector.matchLabels")
     assert selector == {"kubernetes.io/metadata.name": BUILDS}, (
-        f"{binding.ref} spec.matchResources.namespaceSelector = {selector}: it must bind the build namespace only")
+        f"{binding.ref} spec.matchResources.namespaceSelector = {selector}: "
+        "it must bind the build namespace only")
 
 
 def _expected_delivery(values: dict[str, Any]) -> str:
@@ -59,7 +60,8 @@ def runner_on(values: dict[str, Any]) -> None:
 def test_clone_credential_only_in_the_clone_step(umbrella_manifests: list[mf.Manifest]) -> None:
     env = _runner_env(umbrella_manifests)
     assert env.get("DRONE_NETRC_CLONE_ONLY") == "true", f"Deployment/{RUNNER} env DRONE_NETRC_CLONE_ONLY"
-    [vap] = [p for p in _policies(umbrella_manifests, "ValidatingAdmissionPolicy") if p.name.endswith("netrc")]
+    vaps = _policies(umbrella_manifests, "ValidatingAdmissionPolicy")
+    [vap] = [p for p in vaps if p.name.endswith("netrc")]
     spec = vap.obj["spec"]
     rules = spec["matchConstraints"]["resourceRules"]
     assert rules == [{"apiGroups": [""], "apiVersions": ["v1"], "operations": ["CREATE", "UPDATE"],
@@ -79,7 +81,8 @@ def test_clone_credential_only_in_the_clone_step(umbrella_manifests: list[mf.Man
 
 
 @pytest.mark.usefixtures("runner_on")
-def test_step_ca_delivery_and_pod_security(umbrella_manifests: list[mf.Manifest], values: dict[str, Any]) -> None:
+def test_step_ca_delivery_and_pod_security(umbrella_manifests: list[mf.Manifest],
+                                           values: dict[str, Any]) -> None:
     mode = _expected_delivery(values)
     ns = mf.get(umbrella_manifests, "Namespace", BUILDS)
     level = ns.labels.get("pod-security.kubernetes.io/enforce")
@@ -134,13 +137,15 @@ def test_build_namespace_is_bounded(umbrella_manifests: list[mf.Manifest], value
 def test_delivery_modes(sets: tuple[str, ...], kube: str | None, mode: str) -> None:
     objs = support.render(support.UMBRELLA, sets=sets, kube_version=kube or support.KUBE_VERSION)
     level = mf.get(objs, "Namespace", BUILDS).labels.get("pod-security.kubernetes.io/enforce")
-    assert level == ("privileged" if mode == "hostPath" else "baseline"), f"Namespace/{BUILDS} enforce {level}"
+    expected = "privileged" if mode == "hostPath" else "baseline"
+    assert level == expected, f"Namespace/{BUILDS} enforce {level}"
     assert bool(_policies(objs, "MutatingAdmissionPolicy")) == (mode == "admissionPolicy"), (
         f"MutatingAdmissionPolicy rendered with delivery {mode}")
     trust = mf.get(objs, "DaemonSet", f"{RELEASE}-node-trust")
     mounts = {m["mountPath"] for _, c in trust.containers() for m in c.get("volumeMounts") or []}
     assert ("/host/ca" in mounts) == (mode == "hostPath"), (
-        f"{trust.ref}: the step CA node directory is kept exactly for hostPath delivery (mounts {sorted(mounts)})")
+        f"{trust.ref}: the step CA node directory is kept exactly for hostPath delivery "
+        f"(mounts {sorted(mounts)})")
 
 
 def test_admission_policy_refused_on_an_old_cluster() -> None:

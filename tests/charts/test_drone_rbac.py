@@ -1,6 +1,7 @@
 """The Kubernetes runner's RBAC: a Role in the build namespace with exactly the verbs drone-runner-kube
 uses (secrets create/delete; pods get/create/delete/list/watch/update; pods/log get), bound to the
-runner's ServiceAccount; nothing cluster-wide, no wildcards. (The build namespace itself: test_build_namespace.py.)"""
+runner's ServiceAccount; nothing cluster-wide, no wildcards. (The build namespace itself:
+test_build_namespace.py.)"""
 
 from __future__ import annotations
 

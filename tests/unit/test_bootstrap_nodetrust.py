@@ -69,7 +69,8 @@ def test_sync_writes_then_is_idempotent(node: dict[str, str]) -> None:
     toml = tomllib.loads((reg / "hosts.toml").read_text())
     assert toml["host"][f"https://{HOST}"]["ca"] == f"/etc/containerd/certs.d/{HOST}/ca.crt"
     assert oct((ca / "ca.crt").stat().st_mode & 0o777) == "0o644"
-    assert nt.sync(node, fetch=lambda ns, name: PEM + "\n") == ([], []), "an unchanged CA must not rewrite files"
+    again = nt.sync(node, fetch=lambda ns, name: PEM + "\n")
+    assert again == ([], []), "an unchanged CA must not rewrite files"
     assert not list(reg.glob(".*.tmp")), "temporary files left behind"
 
 
