@@ -1,6 +1,8 @@
 """Cross-chart wiring between Gogs, Drone, the runner and the registry, for every scenario:
-* Gogs' LOCAL_NETWORK_ALLOWLIST is exactly Drone's webhook host (DRONE_SERVER_PROXY_HOST),
-* DRONE_GOGS_SERVER points at the Gogs Service and port that are rendered,
+* Gogs' LOCAL_NETWORK_ALLOWLIST is exactly Drone's webhook host (DRONE_SERVER_PROXY_HOST), whose port is
+  the Service port that reaches the Gogs bridge's webhook listener,
+* DRONE_GOGS_SERVER is the Gogs bridge on 127.0.0.1 in the same pod, and the bridge forwards to the Gogs
+  Service and port that are rendered,
 * the webhook host and the runner's RPC host are the rendered Drone Service,
 * Gogs and Drone take the admin username from the same Secret key,
 * the registry host the steps are told to push to is the host the registry serves."""
@@ -19,6 +21,7 @@ from .test_gogs_appini import app_ini_text, parse_ini
 
 DRONE = f"{RELEASE}-drone"
 RUNNER = f"{RELEASE}-drone-runner"
+BRIDGE = "gogs-bridge"
 
 
 def env_of(objs: list[mf.Manifest], kind: str, name: str, container: str) -> dict[str, dict[str, Any]]:
@@ -45,28 +48,60 @@ def test_allowlist_is_exactly_drones_webhook_host(umbrella_manifests: list[mf.Ma
     env = env_of(umbrella_manifests, "Deployment", DRONE, "drone")
     proxy_host = env["DRONE_SERVER_PROXY_HOST"]["value"]
     proto = env["DRONE_SERVER_PROXY_PROTO"]["value"]
-    assert allow == [proxy_host], (
+    target = urlsplit(f"{proto}://{proxy_host}/hook")
+    # Gogs matches the host name only (url.Hostname(), no port).
+    assert allow == [target.hostname], (
         f"Secret/{RELEASE}-gogs-config app.ini [security] LOCAL_NETWORK_ALLOWLIST = {allow}, "
-        f"but Drone registers webhooks to {proto}://{proxy_host}/hook "
-        f"(Deployment/{DRONE} env DRONE_SERVER_PROXY_HOST)"
+        f"but Drone registers webhooks to {target.geturl()} (Deployment/{DRONE} env DRONE_SERVER_PROXY_HOST)"
     )
     assert "*" not in allow, "LOCAL_NETWORK_ALLOWLIST must not be * (every internal address)"
-    svc = service_for_host(umbrella_manifests, proxy_host)
-    ports = {p["port"] for p in svc.obj["spec"]["ports"]}
-    assert (proto, 80) in {("http", p) for p in ports}, (
-        f"webhook {proto}://{proxy_host}/hook needs port 80 on {svc.ref}, it has {sorted(ports)}"
+    assert proto == "http" and target.port, f"Deployment/{DRONE} webhook target {target.geturl()}: no port"
+    svc = service_for_host(umbrella_manifests, target.hostname or "")
+    assert svc.name == DRONE, f"webhook host {target.hostname} is {svc.ref}, not Service/{DRONE}"
+    ports = {p["port"]: p for p in svc.obj["spec"]["ports"]}
+    assert target.port in ports and ports[target.port].get("name") == "hooks", (
+        f"webhook {target.geturl()} needs the port named hooks on {svc.ref}, it has {sorted(ports)}"
+    )
+    # ... which reaches the bridge's webhook listener, not Drone directly.
+    dep = mf.get(umbrella_manifests, "Deployment", DRONE)
+    bridge = dep.container(BRIDGE)
+    declared = {p["name"]: p["containerPort"] for p in bridge.get("ports") or []}
+    assert ports[target.port]["targetPort"] in declared, (
+        f"{svc.ref} port hooks targets {ports[target.port]['targetPort']!r}, not a port of "
+        f"{dep.ref} containers[{BRIDGE}] ({declared})"
+    )
+    listen = env_of(umbrella_manifests, "Deployment", DRONE, BRIDGE)["BRIDGE_HOOKS_LISTEN"]["value"]
+    assert int(listen.rpartition(":")[2]) == declared[ports[target.port]["targetPort"]], (
+        f"{dep.ref} containers[{BRIDGE}] listens for webhooks on {listen!r}, its hooks port is "
+        f"{declared[ports[target.port]['targetPort']]}"
     )
 
 
-def test_drone_gogs_server_is_the_rendered_gogs_service(umbrella_manifests: list[mf.Manifest]) -> None:
+def test_drone_reaches_gogs_through_the_bridge_in_its_pod(umbrella_manifests: list[mf.Manifest]) -> None:
     env = env_of(umbrella_manifests, "Deployment", DRONE, "drone")
-    url = urlsplit(env["DRONE_GOGS_SERVER"]["value"])
-    assert url.scheme == "http" and url.hostname, f"Deployment/{DRONE} env DRONE_GOGS_SERVER {url.geturl()!r}"
+    bridge = env_of(umbrella_manifests, "Deployment", DRONE, BRIDGE)
+    drone_url = urlsplit(env["DRONE_GOGS_SERVER"]["value"])
+    listen = bridge["BRIDGE_LISTEN"]["value"]
+    assert (drone_url.scheme, drone_url.netloc, drone_url.path) == ("http", listen, ""), (
+        f"Deployment/{DRONE} env DRONE_GOGS_SERVER {drone_url.geturl()!r} is not the Gogs bridge's "
+        f"loopback listener BRIDGE_LISTEN={listen!r} (containers[{BRIDGE}])"
+    )
+    assert drone_url.hostname == "127.0.0.1", f"BRIDGE_LISTEN {listen!r} must be loopback (this pod only)"
+    back = urlsplit(bridge["BRIDGE_DRONE_URL"]["value"])
+    assert back.hostname == "127.0.0.1" and back.port == 8080 == int(env["DRONE_SERVER_PORT"]["value"][1:]), (
+        f"containers[{BRIDGE}] BRIDGE_DRONE_URL {back.geturl()!r} is not Drone's port in the same pod"
+    )
+
+
+def test_bridge_forwards_to_the_rendered_gogs_service(umbrella_manifests: list[mf.Manifest]) -> None:
+    env = env_of(umbrella_manifests, "Deployment", DRONE, BRIDGE)
+    url = urlsplit(env["BRIDGE_GOGS_URL"]["value"])
+    assert url.scheme == "http" and url.hostname, f"Deployment/{DRONE} env BRIDGE_GOGS_URL {url.geturl()!r}"
     svc = service_for_host(umbrella_manifests, url.hostname)
     port = url.port or 80
     svc_ports = {p["port"]: p for p in svc.obj["spec"]["ports"]}
     assert port in svc_ports, (
-        f"DRONE_GOGS_SERVER port {port} is not a port of {svc.ref} ({sorted(svc_ports)})"
+        f"BRIDGE_GOGS_URL port {port} is not a port of {svc.ref} ({sorted(svc_ports)})"
     )
     # ... and that Service port reaches Gogs' HTTP container port.
     gogs = mf.get(umbrella_manifests, "Deployment", f"{RELEASE}-gogs")
@@ -218,10 +253,12 @@ def test_network_policies_keep_the_wiring_open(
     drone_np = mf.get(umbrella_manifests, "NetworkPolicy", DRONE).obj["spec"]
     runner_np = mf.get(umbrella_manifests, "NetworkPolicy", RUNNER).obj["spec"]
     boot_np = mf.get(umbrella_manifests, "NetworkPolicy", f"{DRONE}-bootstrap").obj["spec"]
+    hooks = next(p["containerPort"] for p in mf.get(umbrella_manifests, "Deployment", DRONE)
+                 .container(BRIDGE)["ports"] if p["name"] == "hooks")
     flows = {
-        "Gogs -> Drone webhook (egress)": any(_allows(r, labels[DRONE], 8080) for r in gogs_np["egress"]),
+        "Gogs -> Drone webhook (egress)": any(_allows(r, labels[DRONE], hooks) for r in gogs_np["egress"]),
         "Gogs -> Drone webhook (ingress)": any(
-            _allows(r, labels[f"{RELEASE}-gogs"], 8080) for r in drone_np["ingress"]
+            _allows(r, labels[f"{RELEASE}-gogs"], hooks) for r in drone_np["ingress"]
         ),
         "Drone -> Gogs API (egress)": any(
             _allows(r, labels[f"{RELEASE}-gogs"], 3000) for r in drone_np["egress"]

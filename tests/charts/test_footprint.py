@@ -18,7 +18,7 @@ CONTRACT = {
     f"Deployment/{RELEASE}-traefik": (50, 64),
     f"Deployment/{RELEASE}-registry": (25, 48),
     f"Deployment/{RELEASE}-gogs": (75, 128),
-    f"Deployment/{RELEASE}-drone": (50, 96),
+    f"Deployment/{RELEASE}-drone": (60, 128),  # the server 50m/96Mi + the Gogs bridge 10m/32Mi
     f"Deployment/{RELEASE}-drone-runner": (25, 48),
 }
 

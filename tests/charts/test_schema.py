@@ -66,6 +66,8 @@ SCHEMA_CASES: dict[str, tuple[dict[str, Any], tuple[str, ...]]] = {
     "null-subchart-section": ({"drone": {"server": None}}, ("server",)),
     "null-value": ({"global": {"domain": None}}, ("domain",)),
     "null-image": ({"nodeTrust": {"image": None}}, ("image",)),
+    "privileged-bridge-port": ({"drone": {"server": {"bridge": {"ports": {"hooks": 80}}}}}, ("hooks",)),
+    "unknown-bridge-key": ({"drone": {"server": {"bridge": {"enabled": False}}}}, ("enabled",)),
 }
 
 # A CERTIFICATE block around base64 that is no DER certificate ("hello").
@@ -106,6 +108,18 @@ RULE_CASES: dict[str, tuple[dict[str, Any], tuple[str, ...]]] = {
     "moving-tag-bootstrap": (
         {"drone": {"bootstrap": {"image": {"tag": "latest"}}}},
         ("drone.bootstrap.image.tag",),
+    ),
+    "moving-tag-bridge": (
+        {"drone": {"server": {"bridge": {"image": {"tag": "latest"}}}}},
+        ("drone.server.bridge.image.tag",),
+    ),
+    "bridge-port-is-drones": (
+        {"drone": {"server": {"bridge": {"ports": {"hooks": 8080}}}}},
+        ("drone.server.bridge.ports.gogs", "8080"),
+    ),
+    "bridge-ports-equal": (
+        {"drone": {"server": {"bridge": {"ports": {"gogs": 9000, "hooks": 9000}}}}},
+        ("drone.server.bridge.ports.gogs", "9000"),
     ),
     "moving-tag-node-trust": ({"nodeTrust": {"image": {"tag": "latest"}}}, ("nodeTrust.image.tag", "moving")),
     "moving-tag-helm-test": ({"tests": {"image": {"tag": "Latest"}}}, ("tests.image.tag", "moving")),

@@ -6,11 +6,22 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from realprog_harness import HERE, RELEASE, SCENARIOS, LoopbackTraefik, public_hosts, render
+from drone_stack import Api, assert_gone, secret_data
+from realprog_harness import (
+    HERE,
+    RELEASE,
+    SCENARIOS,
+    LoopbackDrone,
+    LoopbackGogs,
+    LoopbackTraefik,
+    binary,
+    public_hosts,
+    render,
+)
 
 from homeci import manifests
 from homeci.manifests import Manifest
-from homeci_testing.realprog import PublicNames
+from homeci_testing.realprog import ClusterNames, PublicNames
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -55,3 +66,47 @@ def public(traefik: LoopbackTraefik, ca_file: Path) -> PublicNames:
     return traefik.names(ca_file)
 
 
+
+
+# -- Gogs + Drone (with its Gogs bridge) wired by in-cluster names: one stack per test module ----------
+@pytest.fixture(scope="module")
+def names(tmp_path_factory: pytest.TempPathFactory) -> ClusterNames:
+    why = ClusterNames.unavailable()
+    if why:
+        pytest.skip(f"in-cluster names cannot resolve to 127.0.0.1 for the programs: {why}")
+    return ClusterNames(tmp_path_factory.mktemp("names"))
+
+
+@pytest.fixture(scope="module")
+def gogs(rendered: list[Manifest], names: ClusterNames,
+         tmp_path_factory: pytest.TempPathFactory) -> Iterator[LoopbackGogs]:
+    with LoopbackGogs(rendered, tmp_path_factory.mktemp("gogs"), binary("gogs"), names=names) as server:
+        yield server
+    assert_gone(server.program)
+
+
+@pytest.fixture(scope="module")
+def drone(rendered: list[Manifest], names: ClusterNames, gogs: LoopbackGogs,
+          tmp_path_factory: pytest.TempPathFactory) -> Iterator[LoopbackDrone]:
+    """The Drone server and its Gogs bridge (Deployment/<release>-drone's two containers)."""
+    with LoopbackDrone(rendered, tmp_path_factory.mktemp("drone"), binary("drone-server"), names) as server:
+        yield server
+    assert_gone(server.program)
+    assert_gone(server.bridge.program)
+
+
+@pytest.fixture(scope="module")
+def admin(rendered: list[Manifest]) -> dict[str, str]:
+    """The admin identity from the rendered Secret <release>-admin."""
+    return secret_data(rendered, f"{RELEASE}-admin")
+
+
+@pytest.fixture(scope="module")
+def machine_token(rendered: list[Manifest]) -> str:
+    return secret_data(rendered, f"{RELEASE}-drone-machine")["token"]
+
+
+@pytest.fixture(scope="module")
+def api(drone: LoopbackDrone, machine_token: str) -> Api:
+    """Drone's API as the admin (the machine token)."""
+    return Api(drone.url, machine_token)

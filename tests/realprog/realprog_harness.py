@@ -338,14 +338,72 @@ class LoopbackRegistry(_Running):
         self.program.wait_ready(realprog.http_check(f"{self.url}/"), timeout=30, what="answering GET /")
 
 
+def _loopback_port(value: str, what: str, expected: str) -> str:
+    """A rendered ``127.0.0.1:<port>`` URL or address; refuses any other (the pod's own loopback)."""
+    if not value.startswith(expected):
+        raise HomeciError(f"{what} is {value!r}, expected it to start with {expected!r}")
+    return value
+
+
+class LoopbackBridge(_Running):
+    """Container gogs-bridge of Deployment/<release>-drone (files/gogs-bridge.py, run by this machine's
+    python3) with the rendered env, in the same pod folder as Drone (it shares Drone's /data volume).
+
+    Rewritten: container paths (the script, /data, the machine-token file, the CA) -> the materialised
+    volumes; BRIDGE_LISTEN 127.0.0.1:<rendered port> and BRIDGE_HOOKS_LISTEN :<rendered port> ->
+    127.0.0.1:<free ports>; BRIDGE_DRONE_URL (Drone's 127.0.0.1:8080) -> Drone's loopback port; the port
+    of the Gogs Service in BRIDGE_GOGS_URL -> Gogs' loopback port (``names``, which also serves the
+    Service port ``hooks`` of <release>-drone from the webhook listener).
+    """
+
+    def __init__(self, objects: list[Manifest], root: Path, names: ClusterNames, drone_url: str) -> None:
+        self.pod = LoopbackPod(objects, "Deployment", f"{RELEASE}-drone", "gogs-bridge", root)
+        self.rendered_env = self.pod.env()
+        ref = self.pod.ref
+        self.rendered_listen = _loopback_port(self.rendered_env.get("BRIDGE_LISTEN", ""),
+                                              f"{ref} env BRIDGE_LISTEN", f"{LOOPBACK}:")
+        _loopback_port(self.rendered_env.get("BRIDGE_DRONE_URL", ""), f"{ref} env BRIDGE_DRONE_URL",
+                       f"http://{LOOPBACK}:8080")
+        hooks = self.rendered_env.get("BRIDGE_HOOKS_LISTEN", "")
+        if not hooks.startswith(":"):
+            raise HomeciError(f"{ref} env BRIDGE_HOOKS_LISTEN is {hooks!r}, expected ':<port>'")
+        self.rendered_hooks_port = int(hooks[1:])
+        self.api_port = realprog.free_port()
+        self.hooks_port = realprog.free_port()
+        self.api_url = f"http://{LOOPBACK}:{self.api_port}"
+        self.hooks_url = f"http://{LOOPBACK}:{self.hooks_port}"
+        names.serve(manifests.get(objects, "Service", f"{RELEASE}-drone"), self.hooks_port,
+                    service_port=self.rendered_hooks_port)
+        env = {k: names.rewrite(v) for k, v in loopback_env(self.pod).items()}
+        env.update(BRIDGE_LISTEN=f"{LOOPBACK}:{self.api_port}",
+                   BRIDGE_HOOKS_LISTEN=f"{LOOPBACK}:{self.hooks_port}", BRIDGE_DRONE_URL=drone_url)
+        self.env = env
+        self.store = Path(env["BRIDGE_STORE"])
+        argv = [self.pod.rewrite(a) for a in [*self.pod.command, *self.pod.args]]
+        self.program = Program("gogs-bridge", argv, log_dir=root / "logs", env=env, cwd=root, names=names)
+
+    def start(self) -> None:
+        self.program.start()
+        self.program.wait_ready(realprog.http_check(f"{self.hooks_url}/healthz"), timeout=30,
+                                what="answering /healthz on its hooks port")
+
+    def log_lines(self) -> list[str]:
+        try:
+            return self.program.log_path.read_text(errors="replace").splitlines()
+        except OSError:
+            return []
+
+
 class LoopbackDrone(_Running):
-    """Deployment/<release>-drone (the Drone server) run on loopback with the rendered env.
+    """Deployment/<release>-drone (the Drone server and its Gogs bridge) run on loopback with the
+    rendered env.
 
     Rewritten: container paths (/data: SQLite database, XDG cache) -> the materialised volumes;
     DRONE_SERVER_PORT ``:8080`` -> 127.0.0.1:<free port>, which also serves Service/<release>-drone
-    for :class:`ClusterNames`; the ports (only) of in-cluster names in the env (DRONE_GOGS_SERVER,
-    DRONE_SERVER_PROXY_HOST, ...) -> the loopback ports of the programs behind those Services. The
-    process resolves those names through ``names`` (its own /etc/hosts).
+    for :class:`ClusterNames`; DRONE_GOGS_SERVER (the bridge on the pod's 127.0.0.1) -> the bridge's
+    free port (:class:`LoopbackBridge`, started first and stopped last); the ports (only) of in-cluster
+    names in the env (DRONE_SERVER_PROXY_HOST, ...) -> the loopback ports of the programs behind those
+    Services. The process resolves those names through ``names`` (its own /etc/hosts).
     """
 
     def __init__(self, objects: list[Manifest], root: Path, drone_bin: Path, names: ClusterNames) -> None:
@@ -355,21 +413,41 @@ class LoopbackDrone(_Running):
         self.port = realprog.free_port()
         self.url = f"http://{LOOPBACK}:{self.port}"
         names.serve(manifests.get(objects, "Service", f"{RELEASE}-drone"), self.port)
+        self.bridge = LoopbackBridge(objects, root, names, self.url)
         self.rendered_env = self.pod.env()
         env = {k: names.rewrite(v) for k, v in loopback_env(self.pod).items()}
         if self.rendered_env.get("DRONE_SERVER_PORT") != ":8080":
             raise HomeciError(f"{self.pod.ref} env DRONE_SERVER_PORT is "
                               f"{self.rendered_env.get('DRONE_SERVER_PORT')!r}, expected ':8080'")
+        if self.rendered_env.get("DRONE_GOGS_SERVER") != f"http://{self.bridge.rendered_listen}":
+            raise HomeciError(f"{self.pod.ref} env DRONE_GOGS_SERVER is "
+                              f"{self.rendered_env.get('DRONE_GOGS_SERVER')!r}, not the Gogs bridge's "
+                              f"BRIDGE_LISTEN {self.bridge.rendered_listen!r}")
         env["DRONE_SERVER_PORT"] = f"{LOOPBACK}:{self.port}"
+        env["DRONE_GOGS_SERVER"] = self.bridge.api_url
         env["TMPDIR"] = str(self.pod.host_path("/tmp"))
         self.env = env
         argv = [str(drone_bin), *[self.pod.rewrite(a) for a in self.pod.args]]
         self.program = Program("drone", argv, log_dir=root / "logs", env=env, cwd=root, names=names)
 
     def start(self) -> None:
+        self.bridge.start()
         self.program.start()
         self.program.wait_ready(realprog.http_check(f"{self.url}/healthz"), timeout=60,
                                 what="answering /healthz")
+
+    def __enter__(self) -> Self:
+        try:
+            self.start()
+        except BaseException:
+            self.program.stop()
+            self.bridge.program.stop()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.program.stop()
+        self.bridge.program.stop()
 
 
 def run_job(objects: list[Manifest], job: str, container: str, root: Path, names: ClusterNames, *,

@@ -3,10 +3,11 @@ image the chart deploys) next to the real Gogs 0.14.3, both from the umbrella's 
 cluster: in-cluster Service names resolve to 127.0.0.1 (homeci_testing.realprog.ClusterNames: a private
 /etc/hosts per process) and only their ports are rewritten to the programs' loopback ports.
 
-The flow, in test order: the chart's bootstrap Job (form login through Gogs, repository sync) -> the
-machine token from DRONE_USER_CREATE -> sync lists a repository created in Gogs -> activation creates
-the Gogs webhook on the rendered in-cluster host -> the drone-pipelines registration Job registers the
-template and organisation secrets -> `git push` of examples/sample-app -> Gogs delivers the webhook ->
+The flow, in test order: the chart's bootstrap Job (form login through the Gogs bridge, repository
+sync) -> the machine token from DRONE_USER_CREATE -> sync lists a repository created in Gogs ->
+activation creates the Gogs webhook on the rendered in-cluster host (the bridge's `hooks` port) -> the
+drone-pipelines registration Job registers the template and organisation secrets -> `git push` of
+examples/sample-app -> Gogs delivers the webhook through the bridge ->
 Drone creates build #1, expanded from the registered template by Drone itself, pending for a runner ->
 the real drone-runner-kube with the rendered RPC secret polls and is handed that stage.
 """
@@ -14,36 +15,39 @@ the real drone-runner-kube with the rendered RPC secret polls and is handed that
 from __future__ import annotations
 
 import base64
-import json
-import os
 import shutil
 import sqlite3
 import subprocess
-import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
 import yaml
-from realprog_harness import (
-    LoopbackDrone,
-    LoopbackGogs,
-    binary,
-    loopback_env,
-    public_hosts,
-    run_job,
-    stray_writes,
+from drone_stack import (
+    Api,
+    assert_gone,
+    call,
+    git,
+    git_env,
+    gogs_api,
+    gogs_token_names,
+    pipelines_for,
+    push_url,
+    register,
+    secret_data,
+    wait_for,
 )
+from drone_stack import gogs_token as gogs_token_of
+from realprog_harness import LoopbackDrone, LoopbackGogs, binary, loopback_env, run_job, stray_writes
 
-from homeci import manifests, paths, rendering, toolchain
+from homeci import manifests, paths, toolchain
 from homeci.manifests import Manifest
 from homeci_testing import drone as drone_chart
 from homeci_testing.realprog import LOOPBACK, ClusterNames, LoopbackPod, Program
-from homeci_testing.support import KUBE_VERSION, NAMESPACE, PIPELINES, PIPELINES_RELEASE, RELEASE
+from homeci_testing.support import PIPELINES_RELEASE, RELEASE
 
 SAMPLE_APP = paths.sample_app()
 REPO_NAME = "sample-app"
@@ -51,116 +55,11 @@ TEMPLATE = "homeci-build-deploy.yaml"
 T = TypeVar("T")
 
 
-# -- small helpers ---------------------------------------------------------------------------------
-def _secret(objects: list[Manifest], name: str) -> dict[str, str]:
-    obj = manifests.get(objects, "Secret", name).obj
-    out = {k: base64.b64decode(v).decode() for k, v in (obj.get("data") or {}).items()}
-    out.update({k: str(v) for k, v in (obj.get("stringData") or {}).items()})
-    return out
-
-
-def _call(method: str, url: str, *, headers: dict[str, str] | None = None,
-          body: Any = None) -> tuple[int, Any]:
-    data = json.dumps(body).encode() if body is not None else None
-    req = urllib.request.Request(url, method=method, data=data,
-                                 headers={"Content-Type": "application/json", **(headers or {})})
-    try:
-        with urllib.request.urlopen(req, timeout=30) as resp:
-            raw = resp.read()
-            status = int(resp.status)
-    except urllib.error.HTTPError as exc:
-        raw, status = exc.read(), exc.code
-    try:
-        return status, json.loads(raw) if raw else None
-    except ValueError:
-        return status, raw.decode(errors="replace")
-
-
-def _wait_for(what: str, check: Callable[[], T | None], timeout: float = 60.0) -> T:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.5)
-    pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}")
-
-
-class Api:
-    """Drone's REST API with the admin's machine token (Authorization: Bearer)."""
-
-    def __init__(self, url: str, token: str) -> None:
-        self.url, self.token = url, token
-
-    def __call__(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
-        return _call(method, f"{self.url}{path}", headers={"Authorization": f"Bearer {self.token}"},
-                     body=body)
-
-
-def assert_gone(program: Program) -> None:
-    """Nothing of ``program`` is left: its process and every process of its group have exited."""
-    assert program.proc is not None and program.proc.poll() is not None, f"{program.name} still runs"
-    try:
-        os.killpg(program.proc.pid, 0)
-    except ProcessLookupError:
-        return
-    pytest.fail(f"{program.name}: processes of group {program.proc.pid} outlived the test")
-
-
-# -- the stack -------------------------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def names(tmp_path_factory: pytest.TempPathFactory) -> ClusterNames:
-    why = ClusterNames.unavailable()
-    if why:
-        pytest.skip(f"in-cluster names cannot resolve to 127.0.0.1 for the programs: {why}")
-    return ClusterNames(tmp_path_factory.mktemp("names"))
-
-
-@pytest.fixture(scope="module")
-def gogs(rendered: list[Manifest], names: ClusterNames,
-         tmp_path_factory: pytest.TempPathFactory) -> Iterator[LoopbackGogs]:
-    with LoopbackGogs(rendered, tmp_path_factory.mktemp("gogs"), binary("gogs"), names=names) as server:
-        yield server
-    assert_gone(server.program)
-
-
-@pytest.fixture(scope="module")
-def drone(rendered: list[Manifest], names: ClusterNames, gogs: LoopbackGogs,
-          tmp_path_factory: pytest.TempPathFactory) -> Iterator[LoopbackDrone]:
-    with LoopbackDrone(rendered, tmp_path_factory.mktemp("drone"), binary("drone-server"), names) as server:
-        yield server
-    assert_gone(server.program)
-
-
-@pytest.fixture(scope="module")
-def admin(rendered: list[Manifest]) -> dict[str, str]:
-    return _secret(rendered, f"{RELEASE}-admin")
-
-
-@pytest.fixture(scope="module")
-def machine_token(rendered: list[Manifest]) -> str:
-    return _secret(rendered, f"{RELEASE}-drone-machine")["token"]
-
-
-@pytest.fixture(scope="module")
-def api(drone: LoopbackDrone, machine_token: str) -> Api:
-    return Api(drone.url, machine_token)
-
-
+# -- the stack: names, gogs, drone, admin, machine_token and api are conftest.py's fixtures -------
 @pytest.fixture(scope="module")
 def gogs_token(gogs: LoopbackGogs, admin: dict[str, str]) -> str:
     """A Gogs API token of the admin (created by start.sh) for the test's own Gogs calls."""
-    basic = base64.b64encode(f"{admin['username']}:{admin['password']}".encode()).decode()
-    _wait_for(f"start.sh to create the Gogs admin {admin['username']}",
-              lambda: _call("GET", f"{gogs.url}/api/v1/users/{admin['username']}")[0] == 200, timeout=90)
-    status, body = _call("POST", f"{gogs.url}/api/v1/users/{admin['username']}/tokens",
-                         headers={"Authorization": f"Basic {basic}"}, body={"name": "homeci-t2-drone"})
-    assert status == 201, f"creating a Gogs token for {admin['username']} answered {status}: {body!r}"
-    return str(body["sha1"])
-
-
-def gogs_api(gogs: LoopbackGogs, token: str, method: str, path: str, body: Any = None) -> tuple[int, Any]:
-    return _call(method, f"{gogs.url}/api/v1{path}", headers={"Authorization": f"token {token}"}, body=body)
+    return gogs_token_of(gogs, admin["username"], admin["password"], "homeci-t2-drone")
 
 
 @pytest.fixture(scope="module")
@@ -181,12 +80,12 @@ def sample_repo(gogs: LoopbackGogs, gogs_token: str, admin: dict[str, str]) -> s
 
 # -- start-up --------------------------------------------------------------------------------------
 def test_server_is_the_pinned_build_and_healthy(drone: LoopbackDrone) -> None:
-    status, body = _call("GET", f"{drone.url}/version")
+    status, body = call("GET", f"{drone.url}/version")
     # 2.28.1, not 2.28.2: upstream did not bump version/version.go for the v2.28.2 tag; the toolchain
     # checks the binary's build info (built from the pinned v2.28.2 archive) instead.
     assert status == 200 and body == {"version": "2.28.1"}, f"Drone /version answered {status} {body!r}"
     assert toolchain.tool("drone-server").version == "v2.28.2"
-    status, _ = _call("GET", f"{drone.url}/healthz")
+    status, _ = call("GET", f"{drone.url}/healthz")
     assert status == 200, f"Drone /healthz answered {status}"
     assert drone.rendered_env["DRONE_DATABASE_DRIVER"] == "sqlite3"
     database = Path(drone.env["DRONE_DATABASE_DATASOURCE"])
@@ -217,14 +116,10 @@ def test_bootstrap_job_logs_in_through_gogs_and_syncs(bootstrap: subprocess.Comp
         f"Job/{RELEASE}-drone-bootstrap exited {bootstrap.returncode}: {bootstrap.stderr.strip()[-500:]}"
     )
     assert f"logged in as '{admin['username']}'" in bootstrap.stdout, bootstrap.stdout
-    # Drone's form login asked Gogs (Basic auth) for a token named "drone": it now exists in Gogs.
-    basic = base64.b64encode(f"{admin['username']}:{admin['password']}".encode()).decode()
-    status, tokens = _call("GET", f"{gogs.url}/api/v1/users/{admin['username']}/tokens",
-                           headers={"Authorization": f"Basic {basic}"})
-    assert status == 200, f"listing Gogs tokens answered {status}"
-    assert [t["name"] for t in tokens].count("drone") == 1, (
-        f"after the bootstrap Job Gogs holds tokens {[t['name'] for t in tokens]}: expected one named 'drone'"
-    )
+    # Drone's form login asked Gogs (Basic auth, through the bridge) for a token named "drone": it
+    # now exists in Gogs.
+    tokens = gogs_token_names(gogs, admin["username"], admin["password"])
+    assert tokens.count("drone") == 1, f"Gogs holds {tokens} after the bootstrap Job: one drone expected"
 
 
 def test_machine_token_from_user_create_is_the_admins_api_token(api: Api, admin: dict[str, str],
@@ -244,13 +139,12 @@ def test_bootstrap_job_is_idempotent(rendered: list[Manifest], bootstrap: Any, g
     again = run_job(rendered, f"{RELEASE}-drone-bootstrap", "bootstrap", tmp_path, names,
                     BOOTSTRAP_INTERVAL="1")
     assert again.returncode == 0, f"second bootstrap run exited {again.returncode}: {again.stderr.strip()}"
-    # A second login through Drone would fail (Gogs lists only a hash of the "drone" token): the script
-    # must see the working token and only sync.
-    assert "no login needed" in again.stdout, again.stdout
-    basic = base64.b64encode(f"{admin['username']}:{admin['password']}".encode()).decode()
-    _, tokens = _call("GET", f"{gogs.url}/api/v1/users/{admin['username']}/tokens",
-                      headers={"Authorization": f"Basic {basic}"})
-    assert [t["name"] for t in tokens].count("drone") == 1, "the second login created another Gogs token"
+    # Every run logs in again: through the Gogs bridge Drone reuses the admin's token.
+    assert f"logged in as '{admin['username']}'" in again.stdout, again.stdout
+    tokens = gogs_token_names(gogs, admin["username"], admin["password"])
+    assert [n for n in tokens if n.startswith("drone")] == ["drone"], (
+        f"the second login changed the admin's Gogs tokens: {tokens}"
+    )
 
 
 def test_bootstrap_job_with_a_wrong_machine_token_fails_in_one_line(
@@ -288,37 +182,31 @@ def test_activation_creates_the_gogs_webhook_on_the_internal_host(
     url = urllib.parse.urlsplit(hook["config"]["url"])
     rendered_host = drone.rendered_env["DRONE_SERVER_PROXY_HOST"]
     proto = drone.rendered_env["DRONE_SERVER_PROXY_PROTO"]
-    assert (url.scheme, url.hostname, url.path) == (proto, rendered_host, "/hook"), (
+    rendered_name = rendered_host.rsplit(":", 1)[0]
+    assert (url.scheme, url.hostname, url.path) == (proto, rendered_name, "/hook"), (
         f"Drone registered the webhook {hook['config']['url']}, expected "
         f"{proto}://{rendered_host}/hook (DRONE_SERVER_PROXY_PROTO/HOST of Deployment/{RELEASE}-drone)"
     )
-    # Only the port is the loopback stand-in for the Service port (80).
-    assert url.port == drone.port and names.rewrite(rendered_host) == url.netloc
+    # Only the port is the loopback stand-in for the Service port `hooks`: the Gogs bridge's webhook
+    # listener, which forwards to Drone.
+    assert url.port == drone.bridge.hooks_port and names.rewrite(rendered_host) == url.netloc
     assert hook["type"] == "gogs" and hook["config"]["content_type"] == "json" and hook["active"], hook
     assert "push" in hook["events"], f"the Drone webhook does not fire on push: {hook['events']}"
     allow = [h.strip() for h in (gogs.ini.split("LOCAL_NETWORK_ALLOWLIST", 1)[1].split("\n", 1)[0]
                                  .strip(" =").split(","))]
-    assert rendered_host in allow, f"Gogs' LOCAL_NETWORK_ALLOWLIST {allow} lacks Drone's webhook host"
+    assert rendered_name in allow, f"Gogs' LOCAL_NETWORK_ALLOWLIST {allow} lacks Drone's webhook host"
 
 
 # -- drone-pipelines: the registration Job against the real API ------------------------------------
 @pytest.fixture(scope="module")
 def pipelines(rendered: list[Manifest], scenario: str, admin: dict[str, str]) -> list[Manifest]:
-    """charts/drone-pipelines as installed next to this umbrella (its default scenario on the scenario's
-    domain and registry host, the umbrella's admin as the owner of the target namespace), plus the
-    umbrella's machine-token Secret its Job reads."""
-    hosts = public_hosts(scenario)
-    domain = hosts["git"].split(".", 1)[1]
-    objs = rendering.render(PIPELINES, [PIPELINES / "ci" / "default-values.yaml"],
-                            sets=(f"stack.domain={domain}", f"registry.host={hosts['registry']}",
-                                  f"targets[0].owners[0]={admin['username']}"),
-                            release=PIPELINES_RELEASE, namespace=NAMESPACE, kube_version=KUBE_VERSION)
-    return [*objs, manifests.get(rendered, "Secret", f"{RELEASE}-drone-machine")]
+    """charts/drone-pipelines next to this umbrella, the admin owning the target namespace."""
+    return pipelines_for(rendered, scenario, [admin["username"]])
 
 
 def _register(pipelines: list[Manifest], names: ClusterNames, root: Path,
               **env: str) -> subprocess.CompletedProcess[str]:
-    return run_job(pipelines, f"{PIPELINES_RELEASE}-register", "register", root, names, **env)
+    return register(pipelines, names, root, **env)
 
 
 @pytest.fixture(scope="module")
@@ -382,13 +270,6 @@ def test_registration_job_with_a_wrong_token_fails_in_one_line(pipelines: list[M
 
 
 # -- push -> webhook -> build #1 --------------------------------------------------------------------
-def _git(args: list[str], cwd: Path, env: dict[str, str]) -> str:
-    proc = subprocess.run(["git", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=60,
-                          check=False)
-    assert proc.returncode == 0, f"git {' '.join(args)} failed: {proc.stderr.strip()}"
-    return proc.stdout.strip()
-
-
 @pytest.fixture(scope="module")
 def pushed(api: Api, gogs: LoopbackGogs, admin: dict[str, str], sample_repo: str, registered: Any,
            tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
@@ -401,18 +282,13 @@ def pushed(api: Api, gogs: LoopbackGogs, admin: dict[str, str], sample_repo: str
     branch = str(repo.get("default_branch") or "master")
     work = tmp_path_factory.mktemp("push") / "sample-app"
     shutil.copytree(SAMPLE_APP, work)
-    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(work.parent),
-           "GIT_TERMINAL_PROMPT": "0",
-           "GIT_CONFIG_NOSYSTEM": "1", "GIT_AUTHOR_NAME": "t2", "GIT_AUTHOR_EMAIL": "t2@example.invalid",
-           "GIT_COMMITTER_NAME": "t2", "GIT_COMMITTER_EMAIL": "t2@example.invalid"}
-    _git(["init", "-q", "-b", branch], work, env)
-    _git(["add", "-A"], work, env)
-    _git(["commit", "-q", "-m", "sample app"], work, env)
-    auth = urllib.parse.quote(admin["username"]) + ":" + urllib.parse.quote(admin["password"], safe="")
-    # Rewritten for loopback: the clone URL (https://git.<domain>/...) -> Gogs' own port on 127.0.0.1.
-    remote = f"http://{auth}@{LOOPBACK}:{gogs.port}/{sample_repo}.git"
-    _git(["push", "-q", remote, f"HEAD:{branch}"], work, env)
-    return {"commit": _git(["rev-parse", "HEAD"], work, env), "branch": branch}
+    env = git_env(work.parent)
+    git(["init", "-q", "-b", branch], work, env)
+    git(["add", "-A"], work, env)
+    git(["commit", "-q", "-m", "sample app"], work, env)
+    git(["push", "-q", push_url(gogs, admin["username"], admin["password"], sample_repo), f"HEAD:{branch}"],
+        work, env)
+    return {"commit": git(["rev-parse", "HEAD"], work, env), "branch": branch}
 
 
 @pytest.fixture(scope="module")
@@ -421,15 +297,16 @@ def build(api: Api, pushed: dict[str, str], sample_repo: str) -> dict[str, Any]:
         status, body = api("GET", f"/api/repos/{sample_repo}/builds/1")
         return body if status == 200 and body.get("stages") else None
 
-    return _wait_for(f"Drone build #1 of {sample_repo} (Gogs push webhook -> Drone)", first_build, timeout=60)
+    return wait_for(f"Drone build #1 of {sample_repo} (Gogs push webhook -> Drone)", first_build, timeout=60)
 
 
 def test_push_is_delivered_by_gogs_to_drones_internal_host(build: dict[str, Any], gogs: LoopbackGogs,
                                                           drone: LoopbackDrone) -> None:
     with sqlite3.connect(gogs.database) as db:
         rows = db.execute("SELECT url, is_delivered, is_succeed, response_content FROM hook_task").fetchall()
-    push = [r for r in rows if r[0].startswith(f"http://{drone.rendered_env['DRONE_SERVER_PROXY_HOST']}:")]
-    assert push, f"Gogs recorded no delivery to Drone's internal host: {[r[0] for r in rows]}"
+    host = drone.rendered_env["DRONE_SERVER_PROXY_HOST"].rsplit(":", 1)[0]
+    push = [r for r in rows if r[0].startswith(f"http://{host}:{drone.bridge.hooks_port}/")]
+    assert push, f"Gogs recorded no delivery to the bridge on Drone's internal host: {[r[0] for r in rows]}"
     url, delivered, succeeded, response = push[-1]
     assert delivered and succeeded, f"Gogs' delivery to {url} failed: {response[:300]!r}"
 
@@ -456,7 +333,7 @@ def details(build: dict[str, Any], drone: LoopbackDrone) -> dict[str, Any]:
     """What a runner receives for build #1's stage (GET /rpc/v2/stage/{id}, read-only, with the rendered
     RPC secret): the only place Drone exposes the pipeline it expanded from the template."""
     stage_id = build["stages"][0]["id"]
-    status, body = _call("GET", f"{drone.url}/rpc/v2/stage/{stage_id}",
+    status, body = call("GET", f"{drone.url}/rpc/v2/stage/{stage_id}",
                          headers={"X-Drone-Token": drone.env["DRONE_RPC_SECRET"]})
     assert status == 200, f"GET /rpc/v2/stage/{stage_id} answered {status}: {body!r}"
     assert isinstance(body, dict)
@@ -519,7 +396,7 @@ def test_drone_expansion_equals_the_offline_renderer(details: dict[str, Any], pi
 
 def test_org_secrets_reach_the_build_with_the_registry_credentials(details: dict[str, Any],
                                                                    pipelines: list[Manifest]) -> None:
-    creds = _secret(pipelines, f"{PIPELINES_RELEASE}-registration")
+    creds = secret_data(pipelines, f"{PIPELINES_RELEASE}-registration")
     got = {s["name"]: s.get("data") for s in details.get("secrets") or []}
     for name, key in (("homeci_registry_username", "registry-username"),
                       ("homeci_registry_password", "registry-password")):
@@ -556,7 +433,7 @@ def _runner(rendered: list[Manifest], names: ClusterNames, root: Path, **over: s
 def test_runner_with_a_wrong_rpc_secret_is_refused(rendered: list[Manifest], drone: LoopbackDrone,
                                                    names: ClusterNames, tmp_path: Path) -> None:
     with _runner(rendered, names, tmp_path, DRONE_RPC_SECRET="not-the-rpc-secret") as runner:
-        _wait_for("the runner to report the failed ping",
+        wait_for("the runner to report the failed ping",
                   lambda: "cannot ping the remote server" in runner.log_tail(50), timeout=30)
     assert_gone(runner)
 
@@ -567,7 +444,7 @@ def test_runner_polls_with_the_rendered_secret_and_is_handed_build_one(
     """Last: the runner takes build #1's stage (the server saw it poll) and then fails to create the
     build's Kubernetes objects, since there is no cluster on loopback."""
     with _runner(rendered, names, tmp_path) as runner:
-        _wait_for("the runner's successful ping", lambda: "successfully pinged the remote server"
+        wait_for("the runner's successful ping", lambda: "successfully pinged the remote server"
                   in runner.log_tail(50), timeout=30)
 
         def taken() -> dict[str, Any] | None:
@@ -575,7 +452,7 @@ def test_runner_polls_with_the_rendered_secret_and_is_handed_build_one(
             stage = (body.get("stages") or [{}])[0] if status == 200 else {}
             return stage if stage.get("machine") else None
 
-        stage = _wait_for("Drone to hand build #1's stage to the runner", taken, timeout=60)
+        stage = wait_for("Drone to hand build #1's stage to the runner", taken, timeout=60)
     assert_gone(runner)
     assert stage["machine"] == "homeci-drone-runner-t2", (
         f"build #1's stage went to {stage['machine']!r}, not the runner started with the rendered env"

@@ -8,7 +8,6 @@ import json
 import os
 import sqlite3
 import subprocess
-import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -17,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from drone_stack import wait_for
 from realprog_harness import LoopbackGogs, LoopbackTraefik, binary, ini_value, render, stray_writes
 
 from homeci import manifests
@@ -34,15 +34,6 @@ def gogs(rendered: list[Manifest], tmp_path_factory: pytest.TempPathFactory,
         yield server
 
 
-@pytest.fixture(scope="module")
-def admin(rendered: list[Manifest]) -> dict[str, str]:
-    """The admin identity from the rendered Secret <release>-admin."""
-    data = manifests.get(rendered, "Secret", f"{RELEASE}-admin").obj
-    raw = {k: base64.b64decode(v).decode() for k, v in (data.get("data") or {}).items()}
-    raw.update({k: str(v) for k, v in (data.get("stringData") or {}).items()})
-    return raw
-
-
 def _get(url: str, headers: dict[str, str] | None = None) -> tuple[int, bytes]:
     req = urllib.request.Request(url, headers=headers or {})
     try:
@@ -52,20 +43,10 @@ def _get(url: str, headers: dict[str, str] | None = None) -> tuple[int, bytes]:
         return exc.code, exc.read()
 
 
-def _wait_for(what: str, check: Any, timeout: float = 60.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.3)
-    pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}")
-
-
 @pytest.fixture(scope="module")
 def admin_token(gogs: LoopbackGogs, admin: dict[str, str]) -> str:
     """An API token for the admin, created with HTTP Basic auth (as Drone does at login)."""
-    _wait_for(f"start.sh to create admin {admin['username']}",
+    wait_for(f"start.sh to create admin {admin['username']}",
               lambda: _get(f"{gogs.url}/api/v1/users/{admin['username']}")[0] == 200, timeout=60)
     basic = base64.b64encode(f"{admin['username']}:{admin['password']}".encode()).decode()
     req = urllib.request.Request(
@@ -215,7 +196,7 @@ def test_webhook_allowlist_admits_drone_and_blocks_other_local_hosts(
         found = {label: by_hook[hid] for label, hid in hook_ids.items() if hid in by_hook}
         return found if len(found) == 2 and all(c for _, c in found.values()) else None
 
-    result = _wait_for("Gogs to process both push deliveries", tasks, timeout=60)
+    result = wait_for("Gogs to process both push deliveries", tasks, timeout=60)
     delivered, response = result["other"]
     assert "implicitly blocked" in response and not delivered, (
         f"the webhook to another local host (127.0.0.1) was not blocked: delivered={delivered} {response!r}"
@@ -328,7 +309,7 @@ def test_builtin_ssh_server_serves_git_with_the_advertised_url(gogs_ssh: tuple[L
     assert server.ssh_port, "the ssh scenario's app.ini does not start Gogs' built-in SSH server"
     data = manifests.get(objects, "Secret", f"{RELEASE}-admin").obj["data"]
     user, password = (base64.b64decode(data[k]).decode() for k in ("username", "password"))
-    _wait_for("start.sh to create the admin", lambda: _get(f"{server.url}/api/v1/users/{user}")[0] == 200)
+    wait_for("start.sh to create the admin", lambda: _get(f"{server.url}/api/v1/users/{user}")[0] == 200)
     headers = {"Authorization": "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode(),
                "Content-Type": "application/json"}
 
@@ -366,16 +347,17 @@ def test_builtin_ssh_server_serves_git_with_the_advertised_url(gogs_ssh: tuple[L
 
 def test_gogs_answers_drones_login_calls_on_the_rendered_api_url(
         gogs: LoopbackGogs, rendered: list[Manifest], admin: dict[str, str], admin_token: str) -> None:
-    """Drone (no 2.x server is obtainable here) logs in to Gogs by listing the user's tokens with HTTP
-    Basic auth, creating a token named "drone" if missing, then calling the API with it. Replay those
-    calls against DRONE_GOGS_SERVER as rendered, rewritten to Gogs' loopback port."""
+    """Drone logs in to Gogs by listing the user's tokens with HTTP Basic auth, creating a token named
+    "drone" if missing, then calling the API with it; the Gogs bridge in Drone's pod forwards those
+    calls to BRIDGE_GOGS_URL. Replay them against that URL as rendered, rewritten to Gogs' loopback port
+    (Drone and the bridge themselves run in test_drone_program.py and test_bridge_program.py)."""
     dep = manifests.get(rendered, "Deployment", f"{RELEASE}-drone")
-    env = {e["name"]: str(e.get("value", ""))
-           for _, c in dep.containers(init=False) for e in c.get("env") or []}
-    server = urllib.parse.urlsplit(env.get("DRONE_GOGS_SERVER", ""))
+    env = {e["name"]: str(e.get("value", "")) for e in dep.container("gogs-bridge").get("env") or []}
+    server = urllib.parse.urlsplit(env.get("BRIDGE_GOGS_URL", ""))
     gogs_port = ini_value(gogs.rendered_ini, "server", "HTTP_PORT")
     assert server.scheme and server.port == int(gogs_port or 0), (
-        f"{dep.ref} DRONE_GOGS_SERVER {env.get('DRONE_GOGS_SERVER')!r} is not on Gogs' HTTP_PORT {gogs_port}"
+        f"{dep.ref} containers[gogs-bridge] BRIDGE_GOGS_URL {env.get('BRIDGE_GOGS_URL')!r} is not on Gogs' "
+        f"HTTP_PORT {gogs_port}"
     )
     base = f"{gogs.url}{server.path.rstrip('/')}/api/v1"
     basic = "Basic " + base64.b64encode(f"{admin['username']}:{admin['password']}".encode()).decode()

@@ -1,29 +1,26 @@
 """The Drone bootstrap hook script (charts/.../drone/files/bootstrap.py) under injected faults, against a
 fault-injecting stand-in for Drone + Gogs on 127.0.0.1: Gogs not having the admin yet, Drone not
-healthy yet, 5xx and 4xx answers, an unreachable server, a stale "drone" token in Gogs, missing env.
+healthy yet, 5xx and 4xx answers, an unreachable server, a token Gogs rejects after the login, missing env.
 
-The normal flow (one form login, sync, second run without a login, wrong machine token) runs against
-the real Drone 2.28.2 and Gogs 0.14.3 in tests/realprog/test_drone_program.py. The stand-in behaves as
-those did there: a sync before any login answers 500 "Unauthorized", and a login while Gogs already
-has a token named "drone" fails (Gogs lists only a hash of it, which Drone cannot use).
+The normal flow (form login through the Gogs bridge, sync, a second run that logs in again and reuses
+the token, wrong machine token) runs against the real Drone 2.28.2, the Gogs bridge and Gogs 0.14.3 in
+tests/realprog/test_drone_program.py. The stand-in behaves as those did there: a sync before any login
+answers 500 "Unauthorized".
 """
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 import urllib.parse
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
 
-from homeci_testing.support import ROOT
+from homeci_testing.support import ROOT, load_script
 from loopback import serve
 
 SCRIPT = ROOT / "charts" / "homeci-umbrella" / "charts" / "drone" / "files" / "bootstrap.py"
@@ -31,16 +28,9 @@ TOKEN = "machine-token-0123456789abcdef"
 USER, PASSWORD = "homeci", "s3cret-admin-password"
 
 
-def load_script() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("homeci_drone_bootstrap", SCRIPT)
-    assert spec and spec.loader
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = mod  # dataclasses resolve annotations through sys.modules
-    spec.loader.exec_module(mod)
-    return mod
 
 
-bootstrap = load_script()
+bootstrap = load_script(SCRIPT, "homeci_drone_bootstrap")
 
 
 @dataclass
@@ -53,6 +43,7 @@ class FaultState:
     login_attempts: int = 0
     gogs_tokens: list[str] = field(default_factory=list)  # tokens Drone created in Gogs
     scm_token: bool = False  # the admin has a Gogs token in Drone
+    token_rejected: bool = False  # Gogs rejects the token Drone got (a sync after the login still fails)
     syncs: int = 0
     repos: list[str] = field(default_factory=lambda: ["homeci/app", "homeci/site"])
     requests: list[str] = field(default_factory=list)
@@ -101,11 +92,11 @@ class FaultInjectingDrone(BaseHTTPRequestHandler):
             s.login_attempts += 1
             form = urllib.parse.parse_qs(body)
             ok = form.get("username") == [USER] and form.get("password") == [PASSWORD]
-            if not ok or s.login_attempts <= s.gogs_admin_after or "drone" in s.gogs_tokens:
-                # A token named "drone" exists: Drone reads a hash from Gogs' list, and Gogs rejects it.
+            if not ok or s.login_attempts <= s.gogs_admin_after:
                 return self._send(303, b"", {"Location": "/login/error?message=Unauthorized"})
-            s.gogs_tokens.append("drone")
-            s.scm_token = True
+            if "drone" not in s.gogs_tokens:  # the Gogs bridge lets later logins reuse it
+                s.gogs_tokens.append("drone")
+            s.scm_token = not s.token_rejected
             return self._send(303, b"", {"Location": "/", "Set-Cookie": "_session_=abc123; Path=/; HttpOnly"})
         if self.path == "/api/user/repos":
             if not self._authed():
@@ -143,6 +134,17 @@ def test_waits_for_gogs_to_have_the_admin(fake: tuple[FaultState, str]) -> None:
     assert state.login_attempts == 4 and state.syncs == 1
 
 
+def test_every_run_logs_in_then_syncs(fake: tuple[FaultState, str]) -> None:
+    """No sync-first probing: each run logs in (the Gogs bridge makes that repeatable), then syncs."""
+    state, url = fake
+    assert bootstrap.run(config(url)) == ["homeci/app", "homeci/site"]
+    bootstrap.run(config(url))
+    assert (state.login_attempts, state.syncs, state.gogs_tokens) == (2, 2, ["drone"])
+    logins = [i for i, r in enumerate(state.requests) if r == "POST /login"]
+    syncs = [i for i, r in enumerate(state.requests) if r == "POST /api/user/repos"]
+    assert all(login < sync for login, sync in zip(logins, syncs, strict=True)), state.requests
+
+
 def test_retries_a_transient_sync_failure(fake: tuple[FaultState, str]) -> None:
     state, url = fake
     state.sync_status = [502]
@@ -152,7 +154,8 @@ def test_retries_a_transient_sync_failure(fake: tuple[FaultState, str]) -> None:
 
 def test_login_never_accepted_is_bounded(fake: tuple[FaultState, str]) -> None:
     state, url = fake
-    with pytest.raises(bootstrap.BootstrapError, match=r"form login: still failing after \d+ attempts"):
+    with pytest.raises(bootstrap.BootstrapError,
+                       match=r"form login: still failing after \d+ attempts.*gogs-bridge container"):
         bootstrap.run(config(url, password="wrong", timeout=0.3, interval=0.05))
     assert 2 <= state.login_attempts <= 10
     assert state.syncs == 0
@@ -185,14 +188,13 @@ def test_main_reports_one_error_line(
     assert len(err) == 1 and err[0].startswith("bootstrap: error: missing environment: DRONE_URL")
 
 
-def test_stale_drone_token_in_gogs_names_the_fix(fake: tuple[FaultState, str]) -> None:
-    """Drone's database is new (no Gogs token for the admin) but Gogs still has the "drone" token of an
-    earlier install: the login can never succeed, and the error says what to delete."""
+def test_token_rejected_after_login_names_where_to_look(fake: tuple[FaultState, str]) -> None:
+    """The login is accepted but Gogs rejects the token Drone got: fatal at once, naming the bridge's log."""
     state, url = fake
-    state.gogs_tokens.append("drone")
-    with pytest.raises(bootstrap.BootstrapError, match=r"access token named 'drone'.*Applications"):
-        bootstrap.run(config(url, timeout=0.3, interval=0.05))
-    assert state.syncs == 0
+    state.token_rejected = True
+    with pytest.raises(bootstrap.BootstrapError, match=r"Gogs rejects the token .*gogs-bridge container"):
+        bootstrap.run(config(url, timeout=5, interval=0.05))
+    assert state.login_attempts == 1 and state.syncs == 0
 
 
 def test_secrets_are_read_from_files_and_a_set_variable_wins(tmp_path: Path) -> None:

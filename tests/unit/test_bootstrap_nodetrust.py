@@ -4,18 +4,16 @@ ConfigMap through the API with the pod's token, and reports failures without wri
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 import tomllib
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
 
+from homeci_testing.support import load_script
 from loopback import serve
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -24,16 +22,9 @@ PEM = "-----BEGIN CERTIFICATE-----\nMIIBfake\n-----END CERTIFICATE-----"
 HOST = "registry.homeci.localhost"
 
 
-def load_script() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("homeci_node_trust", SCRIPT)
-    assert spec and spec.loader
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = mod
-    spec.loader.exec_module(mod)
-    return mod
 
 
-nt = load_script()
+nt = load_script(SCRIPT, "homeci_node_trust")
 
 
 @pytest.fixture

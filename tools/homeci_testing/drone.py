@@ -16,13 +16,11 @@ from __future__ import annotations
 
 import copy
 import hashlib
-import importlib.util
 import json
 import os
 import re
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -31,6 +29,7 @@ import yaml
 
 from homeci import paths
 from homeci.errors import HomeciError
+from homeci_testing.support import load_script
 
 CHART_NAME = "drone-pipelines"
 
@@ -141,15 +140,7 @@ def registration_script() -> Path:
 
 def load_registration(script: Path | None = None) -> ModuleType:
     """Import the chart's ``files/register.py`` (the very file the hook Job runs) as a module."""
-    path = script or registration_script()
-    spec = importlib.util.spec_from_file_location("homeci_drone_register", path)
-    if spec is None or spec.loader is None:
-        raise HomeciError(f"{path}: cannot import the registration script")
-    module = importlib.util.module_from_spec(spec)
-    # dataclasses resolve annotations through sys.modules: register before executing.
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_script(script or registration_script(), "homeci_drone_register")
 
 
 def chart_values(*values_files: Path, chart: Path | None = None) -> dict[str, Any]:

@@ -7,10 +7,13 @@ Loaded by ``tests/conftest.py``; test modules import names from here instead of 
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import os
+import sys
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import ModuleType
 from typing import NamedTuple
 
 import click
@@ -69,6 +72,21 @@ def render_umbrella(values: Sequence[Path] = (), sets: Sequence[str] = (), *,
 def render_pipelines(values: Sequence[Path] = (), sets: Sequence[str] = ()) -> list[mf.Manifest]:
     """drone-pipelines rendered as the README installs it (release homeci-pipelines in namespace homeci)."""
     return render(PIPELINES, values, sets, release=PIPELINES_RELEASE)
+
+
+# --- the Python the charts ship ------------------------------------------------------------------------
+
+
+def load_script(path: Path, name: str) -> ModuleType:
+    """Import a chart's stdlib script (``files/*.py``, the very file its pod runs) as module ``name``."""
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:
+        raise HomeciError(f"{path}: cannot import it as a Python module")
+    module = importlib.util.module_from_spec(spec)
+    # dataclasses resolve annotations through sys.modules: register before executing.
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
 
 
 # --- binaries ------------------------------------------------------------------------------------------

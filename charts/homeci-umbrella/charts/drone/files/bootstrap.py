@@ -2,16 +2,11 @@
 """homeci Drone bootstrap (Helm post-install/post-upgrade hook).
 
 Drone creates the admin from DRONE_USER_CREATE, but that user has no Gogs token until it logs in
-once through the form: Drone then asks Gogs (Basic auth) for a token named "drone" and creates it.
-This script performs that one login and then a repository sync, so repositories in Gogs show up in
-Drone without anyone clicking anything.
+through the form: Drone then gets a Gogs token for it (through the Gogs bridge in Drone's pod, which
+lets every later login reuse that token). This script performs that login and then a repository sync,
+so repositories in Gogs show up in Drone without anyone clicking anything.
 
-Only one login ever works: Drone would reuse an existing "drone" token by reading its value from
-Gogs' token list, but Gogs (0.13+) stores tokens hashed and lists only a hash, so every later login
-through Drone fails with "Unauthorized" (verified with the real Drone 2.28.2 and Gogs 0.14.3). So the
-script first tries the sync: if Drone already holds a working Gogs token it does not log in again.
-
-Idempotent: a second run only syncs.
+Idempotent: every run logs in (reusing the admin's Gogs token) and syncs.
 Loud: every failure ends with one line `bootstrap: error: ...` and exit status 1; waiting and
 retrying are bounded by BOOTSTRAP_TIMEOUT seconds.
 
@@ -191,13 +186,10 @@ def form_login(http: Http, cfg: Config) -> None:
     if resp.status in (404, 405):
         raise BootstrapError(f"POST {url} answered HTTP {resp.status}: is DRONE_URL a Drone server?")
     # Typically Gogs has not created the admin yet (the Gogs pod does that after migrating), or Gogs
-    # is still starting: retried until the deadline, then reported with Drone's last answer.
-    hint = ""
-    if "Unauthorized" in where:
-        hint = (f"; if Gogs already has an access token named 'drone' for {cfg.username} (made by an "
-                "earlier Drone install), Drone cannot reuse it: delete it in Gogs (Your Settings -> "
-                "Applications) and run the hook again")
-    raise RetryableError(f"login not accepted (HTTP {resp.status}, {where or 'no detail'}){hint}")
+    # is still starting: retried until the deadline, then reported with Drone's last answer (the
+    # gogs-bridge container of the Drone pod logs the cause of each refused login).
+    raise RetryableError(f"login not accepted (HTTP {resp.status}, {where or 'no detail'}); the "
+                         "gogs-bridge container of the Drone pod logs why")
 
 
 def sync_repos(http: Http, cfg: Config) -> list[str] | None:
@@ -228,17 +220,12 @@ def run(cfg: Config, http: Http | None = None, clock: Callable[[], float] = time
     again("Drone health", lambda: wait_healthy(http, f"{cfg.drone_url}/healthz"))
     again("Gogs health", lambda: wait_healthy(http, f"{cfg.gogs_url}/healthcheck"))
     again("machine token", lambda: check_token(http, cfg))
+    again("form login", lambda: form_login(http, cfg))
+    log(f"logged in as {cfg.username!r}: Drone holds a Gogs token for the admin")
     repos = again("repository sync", lambda: sync_repos(http, cfg))
     if repos is None:
-        again("form login", lambda: form_login(http, cfg))
-        log(f"logged in as {cfg.username!r}: Drone holds a Gogs token for the admin")
-        repos = again("repository sync", lambda: sync_repos(http, cfg))
-        if repos is None:
-            raise BootstrapError(f"Gogs rejects the token Drone got at login for {cfg.username!r}: delete "
-                                 "the access token named 'drone' in Gogs (Your Settings -> Applications) "
-                                 "and run the hook again")
-    else:
-        log(f"Drone already holds a working Gogs token for {cfg.username!r}: no login needed")
+        raise BootstrapError(f"Gogs rejects the token Drone got at login for {cfg.username!r}: see the "
+                             "gogs-bridge container's log in the Drone pod")
     log(f"synced {len(repos)} repositories" + (f": {', '.join(repos)}" if repos else ""))
     return repos
 

@@ -61,3 +61,21 @@ cluster-scoped object of this release (admission policies), unique per release a
 {{- define "homeci-drone.clusterName" -}}
 {{- printf "%s-%s-%s" .ctx.Release.Namespace .ctx.Release.Name .suffix | trunc 63 | trimSuffix "-" -}}
 {{- end -}}
+
+{{- /* $ -> http://127.0.0.1:<server.bridge.ports.gogs>: where Drone reaches Gogs, through the Gogs bridge in its pod. */ -}}
+{{- define "homeci-drone.bridgeUrl" -}}
+{{- printf "http://127.0.0.1:%v" .Values.server.bridge.ports.gogs -}}
+{{- end -}}
+
+{{- /*
+$ -> <release>-drone.<namespace>.svc:<server.bridge.ports.hooks>: Drone's webhook host
+(DRONE_SERVER_PROXY_HOST), the Service port `hooks` of the bridge. Gogs' allow-list matches the host
+name without the port. Fails when the bridge's ports clash with the server's 8080 or with each other.
+*/ -}}
+{{- define "homeci-drone.hooksHost" -}}
+{{- $ports := .Values.server.bridge.ports -}}
+{{- if or (eq (int $ports.gogs) 8080) (eq (int $ports.hooks) 8080) (eq (int $ports.gogs) (int $ports.hooks)) -}}
+{{- fail (printf "%sserver.bridge.ports.gogs (%v) and .hooks (%v) must differ from each other and from the server's port 8080: pick two other ports" (include "homeci-lib.valuesPrefix" .) $ports.gogs $ports.hooks) -}}
+{{- end -}}
+{{- printf "%s:%v" (include "homeci-lib.serviceHost" (dict "ctx" . "component" "drone")) $ports.hooks -}}
+{{- end -}}
