@@ -1,6 +1,7 @@
-"""drone-pipelines RBAC is least privilege: per target namespace exactly the deploy step's verbs on
-Deployments, bound to that target's ServiceAccount in the build namespace; no wildcard, nothing
-cluster-wide. Parametrized over every charts/drone-pipelines/ci/*-values.yaml."""
+"""drone-pipelines RBAC is least privilege: one deployer ServiceAccount per owner in the build namespace,
+bound in exactly the targets that list that owner to a Role with the deploy step's verbs; no wildcard;
+the only cluster-wide grant is the registration Job's get/patch of exactly the target namespaces.
+Parametrized over every charts/drone-pipelines/ci/*-values.yaml."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from homeci import manifests, rendering
+from homeci import contract, manifests, rendering
 from homeci_testing import drone
 
 from .conftest import KUBE_VERSION as KUBE
@@ -51,10 +52,25 @@ def test_scenarios_exist() -> None:
     assert SCENARIOS, f"{CHART}/ci has no *-values.yaml scenario"
 
 
-def test_nothing_cluster_wide(scenario: Path) -> None:
-    _, objs = render(scenario)
-    cluster = [m.ref for m in objs if m.kind in CLUSTER_KINDS]
-    assert not cluster, f"{rendering.scenario_name(scenario)}: cluster-wide RBAC rendered: {cluster}"
+def test_only_the_namespace_labeller_is_cluster_wide(scenario: Path) -> None:
+    """The registration Job labels the target namespaces (Pod Security): a ClusterRole, because
+    namespaces are cluster-scoped, limited by resourceNames to exactly the targets, get and patch."""
+    values, objs = render(scenario)
+    cluster = {m.ref: m for m in objs if m.kind in CLUSTER_KINDS}
+    if not values["registration"]["enabled"]:
+        assert not cluster, (
+            f"{rendering.scenario_name(scenario)}: cluster-wide RBAC without the Job: {sorted(cluster)}"
+        )
+        return
+    name = f"{RELEASE}-namespace-labels"
+    assert sorted(cluster) == [f"ClusterRole/{name}", f"ClusterRoleBinding/{name}"], sorted(cluster)
+    targets = sorted(t["namespace"] for t in values["targets"])
+    assert cluster[f"ClusterRole/{name}"].obj["rules"] == [
+        {"apiGroups": [""], "resources": ["namespaces"], "verbs": ["get", "patch"], "resourceNames": targets}
+    ], f"ClusterRole/{name}.rules: get/patch of the target namespaces {targets} only"
+    binding = cluster[f"ClusterRoleBinding/{name}"].obj
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": f"{RELEASE}-registration",
+                                    "namespace": NAMESPACE}], f"ClusterRoleBinding/{name}.subjects"
 
 
 def test_no_wildcards(scenario: Path) -> None:
@@ -79,19 +95,24 @@ def test_each_target_gets_exactly_the_deploy_verbs(scenario: Path) -> None:
         )
 
 
-def test_bindings_join_target_role_and_build_namespace_serviceaccount(scenario: Path) -> None:
+def test_one_deployer_per_owner_bound_only_where_it_is_listed(scenario: Path) -> None:
     values, objs = render(scenario)
     build = build_namespace(values)
-    accounts = {(m.namespace, m.name): m for m in manifests.by_kind(objs, "ServiceAccount")}
+    accounts = {(m.namespace, m.name): m for m in manifests.by_kind(objs, "ServiceAccount")
+                if m.labels.get("app.kubernetes.io/component") == "deployer"}
+    owners = {o for t in values["targets"] for o in t["owners"]}
+    expected = {(build, contract.deployer_account(o, RELEASE)) for o in owners}
+    assert set(accounts) == expected, f"deployer ServiceAccounts: {sorted(accounts)}, want {sorted(expected)}"
+    for owner in owners:
+        sa = accounts[(build, contract.deployer_account(owner, RELEASE))]
+        assert sa.obj.get("automountServiceAccountToken") is True, (
+            f"{sa.ref}.automountServiceAccountToken: the deploy step's kubectl needs the token"
+        )
+        assert sa.annotations.get("homeci.dev/owner") == owner, f"{sa.ref} annotation homeci.dev/owner"
     bindings = manifests.by_kind(objs, "RoleBinding")
     assert len(bindings) == len(values["targets"])
     for target in values["targets"]:
         ns = target["namespace"]
-        sa = f"{RELEASE}-deploy-{ns}"
-        assert (build, sa) in accounts, f"ServiceAccount/{sa} missing in build namespace {build}"
-        assert accounts[(build, sa)].obj.get("automountServiceAccountToken") is True, (
-            f"ServiceAccount/{sa}.automountServiceAccountToken: the deploy step's kubectl needs the token"
-        )
         binding = next((b for b in bindings if b.namespace == ns), None)
         assert binding is not None, f"no RoleBinding in target namespace {ns}"
         role = next(r for r in manifests.by_kind(objs, "Role") if r.namespace == ns)
@@ -100,10 +121,11 @@ def test_bindings_join_target_role_and_build_namespace_serviceaccount(scenario: 
             "kind": "Role",
             "name": role.name,
         }, f"RoleBinding/{binding.name} in {ns} roleRef"
-        assert binding.obj["subjects"] == [{"kind": "ServiceAccount", "name": sa, "namespace": build}], (
-            f"RoleBinding/{binding.name} in {ns} subjects: only the deployer of {ns}"
+        want = sorted({contract.deployer_account(o, RELEASE) for o in target["owners"]})
+        assert binding.obj["subjects"] == [{"kind": "ServiceAccount", "name": sa, "namespace": build}
+                                           for sa in want], (
+            f"RoleBinding/{binding.name} in {ns} subjects: exactly the deployers of {target['owners']}"
         )
-    assert len(accounts) == len(values["targets"]), f"unexpected ServiceAccounts: {sorted(accounts)}"
 
 
 def test_objects_are_labelled(scenario: Path) -> None:
@@ -129,7 +151,7 @@ def test_helm4_renders_the_same_rbac(scenario: Path) -> None:
         objs = rendering.render(
             CHART, [scenario], major=major, release=RELEASE, namespace=NAMESPACE, kube_version=KUBE
         )
-        kinds = ("ServiceAccount", "Role", "RoleBinding")
+        kinds = ("ServiceAccount", "Role", "RoleBinding", "ClusterRole", "ClusterRoleBinding")
         body = ("rules", "subjects", "roleRef", "automountServiceAccountToken")
         return sorted(
             (m.kind, m.namespace, m.name, repr({k: m.obj.get(k) for k in body}))

@@ -59,7 +59,15 @@ def test_pod_is_restricted(rendered: tuple[dict[str, Any], list[manifests.Manife
     job = job_of(rendered)
     spec = job.pod_spec()
     assert spec is not None
-    assert spec["automountServiceAccountToken"] is False, f"{job.ref}: the Job never calls the Kubernetes API"
+    assert spec["serviceAccountName"] == f"{RELEASE}-registration", f"{job.ref}.serviceAccountName"
+    assert spec["automountServiceAccountToken"] is False, f"{job.ref}: no automount; one token volume"
+    (volume,) = [v for v in spec["volumes"] if "serviceAccountToken" in str(v)]
+    sources = volume["projected"]["sources"]
+    assert sources[0]["serviceAccountToken"]["path"] == "token", f"{job.ref} volumes[{volume['name']}]"
+    mounts = {m["name"]: m for _, c in job.containers() for m in c["volumeMounts"]}
+    assert mounts[volume["name"]]["mountPath"] == "/var/run/secrets/kubernetes.io/serviceaccount", (
+        f"{job.ref}: register.py reads the token and CA where the kubelet would put them"
+    )
     assert spec["securityContext"]["runAsNonRoot"] is True
     assert spec["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
     for path, c in job.containers():
@@ -80,8 +88,23 @@ def test_environment_matches_the_script(rendered: tuple[dict[str, Any], list[man
         "HOMECI_OWNERS",
         "HOMECI_TEMPLATES_DIR",
         "HOMECI_ORG_SECRETS",
+        "HOMECI_NAMESPACES",
     ):
         assert name in env, f"{job.ref} {path}.env.{name} missing (register.py reads it)"
+    namespaces = json.loads(env["HOMECI_NAMESPACES"]["value"])
+    assert set(namespaces) == {t["namespace"] for t in values["targets"]}, f"{job.ref} HOMECI_NAMESPACES"
+    for target in values["targets"]:
+        level = target.get("podSecurity", "restricted")
+        meta = namespaces[target["namespace"]]
+        assert meta["labels"] == {"pod-security.kubernetes.io/enforce": level,
+                                  "pod-security.kubernetes.io/audit": "restricted",
+                                  "pod-security.kubernetes.io/warn": "restricted"}, (
+            f"{job.ref} HOMECI_NAMESPACES[{target['namespace']}].labels"
+        )
+        reason = target.get("podSecurityReason") if level != "restricted" else None
+        assert meta["annotations"] == {"homeci.dev/pod-security-reason": reason}, (
+            f"{job.ref} HOMECI_NAMESPACES[{target['namespace']}].annotations"
+        )
     owners = sorted({o for t in values["targets"] for o in t["owners"]})
     assert env["HOMECI_OWNERS"]["value"].split(",") == owners, f"{job.ref} {path}.env.HOMECI_OWNERS"
     org = json.loads(env["HOMECI_ORG_SECRETS"]["value"])

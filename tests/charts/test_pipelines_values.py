@@ -38,6 +38,42 @@ BAD = {
     "image-as-string": (["pipeline.images.test=alpine:3.22.2"], "test"),
     "unknown-key": (["pipeline.imagez.test=x:1"], "imagez"),
     "cpu-with-unit": (["pipeline.resources.test.cpu=1000m"], "cpu"),
+    "owners-alike-to-the-runner": (
+        ["targets[0].namespace=apps", "targets[0].owners[0]=Bob.Smith", "targets[1].namespace=web",
+         "targets[1].owners[0]=bob-smith_", "targets[1].hosts[0]=web"],
+        '"Bob.Smith" and "bob-smith_" both reach Drone\'s Kubernetes runner as "bob-smith"',
+    ),
+    "owners-share-a-deployer-name": (
+        ["targets[0].namespace=apps", "targets[0].owners[0]=team_web", "targets[0].owners[1]=team-web"],
+        "would share the deployer ServiceAccount homeci-pipelines-deployer-team-web",
+    ),
+    "owner-longer-than-gogs-allows": (
+        ["targets[0].namespace=apps", f"targets[0].owners[0]={'a' * 36}"], "owners",
+    ),
+    "host-of-the-stack": (
+        ["targets[0].namespace=apps", "targets[0].owners[0]=a", "targets[0].hosts[0]=registry"],
+        'targets[0].hosts: "registry" is the stack\'s own registry host',
+    ),
+    "host-in-two-targets": (
+        ["targets[0].namespace=apps", "targets[0].owners[0]=a", "targets[0].hosts[0]=shop",
+         "targets[1].namespace=web", "targets[1].owners[0]=b", "targets[1].hosts[0]=shop"],
+        'targets[1].hosts: "shop" is already a host of targets[0]',
+    ),
+    "two-targets-without-hosts": (
+        ["targets[0].namespace=apps", "targets[0].owners[0]=a", "targets[1].namespace=web",
+         "targets[1].owners[0]=b"],
+        "targets[0] and targets[1] both leave hosts out",
+    ),
+    "host-not-a-label": (
+        ["targets[0].namespace=apps", "targets[0].owners[0]=a", "targets[0].hosts[0]=shop.example"], "hosts",
+    ),
+    "pod-security-without-reason": (
+        ["targets[0].namespace=apps", "targets[0].owners[0]=a", "targets[0].podSecurity=privileged"],
+        'targets[0].podSecurity is "privileged": say why in targets[0].podSecurityReason',
+    ),
+    "pod-security-unknown-level": (
+        ["targets[0].namespace=apps", "targets[0].owners[0]=a", "targets[0].podSecurity=none"], "podSecurity",
+    ),
 }
 
 
@@ -57,3 +93,13 @@ def test_defaults_render_without_targets() -> None:
     """No targets: nothing to deploy to and no Job, but the chart installs (NOTES say what to add)."""
     out = Helm(3).template(CHART, release=RELEASE, namespace=NAMESPACE, kube_version=KUBE)
     assert "kind: Job" not in out and "kind: Role" not in out
+
+
+def test_deployer_name_longer_than_63_characters_fails() -> None:
+    with pytest.raises(HomeciError) as err:
+        Helm(3).template(CHART, release="homeci-pipelines-of-the-garage-lab", namespace=NAMESPACE,
+                         set_values=[*CREDS, "targets[0].namespace=apps",
+                                     "targets[0].owners[0]=a-rather-long-organisation-name"],
+                         kube_version=KUBE)
+    assert ("gives the deployer ServiceAccount name homeci-pipelines-of-the-garage-lab-deployer-a-rather-"
+            "long-organisation-name, longer than 63 characters: use a shorter release name") in str(err.value)

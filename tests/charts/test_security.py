@@ -150,7 +150,8 @@ def test_service_links_and_tokens(rendered: Rendered) -> None:
 
 
 def test_rbac_is_minimal(rendered: Rendered) -> None:
-    """No wildcards, and nothing but reads cluster-wide (Ingress status is the one write)."""
+    """No wildcards, and nothing but reads cluster-wide: Ingress status is the one write, besides writes
+    limited by resourceNames to named objects (drone-pipelines labels exactly its target namespaces)."""
     problems: list[str] = []
     for m in rendered.manifests:
         if m.kind not in ("Role", "ClusterRole"):
@@ -161,7 +162,7 @@ def test_rbac_is_minimal(rendered: Rendered) -> None:
                     problems.append(f"{m.ref} rules[{i}].{field} contains '*'")
             if m.kind == "ClusterRole":
                 writes = set(rule.get("verbs") or []) - {"get", "list", "watch"}
-                if writes and rule.get("resources") != ["ingresses/status"]:
+                if writes and rule.get("resources") != ["ingresses/status"] and not rule.get("resourceNames"):
                     problems.append(
                         f"{m.ref} rules[{i}] grants {sorted(writes)} on {rule.get('resources')} cluster-wide"
                     )

@@ -1,6 +1,7 @@
 """The promise of homeci, end to end on a real cluster: a push to Gogs is built by Drone in pods,
 the image lands in the registry, the app rolls out and answers over HTTPS through Traefik, trusting
-only the homeci CA — then the failure paths: a failing test, a crashing image, another branch."""
+only the homeci CA — then the failure paths: a failing test, a crashing image, and a push to another
+branch (built, not deployed, with the reason in its log)."""
 
 from __future__ import annotations
 
@@ -99,14 +100,26 @@ def test_crashing_image_fails_the_deploy_step_and_the_old_version_keeps_serving(
     orig.unlink()
 
 
-def test_push_to_another_branch_builds_nothing(prepared: setup.Prepared, repo: Path,
-                                                served: list[driver.Round]) -> None:
+def test_push_to_another_branch_builds_and_says_why_it_did_not_deploy(
+    prepared: setup.Prepared, repo: Path, served: list[driver.Round]
+) -> None:
+    """Issue 19 item 5: no silent nothing. A push to a branch that does not deploy is built (tests and
+    image, no push) and its last step tells, in Drone's log, why nothing was deployed and how to change it."""
     sha = driver.commit(repo, "1.0.9-other-branch")
     driver.push(prepared.stack, repo, prepared.app, branch="feature")
     drone = Drone(prepared.stack.web, prepared.stack.url("ci"), prepared.stack.machine_token)
-    build = driver.wait_build(drone, prepared.app, sha, timeout=30, expect_none=True)
-    made = f"build #{build and build.get('number')} with steps {_steps(build or {})}"
-    assert build is None or build.get("status") == "skipped" or not _steps(build), (
-        f"a push to branch feature made {made}"
+    build = driver.wait_build(drone, prepared.app, sha, timeout=600)
+    assert build is not None, "a push to branch feature started no build"
+    steps = _steps(build)
+    assert build.get("status") == "success" and steps == {
+        "clone": "success", "test": "success", "build": "success", "no-deploy": "success"}, (
+        f"build #{build.get('number')} of branch feature: {build.get('status')} {steps}"
     )
+    stage = build["stages"][0]
+    step = next(s for s in stage["steps"] if s["name"] == "no-deploy")
+    log = drone.logs(prepared.app.owner, prepared.app.name, int(build["number"]), int(stage["number"]),
+                     int(step["number"]))
+    why = "branch feature was tested and built, but not pushed or deployed: only pushes to main deploy"
+    assert why in log, f"the no-deploy step must say why: {log[-800:]}"
+    assert "set branch: feature under data in .drone.yml" in log, f"and how to deploy it: {log[-800:]}"
     _old_version_still_served(prepared, served[-1].version)

@@ -43,7 +43,7 @@ from drone_stack import (
 from drone_stack import gogs_token as gogs_token_of
 from realprog_harness import LoopbackDrone, LoopbackGogs, binary, loopback_env, run_job, stray_writes
 
-from homeci import manifests, paths, toolchain
+from homeci import contract, manifests, paths, toolchain
 from homeci.manifests import Manifest
 from homeci_testing import drone as drone_chart
 from homeci_testing.realprog import LOOPBACK, ClusterNames, LoopbackPod, Program
@@ -346,7 +346,7 @@ def _config_text(details: dict[str, Any]) -> str:
 
 
 def test_drone_expands_the_registered_template(details: dict[str, Any], pipelines: list[Manifest],
-                                               hosts: dict[str, str]) -> None:
+                                               hosts: dict[str, str], admin: dict[str, str]) -> None:
     text = _config_text(details)
     doc = yaml.safe_load(text)
     assert doc["kind"] == "pipeline" and doc["type"] == "kubernetes" and doc["name"] == "build-deploy", (
@@ -354,8 +354,10 @@ def test_drone_expands_the_registered_template(details: dict[str, Any], pipeline
     )
     sample = yaml.safe_load((SAMPLE_APP / ".drone.yml").read_text())
     namespace = sample["data"]["namespace"]
-    assert doc["service_account_name"].endswith(namespace), (
-        f"expanded service_account_name {doc['service_account_name']!r} is not the deployer of {namespace!r}"
+    deployer = contract.deployer_account(admin["username"], PIPELINES_RELEASE)
+    assert doc["service_account_name"] == deployer, (
+        f"expanded service_account_name {doc['service_account_name']!r} is not {deployer}, the deployer of "
+        f"the repository's owner {admin['username']}"
     )
     accounts = {m.name for m in manifests.by_kind(pipelines, "ServiceAccount")}
     assert doc["service_account_name"] in accounts, (

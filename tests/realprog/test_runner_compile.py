@@ -21,7 +21,7 @@ import pytest
 import yaml
 from realprog_harness import binary, loopback_env
 
-from homeci import manifests, paths, rendering
+from homeci import contract, manifests, paths, rendering
 from homeci.manifests import Manifest
 from homeci_testing import drone
 from homeci_testing.realprog import LoopbackPod
@@ -88,7 +88,8 @@ def pipeline_text(pipelines: list[Manifest], tmp_path_factory: pytest.TempPathFa
         pytest.fail(f"expanding {sample['load']} failed: {exc}")
 
 
-def _compile(env: dict[str, str], text: str, workdir: Path) -> subprocess.CompletedProcess[str]:
+def _compile(env: dict[str, str], text: str, workdir: Path,
+             repo: str = REPO) -> subprocess.CompletedProcess[str]:
     source = workdir / ".drone.yml"
     source.write_text(text)
     pipeline = yaml.safe_load(text)
@@ -97,7 +98,7 @@ def _compile(env: dict[str, str], text: str, workdir: Path) -> subprocess.Comple
                       for v in (step.get(section) or {}).values()
                       if isinstance(v, dict) and "from_secret" in v})
     args = [str(binary("homeci-runner-compile")), "--source", str(source), "--stage", str(pipeline["name"]),
-            "--repo", REPO, "--spec-json", str(workdir / "spec.json")]
+            "--repo", repo, "--spec-json", str(workdir / "spec.json")]
     for name in secrets:
         args += ["--secret", f"{name}=t2-{name}"]
     return subprocess.run(args, env=env, capture_output=True, text=True, timeout=60, check=False)
@@ -168,6 +169,56 @@ def test_pod_runs_in_the_build_namespace_with_the_deployer_account(compiled: dic
         f"the step pod uses ServiceAccount {want_ns}/{sa}, which charts/drone-pipelines does not create "
         f"(it creates {sorted(accounts)})"
     )
+
+
+def _step_pod_policy_admits(pipelines: list[Manifest], pod: dict[str, Any]) -> bool:
+    """drone-pipelines' step-pods rule, read from its rendered policy: a pod may use `default` or the
+    deployer its owner label maps to (the CEL itself runs on a real API server in tests/sim)."""
+    policy = manifests.get(pipelines, "ValidatingAdmissionPolicy", f"{PIPELINES_RELEASE}-step-pods")
+    deployers = json.loads(next(v["expression"] for v in policy.obj["spec"]["variables"]
+                                if v["name"] == "deployers"))
+    account = pod["spec"].get("serviceAccountName") or "default"
+    owner = (pod["metadata"].get("labels") or {}).get("io.drone.repo.namespace", "")
+    return bool(account == "default" or deployers.get(owner) == account)
+
+
+@pytest.mark.parametrize("owner", ["homeci", "Alice.Smith", "team__web.", "A--b_"])
+def test_the_runner_labels_step_pods_with_the_owner_whatever_the_pipeline_says(
+    owner: str, runner: dict[str, Any], pipeline_text: str, pipelines: list[Manifest], tmp_path: Path
+) -> None:
+    """The step-pods admission policy trusts label io.drone.repo.namespace: the real runner compiler sets
+    it after the pipeline's own metadata.labels (a forged one is overwritten) to the owner mapped the way
+    drone-pipelines maps owners (homeci.contract.owner_label = the chart's ownerKey). So the pipeline of
+    the sample app (expanded for owner homeci, with homeci's deployer) is admitted for homeci only."""
+    pipeline = yaml.safe_load(pipeline_text)
+    pipeline["metadata"] = {"labels": {"io.drone.repo.namespace": "homeci", "io.drone": "forged"}}
+    proc = _compile(runner["env"], yaml.safe_dump(pipeline), tmp_path, repo=f"{owner}/app")
+    assert proc.returncode == 0, f"drone-runner-kube refused the pipeline: {proc.stderr.strip()}"
+    pod = next(d for d in yaml.safe_load_all(proc.stdout) if d and d.get("kind") == "Pod")
+    labels = pod["metadata"]["labels"]
+    assert labels["io.drone.repo.namespace"] == contract.owner_label(owner), (
+        f"repository {owner}/app: the runner labels its pods io.drone.repo.namespace="
+        f"{labels['io.drone.repo.namespace']!r}, drone-pipelines expects {contract.owner_label(owner)!r}"
+    )
+    assert labels["io.drone"] == "true", "the runner's own labels win over the pipeline's"
+    assert pod["spec"]["serviceAccountName"] == contract.deployer_account("homeci", PIPELINES_RELEASE)
+    assert _step_pod_policy_admits(pipelines, pod) == (owner == "homeci"), (
+        f"step pod of {owner}/app running as {pod['spec']['serviceAccountName']}: admitted must be "
+        f"{owner == 'homeci'}"
+    )
+
+
+def test_chart_maps_owners_like_the_runner() -> None:
+    """The chart's ownerKey (Helm) and homeci.contract.owner_label (Python) agree on tricky names."""
+    owners = ["homeci", "Alice.Smith", "team__web.", "A--b_", "x.-_y"]
+    objs = rendering.render(PIPELINES, [PIPELINES / "ci" / "default-values.yaml"],
+                            sets=tuple(f"targets[0].owners[{i}]={o}" for i, o in enumerate(owners)),
+                            release=PIPELINES_RELEASE, kube_version=KUBE_VERSION)
+    policy = manifests.get(objs, "ValidatingAdmissionPolicy", f"{PIPELINES_RELEASE}-step-pods")
+    deployers = json.loads(next(v["expression"] for v in policy.obj["spec"]["variables"]
+                                if v["name"] == "deployers"))
+    assert deployers == {contract.owner_label(o): contract.deployer_account(o, PIPELINES_RELEASE)
+                         for o in owners}
 
 
 def test_every_step_mounts_the_ca_and_gets_the_ca_environment(compiled: dict[str, Any],

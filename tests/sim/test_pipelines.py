@@ -1,5 +1,6 @@
-"""Issue 6, 3.6: drone-pipelines installs for a target namespace, and SubjectAccessReviews show the
-deployer and runner identities can do exactly what their steps need and are denied the rest."""
+"""Issue 6, 3.6: drone-pipelines installs for a target namespace next to the umbrella, and
+SubjectAccessReviews show the deployer (one per owner) and runner identities can do exactly what their
+steps need and are denied the rest. The admission policies are tried in test_pipeline_policies.py."""
 
 from __future__ import annotations
 
@@ -47,9 +48,10 @@ def test_pipelines_rbac_is_exact(helm3: Helm, api: Any, namespace: str, deployme
     ))
 
     deployers = [m for m in manifest if m.kind == "ServiceAccount"
-                 and m.annotations.get("homeci.dev/deploys-to") == target]
+                 and m.annotations.get("homeci.dev/owner") == "homeci"]
     assert len(deployers) == 1, (f"drone-pipelines: expected one deployer ServiceAccount annotated "
-                                 f"homeci.dev/deploys-to={target}, found {[m.ref for m in deployers]}")
+                                 f"homeci.dev/owner=homeci, found {[m.ref for m in deployers]}")
+    assert deployers[0].annotations.get("homeci.dev/deploys-to") == target, f"{deployers[0].ref} deploys-to"
     sa_ns = deployers[0].namespace or namespace
     sa = deployers[0].name
     # The deploy step: `kubectl apply -k <manifests>` (get/create/patch of the app's objects), `kubectl set

@@ -14,8 +14,8 @@ import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler
 from pathlib import Path
+from typing import Any
 
 import pytest
 from cryptography import x509
@@ -25,7 +25,7 @@ from homeci import ca, manifests
 from homeci.errors import HomeciError
 from homeci.helm import Helm
 from homeci_testing.support import ROOT
-from loopback import serve
+from loopback import json_handler, serve
 
 
 def homeci(*args: str) -> subprocess.CompletedProcess[str]:
@@ -267,29 +267,16 @@ def test_show_needs_exactly_one_source() -> None:
 def fake_apiserver(secrets: dict[str, dict[str, str]]) -> Iterator[str]:
     """A tiny Kubernetes API on 127.0.0.1 serving GET .../namespaces/<ns>/secrets/<name>."""
 
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            parts = self.path.split("?")[0].strip("/").split("/")
-            key = f"{parts[3]}/{parts[5]}" if len(parts) == 6 and parts[4] == "secrets" else ""
-            if key in secrets:
-                body = {"apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/tls",
-                        "metadata": {"name": parts[5], "namespace": parts[3]}, "data": secrets[key]}
-                code = 200
-            else:
-                body = {"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "NotFound",
-                        "code": 404, "message": "not found"}
-                code = 404
-            data = json.dumps(body).encode()
-            self.send_response(code)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
+    def handle(method: str, path: str, headers: Any, body: Any) -> tuple[int, Any]:
+        parts = path.split("?")[0].strip("/").split("/")
+        key = f"{parts[3]}/{parts[5]}" if len(parts) == 6 and parts[4] == "secrets" else ""
+        if key in secrets:
+            return 200, {"apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/tls",
+                         "metadata": {"name": parts[5], "namespace": parts[3]}, "data": secrets[key]}
+        return 404, {"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "NotFound",
+                     "code": 404, "message": "not found"}
 
-        def log_message(self, *args: object) -> None:
-            pass
-
-    with serve(Handler) as port:
+    with serve(json_handler(handle, ("GET",))) as port:
         yield f"http://127.0.0.1:{port}"
 
 

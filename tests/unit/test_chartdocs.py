@@ -80,3 +80,20 @@ def test_shared_fragments_replace_local_copies_and_unused_definitions_go() -> No
 def test_a_reference_to_nothing_names_the_fix() -> None:
     with pytest.raises(HomeciError, match=r"add charts/homeci-lib/schema/nowhere\.json"):
         assemble(_schema(enabled={"$ref": "#/definitions/nowhere"}), {}, VALUES)
+
+
+def test_values_md_lists_the_described_keys_of_list_items() -> None:
+    """values.yaml has no list item to comment on: VALUES.md takes `extra[].<key>` rows from the keys the
+    schema describes itself (a shared definition's generic text is not repeated per key)."""
+    import yaml
+
+    from homeci.chartdocs.valuesdoc import render
+
+    schema = {**_schema(extra={"type": "array", "items": {"type": "object", "properties": {
+        "name": {"description": "The name.", "$ref": "#/definitions/label"},
+        "port": {"$ref": "#/definitions/label"}}}}),
+        "definitions": {"label": {"type": "string", "description": "Generic text."}}}
+    text = render("x", VALUES, yaml.safe_load(VALUES), schema)
+    assert "| `extra` | array |" in text
+    assert "| `extra[].name` | string | — | The name. |" in text, text
+    assert "extra[].port" not in text, text

@@ -1,6 +1,8 @@
 """The registration script of charts/drone-pipelines (files/register.py, the file the hook Job runs)
 under injected faults, against a fault-injecting stand-in for Drone's API on 127.0.0.1: 5xx then
-success, 5xx until the attempts run out, unreachable, a 404 to a write, missing configuration.
+success, 5xx until the attempts run out, unreachable, a 404 to a write, missing configuration; and its
+namespace labelling against a stand-in Kubernetes API (idempotence, 403, missing namespace). The real
+API server's RBAC for that Job is exercised in tests/sim/test_pipeline_policies.py.
 
 Create, update, unchanged and a wrong token run against the real Drone 2.28.2 in
 tests/realprog/test_drone_program.py (the rendered Job, its env and mounts included).
@@ -13,7 +15,6 @@ import socket
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -21,7 +22,7 @@ from typing import Any
 import pytest
 
 from homeci_testing import drone
-from loopback import serve
+from loopback import json_handler, serve
 
 TOKEN = "machine-token-for-tests"
 TEMPLATE = "homeci-build-deploy.yaml"
@@ -99,26 +100,10 @@ Faulty = tuple[FaultInjectingDrone, str]  # the stand-in and its base URL
 def fake() -> Iterator[Faulty]:
     state = FaultInjectingDrone()
 
-    class Handler(BaseHTTPRequestHandler):
-        def _serve(self) -> None:
-            length = int(self.headers.get("Content-Length") or 0)
-            body = json.loads(self.rfile.read(length)) if length else None
-            status, payload = state.handle(
-                self.command, self.path, self.headers.get("Authorization", ""), body
-            )
-            data = json.dumps(payload).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
+    def handle(method: str, path: str, headers: Any, body: Any) -> tuple[int, Any]:
+        return state.handle(method, path, headers.get("Authorization", ""), body)
 
-        do_GET = do_POST = do_PATCH = do_PUT = _serve
-
-        def log_message(self, format: str, *args: object) -> None:
-            pass
-
-    with serve(Handler) as port:
+    with serve(json_handler(handle)) as port:
         yield state, f"http://127.0.0.1:{port}"
 
 
@@ -250,3 +235,122 @@ def test_credentials_from_secret_files(reg: ModuleType, templates_dir: Path, tmp
     assert config.token == TOKEN
     assert config.secrets == {"homeci_registry_username": "pusher",
                               "homeci_registry_password": 's3cret:with/odd"chars'}
+
+
+# -- target namespaces: Pod Security labels through the Kubernetes API ---------------------------------
+
+KUBE_TOKEN = "job-serviceaccount-token"
+RESTRICTED = {f"pod-security.kubernetes.io/{mode}": "restricted" for mode in ("enforce", "audit", "warn")}
+
+
+@dataclass
+class FakeKube:
+    """Namespaces of a Kubernetes API: GET and merge PATCH of the ones in ``allowed`` (403 otherwise)."""
+
+    namespaces: dict[str, dict[str, Any]] = field(default_factory=dict)
+    allowed: set[str] = field(default_factory=set)
+    requests: list[tuple[str, str, Any]] = field(default_factory=list)
+
+    def handle(self, method: str, path: str, auth: str, ctype: str, body: Any) -> tuple[int, Any]:
+        self.requests.append((method, path, body))
+        if auth != f"Bearer {KUBE_TOKEN}":
+            return 401, {"kind": "Status", "message": "Unauthorized"}
+        name = path.removeprefix("/api/v1/namespaces/")
+        if name not in self.allowed:
+            return 403, {"kind": "Status", "message": f'namespaces "{name}" is forbidden'}
+        if name not in self.namespaces:
+            return 404, {"kind": "Status", "message": f'namespaces "{name}" not found'}
+        meta = self.namespaces[name]["metadata"]
+        if method == "PATCH":
+            assert ctype == "application/merge-patch+json", ctype
+            for section, changes in body["metadata"].items():
+                current = meta.setdefault(section, {})
+                for key, value in changes.items():
+                    if value is None:
+                        current.pop(key, None)
+                    else:
+                        current[key] = value
+        return 200, self.namespaces[name]
+
+    def patches(self) -> list[Any]:
+        return [b for m, _, b in self.requests if m == "PATCH"]
+
+
+@pytest.fixture
+def kube(tmp_path: Path) -> Iterator[tuple[FakeKube, dict[str, str]]]:
+    state = FakeKube()
+
+    def handle(method: str, path: str, headers: Any, body: Any) -> tuple[int, Any]:
+        auth, ctype = headers.get("Authorization", ""), headers.get("Content-Type", "")
+        return state.handle(method, path, auth, ctype, body)
+
+    token = tmp_path / "token"
+    token.write_text(KUBE_TOKEN + "\n")
+    with serve(json_handler(handle, ("GET", "PATCH"))) as port:
+        yield state, {"HOMECI_KUBE_SERVER": f"http://127.0.0.1:{port}", "HOMECI_KUBE_TOKEN_FILE": str(token)}
+
+
+def _wanted(**extra: Any) -> dict[str, Any]:
+    return {"apps": {"labels": RESTRICTED, "annotations": {"homeci.dev/pod-security-reason": None}},
+            "legacy": {"labels": {**RESTRICTED, "pod-security.kubernetes.io/enforce": "baseline"},
+                       "annotations": {"homeci.dev/pod-security-reason": "binds port 80"}}, **extra}
+
+
+def test_namespaces_are_labelled_once_then_left_alone(reg: ModuleType, fake: Faulty, templates_dir: Path,
+                                                      kube: tuple[FakeKube, dict[str, str]]) -> None:
+    """Before Drone: each target gets its Pod Security labels (and reason) in one merge PATCH carrying
+    only what differs; a rerun reads, finds them equal and writes nothing."""
+    api, kube_env = kube
+    api.allowed = {"apps", "legacy"}
+    api.namespaces = {
+        "apps": {"metadata": {"name": "apps",
+                              "labels": {"team": "a", "pod-security.kubernetes.io/warn": "restricted"},
+                              "annotations": {"homeci.dev/pod-security-reason": "stale"}}},
+        "legacy": {"metadata": {"name": "legacy"}},
+    }
+    _, url = fake
+    env = environ(url, templates_dir, HOMECI_NAMESPACES=json.dumps(_wanted()), **kube_env)
+    first = run_main(reg, env)
+    assert first.lines[-1] == "exit=0", first.lines
+    assert api.patches() == [
+        {"metadata": {"labels": {"pod-security.kubernetes.io/enforce": "restricted",
+                                 "pod-security.kubernetes.io/audit": "restricted"},
+                      "annotations": {"homeci.dev/pod-security-reason": None}}},
+        {"metadata": {"labels": {**RESTRICTED, "pod-security.kubernetes.io/enforce": "baseline"},
+                      "annotations": {"homeci.dev/pod-security-reason": "binds port 80"}}},
+    ]
+    assert api.namespaces["apps"]["metadata"]["labels"] == {"team": "a", **RESTRICTED}
+    assert "namespace apps/audit=restricted,enforce=restricted,warn=restricted: updated" in first.lines
+    before = len(api.requests)
+    second = run_main(reg, env)
+    assert second.lines[-1] == "exit=0" and len(api.patches()) == 2, "a rerun must not patch again"
+    assert [m for m, _, _ in api.requests[before:]] == ["GET", "GET"]
+    assert "namespace legacy/audit=restricted,enforce=baseline,warn=restricted: unchanged" in second.lines
+
+
+@pytest.mark.parametrize(("allowed", "present", "needle"), [
+    (set(), {"apps"}, "answered 403 to GET /api/v1/namespaces/apps: the Job's ServiceAccount may get and "
+                      "patch only the target namespaces"),
+    ({"apps"}, set(), "namespace apps does not exist: create it"),
+])
+def test_namespace_refusals_fail_the_job_before_drone(
+    reg: ModuleType, fake: Faulty, templates_dir: Path, kube: tuple[FakeKube, dict[str, str]],
+    capsys: pytest.CaptureFixture[str], allowed: set[str], present: set[str], needle: str,
+) -> None:
+    api, kube_env = kube
+    api.allowed = allowed
+    api.namespaces = {n: {"metadata": {"name": n}} for n in present}
+    state, url = fake
+    env = environ(url, templates_dir, HOMECI_NAMESPACES=json.dumps({"apps": _wanted()["apps"]}), **kube_env)
+    rec = run_main(reg, env)
+    err = capsys.readouterr().err
+    assert rec.lines[-1] == "exit=1" and needle in err, err
+    assert len(api.requests) == 1 and not rec.sleeps, "4xx is not retried"
+    assert not state.requests, "Drone is not called when a namespace cannot be labelled"
+
+
+def test_in_cluster_settings_are_required(reg: ModuleType, templates_dir: Path,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    env = environ("http://127.0.0.1:9", templates_dir, HOMECI_NAMESPACES=json.dumps(_wanted()))
+    assert reg.main(env) == 1
+    assert "KUBERNETES_SERVICE_HOST is not set" in capsys.readouterr().err

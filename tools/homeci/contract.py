@@ -7,6 +7,7 @@ cluster harnesses, the tests) asks this module instead of re-deriving it.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cache
@@ -132,3 +133,16 @@ class Names:
     @property
     def build_namespace(self) -> str:
         return self._name("builds")
+
+
+def owner_label(owner: str) -> str:
+    """The value drone-runner-kube gives label ``io.drone.repo.namespace`` of an owner's step pods
+    (gosimple/slug's Make on a Gogs name: lower case, characters other than a-z 0-9 - _ become -, runs
+    of - merge, - and _ trimmed). drone-pipelines keys its deployers by it (``homeci-pipelines.ownerKey``)."""
+    text = re.sub(r"-+", "-", re.sub(r"[^a-z0-9_-]", "-", owner.lower()))
+    return text.strip("-_")
+
+
+def deployer_account(owner: str, release: str = PIPELINES_RELEASE) -> str:
+    """The deployer ServiceAccount drone-pipelines creates for ``owner`` in the build namespace."""
+    return f"{release}-deployer-{owner_label(owner).replace('_', '-')}"

@@ -183,11 +183,14 @@ def template_data(
     name: str = "sample-app",
     branch: str = "main",
     commit: str = "0123456789abcdef0123456789abcdef01234567",
+    pushed: str | None = None,
 ) -> dict[str, Any]:
-    """The data Drone passes to a YAML template, for a push to ``branch`` of ``owner/name``.
+    """The data Drone passes to a YAML template, for a push to branch ``pushed`` (default: the
+    repository's default branch ``branch``) of ``owner/name``.
 
     ``repo`` and ``build`` use drone-go's JSON names; the renderer decodes them into structs, so a
-    template reads them by Go field name (``.repo.Name``, ``.repo.Branch``, ``.build.After``)."""
+    template reads them by Go field name (``.repo.Name``, ``.repo.Branch``, ``.build.Target``)."""
+    target = pushed or branch
     return {
         "input": copy.deepcopy(inputs or {}),
         "repo": {
@@ -203,9 +206,9 @@ def template_data(
         },
         "build": {
             "event": "push",
-            "target": branch,
-            "source": branch,
-            "ref": f"refs/heads/{branch}",
+            "target": target,
+            "source": target,
+            "ref": f"refs/heads/{target}",
             "after": commit,
         },
     }

@@ -44,7 +44,7 @@ __all__ = ["ClusterNames", "LoopbackPod", "Program", "PublicNames", "Response", 
            "tcp_check", "traefik_binary"]
 
 LOOPBACK = "127.0.0.1"
-
+CLUSTER_CA_CONFIGMAP = "kube-root-ca.crt"  # published by Kubernetes in every namespace
 
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that is free right now (the kernel picks it)."""
@@ -275,7 +275,8 @@ class LoopbackPod:
         try:
             data = _data_of(manifests.get(self.objects, kind, name).obj)
         except KeyError:
-            if src.get("optional"):
+            # Kubernetes publishes kube-root-ca.crt in every namespace; loopback has no cluster.
+            if src.get("optional") or (kind, name) == ("ConfigMap", CLUSTER_CA_CONFIGMAP):
                 return {}
             raise HomeciError(f"{self.ref} mounts {kind}/{name}, which is not rendered") from None
         items = src.get("items")

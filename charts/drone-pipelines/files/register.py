@@ -1,6 +1,11 @@
-"""Register homeci pipeline templates and organisation secrets in Drone (stdlib only).
+"""Label the target namespaces, then register homeci pipeline templates and organisation secrets in Drone
+(stdlib only).
 
 Run by the drone-pipelines hook Job (post-install, post-upgrade) and imported as-is by the unit tests.
+
+For every target namespace of HOMECI_NAMESPACES (the Kubernetes API, with the Job's ServiceAccount token,
+which may get and patch exactly those namespaces): GET /api/v1/namespaces/{ns}; labels or annotations
+that differ -> one merge PATCH; all equal -> nothing (so a rerun changes nothing).
 
 For every owner (Drone namespace = Gogs user or organisation):
   * each template file in HOMECI_TEMPLATES_DIR: GET /api/templates/{ns}/{name}; missing -> POST
@@ -9,7 +14,8 @@ For every owner (Drone namespace = Gogs user or organisation):
     /api/secrets/{ns}; present -> PATCH (Drone never returns secret values, so it cannot be compared).
 
 Every call is retried with exponential backoff on connection errors, timeouts and 5xx answers, up to
-HOMECI_ATTEMPTS attempts; 401/403 fail at once (wrong token or not an admin). The last log line says
+HOMECI_ATTEMPTS attempts; 401/403 fail at once (wrong token, not an admin, or a namespace the Job may not
+change). The last log line says
 what failed and what to do; the exit code is non-zero so the Job, and with it the helm hook, fails.
 
 Environment:
@@ -23,12 +29,17 @@ Environment:
   HOMECI_SECRETS_DIR        a setting that is not in the environment is read from the file of that name
                             here (the Job mounts the token and registry credentials as files, so no
                             secret is in the pod's environment)
+  HOMECI_NAMESPACES         JSON {"<namespace>": {"labels": {k: v}, "annotations": {k: v or null}}};
+                            null removes an annotation. Empty: no namespace is touched.
+  HOMECI_KUBE_SERVER        Kubernetes API URL; default https://$KUBERNETES_SERVICE_HOST:$KUBERNETES_SERVICE_PORT
+  HOMECI_KUBE_TOKEN_FILE, HOMECI_KUBE_CA_FILE   default: the pod's ServiceAccount token and CA files
 """
 
 from __future__ import annotations
 
 import json
 import os
+import ssl
 import sys
 import time
 import urllib.error
@@ -40,6 +51,11 @@ from pathlib import Path
 from typing import Any
 
 TEMPLATE_SUFFIXES = (".yaml", ".yml")
+SERVICE_ACCOUNT_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
+MERGE_PATCH = "application/merge-patch+json"
+
+# {"labels": {key: value}, "annotations": {key: value or None}} of one namespace.
+NamespaceMeta = dict[str, dict[str, str | None]]
 
 
 class RegistrationError(Exception):
@@ -57,6 +73,7 @@ class Config:
     owners: list[str]
     templates: dict[str, str]
     secrets: dict[str, str]
+    namespaces: dict[str, NamespaceMeta] = field(default_factory=dict)
     token_source: str = "HOMECI_DRONE_TOKEN"
     attempts: int = 8
     backoff: float = 2.0
@@ -66,7 +83,7 @@ class Config:
 
 @dataclass
 class Result:
-    kind: str  # "template" | "secret"
+    kind: str  # "template" | "secret" | "namespace"
     namespace: str
     name: str
     action: str  # "created" | "updated" | "unchanged"
@@ -76,21 +93,33 @@ class Result:
 
 
 @dataclass
-class DroneClient:
-    """A tiny Drone API client with bounded retries."""
+class HttpClient:
+    """A tiny JSON API client with bounded retries; subclasses say how to authenticate and what to advise."""
 
     server: str
     token: str
-    token_source: str = "HOMECI_DRONE_TOKEN"
     attempts: int = 8
     backoff: float = 2.0
     max_backoff: float = 30.0
     timeout: float = 10.0
     sleep: Callable[[float], None] = time.sleep
     log: Callable[[str], None] = field(default=lambda msg: print(msg, flush=True))
+    context: ssl.SSLContext | None = None
+
+    def describe(self) -> str:
+        """How messages name the server."""
+        return self.server
+
+    def auth_advice(self) -> str:
+        """What to do after a 401/403."""
+        return "check the credentials"
+
+    def unusable_advice(self) -> str:
+        """What to do when the server never answered."""
+        return "check that the server is running"
 
     def request(self, method: str, path: str, body: Mapping[str, Any] | None = None, *,
-                missing_ok: bool = False) -> tuple[int, Any]:
+                missing_ok: bool = False, content_type: str = "application/json") -> tuple[int, Any]:
         """(status, decoded JSON or None). 404 is returned when ``missing_ok``; any other 4xx raises."""
         url = self.server.rstrip("/") + path
         data = json.dumps(body).encode() if body is not None else None
@@ -101,23 +130,21 @@ class DroneClient:
             req.add_header("Authorization", f"Bearer {self.token}")
             req.add_header("Accept", "application/json")
             if data is not None:
-                req.add_header("Content-Type", "application/json")
+                req.add_header("Content-Type", content_type)
             try:
-                with urllib.request.urlopen(req, timeout=self.timeout) as resp:
+                with urllib.request.urlopen(req, timeout=self.timeout, context=self.context) as resp:
                     return resp.status, _decode(resp.read())
             except urllib.error.HTTPError as err:
                 text = err.read().decode(errors="replace").strip()
                 if err.code in (401, 403):
                     raise AuthError(
-                        f"Drone at {self.server} answered {err.code} to {method} {path}: the token from "
-                        f"{self.token_source} is wrong or not an admin's; fix that Secret (the umbrella's "
-                        "drone machine token) and run helm upgrade again"
+                        f"{self.describe()} answered {err.code} to {method} {path}: {self.auth_advice()}"
                     ) from None
                 if err.code == 404 and missing_ok:
                     return 404, None
                 if err.code < 500:
                     raise RegistrationError(
-                        f"Drone at {self.server} answered {err.code} to {method} {path}: {text[:300]}"
+                        f"{self.describe()} answered {err.code} to {method} {path}: {text[:300]}"
                     ) from None
                 last = f"HTTP {err.code} {text[:200]}"
             except (urllib.error.URLError, OSError) as err:
@@ -128,9 +155,42 @@ class DroneClient:
                 self.sleep(delay)
                 delay = min(delay * 2, self.max_backoff)
         raise RegistrationError(
-            f"Drone at {self.server} not usable after {self.attempts} attempts ({method} {path}: {last}); "
-            "check that the Drone server is running and drone.server points to it"
+            f"{self.describe()} not usable after {self.attempts} attempts ({method} {path}: {last}); "
+            f"{self.unusable_advice()}"
         )
+
+
+@dataclass
+class DroneClient(HttpClient):
+    """Drone's API, with the admin machine token."""
+
+    token_source: str = "HOMECI_DRONE_TOKEN"
+
+    def describe(self) -> str:
+        return f"Drone at {self.server}"
+
+    def auth_advice(self) -> str:
+        return (f"the token from {self.token_source} is wrong or not an admin's; fix that Secret (the "
+                "umbrella's drone machine token) and run helm upgrade again")
+
+    def unusable_advice(self) -> str:
+        return "check that the Drone server is running and drone.server points to it"
+
+
+@dataclass
+class KubeClient(HttpClient):
+    """The Kubernetes API, with the Job's ServiceAccount token (get/patch of the target namespaces only)."""
+
+    def describe(self) -> str:
+        return f"the Kubernetes API at {self.server}"
+
+    def auth_advice(self) -> str:
+        return ("the Job's ServiceAccount may get and patch only the target namespaces (ClusterRole "
+                "<release>-namespace-labels of drone-pipelines); run helm upgrade again so the chart "
+                "updates that role, or label the namespace yourself")
+
+    def unusable_advice(self) -> str:
+        return "check the API server and the Job's network policy"
 
 
 def _decode(raw: bytes) -> Any:
@@ -165,6 +225,62 @@ def sync_secret(client: DroneClient, namespace: str, name: str, data: str) -> Re
         return Result("secret", namespace, name, "created")
     client.request("PATCH", _path("secrets", namespace, name), {"data": data})
     return Result("secret", namespace, name, "updated")
+
+
+def label_namespace(client: HttpClient, namespace: str, meta: NamespaceMeta) -> Result:
+    """Bring the namespace's labels and annotations to ``meta`` with at most one merge PATCH."""
+    path = "/api/v1/namespaces/" + urllib.parse.quote(namespace, safe="")
+    status, current = client.request("GET", path, missing_ok=True)
+    if status == 404 or not isinstance(current, dict):
+        raise RegistrationError(f"namespace {namespace} does not exist: create it (targets[].namespace of "
+                                "drone-pipelines must exist before the chart is installed)")
+    have = current.get("metadata") or {}
+    patch: dict[str, dict[str, str | None]] = {}
+    for section in ("labels", "annotations"):
+        present = have.get(section) or {}
+        wanted = meta.get(section) or {}
+        changes = {k: v for k, v in wanted.items() if present.get(k) != v and (v is not None or k in present)}
+        if changes:
+            patch[section] = changes
+    summary = ",".join(f"{k.rsplit('/', 1)[-1]}={v}" for k, v in sorted((meta.get("labels") or {}).items()))
+    if not patch:
+        return Result("namespace", namespace, summary, "unchanged")
+    client.request("PATCH", path, {"metadata": patch}, content_type=MERGE_PATCH)
+    return Result("namespace", namespace, summary, "updated")
+
+
+def kube_client(environ: Mapping[str, str], **overrides: Any) -> KubeClient:
+    """The in-cluster client (or HOMECI_KUBE_SERVER with its token and CA files)."""
+    server = environ.get("HOMECI_KUBE_SERVER", "").strip()
+    if not server:
+        host = environ.get("KUBERNETES_SERVICE_HOST", "").strip()
+        port = environ.get("KUBERNETES_SERVICE_PORT", "").strip() or "443"
+        if not host:
+            raise RegistrationError("KUBERNETES_SERVICE_HOST is not set: the Job must run in the cluster "
+                                    "(or set HOMECI_KUBE_SERVER)")
+        server = f"https://[{host}]:{port}" if ":" in host else f"https://{host}:{port}"
+    token_file = Path(environ.get("HOMECI_KUBE_TOKEN_FILE", "") or SERVICE_ACCOUNT_DIR / "token")
+    ca_file = Path(environ.get("HOMECI_KUBE_CA_FILE", "") or SERVICE_ACCOUNT_DIR / "ca.crt")
+    try:
+        token = token_file.read_text(encoding="utf-8").strip()
+    except OSError as err:
+        raise RegistrationError(f"cannot read the ServiceAccount token {token_file} ({err.strerror}): the "
+                                "Job's pod needs automountServiceAccountToken") from None
+    context = None
+    if server.startswith("https://"):
+        try:
+            context = ssl.create_default_context(cafile=str(ca_file))
+        except (OSError, ssl.SSLError) as err:
+            raise RegistrationError(f"cannot read the cluster CA {ca_file} ({err})") from None
+    return KubeClient(server=server, token=token, context=context, **overrides)
+
+
+def run_namespaces(config: Config, client: HttpClient) -> list[Result]:
+    results: list[Result] = []
+    for namespace, meta in sorted(config.namespaces.items()):
+        results.append(label_namespace(client, namespace, meta))
+        client.log(str(results[-1]))
+    return results
 
 
 def run(config: Config, client: DroneClient) -> list[Result]:
@@ -218,12 +334,20 @@ def load_config(environ: Mapping[str, str]) -> Config:
     for name, env in dict(secret_env).items():
         secrets[str(name)] = need(str(env))
     owners = [o.strip() for o in need("HOMECI_OWNERS").split(",") if o.strip()]
+    try:
+        namespaces = json.loads(environ.get("HOMECI_NAMESPACES", "") or "{}")
+    except ValueError:
+        raise RegistrationError("HOMECI_NAMESPACES is not JSON "
+                                "({\"namespace\": {\"labels\": {...}, \"annotations\": {...}}})") from None
+    if not isinstance(namespaces, dict) or not all(isinstance(m, dict) for m in namespaces.values()):
+        raise RegistrationError("HOMECI_NAMESPACES must map each namespace to {\"labels\", \"annotations\"}")
     return Config(
         server=need("HOMECI_DRONE_SERVER"),
         token=need("HOMECI_DRONE_TOKEN"),
         owners=owners,
         templates=templates,
         secrets=secrets,
+        namespaces={str(k): dict(v) for k, v in namespaces.items()},
         token_source=environ.get("HOMECI_DRONE_TOKEN_SOURCE", "") or "HOMECI_DRONE_TOKEN",
         attempts=max(1, int(number("HOMECI_ATTEMPTS", 8))),
         backoff=number("HOMECI_BACKOFF_SECONDS", 2.0),
@@ -242,10 +366,16 @@ def main(environ: Mapping[str, str] | None = None, **client_overrides: Any) -> i
     env = os.environ if environ is None else environ
     try:
         config = load_config(env)
+        results: list[Result] = []
+        if config.namespaces:
+            kube = kube_client(env, attempts=config.attempts, backoff=config.backoff,
+                               max_backoff=config.max_backoff, timeout=config.timeout, **client_overrides)
+            kube.log(f"labelling {len(config.namespaces)} target namespace(s) at {kube.server}")
+            results += run_namespaces(config, kube)
         client = client_for(config, **client_overrides)
         client.log(f"registering {len(config.templates)} template(s) and {len(config.secrets)} secret(s) "
                    f"for {', '.join(config.owners)} at {config.server}")
-        results = run(config, client)
+        results += run(config, client)
     except RegistrationError as err:
         print(f"ERROR: {err}", file=sys.stderr, flush=True)
         return 1

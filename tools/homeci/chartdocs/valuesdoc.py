@@ -25,6 +25,18 @@ def _schema_at(schema: Mapping[str, Any], path: tuple[str, ...]) -> Mapping[str,
     return node
 
 
+def _resolve(schema: Mapping[str, Any], node: Mapping[str, Any]) -> Mapping[str, Any]:
+    """``node`` with its ``$ref`` chain followed (keys beside a ``$ref`` win)."""
+    defs = schema.get("definitions") or {}
+    out: dict[str, Any] = {}
+    while True:
+        out = {**node, **out}
+        ref = node.get("$ref")
+        if not isinstance(ref, str):
+            return {k: v for k, v in out.items() if k != "$ref"}
+        node = defs.get(ref.rsplit("/", 1)[-1], {})
+
+
 def _type(node: Mapping[str, Any], value: Any) -> str:
     kind = node.get("type")
     if isinstance(kind, list):
@@ -67,10 +79,21 @@ def render(chart_name: str, values_text: str, values: Mapping[str, Any], schema:
             sub = (*path, str(key))
             if sub not in comments:
                 continue
-            lines.append(f"| `{'.'.join(sub)}` | {_type(_schema_at(schema, sub), value)} | {_default(value)} "
+            here = _schema_at(schema, sub)
+            lines.append(f"| `{'.'.join(sub)}` | {_type(here, value)} | {_default(value)} "
                          f"| {_cell(comments[sub])} |")
             if isinstance(value, dict):
                 walk(value, sub)
+            elif isinstance(value, list):
+                items(here, ".".join(sub) + "[]")
+
+    def items(node: Mapping[str, Any], prefix: str) -> None:
+        """The keys of a list's items that the schema describes (values.yaml has no item to comment)."""
+        props = (_resolve(schema, node.get("items") or {}).get("properties") or {})
+        for key, sub in props.items():
+            if sub.get("description"):  # written for this key (a shared definition's text is too general)
+                lines.append(f"| `{prefix}.{key}` | {_type(_resolve(schema, sub), None)} | — "
+                             f"| {_cell(sub['description'])} |")
 
     walk(values, ())
     return "\n".join(lines) + "\n"

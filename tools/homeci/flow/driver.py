@@ -143,10 +143,10 @@ def ensure_repository(stack: Stack, app: App) -> None:
     repo = drone.activate(app.owner, app.name)
     branch = repo.get("default_branch")
     if branch and branch != DEPLOY_BRANCH:
-        # The pipeline template triggers on the repository's default branch only.
+        # The pipeline template deploys only the repository's default branch (other branches only build).
         raise HomeciError(
             f"{app.owner}/{app.name}: its default branch is {branch!r} in Drone, the flow pushes "
-            f"{DEPLOY_BRANCH!r}, so no build would start: set the repository's default branch to "
+            f"{DEPLOY_BRANCH!r}, so its builds would not deploy: set the repository's default branch to "
             f"{DEPLOY_BRANCH} in Gogs (Settings → Branches; new repositories follow "
             "gogs.config.defaultBranch) and press Repair in Drone's repository settings")
 

@@ -51,14 +51,16 @@ def _ensure_target(api: Any, name: str) -> None:
     ensure_namespace(api, name, PSS_LABELS)
 
 
-def _install_pipelines(kubeconfig: Path, owner: str, release: str, namespace: str, major: int,
-                       domain: str) -> None:
+def _install_pipelines(kubeconfig: Path, st: stack.Stack, release: str, namespace: str, major: int) -> None:
+    """drone-pipelines for the stack's admin, told the stack's own hosts (its admission policy keeps app
+    Ingresses off them)."""
     from homeci.helm import Helm
 
+    labels = [f"stack.hosts.{c}={h.removesuffix('.' + st.domain)}" for c, h in sorted(st.hosts.items())]
     Helm(major, kubeconfig=kubeconfig).upgrade(
         PIPELINES_RELEASE, charts_dir() / "drone-pipelines", namespace=namespace, timeout="5m",
-        set_values=[f"stack.release={release}", f"stack.domain={domain}", f"targets[0].namespace={TARGET}",
-                    f"targets[0].owners[0]={owner}"],
+        set_values=[f"stack.release={release}", f"stack.domain={st.domain}", *labels,
+                    f"targets[0].namespace={TARGET}", f"targets[0].owners[0]={st.admin_user}"],
     )
 
 
@@ -84,8 +86,7 @@ def local(name: str, *, major: int = 3, progress: Progress | None = None, workdi
     _ensure_target(api, TARGET)
     if progress:
         progress(f"helm{major} upgrade --install {PIPELINES_RELEASE} (target namespace {TARGET})")
-    _install_pipelines(cluster.kubeconfig, st.admin_user, stackmod.RELEASE, stackmod.NAMESPACE, major,
-                       st.domain)
+    _install_pipelines(cluster.kubeconfig, st, stackmod.RELEASE, stackmod.NAMESPACE, major)
     source = sample_app()
     if progress:
         progress("seeding the sample app's base images into the registry (kaniko's mirror)")
@@ -128,8 +129,7 @@ def kind_cluster(name: str, *, major: int = 3, progress: Progress | None = None,
     st.git_resolve = [f"{h}:443:127.0.0.1" for h in st.hosts.values()]
     cluster.configure_dns(api, domain=st.domain, release=stackmod.RELEASE, namespace=stackmod.NAMESPACE)
     _ensure_target(api, TARGET)
-    _install_pipelines(cluster.kubeconfig, st.admin_user, stackmod.RELEASE, stackmod.NAMESPACE, major,
-                       st.domain)
+    _install_pipelines(cluster.kubeconfig, st, stackmod.RELEASE, stackmod.NAMESPACE, major)
     app = driver.App(source=sample_app(), owner=st.admin_user, name="sample-app",
                      namespace=TARGET, host=f"sample-app.{st.domain}")
     return Prepared("kind", cluster, st, app, cluster.kubeconfig)
