@@ -40,6 +40,46 @@ none
 {{- end -}}
 {{- end -}}
 
+{{- /*
+$ -> JSON homeci-lib.secretsChecksum entry of the Secret with rpc-secret, database-secret, cookie-secret:
+generated (32 characters each, homeci-lib.keptSecretData) unless server.existingSecret.
+*/ -}}
+{{- define "homeci-drone.serverSecretEntry" -}}
+{{- if .Values.server.existingSecret -}}
+{{- dict "name" .Values.server.existingSecret | toJson -}}
+{{- else -}}
+{{- dict "name" (include "homeci-drone.serverSecret" .) "generate" (dict "rpc-secret" 32 "database-secret" 32 "cookie-secret" 32) | toJson -}}
+{{- end -}}
+{{- end -}}
+
+{{- /* $ -> JSON entry of the machine Secret (key token): generated unless machine.existingSecret. */ -}}
+{{- define "homeci-drone.machineSecretEntry" -}}
+{{- if .Values.machine.existingSecret -}}
+{{- dict "name" .Values.machine.existingSecret "keys" (list "token") | toJson -}}
+{{- else -}}
+{{- dict "name" (include "homeci-drone.machineSecret" .) "generate" (dict "token" 32) | toJson -}}
+{{- end -}}
+{{- end -}}
+
+{{- /*
+$ -> checksum/secrets of the server pod: every Secret it reads at start (server and machine Secrets, the
+admin's user name, the PostgreSQL password). Not the admin password: Drone never reads it.
+*/ -}}
+{{- define "homeci-drone.serverSecretsChecksum" -}}
+{{- $entries := list (include "homeci-drone.serverSecretEntry" . | fromJson) (include "homeci-drone.machineSecretEntry" . | fromJson) (include "homeci-lib.adminUsernameEntry" (dict "ctx" . "existingSecret" .Values.admin.existingSecret) | fromJson) -}}
+{{- $db := .Values.server.database -}}
+{{- if eq $db.type "postgres" -}}
+{{- $entries = append $entries (dict "name" $db.postgres.existingSecret "keys" (list $db.postgres.passwordKey)) -}}
+{{- end -}}
+{{- include "homeci-lib.secretsChecksum" (dict "ctx" . "secrets" $entries) -}}
+{{- end -}}
+
+{{- /* $ -> checksum/secrets of the runner pod: the RPC secret it reads at start. */ -}}
+{{- define "homeci-drone.runnerSecretsChecksum" -}}
+{{- $entry := merge (dict "keys" (list "rpc-secret")) (include "homeci-drone.serverSecretEntry" . | fromJson) -}}
+{{- include "homeci-lib.secretsChecksum" (dict "ctx" . "secrets" (list $entry)) -}}
+{{- end -}}
+
 {{- /* $ -> the build namespace's Pod Security level: runner.buildNamespace.podSecurity, auto = privileged with hostPath CA delivery, else baseline. */ -}}
 {{- define "homeci-drone.buildPodSecurity" -}}
 {{- if eq .Values.runner.buildNamespace.podSecurity "auto" -}}

@@ -14,6 +14,14 @@ contexts and the NetworkPolicy switch come from the homeci-lib library chart (ch
 {{- .Values.persistence.existingClaim | default (include "homeci-lib.fullname" (dict "ctx" . "component" "registry")) -}}
 {{- end -}}
 
+{{- /*
+(list <htpasswd line> <user> <password>) -> sha256:<hex> of "<line>\n<user>:<password>": what the line
+of Secret <release>-registry-auth was made from (annotation homeci.dev/htpasswd-of; see secret-auth.yaml).
+*/ -}}
+{{- define "homeci-registry.htpasswdOf" -}}
+{{- printf "%s\n%s:%s" (index . 0) (index . 1) (index . 2) | sha256sum | printf "sha256:%s" -}}
+{{- end -}}
+
 {{- /* $ -> the public host: host, else <global.hosts.registry>.<global.domain>. */ -}}
 {{- define "homeci-registry.host" -}}
 {{- .Values.host | default (include "homeci-lib.host" (dict "ctx" . "component" "registry")) -}}
@@ -112,9 +120,40 @@ contexts and the NetworkPolicy switch come from the homeci-lib library chart (ch
 {{- end }}
 {{- end -}}
 
-{{- /* Everything config.yml and the mounted credentials depend on, except generated secrets. */ -}}
+{{- /*
+$ -> JSON (dict "name" <Secret> ...) of the http.secret's Secret for homeci-lib.keptSecretData and
+homeci-lib.secretsChecksum: generated into <release>-registry-config (key http-secret, 48 characters)
+unless httpSecret.existingSecret.
+*/ -}}
+{{- define "homeci-registry.httpSecretEntry" -}}
+{{- if .Values.httpSecret.existingSecret -}}
+{{- dict "name" .Values.httpSecret.existingSecret "keys" (list .Values.httpSecret.key) | toJson -}}
+{{- else -}}
+{{- dict "name" (include "homeci-registry.configSecretName" .) "generate" (dict "http-secret" 48) | toJson -}}
+{{- end -}}
+{{- end -}}
+
+{{- /*
+$ -> the checksum/secrets pod annotation's value: the Secrets the registry reads only at start (http.secret,
+the S3 and proxy credentials: environment or config.yml). Not the htpasswd: the registry re-reads that
+file whenever it changes.
+*/ -}}
+{{- define "homeci-registry.secretsChecksum" -}}
+{{- $entries := list (include "homeci-registry.httpSecretEntry" . | fromJson) -}}
+{{- if and (eq .Values.storage.type "s3") .Values.storage.s3.existingSecret -}}
+{{- $entries = append $entries (dict "name" .Values.storage.s3.existingSecret "keys" (list "accessKey" "secretKey")) -}}
+{{- end -}}
+{{- if and .Values.proxy.enabled .Values.proxy.existingSecret -}}
+{{- $entries = append $entries (dict "name" .Values.proxy.existingSecret "keys" (list "username" "password")) -}}
+{{- end -}}
+{{- include "homeci-lib.secretsChecksum" (dict "ctx" . "secrets" $entries) -}}
+{{- end -}}
+
+{{- /*
+Everything config.yml depends on, except generated secrets (checksum/secrets covers those). Not auth: the
+registry re-reads the htpasswd file, so a new user name or password needs no restart.
+*/ -}}
 {{- define "homeci-registry.configInputs" -}}
 {{- toYaml (dict "host" (include "homeci-registry.host" .) "storage" .Values.storage "proxy" .Values.proxy
-      "maintenance" .Values.maintenance "httpSecret" .Values.httpSecret "logLevel" .Values.logLevel
-      "auth" .Values.auth) -}}
+      "maintenance" .Values.maintenance "httpSecret" .Values.httpSecret "logLevel" .Values.logLevel) -}}
 {{- end -}}
