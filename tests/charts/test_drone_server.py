@@ -1,5 +1,6 @@
 """The Drone server, its bootstrap hook and the subchart on its own: non-root on 8080, telemetry off,
-login for every Gogs user (Gogs takes no sign-ups) or only Drone's own users, /healthz probes, SQLite on a kept volume or PostgreSQL through $(VAR) expansion."""
+login for every Gogs user (Gogs takes no sign-ups) or only Drone's own users, /healthz probes,
+SQLite on a kept volume or PostgreSQL through $(VAR) expansion."""
 
 from __future__ import annotations
 

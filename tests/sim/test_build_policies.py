@@ -34,7 +34,8 @@ class Kubectl:
     def __init__(self, kubeconfig: Path) -> None:
         self.base = [str(support.require_tool("kubectl")), "--kubeconfig", str(kubeconfig)]
 
-    def __call__(self, *args: str, stdin: str | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
+    def __call__(self, *args: str, stdin: str | None = None,
+                 check: bool = True) -> subprocess.CompletedProcess[str]:
         proc = subprocess.run([*self.base, *args], input=stdin, capture_output=True, text=True, check=False)
         if check and proc.returncode != 0:
             raise AssertionError(f"kubectl {' '.join(args)}: {proc.stderr.strip()}")
@@ -84,7 +85,8 @@ def _build_pod(stack: dict[str, Any], name: str, netrc_vars: dict[str, str]) -> 
 
 def _swap(stack: dict[str, Any], pod: str, index: int, image: str) -> subprocess.CompletedProcess[str]:
     patch = json.dumps([{"op": "replace", "path": f"/spec/containers/{index}/image", "value": image}])
-    return stack["kubectl"]("-n", stack["builds"], "patch", "pod", pod, "--type=json", "-p", patch, check=False)
+    return stack["kubectl"]("-n", stack["builds"], "patch", "pod", pod, "--type=json", "-p", patch,
+                            check=False)
 
 
 def test_every_step_gets_the_ca_read_only(stack: dict[str, Any], api: Any) -> None:
@@ -111,7 +113,8 @@ def test_clone_step_keeps_its_credential(stack: dict[str, Any]) -> None:
     {"test": "DRONE_NETRC_PASSWORD"},  # `clone: disable: true`: the runner hands it to the first step
     {"clone": "DRONE_NETRC_PASSWORD", "test": "TOKEN"},  # from_secret: DRONE_NETRC_PASSWORD as TOKEN
 ], ids=["clone-disabled", "from-secret"])
-def test_a_step_holding_the_credential_cannot_start(stack: dict[str, Any], netrc_vars: dict[str, str]) -> None:
+def test_a_step_holding_the_credential_cannot_start(stack: dict[str, Any],
+                                                    netrc_vars: dict[str, str]) -> None:
     name = f"steal-{uuid.uuid4().hex[:5]}"
     _build_pod(stack, name, netrc_vars)
     proc = _swap(stack, name, 1, "docker.io/library/alpine:3.22.2")

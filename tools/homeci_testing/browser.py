@@ -95,10 +95,11 @@ class Person:
 
 @contextmanager
 def chromium(ca_file: Path, *, domain: str, port: int, artifacts: Path | None = None) -> Iterator[Person]:
-    """Start Chromium trusting ``ca_file``, resolving ``*.<domain>`` to 127.0.0.1; yields a :class:`Person`."""
+    """Start Chromium trusting ``ca_file``, resolving ``*.<domain>`` to 127.0.0.1; yields a Person."""
     from playwright.sync_api import sync_playwright
 
-    folder = artifacts or Path(os.environ.get("HOMECI_ARTIFACTS") or tempfile.mkdtemp(prefix="homeci-shots-"))
+    folder = artifacts or Path(os.environ.get("HOMECI_ARTIFACTS")
+                               or tempfile.mkdtemp(prefix="homeci-shots-"))
     folder.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="homeci-browser-") as tmp:
         home = nss_home(ca_file, Path(tmp))

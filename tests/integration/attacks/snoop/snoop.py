@@ -21,8 +21,9 @@ homes = {os.environ.get("HOME", "/root"), "/root", "/home/drone"}
 netrcs = [h for h in homes if Path(h, ".netrc").exists()]
 report("netrc-file", not netrcs, f"netrc files: {netrcs or 'none'}")
 names = sorted(k for k in os.environ if "NETRC" in k or k in ("DRONE_GIT_PASSWORD", "DRONE_TOKEN"))
-hexes = sorted(k for k, v in os.environ.items() if re.fullmatch(r"[0-9a-f]{40}", v) and k != "DRONE_COMMIT_SHA"
-               and k != "DRONE_COMMIT" and k != "DRONE_COMMIT_AFTER" and not k.startswith("CI_COMMIT"))
+COMMITS = {"DRONE_COMMIT_SHA", "DRONE_COMMIT", "DRONE_COMMIT_AFTER", "DRONE_COMMIT_BEFORE"}
+hexes = sorted(k for k, v in os.environ.items()
+               if re.fullmatch(r"[0-9a-f]{40}", v) and k not in COMMITS and not k.startswith("CI_COMMIT"))
 report("token-env", not names and not hexes, f"credential-like variables: {names + hexes or 'none'}")
 
 # 2. what the node or later builds trust
