@@ -127,7 +127,8 @@ class Served:
 @contextlib.contextmanager
 def serve_https(directory: Path, workdir: Path) -> Iterator[Served]:
     """``directory`` over HTTPS on 127.0.0.1, its certificate issued by a CA made here (``ca_file``)."""
-    ca_cert, ca_key = ca.new_ca("homeci chart repository test CA", days=2)
+    ca_cert, ca_key = ca.new_ca("homeci chart repository test CA", days=2, domain="localhost",
+                                ips=["127.0.0.1"])
     leaf, leaf_key = ca.issue(ca_cert, ca_key, ["127.0.0.1", "localhost"], days=2)
     workdir.mkdir(parents=True, exist_ok=True)
     ca_file = workdir / "ca.crt"

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from homeci import contract
+from homeci import manifests as mf
 
 from .conftest import RELEASE, SCENARIOS, dig, render_umbrella, scenario_values
 
@@ -33,9 +34,13 @@ def test_shared_object_names(scenario: Path) -> None:
     objs = render_umbrella([scenario])
     names = contract.Names(RELEASE)
     have = {(m.kind, m.name) for m in objs}
-    expected = [("ConfigMap", names.ca_configmap)]
-    if dig(values, "certificates.createServingSecret", True) is not False:
-        expected.append(("Secret", names.tls_secret))
+    # The certificate program writes ConfigMap <release>-ca and Secret <release>-tls: the names it is given.
+    hook = mf.get(objs, "Job", names.certs_hook)
+    env = {e["name"]: e.get("value") for _, c in hook.containers() for e in c.get("env") or []}
+    for key, want in (("CA_CONFIGMAP", names.ca_configmap), ("TLS_SECRET", names.tls_secret)):
+        assert env.get(key) == want, (
+            f"{scenario.name}: {hook.ref} env {key}={env.get(key)!r}, contract says {want}")
+    expected = [("CronJob", names.certs)]
     if dig(values, "gogs.enabled", True) is not False:
         expected.append(("Service", names.gogs))
     if dig(values, "drone.enabled", True) is not False:

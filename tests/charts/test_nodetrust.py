@@ -97,7 +97,12 @@ def test_daemonset_reads_only_the_ca_configmap(
     env = {e["name"]: e.get("value") for _, c in ds.containers() for e in c["env"]}
     assert env["CA_CONFIGMAP"] == f"{RELEASE}-ca" and env["CA_NAMESPACE"] == NAMESPACE
     assert env["REGISTRY_HOST"] == registry_host(values)
-    mf.get(umbrella_manifests, "ConfigMap", f"{RELEASE}-ca")
+    # The certificate program publishes that ConfigMap in the release namespace.
+    hook = mf.get(umbrella_manifests, "Job", f"{RELEASE}-certs-hook")
+    writes = {e["name"]: e.get("value") for _, c in hook.containers() for e in c["env"]}
+    assert (writes["CA_CONFIGMAP"], writes["NAMESPACE"]) == (env["CA_CONFIGMAP"], env["CA_NAMESPACE"]), (
+        f"{ds.ref} reads ConfigMap {env['CA_NAMESPACE']}/{env['CA_CONFIGMAP']}, {hook.ref} writes "
+        f"{writes['NAMESPACE']}/{writes['CA_CONFIGMAP']}")
 
 
 def test_coredns_custom(umbrella_manifests: list[mf.Manifest], values: dict[str, Any]) -> None:

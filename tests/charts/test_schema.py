@@ -68,6 +68,8 @@ SCHEMA_CASES: dict[str, tuple[dict[str, Any], tuple[str, ...]]] = {
     "null-image": ({"nodeTrust": {"image": None}}, ("image",)),
     "privileged-bridge-port": ({"drone": {"server": {"bridge": {"ports": {"hooks": 80}}}}}, ("hooks",)),
     "unknown-bridge-key": ({"drone": {"server": {"bridge": {"enabled": False}}}}, ("enabled",)),
+    "renewal-schedule-word": ({"certificates": {"renewal": {"schedule": "daily"}}}, ("schedule",)),
+    "renewal-unknown-key": ({"certificates": {"renewal": {"enabled": False}}}, ("renewal",)),
 }
 
 # A CERTIFICATE block around base64 that is no DER certificate ("hello").
@@ -78,10 +80,6 @@ RULE_CASES: dict[str, tuple[dict[str, Any], tuple[str, ...]]] = {
     "existing-ca-without-secret": (
         {"global": {"tls": {"mode": "existingSecret"}}},
         ("global.tls.existingSecret",),
-    ),
-    "existing-ca-offline-without-cert": (
-        {"global": {"tls": {"mode": "existingSecret", "existingSecret": "my-ca"}}},
-        ("certificates.caCertificate",),
     ),
     "secret-without-mode": ({"global": {"tls": {"existingSecret": "my-ca"}}}, ("global.tls.mode",)),
     "duplicate-host-labels": ({"global": {"hosts": {"git": "code", "ci": "code"}}}, ("global.hosts",)),

@@ -14,6 +14,7 @@ import yaml
 from homeci import contract
 from homeci import manifests as mf
 from homeci.helm import Helm
+from homeci_testing import certs
 
 from .conftest import KUBE_VERSION, RELEASE, UMBRELLA, dig, workloads
 
@@ -61,10 +62,10 @@ def references(w: mf.Manifest) -> Iterator[tuple[str, str, str | None, str]]:
         if "persistentVolumeClaim" in vol:
             yield "PersistentVolumeClaim", vol["persistentVolumeClaim"]["claimName"], None, path
         for src in (vol.get("projected") or {}).get("sources") or []:
-            if "secret" in src:
-                yield "Secret", src["secret"]["name"], None, f"{path}.projected"
-            if "configMap" in src:
-                yield "ConfigMap", src["configMap"]["name"], None, f"{path}.projected"
+            for kind, field in (("Secret", "secret"), ("ConfigMap", "configMap")):
+                if field in src:
+                    for item in src[field].get("items") or [{}]:
+                        yield kind, src[field]["name"], item.get("key"), f"{path}.projected"
     for s in spec.get("imagePullSecrets") or []:
         yield "Secret", s["name"], None, "imagePullSecrets"
     for cpath, c in w.containers():
@@ -95,13 +96,17 @@ def _keys(m: mf.Manifest) -> set[str]:
     return set(m.obj.get("data") or {}) | set(m.obj.get("stringData") or {})
 
 
-def test_references_are_rendered_or_external(
-    umbrella_manifests: list[mf.Manifest], values: dict[str, Any]
-) -> None:
+@pytest.fixture
+def installed(umbrella_manifests: list[mf.Manifest]) -> list[mf.Manifest]:
+    """The render plus the CA and certificate objects the hook Job writes before anything else starts."""
+    return certs.with_certificates(umbrella_manifests)
+
+
+def test_references_are_rendered_or_external(installed: list[mf.Manifest], values: dict[str, Any]) -> None:
     external = external_names(values)
-    rendered = {(m.kind, m.namespace or "homeci", m.name): m for m in umbrella_manifests}
+    rendered = {(m.kind, m.namespace or "homeci", m.name): m for m in installed}
     problems: list[str] = []
-    for w in workloads(umbrella_manifests):
+    for w in workloads(installed):
         ns = w.namespace or "homeci"
         for kind, name, key, path in references(w):
             target = rendered.get((kind, ns, name))
@@ -117,14 +122,14 @@ def test_references_are_rendered_or_external(
     assert not problems, "\n".join(problems)
 
 
-def test_ingresses(umbrella_manifests: list[mf.Manifest], values: dict[str, Any]) -> None:
+def test_ingresses(installed: list[mf.Manifest], values: dict[str, Any]) -> None:
     external = external_names(values)
-    services = {m.name: m for m in mf.by_kind(umbrella_manifests, "Service")}
-    secrets = {m.name for m in mf.by_kind(umbrella_manifests, "Secret")}
-    classes = {m.name for m in mf.by_kind(umbrella_manifests, "IngressClass")}
+    services = {m.name: m for m in mf.by_kind(installed, "Service")}
+    secrets = {m.name for m in mf.by_kind(installed, "Secret")}
+    classes = {m.name for m in mf.by_kind(installed, "IngressClass")}
     want_class = dig(values, "global.ingressClass", "homeci")
     problems: list[str] = []
-    for ing in mf.by_kind(umbrella_manifests, "Ingress"):
+    for ing in mf.by_kind(installed, "Ingress"):
         spec = ing.obj["spec"]
         if spec.get("ingressClassName") != want_class:
             problems.append(
@@ -258,10 +263,19 @@ def test_traefik_serves_the_shared_certificate(
         return
     dep = mf.get(umbrella_manifests, "Deployment", f"{RELEASE}-traefik")
     spec = dep.pod_spec() or {}
-    certs = [v for v in spec["volumes"] if v["name"] == "certs"]
-    assert certs and certs[0]["secret"]["secretName"] == f"{RELEASE}-tls", f"{dep.ref} volumes[certs]"
     ((_path, c),) = list(dep.containers())
     args = c["args"]
+    # The certificate lives in the file provider's watched directory (renewals reload without restart).
+    watched = next(a.split("=", 1)[1] for a in args if a.startswith("--providers.file.directory="))
+    assert "--providers.file.watch=true" in args, f"{dep.ref} containers[traefik].args: no file watch"
+    mount = next(m for m in c["volumeMounts"] if m["mountPath"] == watched)
+    volume = next(v for v in spec["volumes"] if v["name"] == mount["name"])
+    sources = (volume.get("projected") or {}).get("sources") or []
+    secret = [s["secret"] for s in sources if "secret" in s]
+    assert secret and secret[0]["name"] == f"{RELEASE}-tls", (
+        f"{dep.ref} volumes[{volume['name']}]: Secret {RELEASE}-tls is not projected into {watched}")
+    paths = {i["path"] for i in secret[0]["items"]}
+    assert paths == {"tls.crt", "tls.key"}, f"{dep.ref} volumes[{volume['name']}] projects {paths}"
     klass = dig(values, "global.ingressClass", "homeci")
     for want in (
         f"--providers.kubernetesIngress.ingressClass={klass}",
@@ -279,9 +293,8 @@ def test_traefik_serves_the_shared_certificate(
     cm = mf.get(umbrella_manifests, "ConfigMap", f"{RELEASE}-traefik")
     dynamic = yaml.safe_load(cm.obj["data"]["dynamic.yaml"])
     default = dynamic["tls"]["stores"]["default"]["defaultCertificate"]
-    assert default["certFile"].startswith("/etc/traefik/certs/"), (
-        f"{cm.ref} tls.stores.default.defaultCertificate"
-    )
+    assert (default["certFile"], default["keyFile"]) == (f"{watched}/tls.crt", f"{watched}/tls.key"), (
+        f"{cm.ref} tls.stores.default.defaultCertificate")
 
 
 @pytest.mark.parametrize("major", [3, 4])

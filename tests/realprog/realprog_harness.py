@@ -30,7 +30,7 @@ import yaml
 from homeci import manifests, rendering, toolchain
 from homeci.errors import HomeciError
 from homeci.manifests import Manifest
-from homeci_testing import realprog, support
+from homeci_testing import certs, realprog, support
 from homeci_testing.realprog import LOOPBACK, ClusterNames, LoopbackPod, Program, PublicNames
 from homeci_testing.support import RELEASE
 
@@ -60,9 +60,12 @@ def scenario_file(name: str) -> Path:
 
 
 def render(scenario: str = "default", *sets: str) -> list[Manifest]:
-    """The umbrella rendered for ``scenario`` (plus ``--set`` overrides); cached, so one CA per scenario."""
+    """The umbrella rendered for ``scenario`` (plus ``--set`` overrides) with the CA, the serving certificate
+    and ConfigMap <release>-ca its certificate hook Job creates before anything starts (the program the
+    render ships, run offline); both cached, so one CA per scenario."""
     values = [scenario_file(scenario)]
-    return rendering.render(UMBRELLA, values, sets=tuple(sets), kube_version=kube_version())
+    return certs.with_certificates(rendering.render(UMBRELLA, values, sets=tuple(sets),
+                                                    kube_version=kube_version()))
 
 
 def public_hosts(scenario: str) -> dict[str, str]:

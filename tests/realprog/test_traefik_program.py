@@ -1,22 +1,27 @@
-"""Traefik 3.7.15 (the real binary) with the static args and dynamic TLS file the chart renders."""
+"""Traefik 3.7.15 (the real binary) with the static args and dynamic TLS file the chart renders; a renewed
+serving certificate, delivered the way the kubelet updates a projected volume, is served without a restart."""
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import http.server
 import socket
 import ssl
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from types import ModuleType
+from typing import Any
 
 import pytest
 from realprog_harness import LoopbackTraefik, render
 
 from homeci import manifests
 from homeci.manifests import Manifest
-from homeci_testing import realprog
-from homeci_testing.realprog import LOOPBACK, PublicNames
-from homeci_testing.support import RELEASE
+from homeci_testing import certs, realprog
+from homeci_testing.realprog import LOOPBACK, KubeletVolume, PublicNames
+from homeci_testing.support import RELEASE, load_script
 from loopback import serve
 
 
@@ -187,10 +192,78 @@ def test_read_timeout_value_is_enforced_on_websecure(tmp_path: Path, ca_file: Pa
         "a 4 s upload through the default-rendered Traefik did not complete"
     )
     short = render(scenario, "traefik.entryPoints.readTimeout=2s")
-    # A second render generates its own CA (no cluster to `lookup` the first one from): trust that one.
+    # The CA of that render's certificate pass (the same program and settings: the same cached CA).
     short_ca = tmp_path / "ca.crt"
     short_ca.write_text(manifests.get(short, "ConfigMap", f"{RELEASE}-ca").obj["data"]["ca.crt"])
     with LoopbackTraefik(short, tmp_path / "traefik") as proxy:
         proxy.route(f"{RELEASE}-gogs", echo_backend)
         outcome = _slow_put(proxy.names(short_ca), host, 4)
     assert outcome != "ok", "with readTimeout=2s rendered, a 4 s upload still completed: value not applied"
+
+
+def _served_der(port: int, host: str, ca_file: Path) -> bytes:
+    """The certificate Traefik presents for SNI ``host``, verified against ``ca_file`` only."""
+    ctx = ssl.create_default_context(cafile=str(ca_file))
+    with socket.create_connection((LOOPBACK, port), timeout=10) as raw, \
+            ctx.wrap_socket(raw, server_hostname=host) as conn:
+        der = conn.getpeercert(binary_form=True)
+    assert der is not None
+    return der
+
+
+def _program(objects: list[Manifest], tmp: Path) -> tuple[ModuleType, dict[str, str]]:
+    """The certificate program the render ships, imported, and the hook Job's environment."""
+    script, env = certs.program(objects, certs.hook_job(objects))
+    path = tmp / "certs_program.py"
+    path.write_text(script)
+    return load_script(path, "homeci_certs_renewal"), env
+
+
+def _renew(objects: list[Manifest], tmp: Path) -> dict[str, bytes]:
+    """A renewal pass of the program over the objects the hook wrote: the serving certificate is inside
+    the window (renewBeforeDays raised above what is left), so the pass reissues it with the same CA."""
+    module, env = _program(objects, tmp)
+    written = [m.obj for m in objects if m.source == "certs.py --print"]
+    store: Any = module.MemoryStore(written)
+    config = module.Config.from_env({**env, "RENEW_BEFORE_DAYS": "397", "SERVING_VALIDITY_DAYS": "800"})
+    problems = module.reconcile(config, store)
+    assert problems == [], f"the renewal pass failed: {problems}"
+    secret = store.get("Secret", config.namespace, config.tls_secret)
+    return {key: base64.b64decode(secret["data"][key]) for key in ("tls.crt", "tls.key")}
+
+
+def test_a_renewed_certificate_is_served_without_restart(rendered: list[Manifest], hosts: dict[str, str],
+                                                        ca_file: Path, tmp_path: Path) -> None:
+    """Certificate A served; Secret <release>-tls renewed (B, same CA) and the projected volume updated as the
+    kubelet does it (new directory, atomic `..data` rename); Traefik serves B within seconds, same process."""
+    tls = manifests.get(rendered, "Secret", f"{RELEASE}-tls")
+    first = base64.b64decode(tls.obj["data"]["tls.crt"])
+    renewed = _renew(rendered, tmp_path)
+    assert renewed["tls.crt"] != first, "the renewal pass did not issue a new certificate"
+    host = hosts["git"]
+    with LoopbackTraefik(rendered, tmp_path / "traefik") as proxy:
+        volume = KubeletVolume(proxy.dynamic)
+        assert set(volume.files()) >= {"tls.crt", "tls.key"}, (
+            f"Deployment/{RELEASE}-traefik: the certificate is not in the watched directory {proxy.dynamic}")
+        pid = proxy.program.proc.pid if proxy.program.proc else None
+        port = proxy.ports["websecure"]
+        served = _served_der(port, host, ca_file)
+        assert served == ssl.PEM_cert_to_DER_cert(first.decode()), "Traefik does not serve certificate A"
+        volume.update(renewed)
+        want = ssl.PEM_cert_to_DER_cert(renewed["tls.crt"].decode())
+        deadline, took = time.monotonic() + 20, None
+        start = time.monotonic()
+        while time.monotonic() < deadline:
+            if _served_der(port, host, ca_file) == want:
+                took = time.monotonic() - start
+                break
+            time.sleep(0.25)
+        assert took is not None, (
+            f"Traefik still serves sha256 {hashlib.sha256(served).hexdigest()[:16]} 20 s after the volume "
+            f"update (log {proxy.program.log_path}: {proxy.program.log_tail()})")
+        assert proxy.program.running and proxy.program.proc is not None and proxy.program.proc.pid == pid, (
+            "Traefik restarted to pick up the certificate")
+        errors = [ln for ln in proxy.program.log_path.read_text().splitlines() if '"level":"error"' in ln
+                  or " ERR " in ln]
+        assert not errors, f"Traefik logged errors on the update: {errors[:3]}"
+    print(f"renewed certificate served {took:.1f} s after the kubelet-style swap, pid {pid} unchanged")

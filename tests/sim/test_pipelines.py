@@ -7,9 +7,9 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+from certsjob import install
 from simhelpers import (
     PIPELINES,
-    UMBRELLA,
     Deployments,
     can,
     ensure_restricted_namespace,
@@ -34,7 +34,8 @@ def _check(api: Any, sa_ns: str, sa: str, rules: list[tuple[bool, str, str, str 
 
 
 def test_pipelines_rbac_is_exact(helm3: Helm, api: Any, namespace: str, deployments: Deployments) -> None:
-    umbrella = parse(helm_install(deployments, helm3, api, UMBRELLA, namespace))
+    # The umbrella with its certificate hook run (drone-pipelines reads ConfigMap <release>-ca at install).
+    umbrella = parse(install(deployments, helm3, api, namespace))
     target = f"apps-{uuid.uuid4().hex[:5]}"
     ensure_restricted_namespace(api, target)
     deployments.namespaces.add(target)

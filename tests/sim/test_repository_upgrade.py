@@ -3,6 +3,11 @@ through a CA of its own), installs the previous release from it with `--verify`,
 working tree's version from it with `--verify`, under Helm 3 and 4 — and the upgrade loses nothing
 (PVCs, the CA, generated Secrets, the admin) and changes no pod template the CHANGELOG does not name.
 
+The CA Secret, the serving Secret and ConfigMap <release>-ca were rendered by the previous chart and are
+written by the certificate program now: its pre-upgrade hook (run through tests/sim/certsjob.py, kwok runs
+no containers) adopts them, so the CA fingerprint, the certificate and the ConfigMap survive the upgrade
+that stops rendering them (Helm deletes what it no longer renders unless the live object says `keep`).
+
 The previous release is the newest v<version> tag, else the commit in toolchain/release.toml
 (chartrepo docstring);
 both are packaged and signed by homeci's own packaging into the test's repository."""
@@ -16,8 +21,9 @@ from typing import Any
 
 import pytest
 import yaml
+from certsjob import render, run_cronjob, run_hook
 from kubernetes import client
-from simhelpers import RELEASE, Deployments, certificate, diagnose, pod_templates, secret_data
+from simhelpers import RELEASE, Deployments, certificate, configmap_data, diagnose, pod_templates, secret_data
 
 from chartrepo import (
     ROOT,
@@ -115,10 +121,15 @@ def test_install_previous_and_upgrade_from_the_repository(
     claims, secrets = pvcs(api, namespace), secret_data(api, namespace)
     templates = pod_templates(api, namespace)
     ca = certificate(api, namespace, f"{RELEASE}-ca")
+    tls = certificate(api, namespace, f"{RELEASE}-tls")
+    published = configmap_data(api, namespace).get(f"{RELEASE}-ca", {}).get("ca.crt")
     assert claims, f"the previous release ({repository.baseline.ref}) created no PersistentVolumeClaim"
     assert f"{RELEASE}-admin" in secrets, f"the previous release created no Secret/{RELEASE}-admin"
 
+    hook = run_hook(api, render(namespace), namespace)  # the new chart's pre-upgrade hook
+    assert hook.code == 0, f"the certificate hook before the upgrade failed: {hook}"
     deploy(consumer, api, deployments, namespace, repository.new, repository.keyring, upgrade=True)
+    assert run_cronjob(api, namespace).code == 0  # the post-upgrade publishing Job
     assert f"/{UMBRELLA}-{repository.new}.tgz.prov" in served.requests, "upgrade --verify fetched no .prov"
     history = consumer.history(RELEASE, namespace=namespace)
     charts = [h["chart"] for h in history]
@@ -139,6 +150,15 @@ def test_install_previous_and_upgrade_from_the_repository(
                               "generated values (passwords, keys, tokens, the admin): "
                               f"{', '.join(lost_secrets)}")
     assert certificate(api, namespace, f"{RELEASE}-ca").serial_number == ca.serial_number, "CA replaced"
+    assert certificate(api, namespace, f"{RELEASE}-tls").serial_number == tls.serial_number, (
+        f"Secret/{RELEASE}-tls reissued by an upgrade that changed no host")
+    for name in (f"{RELEASE}-ca", f"{RELEASE}-tls"):
+        assert after.get(name) == secrets.get(name), f"Secret/{name}: data changed on adoption"
+    kept = configmap_data(api, namespace).get(f"{RELEASE}-ca", {})
+    assert published and kept.get("ca.crt") == published, (
+        f"ConfigMap/{RELEASE}-ca lost or changed by the upgrade (keys now: {sorted(kept)})")
+    assert configmap_data(api, f"{RELEASE}-builds").get(f"{RELEASE}-ca", {}).get("ca.crt") == published, (
+        f"ConfigMap {RELEASE}-builds/{RELEASE}-ca is not the same CA after the upgrade")
 
     named = {r.ref(RELEASE) for r in repository.restarts}
     now = pod_templates(api, namespace)
@@ -149,3 +169,21 @@ def test_install_previous_and_upgrade_from_the_repository(
         f"{', '.join(unnamed)}, which {release.CHANGELOG} does not name: add under ## [Unreleased] "
         f"### Restarts a line per workload, e.g. - `{unnamed[0].replace(RELEASE + '-', '<release>-', 1)}`: "
         "why")
+
+
+def test_without_the_hook_helm_deletes_the_old_configmap(
+        helm: Helm, api: Any, namespace: str, deployments: Deployments, repository: UpgradeRepository,
+        served: Served, tmp_path: Path) -> None:
+    """The control for the test above: Helm deletes on upgrade what it no longer renders unless the *live*
+    object says keep. The previous release's ConfigMap <release>-ca has no keep in its manifest; upgraded
+    without the hook's adoption it is gone (the Secrets, kept in that manifest, stay). With the hook, the
+    test above shows it survives: Helm 3.22 and 4.3 read the annotation from the live object."""
+    env = {"SSL_CERT_FILE": str(served.ca_file)} if helm.major == 4 else {}
+    consumer = Helm(helm.major, kubeconfig=helm.kubeconfig, home=tmp_path / "home", env=env)
+    consumer.repo_add(REPO, served.url, ca_file=served.ca_file)
+    deploy(consumer, api, deployments, namespace, repository.previous, repository.keyring, upgrade=False)
+    assert f"{RELEASE}-ca" in configmap_data(api, namespace)
+    deploy(consumer, api, deployments, namespace, repository.new, repository.keyring, upgrade=True)
+    assert f"{RELEASE}-ca" not in configmap_data(api, namespace), (
+        f"{consumer} kept ConfigMap/{RELEASE}-ca without keep: the adoption would not be needed")
+    assert {f"{RELEASE}-ca", f"{RELEASE}-tls"} <= set(secret_data(api, namespace))

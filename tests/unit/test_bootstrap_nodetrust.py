@@ -22,8 +22,6 @@ PEM = "-----BEGIN CERTIFICATE-----\nMIIBfake\n-----END CERTIFICATE-----"
 HOST = "registry.homeci.localhost"
 
 
-
-
 nt = load_script(SCRIPT, "homeci_node_trust")
 
 

@@ -36,7 +36,8 @@ def homeci(*args: str) -> subprocess.CompletedProcess[str]:
 @pytest.fixture(scope="module")
 def ca_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     directory = tmp_path_factory.mktemp("ca") / "homeci-ca"
-    proc = homeci("ca", "init", str(directory), "--cn", "Test Lab CA")
+    proc = homeci("ca", "init", str(directory), "--cn", "Test Lab CA", "--domain", "lab.test",
+                  "--ip", "127.0.0.1")
     assert proc.returncode == 0, proc.stderr
     (directory / "init.out").write_text(proc.stdout)
     return directory
@@ -74,7 +75,49 @@ def test_init_prints_the_exact_commands(ca_dir: Path) -> None:
     assert (f"kubectl create secret tls homeci-ca --cert={ca_dir}/ca.crt --key={ca_dir}/ca.key -n homeci"
             in out)
     assert ("helm install homeci charts/homeci-umbrella -n homeci --create-namespace "
-            "--set global.tls.mode=existingSecret --set global.tls.existingSecret=homeci-ca") in out
+            "--set global.tls.mode=existingSecret --set global.tls.existingSecret=homeci-ca "
+            "--set global.domain=lab.test --set certificates.extraIpAddresses={127.0.0.1}") in out
+    assert "name constraints: permitted DNS:lab.test, IP:127.0.0.1/32; excluded IP:::/0" in out
+
+
+def test_init_writes_name_constraints(ca_dir: Path) -> None:
+    """The CA vouches for --domain (and subdomains) and --ip only: every other name and address is refused."""
+    cert, _ = _ca(ca_dir)
+    ext = cert.extensions.get_extension_for_class(x509.NameConstraints)
+    assert ext.critical, "nameConstraints must be critical (RFC 5280)"
+    assert [str(n.value) for n in ext.value.permitted_subtrees or []] == ["lab.test", "127.0.0.1/32"]
+    assert [str(n.value) for n in ext.value.excluded_subtrees or []] == ["::/0"]
+    assert cert.extensions.get_extension_for_class(x509.BasicConstraints).value.path_length == 0
+
+
+@pytest.mark.parametrize(("names", "accepted"), [
+    (["git.lab.test", "127.0.0.1"], True),
+    (["example.com"], False),
+    (["git.lab.test.example.com"], False),
+    (["10.0.0.1"], False),
+])
+def test_a_leaf_outside_the_constraints_is_refused(ca_dir: Path, tmp_path: Path, names: list[str],
+                                                   accepted: bool) -> None:
+    """As whoever holds the key would sign it: `openssl verify` and `homeci ca verify` agree."""
+    cert, key = _ca(ca_dir)
+    leaf_file = _write(tmp_path / "leaf.crt", ca.issue(cert, key, names)[0])
+    proc = subprocess.run(["openssl", "verify", "-CAfile", str(ca_dir / "ca.crt"), str(leaf_file)],
+                          capture_output=True, text=True, timeout=30, check=False)
+    assert (proc.returncode == 0) == accepted, f"openssl verify for {names}: {proc.stdout}{proc.stderr}"
+    if accepted:
+        assert ca.verify(str(leaf_file), ca_dir / "ca.crt", names[0]).startswith("OK: ")
+        return
+    assert "subtree violation" in proc.stdout + proc.stderr
+    with pytest.raises(HomeciError, match=rf"constraints .* do not permit {names[0]}, so clients refuse"):
+        ca.verify(str(leaf_file), ca_dir / "ca.crt", names[0])
+
+
+def test_show_says_whether_a_ca_is_name_constrained(ca_dir: Path, tmp_path: Path) -> None:
+    proc = homeci("ca", "show", str(ca_dir / "ca.crt"))
+    assert "name constraints: permitted DNS:lab.test, IP:127.0.0.1/32; excluded IP:::/0" in proc.stdout
+    plain, _ = ca.new_ca("Old CA", days=1, constrained=False)
+    proc = homeci("ca", "show", str(_write(tmp_path / "plain.crt", plain)))
+    assert "name constraints: none: trusting it trusts it for every site" in proc.stdout, proc.stdout
 
 
 def test_init_refuses_to_overwrite(ca_dir: Path) -> None:
@@ -341,8 +384,8 @@ def test_verify_rejects_certificate_from_another_ca(ca_dir: Path, tmp_path: Path
 
 
 def test_verify_follows_intermediates_in_the_file(tmp_path: Path) -> None:
-    root, root_key = ca.new_ca("Root")
-    inter, inter_key = ca.new_ca("Intermediate")
+    root, root_key = ca.new_ca("Root", domain="test")
+    inter, inter_key = ca.new_ca("Intermediate", domain="test")
     # re-sign the intermediate by the root
     inter = (x509.CertificateBuilder().subject_name(inter.subject).issuer_name(root.subject)
              .public_key(inter_key.public_key()).serial_number(x509.random_serial_number())

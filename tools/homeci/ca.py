@@ -1,8 +1,10 @@
 """The homeci certificate authority: create one, describe it, and check certificates against it.
 
-Key format: RSA 2048 in PKCS#1 PEM (``BEGIN RSA PRIVATE KEY``). The umbrella chart signs its serving
-certificate with Helm's ``genSignedCert``, which parses the CA key with Go's ``x509.ParsePKCS1PrivateKey``
-— an ECDSA or PKCS#8 key would make every render fail in ``existingSecret`` mode.
+A CA made here carries X.509 name constraints (critical): it may vouch only for one domain and its
+subdomains, the extra DNS names and IP addresses given, and no other address, so a machine that trusts
+it system-wide cannot be fooled for any other site even if the key leaks. Key format: RSA 2048 in PKCS#1
+PEM (``BEGIN RSA PRIVATE KEY``), which every tool reads (the umbrella's certificate program reads
+PKCS#1, PKCS#8, RSA and EC keys alike).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import shutil
 import socket
 import ssl
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -55,8 +58,33 @@ def cert_pem(cert: x509.Certificate) -> bytes:
     return cert.public_bytes(serialization.Encoding.PEM)
 
 
-def new_ca(cn: str = DEFAULT_CN, days: int = DEFAULT_DAYS) -> tuple[x509.Certificate, rsa.RSAPrivateKey]:
-    """A self-signed CA that may sign end-entity certificates only (pathLen 0)."""
+def name_constraints(domain: str, dns_names: Sequence[str] = (),
+                     ips: Sequence[str] = ()) -> x509.NameConstraints:
+    """Permitted: the DNS subtree of ``domain`` and of each name of ``dns_names`` outside it, and exactly the
+    addresses ``ips``; excluded: every address of a family none is given for (a permitted subtree restricts
+    only its own name type, so "no IP address" must be said as an exclusion)."""
+    subtrees = [domain.lower().rstrip(".")]
+    for name in (n.lower().rstrip(".").removeprefix("*.") for n in dns_names):
+        if not any(name == s or name.endswith("." + s) for s in subtrees):
+            subtrees.append(name)
+    permitted: list[x509.GeneralName] = [x509.DNSName(s) for s in subtrees]
+    addresses = [ipaddress.ip_address(ip) for ip in ips]
+    permitted += [x509.IPAddress(ipaddress.ip_network(a)) for a in addresses]
+    excluded: list[x509.GeneralName] = [
+        x509.IPAddress(ipaddress.ip_network(everything))
+        for version, everything in ((4, "0.0.0.0/0"), (6, "::/0"))
+        if not any(a.version == version for a in addresses)]
+    return x509.NameConstraints(permitted, excluded or None)
+
+
+def new_ca(cn: str = DEFAULT_CN, days: int = DEFAULT_DAYS, *, domain: str | None = None,
+           dns_names: Sequence[str] = (), ips: Sequence[str] = (),
+           constrained: bool = True) -> tuple[x509.Certificate, rsa.RSAPrivateKey]:
+    """A self-signed CA that may sign end-entity certificates only (pathLen 0), for ``domain`` (default: the
+    chart's global.domain), ``dns_names`` and ``ips`` only (name constraints). ``constrained=False`` leaves
+    the constraints out, as many other tools do (to show what that allows, in tests)."""
+    from homeci import contract
+
     if days < 1:
         raise UsageError(f"--days {days}: a CA must be valid for at least one day")
     if not 1 <= len(cn) <= CN_LIMIT:
@@ -66,7 +94,7 @@ def new_ca(cn: str = DEFAULT_CN, days: int = DEFAULT_DAYS) -> tuple[x509.Certifi
                       x509.NameAttribute(NameOID.ORGANIZATION_NAME, "homeci")])
     now = _now()
     ski = x509.SubjectKeyIdentifier.from_public_key(key.public_key())
-    cert = (
+    builder = (
         x509.CertificateBuilder()
         .subject_name(name).issuer_name(name)
         .public_key(key.public_key())
@@ -80,14 +108,17 @@ def new_ca(cn: str = DEFAULT_CN, days: int = DEFAULT_DAYS) -> tuple[x509.Certifi
                                      decipher_only=False), critical=True)
         .add_extension(ski, critical=False)
         .add_extension(x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ski), critical=False)
-        .sign(key, hashes.SHA256())
     )
-    return cert, key
+    if constrained:
+        constraints = name_constraints(domain or contract.default_domain(), dns_names, ips)
+        builder = builder.add_extension(constraints, critical=True)
+    return builder.sign(key, hashes.SHA256()), key
 
 
 def issue(ca_cert: x509.Certificate, ca_key: rsa.RSAPrivateKey, names: list[str], *, days: int = 365,
           not_before: dt.datetime | None = None) -> tuple[x509.Certificate, rsa.RSAPrivateKey]:
-    """A serving certificate for ``names`` (DNS names or IP addresses) signed by the CA."""
+    """A serving certificate for ``names`` (DNS names or IP addresses) signed by the CA. Its CN is the first
+    DNS name (none when there is none: OpenSSL would check an address in the CN as a DNS name)."""
     key = new_key()
     sans: list[x509.GeneralName] = []
     for n in names:
@@ -95,10 +126,12 @@ def issue(ca_cert: x509.Certificate, ca_key: rsa.RSAPrivateKey, names: list[str]
             sans.append(x509.IPAddress(ipaddress.ip_address(n)))
         except ValueError:
             sans.append(x509.DNSName(n))
+    dns = [n.value for n in sans if isinstance(n, x509.DNSName)]
+    subject = [x509.NameAttribute(NameOID.COMMON_NAME, dns[0])] if dns else []
     start = not_before or _now() - dt.timedelta(minutes=5)
     cert = (
         x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, names[0])]))
+        .subject_name(x509.Name(subject))
         .issuer_name(ca_cert.subject)
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
@@ -106,7 +139,8 @@ def issue(ca_cert: x509.Certificate, ca_key: rsa.RSAPrivateKey, names: list[str]
         .not_valid_after(start + dt.timedelta(days=days))
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-        .add_extension(x509.SubjectAlternativeName(sans), critical=False)
+        # RFC 5280: the names are all in subjectAltName when the subject is empty, which makes it critical.
+        .add_extension(x509.SubjectAlternativeName(sans), critical=not subject)
         .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()),
                        critical=False)
         .sign(ca_key, hashes.SHA256())
@@ -120,15 +154,17 @@ class CAFiles:
     key: Path
 
 
-def init(directory: Path, *, cn: str = DEFAULT_CN, days: int = DEFAULT_DAYS) -> CAFiles:
-    """Write ``ca.crt`` and ``ca.key`` (mode 0600) into ``directory``, which must be new or empty.
+def init(directory: Path, *, cn: str = DEFAULT_CN, days: int = DEFAULT_DAYS, domain: str | None = None,
+         dns_names: Sequence[str] = (), ips: Sequence[str] = ()) -> CAFiles:
+    """Write ``ca.crt`` and ``ca.key`` (mode 0600) into ``directory``, which must be new or empty; the CA is
+    name-constrained to ``domain``, ``dns_names`` and ``ips`` (see :func:`new_ca`).
 
     All or nothing: both files are written into a staging directory first and only then moved into place
     (a new directory is renamed into place in one step), so a failure never leaves half a CA behind.
     """
     files = CAFiles(directory / CERT_FILE, directory / KEY_FILE)
     _check_init_target(directory)
-    cert, key = new_ca(cn, days)
+    cert, key = new_ca(cn, days, domain=domain, dns_names=dns_names, ips=ips)
     contents = {KEY_FILE: (key_pem(key), 0o600), CERT_FILE: (cert_pem(cert), 0o644)}
     if directory.is_dir():
         _fill_empty_directory(directory, contents)
@@ -219,13 +255,22 @@ def _write_error(directory: Path, exc: OSError) -> HomeciError:
                        "permissions and free space")
 
 
-def install_hints(files: CAFiles, *, namespace: str = "homeci", secret: str = "homeci-ca") -> list[str]:
-    """The commands that make the umbrella use this CA."""
+def install_hints(files: CAFiles, *, namespace: str = "homeci", secret: str = "homeci-ca",
+                  domain: str | None = None, dns_names: Sequence[str] = (),
+                  ips: Sequence[str] = ()) -> list[str]:
+    """The commands that make the umbrella use this CA, for the names its constraints permit."""
+    from homeci import contract
+
+    install = (f"helm install homeci charts/homeci-umbrella -n {namespace} --create-namespace "
+               f"--set global.tls.mode=existingSecret --set global.tls.existingSecret={secret} "
+               f"--set global.domain={domain or contract.default_domain()}")
+    for key, given in (("extraDnsNames", dns_names), ("extraIpAddresses", ips)):
+        if given:
+            install += f" --set certificates.{key}={{{','.join(given)}}}"
     return [
         f"kubectl create namespace {namespace}",
         f"kubectl create secret tls {secret} --cert={files.cert} --key={files.key} -n {namespace}",
-        f"helm install homeci charts/homeci-umbrella -n {namespace} --create-namespace "
-        f"--set global.tls.mode=existingSecret --set global.tls.existingSecret={secret}",
+        install,
     ]
 
 
@@ -279,6 +324,61 @@ def is_ca(cert: x509.Certificate) -> bool:
         return False
 
 
+def _constraints(cert: x509.Certificate) -> x509.NameConstraints | None:
+    try:
+        return cert.extensions.get_extension_for_class(x509.NameConstraints).value
+    except x509.ExtensionNotFound:
+        return None
+
+
+def _names(subtrees: Sequence[x509.GeneralName] | None) -> list[x509.DNSName | x509.IPAddress]:
+    return [n for n in subtrees or [] if isinstance(n, (x509.DNSName, x509.IPAddress))]
+
+
+def constraints_text(cert: x509.Certificate) -> str:
+    """The name constraints in one line (``permitted DNS:a, IP:1.2.3.4/32; excluded IP:::/0``), or ""."""
+    nc = _constraints(cert)
+    if nc is None:
+        return ""
+    parts = []
+    for kind, trees in (("permitted", nc.permitted_subtrees), ("excluded", nc.excluded_subtrees)):
+        shown = [f"{'IP' if isinstance(n, x509.IPAddress) else 'DNS'}:{n.value}" for n in _names(trees)]
+        if shown:
+            parts.append(f"{kind} {', '.join(shown)}")
+    return "; ".join(parts)
+
+
+def _within(name: x509.DNSName | x509.IPAddress, trees: list[x509.DNSName | x509.IPAddress]) -> bool:
+    for tree in trees:
+        if isinstance(name, x509.DNSName) and isinstance(tree, x509.DNSName):
+            host, base = name.value.lower().removeprefix("*."), tree.value.lower().lstrip(".")
+            if host == base or host.endswith("." + base):
+                return True
+        elif isinstance(name, x509.IPAddress) and isinstance(tree, x509.IPAddress):
+            network = tree.value
+            if isinstance(network, (ipaddress.IPv4Network, ipaddress.IPv6Network)) and name.value in network:
+                return True
+    return False
+
+
+def outside_constraints(leaf: x509.Certificate, ca: x509.Certificate) -> list[str]:
+    """The leaf's DNS names and addresses that the CA's name constraints do not permit (RFC 5280 rules)."""
+    nc = _constraints(ca)
+    if nc is None:
+        return []
+    try:
+        sans = _names(list(leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value))
+    except x509.ExtensionNotFound:
+        return []
+    permitted, excluded = _names(nc.permitted_subtrees), _names(nc.excluded_subtrees)
+    bad = []
+    for name in sans:
+        typed = [t for t in permitted if type(t) is type(name)]
+        if _within(name, excluded) or (typed and not _within(name, typed)):
+            bad.append(str(name.value))
+    return bad
+
+
 def describe(cert: x509.Certificate) -> dict[str, str]:
     """What ``homeci ca show`` prints, in order."""
     now = _now()
@@ -293,6 +393,9 @@ def describe(cert: x509.Certificate) -> dict[str, str]:
         "validity": f"{state}; {max(left.days, 0)} days left",
         "ca": "yes" if is_ca(cert) else "no",
     }
+    if is_ca(cert):
+        info["name constraints"] = constraints_text(cert) or (
+            "none: trusting it trusts it for every site (`homeci ca init --domain` makes constrained CAs)")
     names = sans(cert)
     if names:
         info["subject alt names"] = ", ".join(names)
@@ -399,6 +502,11 @@ def check(chain: list[x509.Certificate], ca: x509.Certificate, host: str, source
                               f"{c.not_valid_before_utc:%Y-%m-%d} to {c.not_valid_after_utc:%Y-%m-%d}; "
                               "reissue it")
     path = chain_to(leaf, rest, ca)
+    refused = outside_constraints(leaf, ca)
+    if refused:
+        raise HomeciError(f"{source}: the CA's name constraints ({constraints_text(ca)}) do not permit "
+                          f"{', '.join(refused)}, so clients refuse the certificate; issue it only for names "
+                          "the CA permits, or use a CA made for them")
     if not covers(leaf, host):
         names = ", ".join(sans(leaf)) or "none"
         raise HomeciError(f"{source}: certificate does not cover {host} (subject alt names: {names}); "

@@ -99,6 +99,16 @@ class Names:
         return self._name("tls")
 
     @property
+    def certs(self) -> str:
+        """The certificate program's renewal CronJob (and its ServiceAccount, Role, ConfigMap)."""
+        return self._name("certs")
+
+    @property
+    def certs_hook(self) -> str:
+        """The certificate program's hook Job (before install, upgrade and rollback)."""
+        return self._name("certs-hook")
+
+    @property
     def admin_secret(self) -> str:
         return self._name("admin")
 

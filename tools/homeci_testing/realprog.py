@@ -10,6 +10,10 @@ Three pieces, each usable on its own:
   needs: every volume the pod mounts is written under a directory (Secret and ConfigMap data as
   files, emptyDir/PVC as empty folders), container paths map to those folders, and the container's
   environment is resolved from the rendered Secrets and ConfigMaps.
+* :class:`KubeletVolume` lays a materialised Secret/ConfigMap volume out as the kubelet does (files are
+  links through ``..data`` to a hidden timestamped directory) and updates it the kubelet's way (a new
+  directory, then one atomic rename of the ``..data`` link), so a program's file watching meets what it
+  meets in a pod.
 * :class:`ClusterNames` makes in-cluster Service names (``<svc>.<ns>.svc``) work for processes on
   this machine: the names resolve to 127.0.0.1 through a private ``/etc/hosts`` (a mount namespace of
   the process only), and each rendered Service port is rewritten to the loopback port of the program
@@ -40,8 +44,8 @@ from homeci.errors import HomeciError
 from homeci.flow.web import PublicNames, Response
 from homeci.toolchain import traefik_binary
 
-__all__ = ["ClusterNames", "LoopbackPod", "Program", "PublicNames", "Response", "free_port", "http_check",
-           "tcp_check", "traefik_binary"]
+__all__ = ["ClusterNames", "KubeletVolume", "LoopbackPod", "Program", "PublicNames", "Response", "free_port",
+           "http_check", "tcp_check", "traefik_binary"]
 
 LOOPBACK = "127.0.0.1"
 CLUSTER_CA_CONFIGMAP = "kube-root-ca.crt"  # published by Kubernetes in every namespace
@@ -319,6 +323,54 @@ class LoopbackPod:
         alternatives = "|".join(re.escape(m) for m in sorted(self.mounts, key=len, reverse=True))
         pattern = re.compile(rf"(?<![\w./-])({alternatives})(?=/|[^\w.-]|$)")
         return pattern.sub(lambda m: str(self.mounts[m.group(1)]), text)
+
+
+class KubeletVolume:
+    """A volume directory in the kubelet's atomic-writer layout (Secret, ConfigMap and projected volumes).
+
+    ``<dir>/..<stamp>/<file>`` holds the data, ``<dir>/..data`` links to the current stamp directory and
+    every ``<dir>/<file>`` links to ``..data/<file>``. :meth:`update` writes a new stamp directory, points
+    ``..data_tmp`` at it and renames that over ``..data`` (the one atomic step readers see), then removes
+    the old directory — what the kubelet does when the Secret or ConfigMap changes.
+    """
+
+    DATA = "..data"
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self._generation = 0
+        files = {p.name: p.read_bytes() for p in sorted(directory.iterdir()) if p.is_file()}
+        for name in files:
+            (directory / name).unlink()
+        self._publish(files)
+
+    def _publish(self, files: Mapping[str, bytes]) -> None:
+        self._generation += 1
+        stamp = self.directory / f"..{time.strftime('%Y_%m_%d_%H_%M_%S')}.{self._generation}"
+        stamp.mkdir()
+        for name, content in files.items():
+            (stamp / name).write_bytes(content)
+        current = self.directory / self.DATA
+        old = current.resolve() if current.is_symlink() else None
+        tmp = self.directory / f"{self.DATA}_tmp"
+        tmp.symlink_to(stamp.name)
+        os.replace(tmp, current)
+        for name in files:
+            link = self.directory / name
+            if not link.is_symlink():
+                link.symlink_to(f"{self.DATA}/{name}")
+        if old is not None:
+            for child in old.iterdir():
+                child.unlink()
+            old.rmdir()
+
+    def files(self) -> dict[str, bytes]:
+        data = self.directory / self.DATA
+        return {p.name: p.read_bytes() for p in sorted(data.iterdir())}
+
+    def update(self, changes: Mapping[str, bytes]) -> None:
+        """The volume's files with ``changes`` applied, published in one atomic swap."""
+        self._publish({**self.files(), **changes})
 
 
 def _expand(value: str, env: Mapping[str, str]) -> str:

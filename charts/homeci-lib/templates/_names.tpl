@@ -19,9 +19,17 @@ in-cluster name of a component's Service in the release namespace.
 {{- printf "%s.%s.svc" (include "homeci-lib.fullname" .) .ctx.Release.Namespace -}}
 {{- end -}}
 
-{{- /* $ -> <release>-ca: the umbrella's ConfigMap publishing the CA certificate (key ca.crt). */ -}}
+{{- /*
+$ -> <release>-ca: the ConfigMap publishing the CA certificate (keys ca.crt and bundle.crt), written by the
+umbrella's certificate program in the release namespace and the build namespace.
+*/ -}}
 {{- define "homeci-lib.caConfigMap" -}}
 {{- include "homeci-lib.fullname" (dict "ctx" . "component" "ca") -}}
+{{- end -}}
+
+{{- /* $ -> <release>-builds: the Drone runner's build namespace (step pods run there). */ -}}
+{{- define "homeci-lib.buildNamespace" -}}
+{{- include "homeci-lib.fullname" (dict "ctx" . "component" "builds") -}}
 {{- end -}}
 
 {{- /* $ -> <release>-tls: the umbrella's serving certificate Secret for every public host. */ -}}

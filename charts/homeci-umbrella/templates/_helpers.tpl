@@ -26,21 +26,3 @@ component, *.<domain> (apps deployed by pipelines) and certificates.extraDnsName
 {{- $names = concat $names (.Values.certificates.extraDnsNames | default list) -}}
 {{- $names | uniq | sortAlpha | join "," -}}
 {{- end -}}
-
-{{- /*
-"true" when the existing serving certificate Secret can be kept: (dict "old" <lookup result>
-"hosts" <homeci.servingDnsNames> "caFingerprint" <sha256 of the CA PEM> "renewBeforeDays" <int>).
-Kept while it was issued for the same host list by the same CA and more than renewBeforeDays remain.
-*/ -}}
-{{- define "homeci.servingCertReusable" -}}
-{{- $old := .old | default dict -}}
-{{- $data := $old.data | default dict -}}
-{{- $a := ($old.metadata | default dict).annotations | default dict -}}
-{{- if and (index $data "tls.crt") (index $data "tls.key") (get $a "homeci.dev/not-after") -}}
-{{- if and (eq (get $a "homeci.dev/hosts") .hosts) (eq (get $a "homeci.dev/ca-sha256") .caFingerprint) -}}
-{{- $notAfter := toDate "2006-01-02T15:04:05Z07:00" (get $a "homeci.dev/not-after") | unixEpoch | int64 -}}
-{{- $left := sub $notAfter (now | unixEpoch | int64) -}}
-{{- if gt $left (mul 86400 (int .renewBeforeDays)) -}}true{{- end -}}
-{{- end -}}
-{{- end -}}
-{{- end -}}

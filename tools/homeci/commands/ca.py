@@ -23,21 +23,33 @@ def group() -> None:
               help="Validity in days.")
 @click.option("-n", "--namespace", type=params.NAMESPACE, default="homeci", show_default=True,
               help="Namespace used in the printed commands.")
-def init(directory: Path, cn: str, days: int, namespace: str) -> None:
+@click.option("--domain", type=params.DnsName(), default=None,
+              help="The only domain (with its subdomains) the CA may vouch for: global.domain. "
+                   "[default: the chart's]")
+@click.option("--dns-name", "dns_names", type=params.DnsName(), multiple=True,
+              help="Another DNS name (and its subdomains) the CA may vouch for (certificates.extraDnsNames); "
+                   "repeatable.")
+@click.option("--ip", "ips", type=params.IpAddress(), multiple=True,
+              help="An IP address the CA may vouch for (certificates.extraIpAddresses); repeatable. "
+                   "Without one, no address at all.")
+def init(directory: Path, cn: str, days: int, namespace: str, domain: str | None, dns_names: tuple[str, ...],
+         ips: tuple[str, ...]) -> None:
     """Write a new CA into DIRECTORY (ca.crt, ca.key with mode 0600).
 
     DIRECTORY must be new or empty, so the key sits in a directory of its own; both files are written
-    or neither (a failure leaves nothing behind)."""
-    files = ca.init(directory, cn=cn, days=days)
+    or neither (a failure leaves nothing behind). The CA carries X.509 name constraints: it can vouch for
+    --domain, --dns-name and --ip only, so trusting it system-wide is safe even if its key leaks."""
+    files = ca.init(directory, cn=cn, days=days, domain=domain, dns_names=dns_names, ips=ips)
     cert = ca.load_certs(files.cert)[0]
     lines = [
         f"wrote {files.cert} and {files.key} (mode 0600; keep it secret)",
         f"sha256 fingerprint {ca.fingerprint(cert)}; valid until {cert.not_valid_after_utc:%Y-%m-%d}",
+        f"name constraints: {ca.constraints_text(cert)}",
         "make the umbrella use it:",
     ]
     for line in lines:
         ui.out.print(line, markup=False, soft_wrap=True)
-    for line in ca.install_hints(files, namespace=namespace):
+    for line in ca.install_hints(files, namespace=namespace, domain=domain, dns_names=dns_names, ips=ips):
         ui.out.print(f"  {line}", markup=False, soft_wrap=True)
 
 

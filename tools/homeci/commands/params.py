@@ -134,6 +134,19 @@ class Host(click.types.StringParamType):
         return text
 
 
+class IpAddress(click.types.StringParamType):
+    """An IPv4 or IPv6 address."""
+
+    name = "address"
+
+    def convert(self, value: Any, param: Param, ctx: Ctx) -> str:
+        text = str(value)
+        try:
+            return str(ipaddress.ip_address(text))
+        except ValueError:
+            self.fail(f"{text!r} is not an IPv4 or IPv6 address, e.g. 192.168.1.10", param, ctx)
+
+
 class KubeVersion(click.types.StringParamType):
     """A Kubernetes version as Helm's --kube-version takes it: 1.33, 1.33.2 or v1.33.2."""
 
