@@ -10,12 +10,15 @@ from __future__ import annotations
 import os
 import signal
 import threading
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from homeci import paths
 from homeci.flow import setup
+from homeci_testing import team
 
 HERE = Path(__file__).resolve().parent
 
@@ -46,6 +49,11 @@ def prepared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[setup.Prepare
             if os.environ.get("CI"):
                 pytest.fail(message)
             pytest.skip(message)
+    attach = os.environ.get("HOMECI_T3_CLUSTER")
+    if attach and provider == "local":
+        # a developer's running stack (homeci cluster up --provider local --name <it>): attach, keep it
+        yield setup.attach_local(attach, workdir=tmp_path_factory.mktemp("stack"))
+        return
     name = f"it{os.getpid()}"
     previous = signal.getsignal(signal.SIGTERM)
     if threading.current_thread() is threading.main_thread():
@@ -70,3 +78,37 @@ def prepared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[setup.Prepare
                 kind.KindCluster(name).down()
         if threading.current_thread() is threading.main_thread():
             signal.signal(signal.SIGTERM, previous)
+
+
+# --- a team member who is not the admin (the person and attack tiers) -----------------------------------
+
+# A fresh password per session; HOMECI_T3_ALICE_PASSWORD when attached to a stack where she exists.
+ALICE = team.Member(name="alice",
+                    password=os.environ.get("HOMECI_T3_ALICE_PASSWORD") or "alice-" + uuid.uuid4().hex[:12],
+                    email="alice@homeci.invalid", namespace="team", hosts=("hello",))
+STATIC_SITE = paths.static_site()
+
+
+@pytest.fixture(scope="session")
+def alice(prepared: setup.Prepared) -> team.Member:
+    """The admin's part, done once per stack: alice's Gogs account, the app namespace `team` and alice as
+    its owner in drone-pipelines (two `helm upgrade`s, as an operator runs them), and the base images of
+    the second app in the registry (what an air-gapped operator seeds; see the README)."""
+    from homeci import images
+    from homeci.flow import driver
+
+    stack = prepared.stack
+    team.create_account(stack, ALICE)
+    team.grant_namespace(stack, ALICE, prepared.kubeconfig)
+    if prepared.provider in ("local", "netns"):
+        driver.seed_base_images(stack, STATIC_SITE / "Dockerfile", lambda ref: images.build([ref])[ref])
+    return ALICE
+
+
+@pytest.fixture(scope="session")
+def artifacts(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where the person tier saves its screenshots: $HOMECI_ARTIFACTS, else a folder of the test session."""
+    folder = Path(os.environ["HOMECI_ARTIFACTS"]) if os.environ.get("HOMECI_ARTIFACTS") else (
+        tmp_path_factory.mktemp("screenshots"))
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder

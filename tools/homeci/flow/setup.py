@@ -100,6 +100,31 @@ def local(name: str, *, major: int = 3, progress: Progress | None = None, workdi
     return Prepared("local", cluster, st, app, cluster.kubeconfig)
 
 
+def attach_local(name: str, *, workdir: Path) -> Prepared:
+    """A local real node that ``homeci cluster up --provider local --name NAME`` left running, with the
+    stack and drone-pipelines installed: what the T3 tiers need, without creating anything."""
+    from kubernetes import client
+
+    from homeci.cluster import stack as stackmod
+    from homeci.cluster.local import LocalCluster
+    from homeci.flow.web import PublicNames
+
+    cluster = LocalCluster(name)
+    info = cluster.info()
+    if not info.get("ports"):
+        raise HomeciError(f"no running local cluster {name!r}: start it with "
+                          f"homeci cluster up --provider local --name {name}")
+    api = cluster.api()
+    port = int(info["ports"]["https"])
+    st = stack.from_cluster(client.CoreV1Api(api), client.NetworkingV1Api(api), stackmod.NAMESPACE,
+                            stackmod.RELEASE, workdir, lambda ca: PublicNames({"https": port}, ca))
+    st.https_port = port
+    st.git_resolve = [f"{h}:{port}:127.0.0.1" for h in st.hosts.values()]
+    app = driver.App(source=sample_app(), owner=st.admin_user, name="sample-app", namespace=TARGET,
+                     host=f"sample-app.{st.domain}")
+    return Prepared("local", cluster, st, app, cluster.kubeconfig)
+
+
 def kind_cluster(name: str, *, major: int = 3, progress: Progress | None = None, workdir: Path,
                  values_files: list[Path] | None = None) -> Prepared:
     """kind (Docker): host ports 443/80 on 127.0.0.1, CoreDNS rewrite, the node resolving the names."""
