@@ -6,7 +6,9 @@ reach there is decided by the platform, not by the pipeline.
   runs the clone (or placeholder) image.
 - The CA reaches steps read-only: by a MutatingAdmissionPolicy mounting the namespace's CA ConfigMap
   (Kubernetes >= 1.36, namespace `baseline`) or, on older clusters, the node directory (`privileged`).
-- A LimitRange and a ResourceQuota bound what steps may take.
+- A LimitRange and a ResourceQuota bound what steps may take, and a build too large is refused when its
+  first step starts; none of them can refuse a pod the runner creates (drone-runner-kube 1.0.0-rc.5
+  crashes when a creation is refused, taking every running build with it).
 
 Every umbrella scenario, plus renders for an older cluster and each explicit delivery mode."""
 
@@ -19,7 +21,7 @@ import pytest
 from homeci import manifests as mf
 from homeci_testing import support
 
-from .conftest import RELEASE, dig
+from .conftest import NAMESPACE, RELEASE, dig
 
 BUILDS = f"{RELEASE}-builds"
 RUNNER = f"{RELEASE}-drone-runner"
@@ -64,7 +66,8 @@ def test_clone_credential_only_in_the_clone_step(umbrella_manifests: list[mf.Man
     [vap] = [p for p in vaps if p.name.endswith("netrc")]
     spec = vap.obj["spec"]
     rules = spec["matchConstraints"]["resourceRules"]
-    assert rules == [{"apiGroups": [""], "apiVersions": ["v1"], "operations": ["CREATE", "UPDATE"],
+    # image swaps only: a refused pod creation would crash the runner
+    assert rules == [{"apiGroups": [""], "apiVersions": ["v1"], "operations": ["UPDATE"],
                       "resources": ["pods"]}], f"{vap.ref} spec.matchConstraints.resourceRules = {rules}"
     assert spec["failurePolicy"] == "Fail", f"{vap.ref} spec.failurePolicy must be Fail"
     variables = {v["name"]: v["expression"] for v in spec["variables"]}
@@ -122,10 +125,19 @@ def test_build_namespace_is_bounded(umbrella_manifests: list[mf.Manifest], value
     assert item["type"] == "Container" and set(item["max"]) == {"cpu", "memory"}, f"{lr.ref} spec.limits[0]"
     if "maxPerContainer" in limits:
         assert item["max"]["memory"] == str(limits["maxPerContainer"]["memory"]), f"{lr.ref} max.memory"
+    assert set(item) == {"type", "max", "default"}, (
+        f"{lr.ref} spec.limits[0] keys {sorted(item)}: no min or ratio, which could refuse the runner's pods")
     quota = mf.get(umbrella_manifests, "ResourceQuota", BUILDS)
     hard = quota.obj["spec"]["hard"]
-    assert set(hard) == {"requests.cpu", "requests.memory", "limits.cpu", "limits.memory", "pods"}, (
-        f"{quota.ref} spec.hard keys {sorted(hard)}")
+    capacity = int(dig(values, "drone.runner.capacity", 2))
+    assert hard == {"pods": str(capacity + 2), "services": "0", "persistentvolumeclaims": "0"}, (
+        f"{quota.ref} spec.hard {hard}: pods must leave room for every build the runner runs at once "
+        "(a refused pod creation crashes it), and nothing else is created there")
+    vap = mf.get(umbrella_manifests, "ValidatingAdmissionPolicy", f"{NAMESPACE}-{RELEASE}-build-netrc")
+    text = str(vap.obj["spec"]["validations"])
+    per_build = dig(values, "drone.runner.buildNamespace.limits.perBuild", {}) or {"containers": 16}
+    assert f"size(object.spec.containers) <= {per_build['containers']}" in text, (
+        f"{vap.ref}: one build's container count is bounded by perBuild.containers")
 
 
 @pytest.mark.parametrize(("sets", "kube", "mode"), [

@@ -124,7 +124,8 @@ def test_a_team_member_deploys_her_own_app(prepared: setup.Prepared, alice: team
 
     # Her machine: plain git over HTTPS, the CA trusted, branch master (the repository's only branch).
     version = f"1.0.0-person.{time.strftime('%H%M%S')}"
-    sha = team.push_repository(stack, alice, static_site(), "hello", tmp_path, branch="master", version=version)
+    sha = team.push_repository(stack, alice, static_site(), "hello", tmp_path, branch="master",
+                               version=version)
 
     # Drone's UI: the build appears, she opens it and follows the deploy step's log.
     d.goto(person.url("ci", f"/{alice.name}/hello"))

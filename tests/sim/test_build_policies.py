@@ -3,16 +3,20 @@
 drone-runner-kube creates a build's pod with every container on the placeholder image and then swaps
 each step's image in with a pod update; the clone credential sits in the build's Secret under the
 DRONE_NETRC_* keys. These tests replay exactly those API calls against the rendered policies:
-- the MutatingAdmissionPolicy gives every container the CA ConfigMap read-only at /etc/homeci;
+- nothing refuses the creation (drone-runner-kube 1.0.0-rc.5 crashes on a refused pod creation);
+- the MutatingAdmissionPolicy gives every container the CA ConfigMap read-only at /etc/homeci and takes
+  away `privileged` (which the runner sets for upstream's built-in image list);
 - the clone container may receive the clone image; a step holding DRONE_NETRC_* (clone disabled, or
   `from_secret: DRONE_NETRC_PASSWORD` under another variable name) may not receive any other image,
-  and the refusal says why; a step without the credential may.
+  and the refusal says why; a step without the credential may;
+- a build larger than one build may be (containers, summed limits) gets no step image either.
 """
 
 from __future__ import annotations
 
 import json
 import subprocess
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -57,12 +61,32 @@ def stack(sim_cluster: SimCluster) -> Iterator[dict[str, Any]]:
     kubectl("apply", "-f", "-", stdin=json.dumps(ca))
     runner = mf.get(objs, "Deployment", f"{release}-drone-runner")
     env = {e["name"]: e.get("value", "") for _, c in runner.containers() for e in c.get("env") or []}
+    st = {"release": release, "builds": builds, "kubectl": kubectl, "clone": env["DRONE_IMAGE_CLONE"],
+          "placeholder": env["DRONE_IMAGE_PLACEHOLDER"]}
     try:
-        yield {"release": release, "builds": builds, "kubectl": kubectl, "clone": env["DRONE_IMAGE_CLONE"],
-               "placeholder": env["DRONE_IMAGE_PLACEHOLDER"]}
+        _wait_until_loaded(st)
+        yield st
     finally:
         kubectl("delete", "--ignore-not-found", "--wait=false", "-f", "-",
                 stdin=yaml.safe_dump_all([m.obj for m in wanted]), check=False)
+
+
+def _wait_until_loaded(st: dict[str, Any], timeout: float = 60) -> None:
+    """The API server loads new policies asynchronously: probe until both act (a pod gets the CA volume,
+    a netrc holder's image swap is refused)."""
+    deadline = time.monotonic() + timeout
+    for i in range(10_000):
+        name = f"probe-{i}"
+        _build_pod(st, name, {"test": "DRONE_NETRC_PASSWORD"})
+        mutated = "homeci-step-ca" in st["kubectl"]("-n", st["builds"], "get", "pod", name, "-o",
+                                                    "jsonpath={.spec.volumes[*].name}").stdout
+        refused = _swap(st, name, 1, "docker.io/library/alpine:3.22.2").returncode != 0
+        st["kubectl"]("-n", st["builds"], "delete", "pod", name, "--wait=false", check=False)
+        if mutated and refused:
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"the build namespace's policies did not act within {timeout:.0f}s")
+        time.sleep(1)
 
 
 def _netrc_env(var: str) -> dict[str, Any]:
@@ -70,11 +94,15 @@ def _netrc_env(var: str) -> dict[str, Any]:
                                                         "optional": True}}}
 
 
-def _build_pod(stack: dict[str, Any], name: str, netrc_vars: dict[str, str]) -> None:
+def _build_pod(stack: dict[str, Any], name: str, netrc_vars: dict[str, str], *,
+               names: tuple[str, ...] = ("clone", "test", "deploy"), privileged: bool = False) -> None:
     """A pod as the runner creates it: every container on the placeholder image."""
     containers = []
-    for cname in ("clone", "test", "deploy"):
-        c: dict[str, Any] = {"name": cname, "image": stack["placeholder"]}
+    for cname in names:
+        c: dict[str, Any] = {"name": cname, "image": stack["placeholder"],
+                             "resources": {"limits": {"cpu": "1", "memory": "1Gi"}}}
+        if privileged:
+            c["securityContext"] = {"privileged": True}
         if cname in netrc_vars:
             c["env"] = [_netrc_env(netrc_vars[cname])]
         containers.append(c)
@@ -121,3 +149,22 @@ def test_a_step_holding_the_credential_cannot_start(stack: dict[str, Any],
     assert proc.returncode != 0, "a test step holding the clone credential was given its own image"
     assert "the clone credential (DRONE_NETRC_*) may reach only the clone step" in proc.stderr, proc.stderr
     assert "docker.io/library/alpine:3.22.2" in proc.stderr, f"the refusal names the image: {proc.stderr}"
+
+
+def test_privileged_steps_are_created_unprivileged(stack: dict[str, Any], api: Any) -> None:
+    """The runner makes plugins/docker & co. privileged for any repository; Pod Security `baseline` would
+    refuse the creation (and the runner crash). The pod is created, unprivileged."""
+    _build_pod(stack, "priv", {}, privileged=True)
+    pod = client.CoreV1Api(api).read_namespaced_pod("priv", stack["builds"])
+    flags = {c.name: c.security_context.privileged for c in pod.spec.containers}
+    assert flags == {"clone": False, "test": False, "deploy": False}, (
+        f"Pod/priv containers' privileged: {flags}")
+
+
+def test_an_oversized_build_gets_no_step(stack: dict[str, Any]) -> None:
+    names = tuple(f"s{i:02d}" for i in range(17))
+    _build_pod(stack, "big", {}, names=names)  # created: nothing runs yet, and the runner must not crash
+    proc = _swap(stack, "big", 0, stack["clone"])
+    assert proc.returncode != 0 and "step containers, more than the 16 one build may have" in proc.stderr, (
+        proc.stderr)
+

@@ -50,29 +50,56 @@ spec:
       containers: [{name: c, image: docker.io/library/alpine:3.22.2}]
 YAML
 
-attempt privileged-pod team <<YAML
-apiVersion: v1
-kind: Pod
+# A deployer may create Deployments in its namespace (that is its job), so these two go through a
+# Deployment's pod template: the admission policy, not RBAC, must refuse them.
+attempt privileged-deployment team <<YAML
+apiVersion: apps/v1
+kind: Deployment
 metadata: {name: rooted}
 spec:
-  containers:
-  - name: c
-    image: docker.io/library/alpine:3.22.2
-    securityContext: {privileged: true}
+  selector: {matchLabels: {app: rooted}}
+  template:
+    metadata: {labels: {app: rooted}}
+    spec:
+      containers:
+      - name: c
+        image: docker.io/library/alpine:3.22.2
+        securityContext: {privileged: true}
 YAML
 
 attempt mount-pull-secret team <<YAML
-apiVersion: v1
-kind: Pod
+apiVersion: apps/v1
+kind: Deployment
 metadata: {name: looter}
 spec:
-  securityContext: {runAsNonRoot: true, runAsUser: 65534, seccompProfile: {type: RuntimeDefault}}
-  containers:
-  - name: c
-    image: docker.io/library/alpine:3.22.2
-    securityContext: {allowPrivilegeEscalation: false, capabilities: {drop: [ALL]}}
-    volumeMounts: [{name: loot, mountPath: /loot}]
-  volumes: [{name: loot, secret: {secretName: homeci-registry}}]
+  selector: {matchLabels: {app: looter}}
+  template:
+    metadata: {labels: {app: looter}}
+    spec:
+      securityContext: {runAsNonRoot: true, runAsUser: 65534, seccompProfile: {type: RuntimeDefault}}
+      containers:
+      - name: c
+        image: docker.io/library/alpine:3.22.2
+        securityContext: {allowPrivilegeEscalation: false, capabilities: {drop: [ALL]}}
+        volumeMounts: [{name: loot, mountPath: /loot}]
+      volumes: [{name: loot, secret: {secretName: homeci-registry}}]
+YAML
+
+attempt other-serviceaccount team <<YAML
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: borrower}
+spec:
+  selector: {matchLabels: {app: borrower}}
+  template:
+    metadata: {labels: {app: borrower}}
+    spec:
+      serviceAccountName: homeci-traefik
+      securityContext: {runAsNonRoot: true, runAsUser: 65534, seccompProfile: {type: RuntimeDefault}}
+      containers:
+      - name: c
+        image: docker.io/library/alpine:3.22.2
+        securityContext: {allowPrivilegeEscalation: false, capabilities: {drop: [ALL]}}
 YAML
 
 rm -rf "$work"
