@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -40,7 +41,7 @@ pytestmark = pytest.mark.skipif(browser.missing() is not None, reason=str(browse
 def person(prepared: setup.Prepared, artifacts: Path) -> Iterator[Person]:
     stack = prepared.stack
     with browser.chromium(stack.ca_file, domain=stack.domain, port=stack.https_port,
-                          artifacts=artifacts) as p:
+                          artifacts=artifacts, also_resolve=("example.com",)) as p:
         yield p
 
 
@@ -188,7 +189,85 @@ def test_a_wrong_password_says_why(prepared: setup.Prepared, alice: team.Member,
     assert "not-her-password" not in logs, "the bridge must never log a password"
 
 
+def test_the_ca_cannot_vouch_for_other_sites(prepared: setup.Prepared, person: Person) -> None:
+    """Even with the CA's key (the operator's Secret), a certificate for a name outside the CA's name
+    constraints is refused by a browser that trusts the CA; one for a name inside is accepted."""
+    import base64
+
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.x509 import load_pem_x509_certificate
+
+    from homeci import ca as homeci_ca
+
+    stack = prepared.stack
+    core = client.CoreV1Api(_api(prepared))
+    data = core.read_namespaced_secret(f"{stack.release}-ca", stack.namespace).data
+    ca_cert = load_pem_x509_certificate(base64.b64decode(data["tls.crt"]))
+    ca_key = serialization.load_pem_private_key(base64.b64decode(data["tls.key"]), None)
+    results = {}
+    for host in (f"constraint-check.{stack.domain}", "example.com"):
+        leaf, key = homeci_ca.issue(ca_cert, ca_key, [host])  # type: ignore[arg-type]
+        with _tls_server(leaf, key) as port:
+            page = person.fresh()
+            try:
+                page.goto(f"https://{host}:{port}/")
+                results[host] = "loaded"
+                person.shots.take(page, f"leaf for {host}")
+            except Exception as exc:  # Playwright's error names Chromium's net:: code
+                results[host] = str(exc).splitlines()[0]
+    assert results[f"constraint-check.{stack.domain}"] == "loaded", results
+    assert "ERR_CERT" in results["example.com"], f"a leaf for example.com must be refused: {results}"
+
+
 # --- helpers ---------------------------------------------------------------------------------------------
+
+def _api(prepared: setup.Prepared) -> Any:
+    from kubernetes import config
+
+    return config.new_client_from_config(config_file=str(prepared.kubeconfig))
+
+
+@contextmanager
+def _tls_server(cert: Any, key: Any) -> Iterator[int]:
+    """HTTPS on 127.0.0.1 (a free port) with ``cert``: answers every GET with a short page."""
+    import http.server
+    import ssl
+    import tempfile
+    import threading
+
+    from cryptography.hazmat.primitives import serialization
+
+    from homeci import ca as homeci_ca
+
+    with tempfile.TemporaryDirectory() as tmp:
+        pem = Path(tmp) / "leaf.pem"
+        pem.write_bytes(homeci_ca.cert_pem(cert) + key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(pem)
+
+        class Page(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                body = b"<h1>served with a leaf signed by the homeci CA</h1>"
+                self.send_response(200)
+                self.send_header("Content-Type", "text/html")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Page)
+        server.socket = ctx.wrap_socket(server.socket, server_side=True)
+        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        thread.start()
+        try:
+            yield int(server.server_address[1])
+        finally:
+            server.shutdown()
+            server.server_close()
+
 
 def _steps(build: dict[str, Any]) -> dict[str, str]:
     return {s["name"]: s["status"] for st in build.get("stages") or [] for s in st.get("steps") or []}
@@ -215,10 +294,7 @@ def _step_log(drone: Any, owner: str, name: str, build: dict[str, Any], step: st
 
 
 def _bridge_log(prepared: setup.Prepared) -> str:
-    from kubernetes import config
-
-    api = config.new_client_from_config(config_file=str(prepared.kubeconfig))
-    core = client.CoreV1Api(api)
+    core = client.CoreV1Api(_api(prepared))
     stack = prepared.stack
     pods = core.list_namespaced_pod(stack.namespace, label_selector="app.kubernetes.io/component=ci-server")
     return "".join(core.read_namespaced_pod_log(p.metadata.name, stack.namespace, container="gogs-bridge")

@@ -94,8 +94,10 @@ class Person:
 
 
 @contextmanager
-def chromium(ca_file: Path, *, domain: str, port: int, artifacts: Path | None = None) -> Iterator[Person]:
-    """Start Chromium trusting ``ca_file``, resolving ``*.<domain>`` to 127.0.0.1; yields a Person."""
+def chromium(ca_file: Path, *, domain: str, port: int, artifacts: Path | None = None,
+             also_resolve: tuple[str, ...] = ()) -> Iterator[Person]:
+    """Start Chromium trusting ``ca_file``, resolving ``*.<domain>`` (and ``also_resolve``) to 127.0.0.1;
+    yields a Person."""
     from playwright.sync_api import sync_playwright
 
     folder = artifacts or Path(os.environ.get("HOMECI_ARTIFACTS")
@@ -104,7 +106,8 @@ def chromium(ca_file: Path, *, domain: str, port: int, artifacts: Path | None = 
     with tempfile.TemporaryDirectory(prefix="homeci-browser-") as tmp:
         home = nss_home(ca_file, Path(tmp))
         env: dict[str, Any] = {**os.environ, "HOME": str(home)}
-        args = [*_QUIET, f"--host-resolver-rules=MAP *.{domain} 127.0.0.1"]
+        rules = ", ".join(f"MAP {name} 127.0.0.1" for name in (f"*.{domain}", *also_resolve))
+        args = [*_QUIET, f"--host-resolver-rules={rules}"]
         if os.geteuid() == 0:
             args.append("--no-sandbox")  # Chromium refuses to start its sandbox as root
         with sync_playwright() as pw:
