@@ -13,6 +13,7 @@ import threading
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -112,3 +113,35 @@ def artifacts(tmp_path_factory: pytest.TempPathFactory) -> Path:
         tmp_path_factory.mktemp("screenshots"))
     folder.mkdir(parents=True, exist_ok=True)
     return folder
+
+
+# --- the sample app, pushed twice (shared by every module that needs it served) ---------------------
+
+@pytest.fixture(scope="session")
+def repo(prepared: setup.Prepared, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from homeci.flow import driver
+
+    driver.ensure_repository(prepared.stack, prepared.app)
+    return driver.prepare(prepared.app, tmp_path_factory.mktemp("repo"), domain=prepared.stack.domain)
+
+
+@pytest.fixture(scope="session")
+def served(prepared: setup.Prepared, repo: Path) -> list[Any]:
+    """Two pushes of the sample app: the first creates the app, the second updates it; both served."""
+    import time
+
+    from rich.console import Console
+
+    from homeci.commands.smoke import report
+    from homeci.flow import driver
+
+    rounds = []
+    stamp = time.strftime("%H%M%S")
+    for i in (1, 2):
+        rnd = driver.deliver(prepared.stack, prepared.app, repo, f"1.0.{i}-t3.{stamp}", timeout=900,
+                             progress=lambda line: print(f"[t3] {line}", flush=True))
+        rounds.append(rnd)
+        if not rnd.ok:
+            break
+    Console(force_terminal=False, width=160).print(report(rounds))
+    return rounds

@@ -16,6 +16,7 @@ Every page it checks is saved as a screenshot in $HOMECI_ARTIFACTS (or the sessi
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -37,12 +38,25 @@ if TYPE_CHECKING:
 pytestmark = pytest.mark.skipif(browser.missing() is not None, reason=str(browser.missing()))
 
 
+# The README's tour: these screenshots, under these names, in $HOMECI_TOUR (nox -s tour: docs/tour).
+TOUR = {
+    "gogs new repository": "1-gogs-repository.png",
+    "drone repository activated": "2-drone-activate.png",
+    "drone build log": "3-drone-build-log.png",
+    "app hello": "4-app.png",
+    "drone dashboard alice": "5-drone-dashboard.png",
+}
+
+
 @pytest.fixture(scope="module")
 def person(prepared: setup.Prepared, artifacts: Path) -> Iterator[Person]:
     stack = prepared.stack
     with browser.chromium(stack.ca_file, domain=stack.domain, port=stack.https_port,
                           artifacts=artifacts, also_resolve=("example.com",)) as p:
         yield p
+    tour = os.environ.get("HOMECI_TOUR")
+    if tour:
+        browser.copy_tour(p.shots, TOUR, Path(tour))
 
 
 def gogs_login(p: Person, page: Page, user: str, password: str) -> None:

@@ -72,6 +72,19 @@ class Shots:
         return path
 
 
+def copy_tour(shots: Shots, names: dict[str, str], folder: Path) -> list[Path]:
+    """Copy the screenshots named in ``names`` (a Shots name -> file name) into ``folder``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    copied = []
+    for taken in shots.taken:
+        slug = taken.name.split("-", 1)[1].removesuffix(".png")
+        for name, target in names.items():
+            if re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-") == slug:
+                shutil.copyfile(taken, folder / target)
+                copied.append(folder / target)
+    return copied
+
+
 @dataclass
 class Person:
     """One browser, as one person uses it; ``fresh()`` is a new profile (no cookies), like another browser."""

@@ -14,7 +14,8 @@ attempt() {  # attempt <id> <namespace>; the manifest on stdin
     kubectl -n "$2" delete -f "$work/$id.yaml" --wait=false >/dev/null 2>&1
     open=1
   else
-    echo "ATTACK $id REFUSED $(echo "$out" | tr '\n' ' ' | cut -c1-400)"
+    # the admission policy's line (kubectl prints Pod Security warnings before it)
+    echo "ATTACK $id REFUSED $(echo "$out" | grep -v '^Warning: ' | tr '\n' ' ' | cut -c1-600)"
   fi
 }
 
