@@ -32,10 +32,11 @@ def lint(session: nox.Session) -> None:
 
 @nox.session
 def test(session: nox.Session) -> None:
-    """The one offline test command: unit, chart (T0), simulated-cluster (T1) and real-program (T2) tests."""
+    """The one offline test command: unit, chart (T0), simulated-cluster (T1), real-program (T2) and real-node
+    tests, and the provider contract on the simulated cluster."""
     _install(session)
     session.run("homeci", "toolchain", "install")
-    session.run("pytest", *(session.posargs or ["-q", "-m", "not integration"]))
+    session.run("pytest", *(session.posargs or ["-q", "-m", "not integration", "--provider", "sim"]))
 
 
 @nox.session
@@ -80,26 +81,29 @@ def release(session: nox.Session) -> None:
 
 @nox.session
 def integration(session: nox.Session) -> None:
-    """T3: push → Drone build in pods → image in the registry → rollout → HTTPS answer, for real.
+    """T3: push → Drone build in pods → image in the registry → rollout → HTTPS answer, for real, then the
+    provider contract (tests/providers) on the same cluster.
 
-    kind where a Docker engine answers, else the local real node (Linux, root); with neither it fails
-    in CI and skips elsewhere, saying why. Prints the phase table of each push."""
+    `-- --provider kind|netns|auto` picks the cluster (default auto: kind where a Docker engine answers,
+    else the real node in a network namespace on Linux as root; `local` = netns); with neither it fails
+    in CI and skips elsewhere, saying why. The cluster builds what it lacks (prerequisites are checked
+    first). Other posargs go to pytest. Prints the phase table of each push."""
     _install(session)
-    session.run("homeci", "toolchain", "install")
-    session.run("pytest", *(session.posargs or ["-q", "-s", "-m", "integration", "tests/integration"]))
+    session.run("pytest", "-q", "-s", "-m", "integration or providers", "tests/integration",
+                "tests/providers", "--provider", "auto", *session.posargs)
 
 
 @nox.session
 def up(session: nox.Session) -> None:
-    """A working homeci stack on this machine: kind with Docker, else the local real node, else simulated.
+    """A working homeci stack on this machine: kind with Docker, else the real node, else simulated.
 
-    `homeci cluster up` picks the provider (kind where a Docker engine answers; the local real node on
-    a Linux host as root, its images built from source; otherwise the simulated cluster, which runs no
-    container), installs the umbrella and drone-pipelines, and prints the URLs, the admin, the CA and
-    the command that proves the loop. posargs go to `homeci cluster up` (e.g. `-- --provider sim`,
-    `-- --helm 4` or `-- -f my-values.yaml`)."""
+    `homeci cluster up` picks the provider (kind where a Docker engine answers; the real node in a network
+    namespace on a Linux host as root, its images built from source; otherwise the simulated cluster,
+    which runs no container), checks the provider's prerequisites, builds only what it needs, installs
+    the umbrella and drone-pipelines, and prints the URLs, the admin, the CA and the command that proves
+    the loop. posargs go to `homeci cluster up` (e.g. `-- --provider kind`, `-- --helm 4` or
+    `-- -f my-values.yaml`)."""
     _install(session)
-    session.run("homeci", "toolchain", "install")
     session.run("homeci", "cluster", "up", *session.posargs)
 
 
@@ -113,7 +117,8 @@ def smoke(session: nox.Session) -> None:
 
 @nox.session
 def down(session: nox.Session) -> None:
-    """Stop and delete the local stack's cluster (`nox -s up`): no process, port or state is left."""
+    """Stop and delete the stack's cluster (`nox -s up`), whichever provider made it: no process, port or
+    state is left. posargs go to `homeci cluster down` (e.g. `-- --provider kind --name x`)."""
     _install(session)
     session.run("homeci", "cluster", "down", *session.posargs)
 

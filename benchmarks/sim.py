@@ -17,10 +17,10 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from homeci import toolchain
-from homeci.cluster import SimCluster
-from homeci.cluster.sim import TOOLS
-from homeci.cluster.stack import PSS_LABELS, ensure_namespace
+from homeci.cluster.sim import SimCluster
+from homeci.cluster.sim.simcluster import TOOLS
 from homeci.helm import Helm
+from homeci.kubeaccess import ensure_namespace, pss_labels
 from homeci.paths import charts_dir
 
 T = TypeVar("T")
@@ -65,7 +65,7 @@ def main() -> None:
         api = cluster.api()
         for major in (3, 4):
             ns = f"bench-helm{major}"
-            ensure_namespace(api, ns, PSS_LABELS)
+            ensure_namespace(api, ns, pss_labels())
             helm = Helm(major, kubeconfig=cluster.kubeconfig)
             timed(f"helm{major} install --wait (umbrella defaults)",
                   lambda h=helm, n=ns: h.install("homeci", chart, namespace=n, timeout="5m"))

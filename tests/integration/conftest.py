@@ -1,17 +1,13 @@
-"""T3: the whole push-to-deploy loop on a real cluster (``nox -s integration``).
+"""T3: the whole push-to-deploy loop on a real cluster (``nox -s integration [-- --provider kind]``).
 
-One cluster per session: kind where a Docker engine answers, else the local real node. Where neither
-can run, the tests fail in CI (``CI`` set: the real-cluster tier must run there) and skip elsewhere,
-always saying why.
-"""
+The cluster is the session's ``real_stack`` (tests/conftest.py): one per run of the provider
+``--provider`` names, shared with tests/providers. The loop needs containers: on the simulated cluster
+these tests skip, saying so."""
 
 from __future__ import annotations
 
 import os
-import signal
-import threading
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,64 +17,14 @@ from homeci import paths
 from homeci.flow import setup
 from homeci_testing import team
 
-HERE = Path(__file__).resolve().parent
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    for item in items:
-        if HERE in Path(str(item.fspath)).resolve().parents:
-            item.add_marker(pytest.mark.integration)
-
-
-def _interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt(f"signal {signum}")
-
 
 @pytest.fixture(scope="session")
-def prepared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[setup.Prepared]:
-    provider, why = setup.provider_available()
-    if provider is None:
-        if os.environ.get("CI"):
-            pytest.fail(f"T3 must run in CI, but {why}")
-        pytest.skip(why)
-    if provider == "local":
-        from homeci.cluster.local.cluster import missing_tools
-
-        missing = missing_tools()
-        if missing:
-            message = f"local-cluster binaries not built: run `homeci toolchain install {' '.join(missing)}`"
-            if os.environ.get("CI"):
-                pytest.fail(message)
-            pytest.skip(message)
-    attach = os.environ.get("HOMECI_T3_CLUSTER")
-    if attach and provider == "local":
-        # a developer's running stack (homeci cluster up --provider local --name <it>): attach, keep it
-        yield setup.attach_local(attach, workdir=tmp_path_factory.mktemp("stack"))
-        return
-    name = f"it{os.getpid()}"
-    previous = signal.getsignal(signal.SIGTERM)
-    if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, _interrupt)
-    ready: setup.Prepared | None = None
-    try:
-        ready = setup.prepare(name, provider=provider, workdir=tmp_path_factory.mktemp("stack"),
-                              progress=lambda line: print(f"[t3] {line}", flush=True))
-        yield ready
-    finally:
-        if ready is not None:
-            ready.cluster.down()
-        else:
-            # a failed prepare still leaves nothing behind
-            if provider == "local":
-                from homeci.cluster.local import LocalCluster
-
-                LocalCluster(name).down()
-            else:
-                from homeci.cluster import kind
-
-                kind.KindCluster(name).down()
-        if threading.current_thread() is threading.main_thread():
-            signal.signal(signal.SIGTERM, previous)
+def prepared(real_stack: Any) -> setup.Prepared:
+    if not real_stack.cluster.runs_containers:
+        pytest.skip(f"the {real_stack.provider} provider runs no container: the loop needs a real one "
+                    "(--provider auto, netns or kind)")
+    assert isinstance(real_stack, setup.Prepared)
+    return real_stack
 
 
 # --- a team member who is not the admin (the person and attack tiers) -----------------------------------
@@ -101,7 +47,7 @@ def alice(prepared: setup.Prepared) -> team.Member:
     stack = prepared.stack
     team.create_account(stack, ALICE)
     team.grant_namespace(stack, ALICE, prepared.kubeconfig)
-    if prepared.provider in ("local", "netns"):
+    if prepared.cluster.image_source == "source":
         driver.seed_base_images(stack, STATIC_SITE / "Dockerfile", lambda ref: images.build([ref])[ref])
     return ALICE
 

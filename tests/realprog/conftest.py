@@ -7,9 +7,11 @@ from pathlib import Path
 
 import pytest
 from drone_stack import Api, assert_gone, secret_data
-from realprog_harness import (
-    HERE,
-    RELEASE,
+
+from homeci import manifests
+from homeci.manifests import Manifest
+from homeci_testing.realprog import ClusterNames, PublicNames
+from homeci_testing.realprog_harness import (
     SCENARIOS,
     LoopbackDrone,
     LoopbackGogs,
@@ -18,16 +20,7 @@ from realprog_harness import (
     public_hosts,
     render,
 )
-
-from homeci import manifests
-from homeci.manifests import Manifest
-from homeci_testing.realprog import ClusterNames, PublicNames
-
-
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    for item in items:
-        if HERE in Path(str(item.fspath)).resolve().parents:
-            item.add_marker(pytest.mark.realprog)
+from homeci_testing.support import RELEASE
 
 
 @pytest.fixture(scope="session", params=SCENARIOS)

@@ -19,11 +19,11 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
-from realprog_harness import LoopbackGogs, public_hosts, run_job
 
 from homeci import manifests, rendering
 from homeci.manifests import Manifest
 from homeci_testing.realprog import ClusterNames, Program
+from homeci_testing.realprog_harness import LoopbackGogs, public_hosts, run_job
 from homeci_testing.support import KUBE_VERSION, NAMESPACE, PIPELINES, PIPELINES_RELEASE, RELEASE
 
 T = TypeVar("T")

@@ -34,11 +34,11 @@ from drone_stack import (
     register,
     wait_for,
 )
-from realprog_harness import LoopbackDrone, LoopbackGogs
 
 from homeci import paths
 from homeci.manifests import Manifest
 from homeci_testing.realprog import ClusterNames
+from homeci_testing.realprog_harness import LoopbackDrone, LoopbackGogs
 
 SAMPLE_APP = paths.sample_app()
 PASSWORD = "alice-and-bob-Pa55word"  # the team members' Gogs password (created by the admin)

@@ -41,12 +41,19 @@ from drone_stack import (
     wait_for,
 )
 from drone_stack import gogs_token as gogs_token_of
-from realprog_harness import LoopbackDrone, LoopbackGogs, binary, loopback_env, run_job, stray_writes
 
 from homeci import contract, manifests, paths, toolchain
 from homeci.manifests import Manifest
 from homeci_testing import drone as drone_chart
 from homeci_testing.realprog import LOOPBACK, ClusterNames, LoopbackPod, Program
+from homeci_testing.realprog_harness import (
+    LoopbackDrone,
+    LoopbackGogs,
+    binary,
+    loopback_env,
+    run_job,
+    stray_writes,
+)
 from homeci_testing.support import PIPELINES_RELEASE, RELEASE
 
 SAMPLE_APP = paths.sample_app()

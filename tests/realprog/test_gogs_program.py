@@ -17,13 +17,20 @@ from typing import Any
 
 import pytest
 from drone_stack import wait_for
-from realprog_harness import LoopbackGogs, LoopbackTraefik, binary, ini_value, render, stray_writes
 
 from homeci import manifests
 from homeci.manifests import Manifest
+from homeci_testing.loopback import serve
 from homeci_testing.realprog import LOOPBACK, PublicNames
+from homeci_testing.realprog_harness import (
+    LoopbackGogs,
+    LoopbackTraefik,
+    binary,
+    ini_value,
+    render,
+    stray_writes,
+)
 from homeci_testing.support import RELEASE
-from loopback import serve
 
 
 @pytest.fixture(scope="module")

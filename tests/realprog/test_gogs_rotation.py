@@ -17,9 +17,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from realprog_harness import LoopbackGogs, binary, render
 
 from homeci import manifests
+from homeci_testing.realprog_harness import LoopbackGogs, binary, render
 from homeci_testing.volumes import AtomicVolume
 
 SECRETS = "/run/secrets/homeci"

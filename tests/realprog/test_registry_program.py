@@ -14,11 +14,11 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from realprog_harness import LoopbackRegistry, LoopbackTraefik, binary, stray_writes
 
 from homeci import manifests
 from homeci.manifests import Manifest
 from homeci_testing.realprog import PublicNames, Response
+from homeci_testing.realprog_harness import LoopbackRegistry, LoopbackTraefik, binary, stray_writes
 from homeci_testing.support import RELEASE
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"

@@ -15,9 +15,9 @@ import urllib.request
 from collections.abc import Iterator
 
 import pytest
-from realprog_harness import LoopbackRegistry, binary, render
 
 from homeci import manifests
+from homeci_testing.realprog_harness import LoopbackRegistry, binary, render
 from homeci_testing.volumes import AtomicVolume
 
 AUTH = "/auth"

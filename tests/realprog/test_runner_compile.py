@@ -19,12 +19,12 @@ from typing import Any
 
 import pytest
 import yaml
-from realprog_harness import binary, loopback_env
 
 from homeci import contract, manifests, paths, rendering
 from homeci.manifests import Manifest
 from homeci_testing import drone
 from homeci_testing.realprog import LoopbackPod
+from homeci_testing.realprog_harness import binary, loopback_env
 from homeci_testing.support import KUBE_VERSION, PIPELINES, PIPELINES_RELEASE, RELEASE
 
 SAMPLE_APP = paths.sample_app()

@@ -15,14 +15,14 @@ from types import ModuleType
 from typing import Any
 
 import pytest
-from realprog_harness import LoopbackTraefik, render
 
 from homeci import manifests
 from homeci.manifests import Manifest
 from homeci_testing import certs, realprog
+from homeci_testing.loopback import serve
 from homeci_testing.realprog import LOOPBACK, KubeletVolume, PublicNames
+from homeci_testing.realprog_harness import LoopbackTraefik, render
 from homeci_testing.support import RELEASE, load_script
-from loopback import serve
 
 
 def _rendered_arg(objects: list[Manifest], prefix: str) -> str:

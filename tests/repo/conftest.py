@@ -8,9 +8,16 @@ from pathlib import Path
 
 import pytest
 
-from chartrepo import Served, UpgradeRepository, build_upgrade_repository, consumer, gpg_signer, serve_https
 from homeci import signing
 from homeci.helm import Helm
+from homeci_testing.chartrepo import (
+    Served,
+    UpgradeRepository,
+    build_upgrade_repository,
+    consumer,
+    gpg_signer,
+    serve_https,
+)
 
 
 @pytest.fixture(scope="session")

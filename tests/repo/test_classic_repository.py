@@ -12,9 +12,17 @@ from pathlib import Path
 
 import pytest
 
-from chartrepo import PIPELINES, UMBRELLA, Served, UpgradeRepository, consumer, one_line, serve_https
 from homeci import signing
 from homeci.helm import Helm, HelmError
+from homeci_testing.chartrepo import (
+    PIPELINES,
+    UMBRELLA,
+    Served,
+    UpgradeRepository,
+    consumer,
+    one_line,
+    serve_https,
+)
 
 REPO = "homeci"
 

@@ -7,9 +7,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from chartrepo import ROOT, need_gpg
 from homeci import signing
 from homeci.helm import Helm
+from homeci_testing.chartrepo import ROOT, need_gpg
 
 GOOD = ROOT / "tests" / "fixtures" / "charts" / "good"
 

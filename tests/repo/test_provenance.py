@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from chartrepo import ROOT, UpgradeRepository
 from homeci import signing
 from homeci.errors import HomeciError
 from homeci.helm import Helm
+from homeci_testing.chartrepo import ROOT, UpgradeRepository
 
 FIXTURE = ROOT / "tests" / "fixtures" / "charts" / "umbrella"
 

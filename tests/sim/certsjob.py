@@ -27,11 +27,12 @@ from urllib.parse import urlparse
 
 from kubernetes import client, utils
 from kubernetes.client.rest import ApiException
-from simhelpers import RELEASE, UMBRELLA, Deployments, helm_install
 
 from homeci.helm import Helm
 from homeci.manifests import Manifest
 from homeci_testing import certs, support
+from homeci_testing.clusters import Deployments, helm_install
+from homeci_testing.support import RELEASE, UMBRELLA
 
 HOOK_KINDS = ("ConfigMap", "ServiceAccount", "Role", "RoleBinding", "NetworkPolicy")
 

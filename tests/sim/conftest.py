@@ -17,20 +17,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from simhelpers import Deployments, delete_namespace, ensure_restricted_namespace
 
 from homeci import toolchain
-from homeci.cluster import SimCluster
-from homeci.cluster.sim import TOOLS
+from homeci.cluster.sim import SimCluster
+from homeci.cluster.sim.simcluster import TOOLS
 from homeci.helm import Helm
-
-HERE = Path(__file__).resolve().parent
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    for item in items:
-        if HERE in Path(str(item.fspath)).resolve().parents:
-            item.add_marker(pytest.mark.sim)
+from homeci_testing.clusters import Deployments, create_namespace, delete_namespace
 
 
 def _missing_and_unbuildable() -> str | None:
@@ -89,8 +81,8 @@ def namespace(request: pytest.FixtureRequest, api: Any, sim_cluster: SimCluster)
     base = request.node.name.lower().replace("_", "-")
     base = "".join(ch for ch in base if ch.isalnum() or ch == "-")[:40].strip("-")
     name = f"{base}-{uuid.uuid4().hex[:5]}"
-    ensure_restricted_namespace(api, name)
-    deps = Deployments(sim_cluster)
+    create_namespace(api, name)
+    deps = Deployments()
     request.node.sim_deployments = deps
     yield name
     deps.cleanup(api)

@@ -12,9 +12,10 @@ from typing import Any
 from certsjob import events, install, objects, pem, render, run_cronjob, run_hook
 from cryptography import x509
 from kubernetes import client
-from simhelpers import RELEASE, UMBRELLA, Deployments, helm_install
 
 from homeci.helm import Helm
+from homeci_testing.clusters import Deployments, helm_install
+from homeci_testing.support import RELEASE, UMBRELLA
 
 CA, TLS = f"{RELEASE}-ca", f"{RELEASE}-tls"
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from homeci.cluster.config import Binaries, kwokctl_config
-from homeci.cluster.stages import stages
+from homeci.cluster.sim.kwokctl import Binaries, kwokctl_config
+from homeci.cluster.sim.stages import stages
 
 
 def _config() -> list[dict[str, object]]:

@@ -7,11 +7,12 @@ from __future__ import annotations
 from typing import Any
 
 from kubernetes import client
-from simhelpers import UMBRELLA, Deployments, helm_install, namespace_labels, unready_workloads
 
-from homeci.cluster import SimCluster
+from homeci.cluster.sim import SimCluster
 from homeci.helm import Helm
 from homeci.manifests import parse
+from homeci_testing.clusters import Deployments, helm_install, namespace_labels, unready_workloads
+from homeci_testing.support import UMBRELLA
 
 ENFORCE = "pod-security.kubernetes.io/enforce"
 LEVELS = ("privileged", "baseline", "restricted")

@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 from certsjob import install, objects, render, run_hook
 from kubernetes import client
-from simhelpers import (
-    RELEASE,
-    UMBRELLA,
+
+from homeci.helm import Helm, HelmError
+from homeci_testing.clusters import (
     Deployments,
     certificate,
     dns_names,
@@ -22,8 +22,7 @@ from simhelpers import (
     manifest_objects,
     secret_data,
 )
-
-from homeci.helm import Helm, HelmError
+from homeci_testing.support import RELEASE, UMBRELLA
 
 PEM_BLOCK = re.compile(r"-----BEGIN [A-Z ]+-----[A-Za-z0-9+/=\s]{40,}-----END")
 CA_SECRET = f"{RELEASE}-ca"

@@ -17,12 +17,13 @@ import pytest
 import yaml
 from kubernetes import client
 from kubernetes.client.rest import ApiException
-from simhelpers import PIPELINES, Deployments, ensure_restricted_namespace, helm_install
 
 from homeci import contract
 from homeci.cluster import SimCluster
 from homeci.helm import Helm
 from homeci_testing import drone
+from homeci_testing.clusters import Deployments, create_namespace, helm_install
+from homeci_testing.support import PIPELINES
 
 SCENARIO = PIPELINES / "ci" / "two-owners-values.yaml"
 ALICE = "Alice.Smith"  # targets `alice` (hosts hello, blog), runner label alice-smith
@@ -64,9 +65,9 @@ def stack(sim_cluster: SimCluster, api: Any, tmp_path_factory: pytest.TempPathFa
     path.write_text(yaml.safe_dump(values))
     deps = Deployments(sim_cluster)
     for ns in (namespace, *names.values()):
-        ensure_restricted_namespace(api, ns)
+        create_namespace(api, ns)
         deps.namespaces.add(ns)
-    ensure_restricted_namespace(api, build, level="baseline")  # the umbrella's build namespace level
+    create_namespace(api, build, level="baseline")  # the umbrella's build namespace level
     deps.namespaces.add(build)
     helm = Helm(3, kubeconfig=sim_cluster.kubeconfig)
     try:

@@ -8,16 +8,11 @@ import uuid
 from typing import Any
 
 from certsjob import install
-from simhelpers import (
-    PIPELINES,
-    Deployments,
-    can,
-    ensure_restricted_namespace,
-    helm_install,
-)
 
 from homeci.helm import Helm
 from homeci.manifests import parse
+from homeci_testing.clusters import Deployments, can, create_namespace, helm_install
+from homeci_testing.support import PIPELINES
 
 BUILD_NS = "homeci-builds"
 
@@ -37,10 +32,10 @@ def test_pipelines_rbac_is_exact(helm3: Helm, api: Any, namespace: str, deployme
     # The umbrella with its certificate hook run (drone-pipelines reads ConfigMap <release>-ca at install).
     umbrella = parse(install(deployments, helm3, api, namespace))
     target = f"apps-{uuid.uuid4().hex[:5]}"
-    ensure_restricted_namespace(api, target)
+    create_namespace(api, target)
     deployments.namespaces.add(target)
     other = f"other-{uuid.uuid4().hex[:5]}"
-    ensure_restricted_namespace(api, other)
+    create_namespace(api, other)
     deployments.namespaces.add(other)
 
     manifest = parse(helm_install(

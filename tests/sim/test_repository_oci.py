@@ -19,22 +19,23 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from simhelpers import RELEASE, Deployments, diagnose
 
-from chartrepo import (
+from homeci import manifests, packaging, release, signing, toolchain
+from homeci.errors import HomeciError
+from homeci.helm import Helm, HelmError
+from homeci_testing import realprog_harness
+from homeci_testing.chartrepo import (
     PIPELINES,
     ROOT,
     UMBRELLA,
     forward,
     gpg_signer,
-    import_realprog_harness,
     one_line,
     stage,
 )
-from homeci import manifests, packaging, release, signing, toolchain
-from homeci.errors import HomeciError
-from homeci.helm import Helm, HelmError
+from homeci_testing.clusters import Deployments, diagnose
 from homeci_testing.realprog import ClusterNames
+from homeci_testing.support import RELEASE
 
 PRIVATE_IP = "127.77.14.1"
 PATH = "charts"
@@ -83,14 +84,13 @@ def published(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Published]:
     why = ClusterNames.unavailable()
     if why:
         pytest.skip(f"clients cannot get a private /etc/hosts: {why}")
-    harness = import_realprog_harness()
-    registry_bin = harness.binary("registry")
+    registry_bin = realprog_harness.binary("registry")
     try:
         cosign_bin: Path | None = toolchain.resolve("cosign")
     except HomeciError:
         cosign_bin = None    # Helm's provenance still guards the OCI channel; the cosign tests skip
-    rendered = harness.render("default")
-    host = harness.public_hosts("default")["registry"]
+    rendered = realprog_harness.render("default")
+    host = realprog_harness.public_hosts("default")["registry"]
     tmp = tmp_path_factory.mktemp("oci")
     ca_file = tmp / "ca.crt"
     ca_file.write_text(manifests.get(rendered, "ConfigMap", f"{RELEASE}-ca").obj["data"]["ca.crt"])
@@ -100,8 +100,8 @@ def published(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Published]:
     names.root.mkdir(parents=True)
     names.hosts_file.write_text(f"127.0.0.1 localhost\n{PRIVATE_IP} {host}\n")
     wrap = names.wrap([])
-    with harness.LoopbackTraefik(rendered, tmp / "traefik") as traefik, \
-            harness.LoopbackRegistry(rendered, tmp / "registry", registry_bin) as registry, \
+    with realprog_harness.LoopbackTraefik(rendered, tmp / "traefik") as traefik, \
+            realprog_harness.LoopbackRegistry(rendered, tmp / "registry", registry_bin) as registry, \
             gpg_signer(tmp / "gpg") as signer:
         traefik.route(f"{RELEASE}-registry", registry.port)
         with forward((PRIVATE_IP, 443), ("127.0.0.1", traefik.ports["websecure"])):

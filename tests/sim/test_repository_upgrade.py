@@ -23,9 +23,10 @@ import pytest
 import yaml
 from certsjob import render, run_cronjob, run_hook
 from kubernetes import client
-from simhelpers import RELEASE, Deployments, certificate, configmap_data, diagnose, pod_templates, secret_data
 
-from chartrepo import (
+from homeci import manifests, release, signing
+from homeci.helm import Helm, HelmError
+from homeci_testing.chartrepo import (
     ROOT,
     UMBRELLA,
     Served,
@@ -34,8 +35,15 @@ from chartrepo import (
     gpg_signer,
     serve_https,
 )
-from homeci import manifests, release, signing
-from homeci.helm import Helm, HelmError
+from homeci_testing.clusters import (
+    Deployments,
+    certificate,
+    configmap_data,
+    diagnose,
+    pod_templates,
+    secret_data,
+)
+from homeci_testing.support import RELEASE
 
 REPO = "homeci"
 

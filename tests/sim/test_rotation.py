@@ -20,9 +20,10 @@ from typing import Any
 import bcrypt
 import pytest
 from kubernetes import client
-from simhelpers import UMBRELLA, Deployments, helm_install, manifest_objects, pod_templates
 
 from homeci.helm import Helm
+from homeci_testing.clusters import Deployments, helm_install, manifest_objects, pod_templates
+from homeci_testing.support import UMBRELLA
 
 AUTH = "homeci-registry-auth"
 FINGERPRINT = "homeci.dev/htpasswd-of"

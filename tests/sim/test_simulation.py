@@ -12,8 +12,8 @@ from urllib.parse import urlparse
 from kubernetes import client
 
 from homeci import toolchain
-from homeci.cluster import SimCluster
-from homeci.cluster.sim import NODE_NAMES
+from homeci.cluster.sim import SimCluster
+from homeci.cluster.sim.simcluster import NODE_NAMES
 
 
 def _eventually(what: str, check: Callable[[], object], timeout: float = 30) -> None:

@@ -12,9 +12,9 @@ from typing import Any
 from certsjob import install, render, run_cronjob, run_hook
 from cryptography import x509
 from kubernetes import client
-from simhelpers import (
-    RELEASE,
-    UMBRELLA,
+
+from homeci.helm import Helm
+from homeci_testing.clusters import (
     Deployments,
     certificate,
     configmap_data,
@@ -24,8 +24,7 @@ from simhelpers import (
     pod_templates,
     secret_data,
 )
-
-from homeci.helm import Helm
+from homeci_testing.support import RELEASE, UMBRELLA
 
 CA_SECRET = f"{RELEASE}-ca"
 TLS_SECRET = f"{RELEASE}-tls"

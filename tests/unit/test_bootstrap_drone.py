@@ -20,8 +20,8 @@ from typing import Any
 
 import pytest
 
+from homeci_testing.loopback import serve
 from homeci_testing.support import ROOT, load_script
-from loopback import serve
 
 SCRIPT = ROOT / "charts" / "homeci-umbrella" / "charts" / "drone" / "files" / "bootstrap.py"
 TOKEN = "machine-token-0123456789abcdef"

@@ -25,9 +25,9 @@ from typing import Any
 
 import pytest
 
+from homeci_testing.loopback import serve
 from homeci_testing.support import ROOT
 from homeci_testing.volumes import AtomicVolume
-from loopback import serve
 
 FILES = ROOT / "charts" / "homeci-umbrella" / "charts" / "gogs" / "files"
 USER, PASSWORD, EMAIL = "homeci", "s3cret-admin-password", "admin@homeci.localhost"

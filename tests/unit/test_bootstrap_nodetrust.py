@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
+from homeci_testing.loopback import serve
 from homeci_testing.support import load_script
-from loopback import serve
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "charts" / "homeci-umbrella" / "files" / "node-trust.py"

@@ -24,8 +24,8 @@ from cryptography.hazmat.primitives import serialization
 from homeci import ca, manifests
 from homeci.errors import HomeciError
 from homeci.helm import Helm
+from homeci_testing.loopback import json_handler, serve
 from homeci_testing.support import ROOT
-from loopback import json_handler, serve
 
 
 def homeci(*args: str) -> subprocess.CompletedProcess[str]:

@@ -106,3 +106,24 @@ def test_lint_reports_a_binary_chart_file_as_a_finding(broken: str, tmp_path: Pa
     assert proc.stderr.strip().splitlines()[-1].endswith(
         "check(s) failed (listed above); fix them and run `homeci lint` again")
     assert f"{chart / broken}: not a text file (byte 1 is not UTF-8)" in proc.stdout, proc.stdout
+
+
+def test_one_cluster_command_tree_for_every_provider() -> None:
+    """`homeci cluster` has the same commands and flags whatever the provider; the first names (sim, local,
+    kind) are hidden aliases that set --provider (and make `up` bare, as it always did)."""
+    from homeci.cluster import CHOICES
+
+    result = run_cli("cluster", "--help")
+    assert result.exit_code == 0, result.stderr
+    for cmd in ("up", "down", "status", "kubeconfig", "images", "install"):
+        assert f"  {cmd} " in result.stdout, f"homeci cluster {cmd} missing from --help"
+    for alias in ("sim", "local", "kind"):
+        assert f"  {alias} " not in result.stdout, f"the alias {alias} must stay hidden"
+        listed = run_cli("cluster", alias, "--help")
+        assert listed.exit_code == 0 and "  status " in listed.stdout, f"cluster {alias}: {listed.stderr}"
+        up = run_cli("cluster", alias, "up", "--help")
+        assert "--provider" not in up.stdout and "--stack" not in up.stdout, f"cluster {alias} up: fixed"
+    for cmd in ("up", "down", "status", "kubeconfig", "install"):
+        text = run_cli("cluster", cmd, "--help").stdout
+        assert "--provider" in text and "--name" in text, f"homeci cluster {cmd}: --provider and --name"
+    assert set(CHOICES) == {"auto", "sim", "netns", "kind", "local"}

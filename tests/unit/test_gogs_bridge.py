@@ -23,8 +23,8 @@ from typing import Any
 
 import pytest
 
+from homeci_testing.loopback import serve
 from homeci_testing.support import ROOT, load_script
-from loopback import serve
 
 SCRIPT = ROOT / "charts" / "homeci-umbrella" / "charts" / "drone" / "files" / "gogs-bridge.py"
 AUTH = {"Authorization": "Basic YWxpY2U6cHc="}  # alice:pw

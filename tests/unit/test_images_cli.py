@@ -1,4 +1,4 @@
-"""``images list|build`` (mounted as ``homeci cluster local images``)."""
+"""``images list|build`` (mounted as ``homeci cluster images``)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import pytest
 from homeci import images, ui
 from homeci_testing.support import run_cli
 
-IMAGES = ("cluster", "local", "images")
+IMAGES = ("cluster", "images")
 
 
 def test_list_shows_every_referenced_image_and_its_recipe(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -1,10 +1,12 @@
-"""The kind provider's config, CoreDNS rule and commands (kind itself needs Docker: not run here).
+"""The kind provider's configuration, its offline node image's files and the DNS rule every real provider
+gives CoreDNS (kind itself runs in tests/integration and tests/providers with ``--provider kind``).
 
-The CoreDNS rule is checked with the real CoreDNS (toolchain tool ``coredns``, built with the
-rewrite plugin) answering a real DNS query on 127.0.0.1."""
+The DNS rule is checked with the real CoreDNS (toolchain tool ``coredns``, built with the rewrite
+plugin) answering a real DNS query on 127.0.0.1."""
 
 from __future__ import annotations
 
+import json
 import socket
 import struct
 import subprocess
@@ -15,86 +17,94 @@ from pathlib import Path
 import pytest
 import yaml
 
-from homeci import contract, toolchain
-from homeci.cluster import kind
+from homeci import contract, images, toolchain
+from homeci.cluster import addons
+from homeci.cluster.kind import kindconfig
+from homeci.cluster.kind.runtime_wrapper import _edit, _value
 from homeci.errors import HomeciError
+from homeci.images import recipes
 from homeci_testing.realprog import free_port
 
-KIND_COREFILE = """.:53 {
-    errors
-    health {
-       lameduck 5s
-    }
-    ready
-    kubernetes cluster.local in-addr.arpa ip6.arpa {
-       pods insecure
-       fallthrough in-addr.arpa ip6.arpa
-       ttl 30
-    }
-    forward . /etc/resolv.conf
-    cache 30
-    loop
-    reload
-    loadbalance
-}
-"""
 
-
-def test_config_maps_https_and_http_on_loopback_only() -> None:
-    cfg = kind.config("homeci", http_port=8080, https_port=8443)
+def test_config_maps_https_on_loopback_only_for_the_machines_engine() -> None:
+    cfg = kindconfig.config("homeci", api_port=16543, https_port=8543)
     assert cfg["kind"] == "Cluster" and cfg["apiVersion"] == "kind.x-k8s.io/v1alpha4"
     (node,) = cfg["nodes"]
     assert node["role"] == "control-plane"
     ports = {(m["containerPort"], m["hostPort"], m["listenAddress"]) for m in node["extraPortMappings"]}
-    assert ports == {(80, 8080, "127.0.0.1"), (443, 8443, "127.0.0.1")}, "nodes[0].extraPortMappings"
+    assert ports == {(kindconfig.HTTPS_NODE_PORT, 8543, "127.0.0.1")}, "nodes[0].extraPortMappings"
+    assert cfg["networking"] == {"apiServerAddress": "127.0.0.1", "apiServerPort": 16543}, "networking"
     assert "image" not in node, "nodes[0].image: keep the node image pinned by the kind release"
-    assert kind.config("x", node_image="kindest/node:v1.37.2")["nodes"][0]["image"] == "kindest/node:v1.37.2"
+
+
+def test_offline_config_mounts_the_images_and_turns_kindnet_off() -> None:
+    cfg = kindconfig.config("t", nodes=2, api_port=16543, node_image=images.KIND_NODE_IMAGE,
+                            images_dir="/cache/node-images", cgroup_v1=True, etcd_tag="3.6.16-0",
+                            coredns_tag="v1.14.7")
+    assert [n["role"] for n in cfg["nodes"]] == ["control-plane", "worker"], "nodes[].role"
+    for i, node in enumerate(cfg["nodes"]):
+        assert node["image"] == images.KIND_NODE_IMAGE, f"nodes[{i}].image"
+        assert node["extraMounts"] == [{"hostPath": "/cache/node-images", "containerPath": "/kind/images",
+                                        "readOnly": True}], f"nodes[{i}].extraMounts"
+        assert "extraPortMappings" not in node, f"nodes[{i}]: the contained engine's forwarder relays"
+    assert cfg["networking"]["disableDefaultCNI"] is True, "networking.disableDefaultCNI"
+    patches = [yaml.safe_load(p) for p in cfg["kubeadmConfigPatches"]]
+    kubelet = next(p for p in patches if p["kind"] == "KubeletConfiguration")
+    assert kubelet["failCgroupV1"] is False, "KubeletConfiguration.failCgroupV1"
+    cluster = next(p for p in patches if p["kind"] == "ClusterConfiguration")
+    assert cluster["etcd"]["local"]["imageTag"] == "3.6.16-0" and cluster["dns"]["imageTag"] == "v1.14.7"
+
+
+def test_kubeadm_is_told_the_tags_homeci_builds() -> None:
+    assert images.ETCD_IMAGE.rsplit(":", 1)[1] == toolchain.tool("etcd").version.lstrip("v") + "-0"
+    assert images.COREDNS_IMAGE.rsplit(":", 1)[1] == toolchain.tool("coredns").version
+    for ref in images.KUBE_IMAGES:
+        assert ref.endswith(":" + toolchain.tool("kubeadm").version), ref
+    assert toolchain.tool("kubelet").version == recipes.KUBE_VERSION
 
 
 def test_containerd_patch_reads_certs_d() -> None:
-    (patch,) = kind.config("homeci")["containerdConfigPatches"]
+    (patch,) = kindconfig.config("homeci")["containerdConfigPatches"]
     parsed = tomllib.loads(patch)
     registry = parsed["plugins"]["io.containerd.cri.v1.images"]["registry"]
     assert registry["config_path"] == "/etc/containerd/certs.d", "containerdConfigPatches: config_path"
 
 
-def test_the_kind_scenario_uses_host_ports() -> None:
-    values = yaml.safe_load((Path(__file__).resolve().parents[2] / kind.KIND_VALUES).read_text())
-    assert values["traefik"]["hostPorts"]["enabled"] is True, f"{kind.KIND_VALUES}: traefik.hostPorts.enabled"
-    assert values["traefik"]["service"]["type"] == "ClusterIP", f"{kind.KIND_VALUES}: traefik.service.type"
+def test_node_image_containerd_config() -> None:
+    text = (recipes.KIND_NODE_FILES / "containerd.toml").read_text().replace("@PAUSE_IMAGE@", "p:1")
+    doc = tomllib.loads(text)
+    assert doc["version"] == 3
+    images_plugin = doc["plugins"]["io.containerd.cri.v1.images"]
+    # kind's `load image-archive` reads the snapshotter here (config versions 3 and 4)
+    assert images_plugin["snapshotter"] == "overlayfs"
+    assert images_plugin["pinned_images"]["sandbox"] == "p:1"
+    runtime = doc["plugins"]["io.containerd.cri.v1.runtime"]
+    assert runtime["restrict_oom_score_adj"] is True, "no CAP_SYS_RESOURCE on this kind of VM"
+    options = runtime["containerd"]["runtimes"]["runc"]["options"]
+    assert options == {"BinaryName": "/usr/local/sbin/runc", "SystemdCgroup": True}
 
 
-def test_patch_corefile_inserts_once_inside_the_main_block() -> None:
-    block = kind.coredns_rewrite("home.example", "homeci", "homeci")
-    once = kind.patch_corefile(KIND_COREFILE, block)
-    assert once.startswith(".:53 {\n    rewrite stop {"), once
-    assert kind.patch_corefile(once, block) == once, "patch_corefile must be idempotent"
-    with pytest.raises(HomeciError, match=r"\.:53"):
-        kind.patch_corefile("example.org {\n}\n", block)
+def test_node_image_entrypoint_prints_what_kind_waits_for() -> None:
+    text = (recipes.KIND_NODE_FILES / "entrypoint").read_text()
+    # kind waits (30 s) for "Reached target .*Multi-User System.*|detected cgroup v1" in the node's log
+    assert 'info "detected cgroup v1"' in text
+    assert 'exec "$@"' in text.splitlines()[-1]
+    proc = subprocess.run(["bash", "-n", str(recipes.KIND_NODE_FILES / "entrypoint")], capture_output=True,
+                          text=True, check=False)
+    assert proc.returncode == 0, f"entrypoint: {proc.stderr}"
 
 
-def test_commands_name_cluster_config_and_kubeconfig(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("HOMECI_CACHE", str(tmp_path))
-    monkeypatch.setattr(kind.KindCluster, "kind", lambda self: Path("/opt/kind"))
-    cluster = kind.KindCluster("t3")
-    cfg = cluster.write_config(https_port=9443)
-    assert yaml.safe_load(cfg.read_text())["name"] == "t3"
-    assert cluster.create_command() == [
-        "/opt/kind", "create", "cluster", "--name", "t3", "--config", str(cfg),
-        "--kubeconfig", str(tmp_path / "kind" / "t3" / "kubeconfig"), "--wait", "180s"]
-    assert cluster.delete_command()[:5] == ["/opt/kind", "delete", "cluster", "--name", "t3"]
-
-
-def test_node_hosts_command_is_idempotent(tmp_path: Path) -> None:
-    """The shell line the node runs, exercised on a copy of /etc/hosts (docker exec prefix removed)."""
-    hosts = tmp_path / "hosts"
-    hosts.write_text("127.0.0.1 localhost\n")
-    cmd = kind.node_hosts_command("homeci-control-plane", ["registry.home.example", "git.home.example"])
-    assert cmd[:5] == ["docker", "exec", "homeci-control-plane", "sh", "-c"]
-    script = cmd[5].replace("/etc/hosts", str(hosts)).replace("hostname -i", "echo 10.0.0.7")
-    for _ in range(2):
-        subprocess.run(["sh", "-c", script], check=True)
-    assert hosts.read_text() == "127.0.0.1 localhost\n10.0.0.7 registry.home.example git.home.example\n"
+def test_runtime_wrapper_drops_only_cap_sys_resource(tmp_path: Path) -> None:
+    caps = ["CAP_CHOWN", "CAP_SYS_RESOURCE", "CAP_SYS_ADMIN"]
+    bundle = {"process": {"capabilities": {k: list(caps) for k in ("bounding", "effective", "permitted")}}}
+    (tmp_path / "config.json").write_text(json.dumps(bundle))
+    argv = ["--root", "/run/x", "create", "--bundle", str(tmp_path), "--pid-file", "p", "id1"]
+    assert _value(argv, "--bundle", "-b") == str(tmp_path)
+    assert _value(["exec", "--process=/tmp/p.json"], "--process", "-p") == "/tmp/p.json"
+    _edit(tmp_path / "config.json", bundle=True)
+    edited = json.loads((tmp_path / "config.json").read_text())
+    for kind, names in edited["process"]["capabilities"].items():
+        assert names == ["CAP_CHOWN", "CAP_SYS_ADMIN"], f"process.capabilities.{kind}"
 
 
 def _dns_query(port: int, name: str) -> tuple[int, list[str]]:
@@ -126,12 +136,11 @@ def test_rewrite_rule_answers_public_names_with_traefik_in_real_coredns(tmp_path
     except HomeciError as exc:
         pytest.skip(f"real CoreDNS not built: {exc}")
     port = free_port()
-    target = "homeci-traefik.homeci.svc.cluster.local"
-    corefile = tmp_path / "Corefile"
-    block = kind.coredns_rewrite("home.example", "homeci", "homeci")
+    target = addons.traefik_service("homeci", "homeci")
+    rule = addons.rewrite_rule("home.example", target)
     # The `hosts` plugin stands in for the kubernetes plugin's answer for the Traefik Service.
-    patched = kind.patch_corefile(".:53 {\n    hosts {\n        10.96.0.44 " + target + "\n    }\n}\n", block)
-    corefile.write_text(patched.replace(".:53 {", f".:{port} {{", 1))
+    corefile = tmp_path / "Corefile"
+    corefile.write_text(f".:{port} {{\n{rule}    hosts {{\n        10.96.0.44 {target}\n    }}\n}}\n")
     proc = subprocess.Popen([str(coredns), "-conf", str(corefile), "-dns.port", str(port)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=tmp_path)
     try:
@@ -151,8 +160,8 @@ def test_rewrite_rule_answers_public_names_with_traefik_in_real_coredns(tmp_path
         proc.wait(timeout=10)
 
 
-def test_kind_rule_is_the_rule_the_chart_renders_for_k3s() -> None:
-    """One DNS rule: the kind harness's Corefile block equals the chart's k3s coredns-custom block."""
+def test_the_providers_rule_is_the_rule_the_chart_renders_for_k3s() -> None:
+    """One DNS rule: the real providers' Corefile block equals the chart's k3s coredns-custom block."""
     from homeci import manifests, rendering
     from homeci.paths import charts_dir
 
@@ -163,6 +172,6 @@ def test_kind_rule_is_the_rule_the_chart_renders_for_k3s() -> None:
     values = yaml.safe_load((chart / "ci" / "k3s-coredns-values.yaml").read_text()) or {}
     domain = contract.domain(values)
     rendered = cm.obj["data"]["homeci.override"]
-    assert rendered.split() == kind.coredns_rewrite(domain, "homeci", "homeci").split(), (
-        "ConfigMap/coredns-custom data.homeci.override differs from homeci.cluster.kind.coredns_rewrite"
-    )
+    ours = addons.rewrite_rule(domain, addons.traefik_service("homeci", "homeci"))
+    assert rendered.split() == ours.split(), (
+        "ConfigMap/coredns-custom data.homeci.override differs from homeci.cluster.addons.rewrite_rule")

@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 
 from homeci_testing import drone
-from loopback import json_handler, serve
+from homeci_testing.loopback import json_handler, serve
 
 TOKEN = "machine-token-for-tests"
 TEMPLATE = "homeci-build-deploy.yaml"

@@ -20,6 +20,10 @@ from homeci.errors import HomeciError
 
 UMBRELLA = "homeci-umbrella"
 PIPELINES = "drone-pipelines"
+RELEASE = "homeci"
+"""The release name the README installs the umbrella under (and every homeci command defaults to)."""
+NAMESPACE = "homeci"
+"""The namespace the README installs the umbrella into."""
 PIPELINES_RELEASE = "homeci-pipelines"
 """The release name the README installs drone-pipelines under (beside the umbrella's release ``homeci``)."""
 COMPONENTS = ("git", "ci", "registry")

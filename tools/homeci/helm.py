@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from homeci import toolchain
+from homeci import contract, toolchain
 from homeci.errors import HomeciError
 
 SUPPORTED_MAJORS = (3, 4)
@@ -133,8 +133,8 @@ class Helm:
     def version(self) -> str:
         return self.run(["version", "--short"]).stdout.strip()
 
-    def template(self, chart: str | os.PathLike[str], *, release: str = "homeci",
-                 namespace: str = "homeci", values_files: Sequence[str | os.PathLike[str]] = (),
+    def template(self, chart: str | os.PathLike[str], *, release: str = contract.RELEASE,
+                 namespace: str = contract.NAMESPACE, values_files: Sequence[str | os.PathLike[str]] = (),
                  set_values: Mapping[str, str] | Iterable[str] = (), kube_version: str | None = None,
                  api_versions: Iterable[str] = (), is_upgrade: bool = False,
                  show_only: Iterable[str] = (), include_crds: bool = True) -> str:

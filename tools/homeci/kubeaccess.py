@@ -1,11 +1,19 @@
-"""A cluster from a user's kubeconfig, for the commands that talk to one (``homeci smoke``, ``homeci ca show
---secret``): every way the kubeconfig or the API server can fail becomes one line naming the kubeconfig, the
-server and the fix, and an unreachable server is found within seconds, before any real work starts."""
+"""Kubernetes API access, for every part of homeci that talks to a cluster (the one module that does).
+
+* A user's kubeconfig (``homeci smoke``, ``homeci ca show --secret``): every way the kubeconfig or the API
+  server can fail becomes one line naming the kubeconfig, the server and the fix, and an unreachable server
+  is found within seconds, before any real work starts (:func:`api_client`, :func:`probe`).
+* The cluster providers (:mod:`homeci.cluster`): the same client for the kubeconfig they wrote, polling with
+  a reason (:func:`wait_for`), server-side apply of their own objects (:func:`apply`), namespaces with a Pod
+  Security level (:func:`ensure_namespace`) and node readiness (:func:`node_ready`).
+"""
 
 from __future__ import annotations
 
 import os
 import re
+import time
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -75,3 +83,80 @@ def probe(api: Any, kubeconfig: str | os.PathLike[str] | None) -> None:
                           f"{source(kubeconfig)} (401 Unauthorized); check its user and context") from None
     except Exception as exc:  # urllib3 MaxRetryError, SSL errors, timeouts
         raise unreachable(exc, api, kubeconfig) from None
+
+
+def wait_for(what: str, check: Callable[[], str | None], *, timeout: float,
+             progress: Callable[[str], None] | None = None, interval: float = 0.5) -> None:
+    """Poll ``check`` (None = done, else a short "still waiting because" text) until ``timeout``.
+
+    API and connection errors (the server not listening yet) count as "not yet"; a HomeciError raised by
+    ``check`` (a daemon died) fails at once."""
+    deadline = time.monotonic() + timeout
+    reason = "not checked yet"
+    while time.monotonic() < deadline:
+        try:
+            result = check()
+        except HomeciError:
+            raise
+        except Exception as exc:  # ApiException, urllib3 connection errors, OSError
+            first = str(exc).splitlines()[0][:120] if str(exc) else ""
+            result = f"{type(exc).__name__}: {first}".rstrip(": ")
+        if result is None:
+            return
+        reason = result
+        if progress:
+            progress(f"{what}: {reason}")
+        time.sleep(interval)
+    raise HomeciError(f"timed out after {timeout:.0f}s waiting for {what} ({reason})")
+
+
+def apply(api: Any, objects: Iterable[dict[str, Any]], *, manager: str = "homeci") -> None:
+    """Server-side apply each object (created or brought to this content; field manager ``manager``)."""
+    from kubernetes.dynamic import DynamicClient
+
+    dyn = DynamicClient(api)
+    for obj in objects:
+        res = dyn.resources.get(api_version=obj["apiVersion"], kind=obj["kind"])
+        dyn.server_side_apply(res, body=obj, field_manager=manager, force_conflicts=True)
+
+
+def create(api: Any, objects: Iterable[dict[str, Any]]) -> None:
+    """Create each object unless it exists (kept as it is then). Unlike apply, a create keeps what the
+    object's strategy allows only on create, e.g. a Node's status (the simulated nodes' size)."""
+    from kubernetes.client.rest import ApiException
+    from kubernetes.dynamic import DynamicClient
+
+    dyn = DynamicClient(api)
+    for obj in objects:
+        res = dyn.resources.get(api_version=obj["apiVersion"], kind=obj["kind"])
+        try:
+            res.create(body=obj, namespace=obj["metadata"].get("namespace"))
+        except ApiException as exc:
+            if exc.status != 409:
+                raise
+
+
+PSS_MODES = ("enforce", "audit", "warn")
+
+
+def pss_labels(level: str = "restricted") -> dict[str, str]:
+    """The Pod Security labels that enforce, audit and warn at ``level``."""
+    return {f"pod-security.kubernetes.io/{mode}": level for mode in PSS_MODES}
+
+
+def ensure_namespace(api: Any, name: str, labels: dict[str, str]) -> None:
+    """Create namespace ``name`` with ``labels``, or set them on the existing one."""
+    from kubernetes import client
+    from kubernetes.client.rest import ApiException
+
+    core = client.CoreV1Api(api)
+    try:
+        core.create_namespace({"metadata": {"name": name, "labels": labels}})
+    except ApiException as exc:
+        if exc.status != 409:
+            raise
+        core.patch_namespace(name, {"metadata": {"labels": labels}})
+
+
+def node_ready(node: Any) -> bool:
+    return any(c.type == "Ready" and c.status == "True" for c in (node.status.conditions or []))

@@ -5,11 +5,11 @@ from __future__ import annotations
 import functools
 from pathlib import Path
 
-from homeci import manifests
+from homeci import contract, manifests
 from homeci.helm import Helm
 
-DEFAULT_RELEASE = "homeci"
-DEFAULT_NAMESPACE = "homeci"
+DEFAULT_RELEASE = contract.RELEASE
+DEFAULT_NAMESPACE = contract.NAMESPACE
 
 
 def scenarios(chart: Path) -> list[Path]:

@@ -32,7 +32,7 @@ from homeci.paths import charts_dir, repo_root
 ALLOW_LIST = Path("toolchain") / "checkov-allowed.yaml"
 # Release names the charts are rendered with (as the README installs them and the tests render them).
 RELEASES = {contract.UMBRELLA: rendering.DEFAULT_RELEASE, contract.PIPELINES: contract.PIPELINES_RELEASE}
-NAMESPACE = "homeci"
+NAMESPACE = contract.NAMESPACE
 # Offline and quiet: no Prisma Cloud download, no PyPI version check, no telemetry mapping.
 CHECKOV_ENV = {"CKV_SKIP_PACKAGE_UPDATE_CHECK": "true", "BC_SKIP_MAPPING": "TRUE", "LOG_LEVEL": "ERROR"}
 # Run by checkov's own interpreter: argv = [report.json, file...]; one Runner (one graph) per file, the

@@ -1,208 +1,302 @@
-"""``homeci cluster``: local clusters. ``sim`` = real control plane + kwok; ``local`` = a real node in a
-network namespace (root, no Docker); ``kind`` needs Docker."""
+"""``homeci cluster``: clusters on this machine, one command tree for every provider.
+
+``up``, ``down``, ``status``, ``kubeconfig``, ``images`` and ``install`` take the same ``--provider``
+(``auto``, ``sim``, ``netns`` — also ``local``, its first name — or ``kind``) and ``--name``, and
+``status --json`` prints the same fields whatever the provider (:class:`homeci.cluster.Status`). The
+first command names (``homeci cluster sim|local|kind <command>``) still work and mean
+``--provider sim|netns|kind``; ``up`` under them makes a bare cluster, as it always did.
+"""
 
 from __future__ import annotations
 
 import json
-import shutil
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from homeci import contract, ui
-from homeci.cluster import DEFAULT_NAME, SimCluster
-from homeci.cluster import stack as stackmod
+from homeci.cluster import CHOICES, DEFAULT_NAME, PROVIDERS, canonical, choose, make
 from homeci.commands import params
 from homeci.errors import HomeciError
 
 if TYPE_CHECKING:
-    from homeci.cluster.local import LocalCluster
+    from homeci.cluster import Cluster
     from homeci.flow.setup import Prepared
-
-LOCAL_DOMAIN = "homeci.test"
 
 name_option = click.option("--name", type=params.CLUSTER_NAME, default=DEFAULT_NAME, show_default=True,
                            help="Cluster name.")
 values_option = click.option("--values", "-f", "values", multiple=True, type=params.ValuesFile(),
                              help="Extra values files for the umbrella (after the cluster's own).")
+helm_option = click.option("--helm", "major", type=click.Choice(["3", "4"]), default="3", show_default=True,
+                           help="Helm major version that installs the stack.")
 
 
-@click.group(name="cluster")
+def provider_option(help_text: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    return click.option("--provider", type=click.Choice(CHOICES), default="auto", show_default=True,
+                        help=help_text)
+
+
+AUTO_UP = ("auto = kind where a Docker engine answers, else the real node in a network namespace (netns; "
+           "Linux, root), else the simulated cluster (API objects only, no containers). local = netns.")
+AUTO_FIND = "auto = the provider that has a cluster of this name. local = netns."
+
+
+class _ClusterGroup(click.Group):
+    """The command tree, plus the first names ``sim``, ``local`` and ``kind`` as hidden aliases."""
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        found = super().get_command(ctx, cmd_name)
+        if found is None and cmd_name in ("sim", "local", "kind"):
+            return _alias(self, canonical(cmd_name), cmd_name)
+        return found
+
+
+@click.group(name="cluster", cls=_ClusterGroup)
 def group() -> None:
-    """Run local clusters (simulated control plane + kwok, or kind)."""
+    """Clusters on this machine: simulated (sim), a real node in a network namespace (netns), or kind."""
 
 
-@group.group()
-def sim() -> None:
-    """The simulated cluster: real etcd, kube-apiserver, controller-manager and scheduler; kwok nodes."""
+def _alias(base: click.Group, provider: str, first_name: str) -> click.Group:
+    """``homeci cluster <first_name> <command>``: the command with ``--provider`` set (``up``: bare)."""
+
+    class Alias(click.Group):
+        def list_commands(self, ctx: click.Context) -> list[str]:
+            return base.list_commands(ctx)
+
+        def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+            main = base.get_command(ctx, cmd_name)
+            if isinstance(main, click.Group):
+                return _alias(main, provider, first_name)
+            if main is None:
+                return None
+            names = {p.name for p in main.params}
+            fixed = {k: v for k, v in (("provider", provider), ("stack", False)) if k in names}
+            kept = [p for p in main.params if p.name not in fixed]
+            target = main
+
+            @click.pass_context
+            def run(inner: click.Context, /, **kwargs: Any) -> Any:
+                return inner.invoke(target, **kwargs, **fixed)
+
+            return click.Command(cmd_name, params=kept, callback=run, help=main.help,
+                                 short_help=main.short_help)
+
+    return Alias(name=first_name, help=f"The first name of `homeci cluster <command> --provider {provider}`.")
 
 
-@sim.command()
+def _find(provider: str, name: str) -> Cluster:
+    """The cluster ``name`` of ``provider``; with ``auto`` the provider that has one of that name."""
+    if provider != "auto":
+        return make(canonical(provider), name)
+    for candidate in PROVIDERS:
+        cluster = make(candidate, name)
+        if cluster.exists():
+            return cluster
+    raise HomeciError(f"no cluster named {name!r} exists (sim, netns or kind): run `homeci cluster up "
+                      f"--name {name}` (or pass --provider)")
+
+
+def _running(provider: str, name: str) -> Cluster:
+    cluster = _find(provider, name)
+    if not cluster.healthy():
+        raise HomeciError(f"{_describe(cluster)} is not running: run `homeci cluster up --provider "
+                          f"{cluster.provider} --name {name}`")
+    return cluster
+
+
+def _describe(cluster: Cluster) -> str:
+    return cluster.describe()
+
+
+# -- up -------------------------------------------------------------------------------------------------
+
+
+@group.command()
+@provider_option(AUTO_UP)
 @name_option
-@click.option("--timeout", type=click.IntRange(1, 3600), default=180, show_default=True,
-              help="Seconds to wait for readiness.")
-def up(name: str, timeout: int) -> None:
-    """Start the cluster (builds missing binaries first); reuses a running cluster of the same name."""
-    cluster = SimCluster(name)
-    with ui.step(f"simulated cluster {name}") as detail:
-        created = cluster.up(timeout=timeout, progress=detail)
+@click.option("--stack/--no-stack", default=True, show_default=True,
+              help="Install the stack (umbrella, drone-pipelines, what the flow needs); --no-stack: a bare "
+                   "cluster.")
+@helm_option
+@values_option
+@click.option("--domain", type=params.DnsName(), default=None,
+              help="Public DNS suffix the cluster resolves to Traefik (git., ci., registry.); default "
+                   f"{contract.RELEASE}.test on real clusters, the chart's default on sim.")
+@click.option("--nodes", type=click.IntRange(1, 5), default=None,
+              help="Nodes (kind: control plane + workers, default 1; sim: simulated nodes, default 2; "
+                   "netns: 1).")
+@click.option("--offline/--online", default=None,
+              help="kind: build the node image and every image from source (default where no Docker engine "
+                   "of this machine answers), or use kind's published node image and upstream images.")
+@click.option("--timeout", type=click.IntRange(1, 3600), default=300, show_default=True,
+              help="Seconds to wait for the cluster to be ready.")
+@click.option("--build/--no-build", default=True, show_default=True,
+              help="Build what is missing first (toolchain binaries, images; Go builds are slow).")
+def up(provider: str, name: str, stack: bool, major: str, values: tuple[Path, ...], domain: str | None,
+       nodes: int | None, offline: bool | None, timeout: int, build: bool) -> None:
+    """A cluster on this machine, with the homeci stack ready for pushes (reuses a healthy one)."""
+    chosen, why = choose(provider)
+    ui.console.print(f"provider: {chosen} ({why})")
+    cluster = _make(chosen, name, domain=domain, nodes=nodes, offline=offline)
+    if not stack:
+        with ui.step(_describe(cluster)) as detail:
+            created = cluster.up(timeout=timeout, progress=detail, build=build)
+        _print_cluster(cluster, created)
+        return
+    from homeci.flow import setup
+
+    workdir = setup.state_dir(cluster)
+    with ui.step(f"homeci on {_describe(cluster)} (cluster, umbrella, drone-pipelines)") as detail:
+        prepared = setup.prepare(cluster, major=int(major), progress=detail, workdir=workdir,
+                                 values_files=[Path(v) for v in values], timeout=timeout, build=build)
+    _print_stack(prepared)
+
+
+def _make(provider: str, name: str, *, domain: str | None, nodes: int | None,
+          offline: bool | None) -> Cluster:
+    if provider == "netns" and (nodes or 1) > 1:
+        raise HomeciError("--nodes: the netns provider runs one node; use --provider kind for more")
+    if provider != "kind" and offline is False:
+        raise HomeciError(f"--online: the {provider} provider builds every image from source (only kind "
+                          "can use upstream images)")
+    return make(provider, name, domain=domain, nodes=nodes, offline=offline)
+
+
+def _print_cluster(cluster: Cluster, created: bool) -> None:
+    out = ui.out
     verb = "started" if created else "already running, reused"
-    ui.out.print(f"cluster {name} {verb}: {cluster.server()}")
-    ui.out.print(f"export KUBECONFIG={cluster.kubeconfig}")
+    out.print(f"{_describe(cluster)} {verb}: API {cluster.server()}")
+    out.print(f"export KUBECONFIG={cluster.kubeconfig}")
+    port, domain = cluster.https_port(), cluster.domain()
+    if port and domain:
+        out.print(f"stack URLs once installed (homeci cluster install): https://git.{domain}:{port} "
+                  "(and ci., registry.) on 127.0.0.1")
 
 
-@sim.command()
+def _print_stack(prepared: Prepared) -> None:
+    cluster, done, st = prepared.cluster, prepared.installed, prepared.stack
+    out = ui.out
+    out.print(f"[bold]homeci is running[/bold] on {_describe(cluster)}: release {done.release} revision "
+              f"{done.revision} in namespace {done.namespace} (Pod Security: restricted), pipelines for "
+              f"owner {prepared.app.owner} deploying to namespace {prepared.app.namespace}")
+    out.print(f"kubeconfig: export KUBECONFIG={cluster.kubeconfig}")
+    for w in done.workloads:
+        out.print(f"  {w}")
+    if not cluster.runs_containers:
+        out.print(f"[yellow]{done.pods} pods are SIMULATED by kwok: no container runs, no image is pulled, "
+                  "no URL answers.[/yellow] The API objects, admission, scheduling, hooks and Helm lifecycle "
+                  "are real.")
+        out.print(f"stop it with: homeci cluster down --provider {cluster.provider} --name {cluster.name}  "
+                  "(or nox -s down)")
+        return
+    for label, what in (("git", "Gogs"), ("ci", "Drone"), ("registry", "registry")):
+        out.print(f"  {what:9} {st.url(label)}")
+    out.print(f"admin: {st.admin_user} (password: kubectl -n {st.namespace} get secret "
+              f"{contract.Names(st.release).admin_secret} -o jsonpath='{{.data.password}}' | base64 -d)")
+    out.print(f"CA certificate: {st.ca_file} (trust it: see the README, 'Trusting the CA')")
+    hosts = " ".join(st.hosts.values())
+    out.print(f"the names resolve only inside the cluster: add `127.0.0.1 {hosts}` to /etc/hosts "
+              f"(the stack answers on 127.0.0.1:{st.https_port})")
+    args = f"--kubeconfig {cluster.kubeconfig}" + (
+        f" --connect 127.0.0.1:{st.https_port}" if st.https_port != 443 else "")
+    out.print(f"prove the loop: homeci smoke {args}  (from the checkout: nox -s smoke -- {args})")
+    out.print(f"stop it with: homeci cluster down --provider {cluster.provider} --name {cluster.name}  "
+              "(or nox -s down)")
+
+
+# -- down, status, kubeconfig ---------------------------------------------------------------------------
+
+
+@group.command()
+@provider_option(AUTO_FIND)
 @name_option
-def down(name: str) -> None:
-    """Stop and delete the cluster: no process, port or state is left behind."""
-    cluster = SimCluster(name)
-    with ui.step(f"deleting simulated cluster {name}"):
-        existed = cluster.down()
-    ui.out.print(f"cluster {name} {'deleted' if existed else 'did not exist'}")
+def down(provider: str, name: str) -> None:
+    """Delete the cluster and everything in it: no process, mount, namespace, cgroup or file is left."""
+    candidates = PROVIDERS if provider == "auto" else (canonical(provider),)
+    gone = []
+    for candidate in candidates:
+        cluster = make(candidate, name)
+        if not cluster.dir.exists():
+            continue
+        with ui.step(f"deleting {_describe(cluster)}"):
+            existed = cluster.down()
+        left = cluster.leftovers()
+        if left:
+            raise HomeciError(f"left behind after down: {'; '.join(left)}")
+        if existed:
+            gone.append(candidate)
+    ui.out.print(f"cluster {name}: " + (f"deleted ({', '.join(gone)})" if gone else "did not exist"))
 
 
-@sim.command()
+@group.command()
+@provider_option(AUTO_FIND)
 @name_option
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-def status(name: str, as_json: bool) -> None:
-    """Whether the cluster exists, its processes, API server, version and nodes."""
-    st = SimCluster(name).status()
-    data = {
-        "name": st.name, "exists": st.exists, "processes": st.running_processes, "ready": st.ready,
-        "server": st.server, "version": st.version, "nodes": st.nodes, "kubeconfig": str(st.kubeconfig),
-    }
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output (the same fields for every "
+                                                      "provider).")
+def status(provider: str, name: str, as_json: bool) -> None:
+    """Whether the cluster exists and is ready: its processes, API server, version, nodes, stack URL."""
+    try:
+        cluster = _find(provider, name)
+    except HomeciError:
+        cluster = make(choose("auto")[0], name)
+    st = cluster.status()
     if as_json:
-        ui.out.print_json(json.dumps(data))
+        ui.out.print_json(json.dumps(st.as_json()))
         return
     if not st.exists:
-        ui.out.print(f"cluster {name}: not created (run `homeci cluster sim up --name {name}`)")
+        ui.out.print(f"cluster {name}: not created (run `homeci cluster up --name {name}`)")
         return
     api = f"Kubernetes {st.version}" if st.version else "API server not answering"
-    ui.out.print(f"cluster {name}: {'ready' if st.ready else 'NOT ready'}, {st.running_processes} processes, "
-                 f"server {st.server}, {api}, {st.nodes} simulated nodes")
-    ui.out.print(f"kubeconfig: {st.kubeconfig}")
-
-
-@sim.command()
-@name_option
-def kubeconfig(name: str) -> None:
-    """Print the cluster's kubeconfig path: export KUBECONFIG=$(homeci cluster sim kubeconfig)."""
-    cluster = SimCluster(name)
-    if not cluster.kubeconfig.is_file():
-        raise HomeciError(f"cluster {name} has no kubeconfig: run `homeci cluster sim up --name {name}`")
-    click.echo(str(cluster.kubeconfig))
-
-
-@group.group()
-def local() -> None:
-    """A real one-node Kubernetes in a network namespace of its own (Linux, root, no Docker)."""
-
-
-def _local(name: str, domain: str | None = None) -> LocalCluster:
-    from homeci.cluster.local import LocalCluster
-
-    return LocalCluster(name, domain=domain)
-
-
-@local.command(name="up")
-@name_option
-@click.option("--domain", type=params.DnsName(), default=LOCAL_DOMAIN, show_default=True,
-              help="Public DNS suffix the cluster resolves to Traefik (git., ci., registry.).")
-@click.option("--timeout", type=click.IntRange(1, 3600), default=240, show_default=True,
-              help="Seconds to wait for readiness.")
-@click.option("--build/--no-build", default=False, show_default=True,
-              help="Build missing toolchain binaries and the pause/CoreDNS images first (Go builds: slow).")
-def local_up(name: str, domain: str, timeout: int, build: bool) -> None:
-    """Start the node (reuses a healthy cluster of the same name)."""
-    cluster = _local(name, domain)
-    with ui.step(f"local cluster {name}") as detail:
-        created = cluster.up(timeout=timeout, progress=detail, build=build)
-    took = cluster.info().get("started_seconds")
-    verb = f"started in {took}s" if created and took else "already running, reused"
-    ui.out.print(f"cluster {name} {verb}: API {cluster.server()} (node {cluster.layout.node_name})")
-    ui.out.print(f"export KUBECONFIG={cluster.kubeconfig}")
-    ui.out.print(f"stack URLs once installed: {cluster.https_url('git')} (and ci., registry.) "
-                 "on 127.0.0.1")
-
-
-@local.command(name="down")
-@name_option
-def local_down(name: str) -> None:
-    """Stop everything and delete the state: no process, mount, namespace, cgroup or file is left."""
-    cluster = _local(name)
-    with ui.step(f"deleting local cluster {name}"):
-        existed = cluster.down()
-    left = cluster.leftovers()
-    if left:
-        raise HomeciError(f"left behind after down: {'; '.join(left)}")
-    ui.out.print(f"cluster {name} {'deleted' if existed else 'did not exist'}")
-
-
-@local.command(name="status")
-@name_option
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-def local_status(name: str, as_json: bool) -> None:
-    """Whether the cluster exists, its processes, API server, version and node."""
-    st = _local(name).status()
-    data = {
-        "name": st.name, "exists": st.exists, "processes": st.processes, "ready": st.ready,
-        "server": st.server, "version": st.version, "nodes": st.nodes, "kubeconfig": str(st.kubeconfig),
-        "https": st.https,
-    }
-    if as_json:
-        ui.out.print_json(json.dumps(data))
-        return
-    if not st.exists:
-        ui.out.print(f"cluster {name}: not created (run `homeci cluster local up --name {name}`)")
-        return
-    api = f"Kubernetes {st.version}" if st.version else "API server not answering"
-    down = [n for n, ok in st.processes.items() if not ok]
-    procs = f"{st.running_processes} processes" + (f" (not running: {', '.join(down)})" if down else "")
-    ui.out.print(f"cluster {name}: {'ready' if st.ready else 'NOT ready'}, {procs}, server {st.server}, "
-                 f"{api}, {st.nodes} real node(s)")
+    stopped = [n for n, ok in st.processes.items() if not ok]
+    procs = f"{sum(st.processes.values())} processes"
+    if stopped:
+        procs += f" (not running: {', '.join(stopped)})"
+    ready = "ready" if st.ready else "NOT ready"
+    ui.out.print(f"{_describe(cluster)}: {ready}, {procs}, server {st.server}, {api}, {st.nodes} node(s)")
     ui.out.print(f"kubeconfig: {st.kubeconfig}")
     if st.https:
         ui.out.print(f"stack: {st.https}")
 
 
-@local.command(name="kubeconfig")
+@group.command()
+@provider_option(AUTO_FIND)
 @name_option
-def local_kubeconfig(name: str) -> None:
-    """Print the kubeconfig path: export KUBECONFIG=$(homeci cluster local kubeconfig)."""
-    cluster = _local(name)
+def kubeconfig(provider: str, name: str) -> None:
+    """Print the kubeconfig path: export KUBECONFIG=$(homeci cluster kubeconfig)."""
+    cluster = _find(provider, name)
     if not cluster.kubeconfig.is_file():
-        raise HomeciError(f"cluster {name} has no kubeconfig: run `homeci cluster local up --name {name}`")
+        raise HomeciError(f"{_describe(cluster)} has no kubeconfig: run `homeci cluster up --provider "
+                          f"{cluster.provider} --name {name}`")
     click.echo(str(cluster.kubeconfig))
 
 
-@local.command(name="install")
+# -- install, images --------------------------------------------------------------------------------------
+
+
+@group.command()
+@provider_option(AUTO_FIND)
 @name_option
-@click.option("--helm", "major", type=click.Choice(["3", "4"]), default="3", show_default=True)
+@helm_option
 @values_option
-def local_install(name: str, major: str, values: tuple[Path, ...]) -> None:
-    """Load the stack's images and install the umbrella on the running local cluster."""
-    cluster = _local(name)
-    if not cluster.healthy():
-        raise HomeciError(f"local cluster {name} is not running: run `homeci cluster local up --name {name}`")
-    with ui.step(f"installing homeci on local cluster {name}") as detail:
-        done = cluster.install_stack(major=int(major), values_files=[Path(v) for v in values],
-                                     progress=detail)
+def install(provider: str, name: str, major: str, values: tuple[Path, ...]) -> None:
+    """Install (or upgrade) the stack on the running cluster: images, umbrella, drone-pipelines."""
+    from homeci.cluster.install import install_stack
+
+    cluster = _running(provider, name)
+    with ui.step(f"installing homeci on {_describe(cluster)}") as detail:
+        done = install_stack(cluster, major=int(major), values_files=[Path(v) for v in values],
+                             progress=detail)
     out = ui.out
-    out.print(f"[bold]homeci installed[/bold]: release {done.release} revision {done.revision} in "
-              f"namespace {done.namespace} (Pod Security: restricted), Helm {major}, "
-              f"real pods on {cluster.layout.node_name}")
+    out.print(f"[bold]homeci installed[/bold]: release {done.release} revision {done.revision} in namespace "
+              f"{done.namespace} (Pod Security: restricted), Helm {major}, on {_describe(cluster)}")
     for w in done.workloads:
         out.print(f"  {w}")
-    port = cluster.info()["ports"]["https"]
-    names = contract.hosts({"global": {"domain": cluster.domain}})
-    for host in names.values():
-        out.print(f"  https://{host}:{port}")
-    out.print(f"the names resolve only inside the cluster: on this machine add "
-              f"`127.0.0.1 {' '.join(names.values())}` to /etc/hosts "
-              f"or use curl --resolve {names['git']}:{port}:127.0.0.1")
-    out.print(f"trust the CA: kubectl --kubeconfig {cluster.kubeconfig} -n {done.namespace} get configmap "
-              f"{done.release}-ca -o jsonpath='{{.data.ca\\.crt}}' > homeci-ca.crt")
+    port = cluster.https_port()
+    if port and done.stack is not None:
+        for label in contract.COMPONENTS:
+            out.print(f"  {done.stack.url(label)}")
 
 
 def _images_group() -> click.Group:
@@ -211,8 +305,8 @@ def _images_group() -> click.Group:
     return images_group
 
 
-class _LocalImages(click.Group):
-    """``homeci cluster local images``: homeci.commands.images (list, build) plus ``load``."""
+class _Images(click.Group):
+    """``homeci cluster images``: homeci.commands.images (list, build) plus ``load``."""
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted({*_images_group().list_commands(ctx), *super().list_commands(ctx)})
@@ -221,168 +315,36 @@ class _LocalImages(click.Group):
         return super().get_command(ctx, cmd_name) or _images_group().get_command(ctx, cmd_name)
 
 
-@local.group(name="images", cls=_LocalImages)
-def local_images() -> None:
-    """Images built from source (list, build) and loaded into the node (load)."""
+@group.group(name="images", cls=_Images)
+def images_group() -> None:
+    """Images built from source (list, build) and loaded into a cluster's nodes (load)."""
 
 
-@local_images.command(name="load")
+@images_group.command(name="load")
+@provider_option(AUTO_FIND)
 @name_option
 @click.argument("names", nargs=-1)
 @click.option("--build/--no-build", default=True, show_default=True,
               help="Build images that are not in the cache yet.")
-def local_images_load(name: str, names: tuple[str, ...], build: bool) -> None:
-    """Import NAMES (default: every image a default render references) into the node's containerd."""
+def images_load(provider: str, name: str, names: tuple[str, ...], build: bool) -> None:
+    """Load NAMES (default: every image a default render references) into the cluster's nodes."""
     from homeci import images
+    from homeci.cluster.install import default_images
 
-    cluster = _local(name)
-    if not cluster.healthy():
-        raise HomeciError(f"local cluster {name} is not running: run `homeci cluster local up --name {name}` "
-                          "before loading images into it")
-    refs = list(names) or [r.ref for r in images.referenced_images() if r.default]
+    cluster = _running(provider, name)
+    refs = list(names) or default_images()
     for ref in refs:
         images.require(ref)
+    if cluster.image_source != "source":
+        ui.out.print(f"{_describe(cluster)}: its nodes "
+                     f"{'pull upstream images' if cluster.image_source == 'upstream' else 'run no container'}"
+                     "; nothing to load")
+        return
     if not build:
         missing = [r for r in refs if not images.is_cached(r)]
         if missing:
             raise HomeciError(f"image {missing[0]} is not built: run "
-                              f"`homeci cluster local images build {missing[0]}`")
-    with ui.step(f"building {len(refs)} image(s)") as detail:
-        archives = images.build(refs, detail)
-    with ui.step(f"ctr -n k8s.io images import ({len(archives)} archives)") as detail:
-        cluster.load_images(sorted(set(archives.values())), progress=detail)
-    ui.out.print(f"{len(archives)} image(s) loaded into local cluster {name}")
-
-
-@group.group()
-def kind() -> None:
-    """kind clusters: need a Docker engine (`homeci cluster up --provider kind` installs the stack too)."""
-
-
-@kind.command(name="up")
-@name_option
-@click.option("--helm", "major", type=click.Choice(["3", "4"]), default="3", show_default=True)
-@values_option
-@click.pass_context
-def kind_up(ctx: click.Context, name: str, major: str, values: tuple[Path, ...]) -> None:
-    """A kind cluster with the stack installed: the same as `homeci cluster up --provider kind`."""
-    ctx.invoke(stack_up, name=name, provider="kind", major=major, values=values)
-
-
-PROVIDERS = ("auto", "kind", "local", "sim")
-
-
-def _choose(provider: str) -> tuple[str, str]:
-    """(provider, why) for ``homeci cluster up``: kind with Docker, else the local real node, else sim."""
-    from homeci.flow.setup import provider_available
-
-    if provider != "auto":
-        return provider, "asked for with --provider"
-    chosen, why = provider_available()
-    if chosen is None:
-        return "sim", f"{why}; the simulated cluster runs no container"
-    return chosen, why
-
-
-@group.command(name="up")
-@name_option
-@click.option("--provider", type=click.Choice(PROVIDERS), default="auto", show_default=True,
-              help="auto = kind where a Docker engine answers, else the local real node (Linux, root), "
-                   "else the simulated cluster (API objects only, no containers).")
-@click.option("--helm", "major", type=click.Choice(["3", "4"]), default="3", show_default=True)
-@values_option
-def stack_up(name: str, provider: str, major: str, values: tuple[Path, ...]) -> None:
-    """A working homeci stack on this machine: a cluster, the umbrella and drone-pipelines installed."""
-    chosen, why = _choose(provider)
-    ui.console.print(f"provider: {chosen} ({why})")
-    extra = [Path(v) for v in values]
-    if chosen == "sim":
-        _sim_up(name, int(major), extra)
-        return
-    from homeci.flow import setup
-
-    workdir = _up_state(chosen, name)
-    with ui.step(f"homeci on a {chosen} cluster '{name}' (cluster, umbrella, drone-pipelines)") as detail:
-        prepared = setup.prepare(name, provider=chosen, major=int(major), progress=detail, workdir=workdir,
-                                 values_files=extra)
-    _print_stack(prepared, name)
-
-
-def _up_state(provider: str, name: str) -> Path:
-    from homeci.paths import cache_dir
-
-    path = cache_dir() / "up" / provider / name
-    path.mkdir(parents=True, exist_ok=True)
-    return path
-
-
-def _print_stack(prepared: Prepared, name: str) -> None:
-    st = prepared.stack
-    out = ui.out
-    out.print(f"[bold]homeci is running[/bold] on the {prepared.provider} cluster '{name}': release "
-              f"{st.release} in namespace {st.namespace}, pipelines for owner {prepared.app.owner} deploying "
-              f"to namespace {prepared.app.namespace}")
-    out.print(f"kubeconfig: export KUBECONFIG={prepared.kubeconfig}")
-    for label, what in (("git", "Gogs"), ("ci", "Drone"), ("registry", "registry")):
-        out.print(f"  {what:9} {st.url(label)}")
-    out.print(f"admin: {st.admin_user} (password: kubectl -n {st.namespace} get secret {st.release}-admin "
-              "-o jsonpath='{.data.password}' | base64 -d)")
-    out.print(f"CA certificate: {st.ca_file} (trust it: see the README, 'Trusting the CA')")
-    if st.https_port != 443 or prepared.provider == "local":
-        hosts = " ".join(st.hosts.values())
-        out.print(f"the names resolve only inside the cluster: add `127.0.0.1 {hosts}` to /etc/hosts "
-                  f"(the stack answers on 127.0.0.1:{st.https_port})")
-    args = f"--kubeconfig {prepared.kubeconfig}" + (
-        f" --connect 127.0.0.1:{st.https_port}" if st.https_port != 443 else "")
-    out.print(f"prove the loop: homeci smoke {args}  (from the checkout: nox -s smoke -- {args})")
-    down = {"local": f"homeci cluster local down --name {name}", "kind": f"kind delete cluster --name {name}"}
-    out.print(f"stop it with: {down.get(prepared.provider, f'homeci cluster down --name {name}')}")
-
-
-def _sim_up(name: str, major: int, values: list[Path]) -> None:
-    cluster = SimCluster(name)
-    with ui.step(f"simulated cluster {name}") as detail:
-        cluster.up(progress=detail)
-    with ui.step(f"helm{major} upgrade --install --wait {stackmod.RELEASE} (charts/homeci-umbrella)"):
-        done = stackmod.install(cluster, major=major, values_files=values)
-    out = ui.out
-    out.print(f"[bold]homeci installed[/bold]: release {done.release} revision {done.revision} "
-              f"in namespace {done.namespace} (Pod Security: restricted), Helm {major}")
-    out.print(f"chart: {done.chart}")
-    out.print(f"cluster: simulated '{name}' at {done.server}")
-    out.print(f"kubeconfig: export KUBECONFIG={done.kubeconfig}")
-    for w in done.workloads:
-        out.print(f"  {w}")
-    for s in done.services:
-        out.print(f"  Service {s}")
-    if done.hosts:
-        out.print("public hosts (Ingress): " + ", ".join(done.hosts))
-    out.print(f"[yellow]{done.pods} pods are SIMULATED by kwok: no container runs, no image is pulled, "
-              "no URL answers.[/yellow] The API objects, admission, scheduling, hooks and Helm lifecycle "
-              "are real.")
-    out.print(f"stop it with: homeci cluster down --name {name}  (or nox -s down)")
-
-
-@group.command(name="down")
-@name_option
-def stack_down(name: str) -> None:
-    """Delete the stack's cluster named NAME, whichever provider made it (everything in it goes too)."""
-    from homeci.cluster.kind import KindCluster
-
-    gone = []
-    if SimCluster(name).down():
-        gone.append("simulated")
-    local_cluster = _local(name)
-    if local_cluster.exists():
-        with ui.step(f"deleting local cluster {name}"):
-            local_cluster.down()
-        left = local_cluster.leftovers()
-        if left:
-            raise HomeciError(f"left behind after down: {'; '.join(left)}")
-        gone.append("local")
-    kind_cluster = KindCluster(name)
-    if kind_cluster.state.exists():
-        kind_cluster.down()
-        shutil.rmtree(kind_cluster.state, ignore_errors=True)
-        gone.append("kind")
-    ui.out.print(f"cluster {name}: " + (f"deleted ({', '.join(gone)})" if gone else "did not exist"))
+                              f"`homeci cluster images build {missing[0]}`")
+    with ui.step(f"loading {len(refs)} image(s) into {_describe(cluster)}") as detail:
+        cluster.load_images(refs, progress=detail)
+    ui.out.print(f"{len(refs)} image(s) loaded into {_describe(cluster)}")

@@ -1,5 +1,5 @@
 """``images list|build``: the images the charts reference, built from source (mounted by the cluster
-command as ``homeci cluster local images``)."""
+command as ``homeci cluster images``)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from homeci import images, ui
 
 @click.group(name="images")
 def group() -> None:
-    """Images built from source for the local cluster (no registry, no Docker)."""
+    """Images built from source for the real node and offline kind (no registry, no Docker)."""
 
 
 @group.command(name="list")

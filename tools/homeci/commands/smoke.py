@@ -26,12 +26,12 @@ def report(rounds: list[driver.Round]) -> Table:
 
 
 def _connect(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
-    """--connect is 127.0.0.1:<port> or localhost:<port> (the local cluster's forwarder)."""
+    """--connect is 127.0.0.1:<port> or localhost:<port> (where `homeci cluster up` said it answers)."""
     if value is None:
         return None
     host, _, port = value.rpartition(":")
     if host not in ("127.0.0.1", "localhost") or not port.isdigit() or not 1 <= int(port) <= 65535:
-        raise click.BadParameter(f"{value!r}: give 127.0.0.1:<port> (the local cluster's forwarder)", ctx,
+        raise click.BadParameter(f"{value!r}: give 127.0.0.1:<port> (as `homeci cluster up` printed)", ctx,
                                  param)
     return value
 
@@ -61,7 +61,7 @@ def _web_factory(connect: str | None) -> object:
 @click.option("--target", type=params.NAMESPACE, default="apps", show_default=True,
               help="Namespace the pipeline deploys to.")
 @click.option("--connect", default=None, metavar="127.0.0.1:PORT", callback=_connect,
-              help="Reach the public names through this loopback port (the local cluster's forwarder).")
+              help="Reach the public names through this loopback port (as `homeci cluster up` printed).")
 @click.option("--rounds", type=click.IntRange(1, 5), default=2, show_default=True,
               help="Pushes: the first creates the app, each later one updates it.")
 @click.option("--timeout", type=click.IntRange(30, 3600), default=900, show_default=True,

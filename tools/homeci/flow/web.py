@@ -1,9 +1,9 @@
 """HTTPS to the stack's public names, trusting only the homeci CA.
 
 Two ways to reach ``https://<host>.<domain>``: :class:`DirectWeb` resolves names as usual (an operator's
-machine whose DNS knows the stack), :class:`PublicNames` connects to a loopback port
-standing in for them (the local cluster's forwarder) while SNI, certificate check and ``Host`` use the
-public name. Both answer :meth:`Web.request`.
+machine whose DNS knows the stack), :class:`PublicNames` connects to a loopback port standing in for
+them (the real node's or kind's forwarder, a kind port mapping) while SNI, certificate check and
+``Host`` use the public name. Both answer :meth:`Web.request`.
 """
 
 from __future__ import annotations

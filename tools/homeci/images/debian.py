@@ -51,6 +51,11 @@ FLAVORS: dict[str, Flavor] = {
     # The Python base for the charts' stdlib-only scripts. Debian 13 (trixie) has Python 3.13, the minor
     # version the charts pin (bookworm's is 3.11).
     "python": Flavor(("ca-certificates", "python3"), "trixie"),
+    # kube-proxy on an offline kind node: the iptables tools (upstream: distroless-iptables).
+    "netfilter": Flavor(("iptables", "conntrack")),
+    # The offline kind node image: systemd as PID 1 and what kubelet, kubeadm and containerd call.
+    "kindnode": Flavor(("systemd", "iptables", "iproute2", "kmod", "libseccomp2", "procps",
+                        "ca-certificates")),
 }
 
 # Left out of every OS layer: documentation and caches nobody in a container reads.

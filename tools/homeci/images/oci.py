@@ -385,7 +385,11 @@ def index_json(image: Image, names: Iterable[str]) -> bytes:
 
 
 def write_archive(image: Image, names: Iterable[str], dest: Path) -> Path:
-    """The OCI archive (an image layout in an uncompressed tar) at ``dest``, written atomically."""
+    """The OCI archive (an image layout in an uncompressed tar) at ``dest``, written atomically.
+
+    It carries Docker's ``manifest.json`` too, naming the same blobs, so ``docker load`` takes it as is
+    (the kind provider loads its node image that way); containerd reads the OCI index."""
+    names = list(names)
     blobs: list[tuple[str, bytes | Path, int]] = [
         (image.digest, image.manifest, len(image.manifest)),
         ("sha256:" + hashlib.sha256(image.config).hexdigest(), image.config, len(image.config)),
@@ -394,6 +398,7 @@ def write_archive(image: Image, names: Iterable[str], dest: Path) -> Path:
     files: dict[str, Entry] = {
         "oci-layout": Entry("oci-layout", data=_canonical({"imageLayoutVersion": "1.0.0"})),
         "index.json": Entry("index.json", data=index_json(image, names)),
+        "manifest.json": Entry("manifest.json", data=docker_manifest_json(image, names)),
         "blobs": Entry("blobs", "dir", 0o755),
         "blobs/sha256": Entry("blobs/sha256", "dir", 0o755),
     }
@@ -409,6 +414,13 @@ def write_archive(image: Image, names: Iterable[str], dest: Path) -> Path:
         _write_tar(files, out)
     os.replace(tmp, dest)
     return dest
+
+
+def docker_manifest_json(image: Image, names: Iterable[str]) -> bytes:
+    """``docker load``'s view of the same image: its config and layer blobs, and its names."""
+    config = "blobs/sha256/" + hashlib.sha256(image.config).hexdigest()
+    layers = ["blobs/sha256/" + layer.digest.removeprefix("sha256:") for layer in image.layers]
+    return _canonical([{"Config": config, "RepoTags": sorted(names), "Layers": layers}])
 
 
 def read_archive(path: Path) -> dict[str, Any]:

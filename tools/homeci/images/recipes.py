@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib.metadata
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from homeci.images.oci import ImageConfig, Tree
@@ -22,6 +23,15 @@ PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 # The cluster's own images (not named by any chart): the sandbox image and cluster DNS.
 PAUSE_IMAGE = "registry.k8s.io/pause:3.10.1"
 COREDNS_IMAGE = "registry.k8s.io/coredns/coredns:v1.14.7"
+# What kubeadm runs on an offline kind node (provider kind without a Docker engine of the machine's own):
+# the same toolchain binaries as the simulated cluster and the real node, as kubeadm names them.
+KUBE_VERSION = "v1.37.2"
+ETCD_IMAGE = "registry.k8s.io/etcd:3.6.16-0"
+KUBE_IMAGES = tuple(f"registry.k8s.io/{name}:{KUBE_VERSION}"
+                    for name in ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kube-proxy"))
+# The offline kind node image itself (loaded into Docker, never into a node's containerd).
+KIND_NODE_IMAGE = f"localhost/homeci/kind-node:{KUBE_VERSION}"
+KIND_NODE_FILES = Path(__file__).resolve().parents[1] / "data" / "kind-node"
 
 
 @dataclass(frozen=True)
@@ -224,6 +234,75 @@ def _python(ctx: Context) -> Tree:
     return Tree().symlink("/usr/local/bin/python", "/usr/bin/python3")
 
 
+def _kube_binary(tool: str) -> Callable[[Context], Tree]:
+    """A Kubernetes program on the static base at /usr/local/bin, where kubeadm's manifests run it."""
+
+    def files(ctx: Context) -> Tree:
+        return with_ca_bundle(ctx, static_base()).copy(f"/usr/local/bin/{tool}", ctx.tool(tool), 0o755)
+
+    return files
+
+
+def _static_program(ref: str, tool: str, version: str, source: str) -> Recipe:
+    """etcd and the control plane as kubeadm's static pods run them (static Go programs, root)."""
+    return Recipe(ref, tool, version, source, _kube_binary(tool),
+                  ImageConfig(entrypoint=(f"/usr/local/bin/{tool}",), env=(PATH,)), tools=(tool,))
+
+
+def _kube_proxy(ctx: Context) -> Tree:
+    return Tree().copy("/usr/local/bin/kube-proxy", ctx.tool("kube-proxy"), 0o755)
+
+
+# systemd units a container must not run: host-wide kernel settings (sysctl, binfmt, modules), consoles,
+# and maintenance timers.
+KIND_NODE_MASKED = ("systemd-sysctl.service", "systemd-binfmt.service", "systemd-modules-load.service",
+                    "systemd-remount-fs.service", "getty@tty1.service", "console-getty.service",
+                    "systemd-firstboot.service", "apt-daily.timer", "apt-daily-upgrade.timer",
+                    "dpkg-db-backup.timer", "fstrim.timer", "e2scrub_all.timer", "e2scrub_reap.service")
+KIND_NODE_TOOLS = {"kubelet": "/usr/bin/kubelet", "kubeadm": "/usr/bin/kubeadm",
+                   "kubectl": "/usr/bin/kubectl",
+                   "containerd": "/usr/local/bin/containerd", "ctr": "/usr/local/bin/ctr",
+                   "containerd-shim-runc-v2": "/usr/local/bin/containerd-shim-runc-v2",
+                   "runc": "/usr/local/sbin/runc", "cni-bridge": "/opt/cni/bin/bridge",
+                   "cni-host-local": "/opt/cni/bin/host-local", "cni-loopback": "/opt/cni/bin/loopback",
+                   "cni-portmap": "/opt/cni/bin/portmap"}
+
+
+def _kind_node(ctx: Context) -> Tree:
+    # What kind expects of a node image (kind v0.33.0: images/base, pkg/build/nodeimage), written for
+    # homeci: systemd as PID 1 behind an entrypoint, containerd and kubelet units, /kind/version, the
+    # default StorageClass manifest, kubeadm/kubelet/kubectl; plus a unit importing the images kind
+    # mounts at /kind/images (offline: kind's builder would pull them).
+    import yaml
+
+    from homeci.cluster import addons
+
+    here = KIND_NODE_FILES
+    tree = Tree().copy("/usr/local/bin/entrypoint", here / "entrypoint", 0o755)
+    tree.copy("/usr/local/bin/homeci-import-images", here / "import-images", 0o755)
+    units = "/etc/systemd/system"
+    for unit in ("containerd.service", "kubelet.service", "kubelet.slice", "homeci-images.service"):
+        tree.copy(f"{units}/{unit}", here / unit, 0o644)
+    tree.copy(f"{units}/kubelet.service.d/10-kubeadm.conf", here / "10-kubeadm.conf", 0o644)
+    for unit in ("containerd.service", "kubelet.service", "homeci-images.service"):
+        tree.symlink(f"{units}/multi-user.target.wants/{unit}", f"{units}/{unit}")
+    for unit in KIND_NODE_MASKED:
+        tree.symlink(f"{units}/{unit}", "/dev/null")
+    tree.file("/etc/systemd/journald.conf.d/homeci.conf", "[Journal]\nReadKMsg=no\n")
+    tree.file("/etc/default/kubelet",
+              "KUBELET_EXTRA_ARGS=--runtime-cgroups=/system.slice/containerd.service\n")
+    tree.file("/etc/containerd/config.toml",
+              (here / "containerd.toml").read_text().replace("@PAUSE_IMAGE@", PAUSE_IMAGE))
+    tree.dir("/etc/containerd/certs.d").dir("/etc/kubernetes/manifests").dir("/etc/cni/net.d")
+    for tool, path in KIND_NODE_TOOLS.items():
+        tree.copy(path, ctx.tool(tool), 0o755)
+    tree.file("/kind/version", KUBE_VERSION + "\n")
+    storage_class = addons.storage_objects(pool="default", volumes={})[0]
+    tree.file("/kind/manifests/default-storage.yaml", yaml.safe_dump(storage_class, sort_keys=False))
+    tree.dir("/kind/images")
+    return tree.symlink("/sbin/init", "/usr/lib/systemd/systemd")
+
+
 RECIPES: tuple[Recipe, ...] = (
     Recipe(
         PAUSE_IMAGE, "pause", "3.10.1", "https://github.com/kubernetes/kubernetes/tree/master/build/pause",
@@ -316,5 +395,21 @@ RECIPES: tuple[Recipe, ...] = (
         stand_in="Debian trixie's python3 (3.13.5) stands in for Python 3.13.7 on Alpine 3.22: same minor "
                  "version; the charts' scripts use only the standard library",
     ),
+    _static_program(ETCD_IMAGE, "etcd", "3.6.16", "https://github.com/etcd-io/etcd"),
+    *(_static_program(ref, ref.rsplit("/", 1)[1].split(":")[0], KUBE_VERSION.lstrip("v"),
+                      "https://github.com/kubernetes/kubernetes") for ref in KUBE_IMAGES[:3]),
+    Recipe(
+        KUBE_IMAGES[3], "kube-proxy", KUBE_VERSION.lstrip("v"), "https://github.com/kubernetes/kubernetes",
+        _kube_proxy, ImageConfig(entrypoint=("/usr/local/bin/kube-proxy",), env=(PATH,)),
+        tools=("kube-proxy",), base="netfilter",
+        note="on Debian bookworm minbase with iptables and conntrack (upstream: distroless-iptables)",
+    ),
+    Recipe(
+        KIND_NODE_IMAGE, "kind node", KUBE_VERSION.lstrip("v"), "https://github.com/kubernetes-sigs/kind",
+        _kind_node, ImageConfig(entrypoint=("/usr/local/bin/entrypoint", "/sbin/init"),
+                                env=(PATH, "container=docker"), stop_signal="SIGRTMIN+3"),
+        tools=tuple(KIND_NODE_TOOLS), base="kindnode",
+        stand_in="homeci's own kind node image (kind's node image layout, homeci's files), built from the "
+                 "same toolchain pins as the real node",
+    ),
 )
-

@@ -14,15 +14,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from homeci import manifests, paths, rendering
-from homeci.images.recipes import COREDNS_IMAGE, PAUSE_IMAGE
+from homeci.images.recipes import COREDNS_IMAGE, ETCD_IMAGE, KIND_NODE_IMAGE, KUBE_IMAGES, PAUSE_IMAGE
 
 # Env values of the runner that name images it starts (the placeholder is named by no manifest).
 IMAGE_ENV = ("DRONE_IMAGE_CLONE", "DRONE_IMAGE_PLACEHOLDER")
 # Charts whose renders reference images.
 CHARTS = ("homeci-umbrella", "drone-pipelines")
-# Images the cluster itself runs (homeci.cluster imports the same constants).
-CLUSTER_IMAGES = {PAUSE_IMAGE: "homeci cluster local: the pod sandbox image",
-                  COREDNS_IMAGE: "homeci cluster local: cluster DNS"}
+# Images the cluster itself runs (homeci.cluster imports the same constants): the real node's (loaded
+# with the stack, "default") and what only an offline kind cluster needs.
+CLUSTER_IMAGES = {PAUSE_IMAGE: "homeci cluster (netns, offline kind): the pod sandbox image",
+                  COREDNS_IMAGE: "homeci cluster (netns, offline kind): cluster DNS"}
+KIND_IMAGES = {**{ref: "homeci cluster --provider kind (offline): kubeadm's control plane"
+                  for ref in (ETCD_IMAGE, *KUBE_IMAGES)},
+               KIND_NODE_IMAGE: "homeci cluster --provider kind (offline): the node image (docker load)"}
 
 # In pipeline templates (Drone's Go templates inside the ConfigMap): `$d_image_<x> := "<ref>"` defaults
 # and literal `image: <ref>` lines.
@@ -101,6 +105,8 @@ def referenced_images() -> list[Reference]:
 
     for ref, why in CLUSTER_IMAGES.items():
         note(ref, why, True)
+    for ref, why in KIND_IMAGES.items():
+        note(ref, why, False)
     for label, values, objs in renders():
         for image, where in _from_manifests(objs):
             note(image, f"{label}: {where}", values is None)

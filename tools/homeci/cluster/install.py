@@ -1,0 +1,174 @@
+"""The stack on any provider: one function, :func:`install_stack`, for ``homeci cluster up`` and
+``install``, ``nox -s up`` and the tests (through :mod:`homeci.flow.setup`).
+
+It loads the images the provider needs (built from source for the real node and offline kind; nothing
+where the nodes pull upstream images; nothing on the simulated cluster), installs the umbrella into a Pod
+Security ``restricted`` namespace with the provider's values first, lets the provider point the node side
+of the public names at Traefik, installs drone-pipelines with one target namespace, and — where the nodes
+cannot reach Docker Hub — seeds the sample app's base images into the stack's registry. The result says
+what runs and how this machine reaches it.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from homeci import contract, kubeaccess, toolchain
+from homeci.cluster.provider import Cluster, Progress
+from homeci.helm import Helm
+from homeci.paths import charts_dir, sample_app
+
+# The namespace drone-pipelines deploys the sample app to (targets[0].namespace).
+TARGET = "apps"
+
+
+@dataclass
+class Installed:
+    release: str
+    namespace: str
+    chart: Path
+    revision: int
+    kubeconfig: Path
+    server: str | None
+    workloads: list[str] = field(default_factory=list)
+    services: list[str] = field(default_factory=list)
+    hosts: list[str] = field(default_factory=list)
+    pods: int = 0
+    stack: Any = None  # homeci.flow.stack.Stack, read back from the cluster
+    seeded: list[str] = field(default_factory=list)
+
+
+def default_images() -> list[str]:
+    """Every image a default render of the charts references (what the nodes must have)."""
+    from homeci import images
+
+    return [r.ref for r in images.referenced_images() if r.default]
+
+
+def install_stack(cluster: Cluster, *, major: int = 3, values_files: list[Path] | None = None,
+                  timeout: str = "10m", progress: Progress | None = None, pipelines: bool = True,
+                  workdir: Path | None = None) -> Installed:
+    """The umbrella and drone-pipelines on ``cluster``, ready for the push-to-deploy flow."""
+    say = progress or (lambda _m: None)
+    release, namespace = contract.RELEASE, contract.NAMESPACE
+    toolchain.resolve(f"helm{major}", build=True, progress=progress)  # built on first use, like the rest
+    if cluster.image_source == "source":
+        refs = default_images()
+        say(f"images built from source for the nodes ({len(refs)})")
+        cluster.load_images(refs, progress)
+    api = cluster.api()
+    kubeaccess.ensure_namespace(api, namespace, kubeaccess.pss_labels("restricted"))
+    chart = charts_dir() / contract.UMBRELLA
+    helm = Helm(major, kubeconfig=cluster.kubeconfig)
+    with tempfile.TemporaryDirectory(prefix="homeci-values-") as tmp:
+        own = Path(tmp) / f"{cluster.provider}-values.yaml"
+        own.write_text(yaml.safe_dump(cluster.values(), sort_keys=False))
+        say(f"helm{major} upgrade --install --wait {release} ({contract.UMBRELLA})")
+        helm.upgrade(release, chart, namespace=namespace, values_files=[own, *(values_files or [])],
+                     timeout=timeout)
+    cluster.publish(release=release, namespace=namespace, progress=progress)
+    done = summary(cluster, helm, release, namespace, chart)
+    done.stack = read_stack(cluster, workdir)
+    if pipelines:
+        say(f"helm{major} upgrade --install {contract.PIPELINES_RELEASE} (target namespace {TARGET})")
+        install_pipelines(cluster, helm, owner=done.stack.admin_user, domain=done.stack.domain,
+                          hosts=done.stack.hosts)
+    if pipelines and cluster.image_source == "source":
+        say("seeding the sample app's base images into the registry (kaniko's mirror)")
+        done.seeded = seed_base_images(done.stack, progress)
+    return done
+
+
+def install_pipelines(cluster: Cluster, helm: Helm, *, owner: str, domain: str,
+                      hosts: dict[str, str]) -> None:
+    """drone-pipelines for the stack's admin, told the stack's own host labels (its admission policy keeps
+    app Ingresses off them)."""
+    kubeaccess.ensure_namespace(cluster.api(), TARGET, kubeaccess.pss_labels("restricted"))
+    labels = [f"stack.hosts.{c}={h.removesuffix('.' + domain)}" for c, h in sorted(hosts.items())]
+    helm.upgrade(
+        contract.PIPELINES_RELEASE, charts_dir() / contract.PIPELINES, namespace=contract.NAMESPACE,
+        timeout="5m",
+        set_values=[f"stack.release={contract.RELEASE}", f"stack.domain={domain}", *labels,
+                    f"targets[0].namespace={TARGET}", f"targets[0].owners[0]={owner}"],
+    )
+
+
+def read_stack(cluster: Cluster, workdir: Path | None = None) -> Any:
+    """The installed stack as the flow sees it (hosts, CA, credentials), reached through the cluster's
+    loopback port for the public names."""
+    from kubernetes import client
+
+    from homeci.flow import stack
+    from homeci.flow.web import PublicNames
+
+    api = cluster.api()
+    port = cluster.https_port() or 443
+    folder = workdir or Path(tempfile.mkdtemp(prefix="homeci-stack-"))
+    st = stack.from_cluster(client.CoreV1Api(api), client.NetworkingV1Api(api), contract.NAMESPACE,
+                            contract.RELEASE, folder, lambda ca: PublicNames({"https": port}, ca))
+    st.https_port = port
+    st.git_resolve = [f"{h}:{port}:127.0.0.1" for h in st.hosts.values()]
+    return st
+
+
+def seed_base_images(st: Any, progress: Progress | None = None) -> list[str]:
+    """The sample app's base images, built from source, pushed where kaniko's mirror lookup finds them."""
+    from homeci import images
+    from homeci.flow import driver
+
+    def archive_for(ref: str) -> Path:
+        return images.build([ref], progress)[ref]
+
+    return driver.seed_base_images(st, sample_app() / "Dockerfile", archive_for)
+
+
+def traefik_ip(api: Any, release: str, namespace: str) -> str | None:
+    """The ClusterIP of the umbrella's Traefik Service (None before the install)."""
+    from kubernetes import client
+    from kubernetes.client.rest import ApiException
+
+    try:
+        svc = client.CoreV1Api(api).read_namespaced_service(contract.Names(release).traefik, namespace)
+    except ApiException as exc:
+        if exc.status == 404:
+            return None
+        raise
+    ip = svc.spec.cluster_ip
+    return str(ip) if ip and ip != "None" else None
+
+
+def summary(cluster: Cluster, helm: Helm, release: str, namespace: str, chart: Path) -> Installed:
+    """What the release runs: workloads with their readiness, Services, public hosts, pods."""
+    from kubernetes import client
+
+    api = cluster.api()
+    status = helm.status(release, namespace=namespace)
+    apps = client.AppsV1Api(api)
+    workloads = [f"Deployment/{d.metadata.name} {d.status.ready_replicas or 0}/{d.spec.replicas}"
+                 for d in apps.list_namespaced_deployment(namespace).items]
+    workloads += [f"StatefulSet/{s.metadata.name} {s.status.ready_replicas or 0}/{s.spec.replicas}"
+                  for s in apps.list_namespaced_stateful_set(namespace).items]
+    # DaemonSets live in their own namespaces (node trust needs Pod Security "privileged").
+    selector = f"app.kubernetes.io/instance={release}"
+    daemonsets = apps.list_daemon_set_for_all_namespaces(label_selector=selector).items
+    workloads += [f"DaemonSet/{d.metadata.name} (namespace {d.metadata.namespace}) "
+                  f"{d.status.number_ready or 0}/{d.status.desired_number_scheduled or 0}"
+                  for d in daemonsets]
+    core = client.CoreV1Api(api)
+    services = []
+    for svc in core.list_namespaced_service(namespace).items:
+        ingress = (svc.status.load_balancer.ingress or []) if svc.status.load_balancer else []
+        address = f" → {ingress[0].ip}" if ingress else ""
+        ports = ",".join(str(p.port) for p in svc.spec.ports or [])
+        services.append(f"{svc.metadata.name} ({svc.spec.type} {ports}{address})")
+    hosts = sorted({rule.host for ing in client.NetworkingV1Api(api).list_namespaced_ingress(namespace).items
+                    for rule in (ing.spec.rules or []) if rule.host})
+    pods = len(core.list_namespaced_pod(namespace).items)
+    pods += sum(d.status.number_ready or 0 for d in daemonsets)
+    return Installed(release, namespace, chart, int(status.get("version", 0)), cluster.kubeconfig,
+                     cluster.server(), sorted(workloads), sorted(services), hosts, pods)

@@ -1,0 +1,345 @@
+"""Provider ``netns`` (alias ``local``): a one-node real Kubernetes (control plane, containerd, runc, CNI,
+kubelet, kube-proxy, CoreDNS) inside a network namespace of its own (a :class:`Sandbox`), on a Linux host
+as root, without Docker. See the package docstring for the design.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+from homeci import contract, kubeaccess, toolchain
+from homeci.cluster import addons
+from homeci.cluster.netns import daemons, pki
+from homeci.cluster.netns import layout as L
+from homeci.cluster.netns.layout import Layout
+from homeci.cluster.provider import REAL_DOMAIN, ClusterBase, Progress, Record
+from homeci.cluster.sandbox import cgroups
+from homeci.cluster.sandbox.box import Phase, Sandbox
+from homeci.errors import HomeciError
+
+API_PORT = 16443
+HTTPS_PORT = 8443
+
+TOOLS = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubelet", "kube-proxy",
+         "containerd", "containerd-shim-runc-v2", "ctr", "runc", "cni-bridge", "cni-host-local",
+         "cni-loopback", "cni-portmap")
+CNI_PLUGINS = {"cni-bridge": "bridge", "cni-host-local": "host-local", "cni-loopback": "loopback",
+               "cni-portmap": "portmap"}
+DAEMONS = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "containerd", "kubelet",
+           "kube-proxy", "forwarder", "holder")
+# Node first (kubelet, then every container in the node's cgroups), so no pod restarts; etcd is wiped
+# anyway, so the control plane gets a short deadline (the API server lingers ~50 s after SIGTERM).
+TEARDOWN = (Phase(("kubelet",), "kubepods", timeout=5),
+            Phase(("kube-proxy", "containerd", "kube-scheduler", "kube-controller-manager", "kube-apiserver",
+                   "etcd")))
+
+
+def cluster_images() -> tuple[str, str]:
+    """(pause image, CoreDNS image) as homeci.images names them."""
+    from homeci import images
+
+    return images.PAUSE_IMAGE, images.COREDNS_IMAGE
+
+
+def missing_tools() -> list[str]:
+    return [n for n in TOOLS if toolchain.status(n)[0] not in ("cached", "override")]
+
+
+class NetnsCluster(ClusterBase):
+    """One named real node; all state in ``<cache>/local/<name>``."""
+
+    provider = "netns"
+
+    def __init__(self, name: str, *, root: Path | None = None, domain: str | None = None) -> None:
+        super().__init__(name, max_length=20)
+        self.layout = Layout.of(name, root)
+        self.sandbox = Sandbox(name, self.layout.state)
+        # A running cluster keeps the domain it was started with.
+        self._domain = str(self.info().get("domain") or domain or REAL_DOMAIN)
+
+    # -- where things are -------------------------------------------------------------------------
+
+    @property
+    def dir(self) -> Path:
+        return self.layout.state
+
+    @property
+    def kubeconfig(self) -> Path:
+        return self.layout.kubeconfig
+
+    def info(self) -> dict[str, Any]:
+        return Record(self.layout.info).read()
+
+    def _save_info(self, **changes: Any) -> None:
+        Record(self.layout.info).update(**changes)
+
+    def exists(self) -> bool:
+        return self.layout.info.is_file()
+
+    def domain(self) -> str:
+        return self._domain
+
+    def server(self) -> str | None:
+        port = self.sandbox.ports.get("api")
+        return f"https://127.0.0.1:{port}" if port else None
+
+    def https_port(self) -> int | None:
+        return self.sandbox.ports.get("https")
+
+    def pids(self) -> dict[str, int]:
+        return self.sandbox.pids()
+
+    def processes(self) -> dict[str, bool]:
+        live = self.pids()
+        return {n: n in live for n in DAEMONS}
+
+    def healthy(self) -> bool:
+        return all(self.processes().values()) and self.api_answers()
+
+    # -- up ----------------------------------------------------------------------------------------
+
+    def _prepare(self, *, build: bool, progress: Progress | None) -> tuple[daemons.Bins, dict[str, Path]]:
+        """The node's binaries and the pause and CoreDNS archives; a missing one fails with the command
+        that builds it (or is built, with ``build``)."""
+        from homeci import images
+
+        bins = daemons.Bins({name: toolchain.resolve(name, build=build, progress=progress) for name in TOOLS})
+        if build:
+            return bins, images.build(cluster_images(), progress)
+        archives = {}
+        for ref in cluster_images():
+            path = images.archive_path(ref)
+            if not path.is_file():
+                raise HomeciError(f"image {ref} is not built: run `homeci cluster images build {ref}`")
+            archives[ref] = path
+        return bins, archives
+
+    def _create(self, prepared: tuple[daemons.Bins, dict[str, Path]], *, timeout: float,
+                progress: Progress | None) -> None:
+        say = progress or (lambda _m: None)
+        bins, archives = prepared
+        t0 = time.monotonic()
+        say("network and mount namespace (holder), forwarder on 127.0.0.1")
+        self.sandbox.create(ports={"api": (API_PORT,), "https": (HTTPS_PORT,)},
+                            targets={"api": f"{L.NODE_IP}:{L.APISERVER_PORT}"}, hosts=self._hosts_file(None),
+                            network={"bridge": L.NODE_BRIDGE, "node_ip": L.NODE_IP,
+                                     "node_prefix": L.NODE_PREFIX, "service_cidr": L.SERVICE_CIDR})
+        self._save_info(domain=self._domain)
+        say("certificates and configuration")
+        self._write_pki_and_configs(bins)
+        lay, start = self.layout, self.sandbox.start
+        say("etcd and kube-apiserver")
+        start("etcd", daemons.etcd_cmd(bins, lay))
+        start("kube-apiserver", daemons.apiserver_cmd(bins, lay))
+        self._wait_api(timeout=timeout, progress=say)
+        start("kube-controller-manager", daemons.controller_manager_cmd(bins, lay))
+        start("kube-scheduler", daemons.scheduler_cmd(bins, lay))
+        say("containerd")
+        env = {**os.environ, "PATH": f"{lay.state / 'bin'}:{os.environ.get('PATH', '/usr/bin:/bin')}"}
+        start("containerd", daemons.containerd_cmd(bins, lay), env=env)
+        self._wait_containerd(timeout=60)
+        say("importing the pause and CoreDNS images")
+        self._import(list(archives.values()))
+        say("kubelet and kube-proxy")
+        start("kubelet", daemons.kubelet_cmd(bins, lay))
+        start("kube-proxy", daemons.kube_proxy_cmd(bins, lay))
+        self._apply_addons()
+        self._wait_ready(timeout=timeout, progress=say)
+        self._save_info(started_seconds=round(time.monotonic() - t0, 1))
+        self._publish_names(progress)
+
+    def _write_pki_and_configs(self, bins: daemons.Bins) -> None:
+        lay, d = self.layout, self.layout.pki
+        for folder in (lay.etc, lay.cni_bin, lay.cni_conf, lay.cni_data, lay.volumes):
+            folder.mkdir(parents=True, exist_ok=True)
+        ca = pki.ensure_ca(d, f"homeci netns cluster {self.name}")
+        pki.ensure_leaf(ca, d, "apiserver", cn="kube-apiserver", server_names=(
+            "127.0.0.1", "localhost", L.NODE_IP, L.KUBERNETES_SERVICE_IP, "kubernetes", "kubernetes.default",
+            "kubernetes.default.svc", f"kubernetes.default.svc.{L.CLUSTER_DOMAIN}"))
+        pki.ensure_leaf(ca, d, "apiserver-kubelet-client", cn="kube-apiserver-kubelet-client",
+                        orgs=("system:masters",), client=True)
+        pki.ensure_leaf(ca, d, "kubelet-serving", cn=lay.node_name, server_names=(lay.node_name, L.NODE_IP))
+        pki.ensure_sa_keys(d)
+        inside = f"https://{L.NODE_IP}:{L.APISERVER_PORT}"
+        clients = {
+            "admin": ("homeci-admin", ("system:masters",)),
+            "controller-manager": ("system:kube-controller-manager", ()),
+            "scheduler": ("system:kube-scheduler", ()),
+            "kubelet": (f"system:node:{lay.node_name}", ("system:nodes",)),
+            "kube-proxy": ("system:kube-proxy", ()),
+        }
+        context = f"homeci-netns-{self.name}"
+        for stem, (cn, orgs) in clients.items():
+            pair = pki.ensure_leaf(ca, d, stem, cn=cn, orgs=orgs, client=True)
+            pki.write_kubeconfig(lay.etc / f"{stem}.kubeconfig", server=inside, ca=ca.cert, client=pair,
+                                 user=cn, cluster=context)
+            if stem == "admin":
+                pki.write_kubeconfig(lay.kubeconfig, server=f"https://127.0.0.1:{self.sandbox.ports['api']}",
+                                     ca=ca.cert, client=pair, user=cn, cluster=context)
+        pause, _ = cluster_images()
+        runc = str(bins["runc"])
+        (lay.etc / "containerd.toml").write_text(daemons.containerd_toml(lay, runc=runc, pause_image=pause))
+        (lay.cni_conf / "10-homeci.conflist").write_text(daemons.cni_conflist(
+            subnet=L.NODE_POD_CIDR, gateway=L.POD_GATEWAY, data_dir=str(lay.cni_data)))
+        for tool, plugin in CNI_PLUGINS.items():
+            (lay.cni_bin / plugin).symlink_to(bins.paths[tool])
+        bindir = lay.state / "bin"
+        bindir.mkdir(exist_ok=True)
+        for tool in ("containerd-shim-runc-v2", "runc"):
+            (bindir / toolchain.tool(tool).binary).symlink_to(bins.paths[tool])
+        (lay.etc / "resolv.conf").write_text("# no nameserver: pods use cluster DNS only\n")
+        parent = self.sandbox.parent
+        assert parent is not None
+        v1 = not cgroups.is_v2_only(cgroups.hierarchies())
+        daemons.write_yaml(lay.etc / "kubelet.yaml",
+                           daemons.kubelet_config(lay, cgroup_root=parent, cgroup_v1=v1))
+        daemons.write_yaml(lay.etc / "kube-proxy.yaml", daemons.kube_proxy_config(lay))
+        for i in range(addons.VOLUME_POOL):
+            Path(addons.volume_dir(str(lay.volumes), i)).mkdir(parents=True, exist_ok=True)
+
+    def _hosts_file(self, traefik_ip: str | None) -> str:
+        lines = ["127.0.0.1 localhost", f"{L.NODE_IP} {self.layout.node_name}"]
+        if traefik_ip:
+            names = " ".join(contract.hosts({"global": {"domain": self._domain}}).values())
+            lines.append(f"{traefik_ip} {names}")
+        return "\n".join(lines) + "\n"
+
+    def _wait_api(self, *, timeout: float, progress: Progress) -> None:
+        """/readyz, not /version: the controller-manager must not start before the RBAC bootstrap."""
+
+        def ready() -> str | None:
+            self.sandbox.check_alive("etcd", "kube-apiserver")
+            resp = self.api().call_api("/readyz", "GET", auth_settings=["BearerToken"],
+                                       response_type="str", _preload_content=False, _request_timeout=3)
+            body = resp[0].data.decode(errors="replace").strip()
+            return None if body == "ok" else f"readyz: {body[:60]}"
+
+        kubeaccess.wait_for("the API server", ready, timeout=timeout, progress=progress, interval=0.25)
+
+    def _wait_containerd(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self.sandbox.check_alive("containerd")
+            if self.layout.containerd_socket.exists() and self._ctr("version", check=False).returncode == 0:
+                return
+            time.sleep(0.2)
+        raise HomeciError(f"containerd not answering after {timeout:.0f}s: "
+                          f"{self.sandbox.log_tail('containerd')}")
+
+    def _ctr(self, *args: str, check: bool = True, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+        ctr = toolchain.resolve("ctr")
+        cmd = [str(ctr), "--address", str(self.layout.containerd_socket), "--namespace", "k8s.io", *args]
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
+        if check and proc.returncode != 0:
+            raise HomeciError(f"ctr {' '.join(args)} failed: {(proc.stderr or proc.stdout).strip()[:300]}")
+        return proc
+
+    def _import(self, archives: list[Path], progress: Progress | None = None) -> None:
+        for archive in archives:
+            if progress:
+                progress(f"importing {archive.name}")
+            self._ctr("images", "import", str(archive))
+
+    def images(self) -> list[str]:
+        return [ln.split()[0] for ln in self._ctr("images", "list", "-q").stdout.splitlines() if ln.strip()]
+
+    def load_images(self, refs: list[str], progress: Progress | None = None) -> list[str]:
+        """Build ``refs`` from source (cached) and import them into the node's containerd."""
+        from homeci import images
+
+        if not self.layout.containerd_socket.exists():
+            raise HomeciError(f"{self.describe()} is not running: run `homeci cluster up --provider netns "
+                              f"--no-stack --name {self.name}`")
+        archives = images.build(refs, progress)
+        self._import(sorted(set(archives.values())), progress)
+        loaded = set(self.images())
+        absent = [images.normalize(r) for r in refs if images.normalize(r) not in loaded]
+        if absent:
+            raise HomeciError(f"image {absent[0]} is not in the node's containerd after the import: run "
+                              f"`homeci cluster images load --provider netns {absent[0]}` and check its "
+                              "archive")
+        return sorted(loaded)
+
+    def _apply_addons(self) -> None:
+        _, coredns_image = cluster_images()
+        traefik = addons.traefik_service(contract.RELEASE, contract.NAMESPACE)
+        api = self.api()
+        kubeaccess.apply(api, addons.coredns_objects(image=coredns_image, domain=self._domain,
+                                                     traefik_service=traefik, service_ip=L.DNS_SERVICE_IP))
+        addons.apply_storage(api, pool=self.name, volumes={self.layout.node_name: str(self.layout.volumes)})
+
+    def _wait_ready(self, *, timeout: float, progress: Progress | None) -> None:
+        from kubernetes import client
+
+        self.sandbox.check_alive("kubelet", "containerd", "kube-controller-manager", "kube-scheduler")
+        super()._wait_ready(timeout=timeout, progress=progress)
+        core, apps = client.CoreV1Api(self.api()), client.AppsV1Api(self.api())
+
+        def dns() -> str | None:
+            self.sandbox.check_alive("kubelet", "containerd")
+            d = apps.read_namespaced_deployment(addons.COREDNS, "kube-system")
+            if (d.status.ready_replicas or 0) >= 1:
+                return None
+            for p in core.list_namespaced_pod("kube-system", label_selector="k8s-app=kube-dns").items:
+                for cs in p.status.container_statuses or []:
+                    w = cs.state.waiting if cs.state else None
+                    if w and w.reason in ("ErrImageNeverPull", "ErrImagePull", "CrashLoopBackOff",
+                                          "CreateContainerConfigError", "CreateContainerError"):
+                        return f"{w.reason}: {(w.message or '')[:150]}"
+            return "CoreDNS not Ready"
+
+        kubeaccess.wait_for("CoreDNS", dns, timeout=timeout, progress=progress, interval=0.25)
+
+    # -- public names --------------------------------------------------------------------------------
+
+    def _reuse(self, progress: Progress | None) -> None:
+        self.recycle_volumes()
+        self._publish_names(progress)
+
+    def publish(self, *, release: str, namespace: str, progress: Progress | None = None) -> None:
+        self.recycle_volumes()
+        self._publish_names(progress, release=release, namespace=namespace)
+
+    def _publish_names(self, progress: Progress | None, *, release: str = contract.RELEASE,
+                       namespace: str = contract.NAMESPACE) -> None:
+        """Point the node's /etc/hosts and the forwarder's https port at Traefik's ClusterIP (if
+        installed). Pods need nothing: CoreDNS rewrites ``*.<domain>`` to the Traefik Service."""
+        from homeci.cluster.install import traefik_ip
+
+        ip = traefik_ip(self.api(), release, namespace)
+        self.sandbox.inside("/etc/hosts").write_text(self._hosts_file(ip))
+        if ip:
+            self.sandbox.forward(https=f"{ip}:443")
+            if progress:
+                progress(f"public names -> Traefik {ip}")
+
+    def recycle_volumes(self) -> list[str]:
+        def empty(node: str, path: str) -> None:
+            if self.dir in Path(path).parents:
+                addons.empty_local_folder(path)
+
+        return addons.recycle_volumes(self.api(), self.name, empty)
+
+    def values(self) -> dict[str, Any]:
+        """Umbrella values this cluster needs. Traefik's Service is a ClusterIP: there is no
+        LoadBalancer controller, and nothing outside the namespace could reach a node port anyway —
+        the host comes in through the forwarder, pods through CoreDNS's rewrite, containerd through
+        the holder's /etc/hosts, all to that one ClusterIP."""
+        return {"global": {"domain": self._domain}, "traefik": {"service": {"type": "ClusterIP"}}}
+
+    # -- down ----------------------------------------------------------------------------------------
+
+    def down(self, *, keep_logs: bool = False) -> bool:
+        """Stop everything and delete the state directory (but its ``logs`` with ``keep_logs``, after a
+        failed start, so the error's log path stays valid); False if there was no cluster."""
+        if not self.dir.exists():
+            return False
+        self.sandbox.destroy(TEARDOWN, keep_logs=keep_logs)
+        return True
+
+    def leftovers(self) -> list[str]:
+        return self.sandbox.leftovers()
