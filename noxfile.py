@@ -6,6 +6,8 @@ External binaries come from `homeci toolchain install` (cached in ~/.cache/homec
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import nox
 
 nox.options.reuse_existing_virtualenvs = True
@@ -119,3 +121,13 @@ def down(session: nox.Session) -> None:
     state is left. posargs go to `homeci cluster down` (e.g. `-- --provider kind --name x`)."""
     _install(session)
     session.run("homeci", "cluster", "down", *session.posargs)
+
+
+@nox.session
+def tour(session: nox.Session) -> None:
+    """Regenerate the README's tour (docs/tour/*.png): the person tier — a real Chromium trusting the CA,
+    the admin and a team member going through Gogs, Drone and their app — on a fresh local stack."""
+    _install(session)
+    session.run("homeci", "toolchain", "install")
+    session.run("pytest", "-q", "-s", "-m", "integration", "tests/integration/test_person.py",
+                env={"HOMECI_TOUR": str(Path(__file__).parent / "docs" / "tour")})

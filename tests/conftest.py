@@ -77,7 +77,10 @@ def real_stack(request: pytest.FixtureRequest, host_before: dict[str, Any],
             pytest.fail(message)
         pytest.skip(message)
     nodes = request.config.getoption("--nodes") or (2 if provider == "kind" else None)
-    cluster = make(provider, f"it{os.getpid()}", nodes=nodes)
+    # HOMECI_T3_CLUSTER: a developer's running stack of that name (homeci cluster up --name ...), reused
+    # as it is and left running afterwards.
+    keep = os.environ.get("HOMECI_T3_CLUSTER")
+    cluster = make(provider, keep or f"it{os.getpid()}", nodes=nodes)
     print(f"\n[stack] provider {provider} ({why}), cluster {cluster.name}", flush=True)
     with terminate_as_interrupt():
         try:
@@ -89,4 +92,5 @@ def real_stack(request: pytest.FixtureRequest, host_before: dict[str, Any],
         try:
             yield prepared
         finally:
-            cluster.down()
+            if not keep:
+                cluster.down()

@@ -1,15 +1,13 @@
 """The Kubernetes runner's RBAC: a Role in the build namespace with exactly the verbs drone-runner-kube
 uses (secrets create/delete; pods get/create/delete/list/watch/update; pods/log get), bound to the
-runner's ServiceAccount; nothing cluster-wide, no wildcards. The build namespace's Pod Security level is
-what the step pods need."""
+runner's ServiceAccount; nothing cluster-wide, no wildcards. (The build namespace itself:
+test_build_namespace.py.)"""
 
 from __future__ import annotations
 
-from typing import Any
-
 from homeci import manifests as mf
 
-from .conftest import NAMESPACE, RELEASE, dig
+from .conftest import NAMESPACE, RELEASE
 
 RUNNER = f"{RELEASE}-drone-runner"
 BUILDS = f"{RELEASE}-builds"
@@ -81,18 +79,3 @@ def test_runner_uses_the_build_namespace(umbrella_manifests: list[mf.Manifest]) 
     ):
         assert env.get(key), f"{dep.ref} env {key} (default step resources) is not set"
     mf.get(umbrella_manifests, "Namespace", BUILDS)
-
-
-def test_build_namespace_pod_security(umbrella_manifests: list[mf.Manifest], values: dict[str, Any]) -> None:
-    ns = mf.get(umbrella_manifests, "Namespace", BUILDS)
-    level = ns.labels.get("pod-security.kubernetes.io/enforce")
-    node_ca = dig(values, "drone.runner.nodeCA.enabled", True)
-    expected = "privileged" if node_ca else "baseline"
-    assert level == expected, (
-        f"{ns.ref} pod-security.kubernetes.io/enforce = {level!r}, expected {expected!r} "
-        f"(step pods {'mount a hostPath' if node_ca else 'need no host access'}; "
-        "restricted rejects every step)"
-    )
-    dep = mf.get(umbrella_manifests, "Deployment", RUNNER)
-    env = {e["name"]: e.get("value") for _, c in dep.containers() for e in c.get("env") or []}
-    assert ("DRONE_RUNNER_VOLUMES" in env) == node_ca, f"{dep.ref} env DRONE_RUNNER_VOLUMES iff nodeCA is on"

@@ -1,5 +1,6 @@
 """The Drone server, its bootstrap hook and the subchart on its own: non-root on 8080, telemetry off,
-registration closed, /healthz probes, SQLite on a kept volume or PostgreSQL through $(VAR) expansion."""
+login for every Gogs user (Gogs takes no sign-ups) or only Drone's own users, /healthz probes,
+SQLite on a kept volume or PostgreSQL through $(VAR) expansion."""
 
 from __future__ import annotations
 
@@ -22,12 +23,13 @@ def env_values(c: dict[str, Any]) -> dict[str, Any]:
     return {e["name"]: e.get("value", e.get("valueFrom")) for e in c.get("env") or []}
 
 
-def test_server_settings(umbrella_manifests: list[mf.Manifest]) -> None:
+def test_server_settings(umbrella_manifests: list[mf.Manifest], values: dict[str, Any]) -> None:
     dep, c = drone_container(umbrella_manifests)
     env = env_values(c)
+    closed = dig(values, "drone.server.login", "gogs") == "closed"
     for key, value in {
         "DRONE_DATADOG_ENABLED": "false",
-        "DRONE_REGISTRATION_CLOSED": "true",
+        "DRONE_REGISTRATION_CLOSED": str(closed).lower(),
         "DRONE_SERVER_PORT": ":8080",
         "DRONE_SERVER_PROTO": "https",
         "DRONE_SERVER_PROXY_PROTO": "http",
@@ -116,3 +118,29 @@ def test_subchart_renders_on_its_own() -> None:
     _, c = drone_container(objs)
     mounts = [m["mountPath"] for m in c.get("volumeMounts") or []]
     assert "/etc/ssl/certs/homeci-ca.crt" not in mounts, "standalone Drone must not mount the umbrella CA"
+
+
+def test_drone_login_follows_gogs_sign_up() -> None:
+    """Drone's registration is open only because Gogs takes no sign-ups: its app.ini must say so."""
+    objs = render(UMBRELLA, (), (), release=RELEASE, namespace=NAMESPACE, kube_version=KUBE_VERSION)
+    _, c = drone_container(objs)
+    assert env_values(c)["DRONE_REGISTRATION_CLOSED"] == "false"
+    appini = mf.get(objs, "Secret", f"{RELEASE}-gogs-config")
+    text = "".join(str(v) for v in (appini.obj.get("stringData") or {}).values())
+    assert "DISABLE_REGISTRATION = true" in text, (
+        f"{appini.ref}: Drone lets every Gogs user in, so Gogs must not take sign-ups (DISABLE_REGISTRATION)")
+    closed = render(UMBRELLA, (), ("drone.server.login=closed",), release=RELEASE, namespace=NAMESPACE,
+                    kube_version=KUBE_VERSION)
+    assert env_values(drone_container(closed)[1])["DRONE_REGISTRATION_CLOSED"] == "true"
+
+
+def test_rpc_is_not_public(umbrella_manifests: list[mf.Manifest], values: dict[str, Any]) -> None:
+    """The public Ingress sends /rpc to the bridge's hooks port (404), not to Drone: the runner's RPC is
+    in-cluster only."""
+    if not dig(values, "drone.server.ingress.enabled", True):
+        return
+    ing = mf.get(umbrella_manifests, "Ingress", DRONE)
+    paths = {p["path"]: p["backend"]["service"]["port"]["name"]
+             for r in ing.obj["spec"]["rules"] for p in r["http"]["paths"]}
+    assert paths == {"/": "http", "/rpc": "hooks"}, f"{ing.ref} spec.rules[].http.paths {paths}"
+

@@ -35,13 +35,20 @@ def test_names(rendered: Rendered) -> None:
     release = rendered.case.release
     stack = (rendered.values.get("stack") or {}).get("release") or "homeci"
     problems: list[str] = []
+    # app namespaces are the user's names (global.appNamespaces), not the release's
+    spec = (rendered.values.get("global") or {}).get("appNamespaces") or [{"name": "apps"}]
+    apps = {a.get("name") for a in spec}
     for m in rendered.manifests:
         if (m.kind, m.name) in EXTERNAL_NAMES:
+            continue
+        if m.kind == "Namespace" and m.name in apps and rendered.case.is_umbrella:
             continue
         copied = (m.kind, m.name.removeprefix(f"{stack}-"))
         if rendered.case.chart == "drone-pipelines" and copied in STACK_NAMED:
             continue
-        if m.kind in ("ClusterRole", "ClusterRoleBinding"):
+        if m.kind in ("ClusterRole", "ClusterRoleBinding", "ValidatingAdmissionPolicy",
+                      "ValidatingAdmissionPolicyBinding", "MutatingAdmissionPolicy",
+                      "MutatingAdmissionPolicyBinding"):
             ok = m.name.startswith(f"{m.namespace or 'homeci'}-{release}-") or m.name.startswith(
                 f"{release}-"
             )

@@ -1,7 +1,8 @@
 """Node trust and public names inside the cluster:
-* the node-trust DaemonSet (own namespace, Pod Security privileged) mounts exactly two node
-  directories: containerd certs.d/<registry host> and the step CA directory the runner mounts from;
-* its Role reads only the CA ConfigMap; the runner's DRONE_RUNNER_VOLUMES names the file it writes;
+* the node-trust DaemonSet (own namespace, Pod Security privileged) mounts exactly its node
+  directories: containerd certs.d/<registry host>, and the step CA directory the runner mounts from
+  with hostPath delivery (older clusters);
+* its Role reads only the CA ConfigMap; the runner's DRONE_RUNNER_VOLUMES names the directory it writes;
 * the k3s coredns-custom override sends *.<domain> to the rendered Traefik Service."""
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from typing import Any
 
 from homeci import contract
 from homeci import manifests as mf
+from homeci_testing import support
 
 from .conftest import NAMESPACE, RELEASE, dig
 
@@ -33,16 +35,20 @@ def test_daemonset_present_iff_enabled(umbrella_manifests: list[mf.Manifest], va
     assert ds.namespace == NT, f"{ds.ref} must live in its own namespace {NT}"
 
 
-def test_daemonset_mounts_exactly_two_node_dirs(
+def test_daemonset_mounts_exactly_its_node_dirs(
     umbrella_manifests: list[mf.Manifest], values: dict[str, Any]
 ) -> None:
+    """containerd's directory for the registry host; the step CA directory only for hostPath delivery
+    (every scenario renders for Kubernetes >= 1.36, where auto means the admission policy)."""
     if not dig(values, "nodeTrust.enabled", True):
         return
     ds = mf.get(umbrella_manifests, "DaemonSet", NT)
     host_paths = {v["name"]: v["hostPath"] for v in (ds.pod_spec() or {})["volumes"] if "hostPath" in v}
     certs_dir = dig(values, "nodeTrust.containerdCertsDir", "/etc/containerd/certs.d")
     host_dir = dig(values, "nodeTrust.hostDir", "/var/lib/homeci")
-    expected = {f"{certs_dir}/{registry_host(values)}", f"{host_dir}/{NAMESPACE}.{RELEASE}"}
+    expected = {f"{certs_dir}/{registry_host(values)}"}
+    if dig(values, "drone.runner.stepCA.delivery", "auto") == "hostPath":
+        expected.add(f"{host_dir}/{NAMESPACE}.{RELEASE}")
     assert {h["path"] for h in host_paths.values()} == expected, f"{ds.ref} hostPath volumes {host_paths}"
     assert all(h.get("type") == "DirectoryOrCreate" for h in host_paths.values())
     _, c = next(iter(ds.containers()))
@@ -53,14 +59,12 @@ def test_daemonset_mounts_exactly_two_node_dirs(
     )
 
 
-def test_runner_mounts_the_file_the_daemonset_writes(
-    umbrella_manifests: list[mf.Manifest], values: dict[str, Any]
-) -> None:
-    runner = mf.get(umbrella_manifests, "Deployment", f"{RELEASE}-drone-runner")
+def test_runner_mounts_the_directory_the_daemonset_writes() -> None:
+    """hostPath delivery (clusters below 1.36): the runner mounts into every step exactly the node
+    directory the DaemonSet keeps."""
+    objs = support.render(support.UMBRELLA, sets=("drone.runner.stepCA.delivery=hostPath",))
+    runner = mf.get(objs, "Deployment", f"{RELEASE}-drone-runner")
     env = {e["name"]: e.get("value") for _, c in runner.containers() for e in c.get("env") or []}
-    if not dig(values, "drone.runner.nodeCA.enabled", True):
-        assert "DRONE_RUNNER_VOLUMES" not in env
-        return
     # envconfig (the runner's parser) splits map items on every ':' and accepts exactly one:
     # `src:dst:ro` would stop the runner from starting ("invalid map item").
     items = env["DRONE_RUNNER_VOLUMES"].split(",")
@@ -68,7 +72,7 @@ def test_runner_mounts_the_file_the_daemonset_writes(
     src, dst = items[0].split(":")
     # A directory: drone-runner-kube mounts every host path with type DirectoryOrCreate.
     assert dst == "/etc/homeci", f"{runner.ref} env DRONE_RUNNER_VOLUMES mounts at {dst}"
-    ds = mf.get(umbrella_manifests, "DaemonSet", NT)
+    ds = mf.get(objs, "DaemonSet", NT)
     vols = {v["name"]: v for v in (ds.pod_spec() or {})["volumes"]}
     _, c = next(iter(ds.containers()))
     ca_dir_in_pod = {e["name"]: e.get("value") for e in c["env"]}["CA_DIR"]

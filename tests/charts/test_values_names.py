@@ -55,9 +55,10 @@ def _names(node: Any) -> list[tuple[str, Any]]:
 
 
 def check(objects: list[mf.Manifest], wanted: tuple[str, ...]) -> None:
-    found = {(m.ref, where): value for m in objects for where, value in _names(m.obj)}
-    retyped = [f"{ref} {where} = {value!r} ({type(value).__name__})" for (ref, where), value in found.items()
-               if not isinstance(value, str)]
+    # keyed by namespace too: one Role per watched namespace shares its kind and name
+    found = {(m.ref, m.namespace, where): value for m in objects for where, value in _names(m.obj)}
+    retyped = [f"{ref} {where} = {value!r} ({type(value).__name__})"
+               for (ref, _, where), value in found.items() if not isinstance(value, str)]
     assert not retyped, "names rendered as other YAML types:\n" + "\n".join(retyped)
     missing = [w for w in wanted if w not in found.values()]
     assert not missing, f"no name field renders {missing} (the case does not reach the templates)"

@@ -5,39 +5,15 @@ branch (built, not deployed, with the reason in its log)."""
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Any
 
-import pytest
 from rich.console import Console
 
-from homeci.commands.smoke import report
 from homeci.flow import driver, setup
 from homeci.flow.clients import Drone
 
 console = Console(force_terminal=False, width=160)
-
-
-@pytest.fixture(scope="module")
-def repo(prepared: setup.Prepared, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    driver.ensure_repository(prepared.stack, prepared.app)
-    return driver.prepare(prepared.app, tmp_path_factory.mktemp("repo"), domain=prepared.stack.domain)
-
-
-@pytest.fixture(scope="module")
-def served(prepared: setup.Prepared, repo: Path) -> list[driver.Round]:
-    """Two pushes: the first creates the app, the second updates it; both served over HTTPS."""
-    rounds = []
-    stamp = time.strftime("%H%M%S")
-    for i in (1, 2):
-        rnd = driver.deliver(prepared.stack, prepared.app, repo, f"1.0.{i}-t3.{stamp}", timeout=900,
-                             progress=lambda line: print(f"[t3] {line}", flush=True))
-        rounds.append(rnd)
-        if not rnd.ok:
-            break
-    console.print(report(rounds))
-    return rounds
 
 
 def _steps(build: dict[str, Any]) -> dict[str, str]:

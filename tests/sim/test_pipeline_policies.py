@@ -187,14 +187,25 @@ def _service(st: Stack, owner: str, target: str, spec: dict[str, Any]) -> Any:
 
 
 def _step_pod(st: Stack, owner_label: str | None, account: str) -> Any:
-    """A pod as drone-runner-kube creates it in the build namespace (labels it sets, the pipeline's SA)."""
+    """A pod as drone-runner-kube runs one: created with every container on the idle placeholder (always
+    admitted: refusing a creation would crash the runner), then the step's image swapped in with an
+    update, which is where the policy decides. The pod is deleted again."""
+    import uuid
+
     labels = {"io.drone": "true", "io.drone.build.number": "7"}
     if owner_label is not None:
         labels["io.drone.repo.namespace"] = owner_label
-    body = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "drone-step", "labels": labels},
+    name = f"drone-step-{uuid.uuid4().hex[:8]}"
+    body = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "labels": labels},
             "spec": {"serviceAccountName": account, "restartPolicy": "Never",
-                     "containers": [{"name": "clone", "image": "drone/git:1.2.1"}]}}
-    return client.CoreV1Api(st.admin).create_namespaced_pod(st.build, body, dry_run="All")
+                     "containers": [{"name": "clone", "image": "drone/placeholder:1"}]}}
+    core = client.CoreV1Api(st.admin)
+    core.create_namespaced_pod(st.build, body)
+    try:
+        patch = [{"op": "replace", "path": "/spec/containers/0/image", "value": "drone/git:1.2.1"}]
+        return core.patch_namespaced_pod(name, st.build, patch, dry_run="All")
+    finally:
+        core.delete_namespaced_pod(name, st.build, grace_period_seconds=0)
 
 
 def _refused(call: Callable[[], Any], needle: str, what: str) -> None:

@@ -51,29 +51,65 @@ def test_hosts_toml() -> None:
 
 
 def test_sync_writes_then_is_idempotent(node: dict[str, str]) -> None:
-    changed = nt.sync(node, fetch=lambda ns, name: PEM + "\n")
-    assert len(changed) == 4
+    changed, removed = nt.sync(node, fetch=lambda ns, name: PEM + "\n")
+    assert len(changed) == 4 and removed == []
     reg, ca = Path(node["CERTS_DIR"]), Path(node["CA_DIR"])
     assert (reg / "ca.crt").read_text() == PEM + "\n" == (ca / "ca.crt").read_text()
     toml = tomllib.loads((reg / "hosts.toml").read_text())
     assert toml["host"][f"https://{HOST}"]["ca"] == f"/etc/containerd/certs.d/{HOST}/ca.crt"
     assert oct((ca / "ca.crt").stat().st_mode & 0o777) == "0o644"
-    assert nt.sync(node, fetch=lambda ns, name: PEM + "\n") == [], "an unchanged CA must not rewrite files"
+    again = nt.sync(node, fetch=lambda ns, name: PEM + "\n")
+    assert again == ([], []), "an unchanged CA must not rewrite files"
     assert not list(reg.glob(".*.tmp")), "temporary files left behind"
 
 
 def test_sync_follows_a_new_ca(node: dict[str, str]) -> None:
     nt.sync(node, fetch=lambda ns, name: PEM + "\n")
     new = PEM.replace("fake", "rotated") + "\n"
-    changed = nt.sync(node, fetch=lambda ns, name: new)
+    changed, _ = nt.sync(node, fetch=lambda ns, name: new)
     assert sorted(Path(p).name for p in changed) == ["bundle.crt", "ca.crt", "ca.crt"]
     assert (Path(node["CA_DIR"]) / "ca.crt").read_text() == new
 
 
-def test_replaces_an_empty_directory_in_the_way(node: dict[str, str]) -> None:
-    (Path(node["CA_DIR"]) / "ca.crt").mkdir()
+@pytest.mark.parametrize("folder", ["CA_DIR", "CERTS_DIR"])
+def test_repairs_what_a_step_could_plant(node: dict[str, str], tmp_path: Path, folder: str) -> None:
+    """What a pipeline step with the node directory mounted read-write (hostPath delivery) could do to
+    change what builds or containerd trust: every pass undoes it and says so."""
+    d = Path(node[folder])
     nt.sync(node, fetch=lambda ns, name: PEM + "\n")
-    assert (Path(node["CA_DIR"]) / "ca.crt").is_file()
+    evil = tmp_path / "evil.pem"
+    evil.write_text(PEM + "\n")  # same content: a link that only later changes its target
+    (d / "ca.crt").unlink()
+    (d / "ca.crt").symlink_to(evil)
+    (d / "extra.crt").write_text("-----BEGIN CERTIFICATE-----\nMIIattacker\n-----END CERTIFICATE-----\n")
+    (d / "certs").mkdir()
+    (d / "certs" / "x.pem").write_text("x")
+    for f in d.glob("*.toml"):
+        f.chmod(0o666)
+    changed, removed = nt.sync(node, fetch=lambda ns, name: PEM + "\n")
+    assert sorted(Path(r).name for r in removed) == ["certs", "extra.crt"], f"removed {removed}"
+    assert str(d / "ca.crt") in changed, "a symbolic link in place of ca.crt must be replaced"
+    assert (d / "ca.crt").is_file() and not (d / "ca.crt").is_symlink()
+    assert sorted(e.name for e in d.iterdir()) == sorted(
+        ["ca.crt", "bundle.crt"] if folder == "CA_DIR" else ["ca.crt", "hosts.toml"])
+    assert all(oct(e.stat().st_mode & 0o777) == "0o644" for e in d.iterdir()), "modes restored to 0644"
+    assert evil.read_text() == PEM + "\n", "the link's target outside the directory is left alone"
+
+
+def test_replaces_a_directory_in_the_way(node: dict[str, str]) -> None:
+    """A directory (empty or not) where ca.crt belongs would wedge every later pass; it is replaced."""
+    (Path(node["CA_DIR"]) / "ca.crt").mkdir()
+    (Path(node["CA_DIR"]) / "ca.crt" / "inner").write_text("x")
+    nt.sync(node, fetch=lambda ns, name: PEM + "\n")
+    assert (Path(node["CA_DIR"]) / "ca.crt").read_text() == PEM + "\n"
+
+
+def test_without_a_step_directory_only_containerd_is_kept(node: dict[str, str]) -> None:
+    """Admission-policy delivery: node-trust keeps containerd's directory and nothing else."""
+    ca_dir = Path(node.pop("CA_DIR"))
+    changed, _ = nt.sync(node, fetch=lambda ns, name: PEM + "\n")
+    assert sorted(Path(p).name for p in changed) == ["ca.crt", "hosts.toml"]
+    assert list(ca_dir.iterdir()) == []
 
 
 def test_bundle_has_public_roots_then_the_ca(node: dict[str, str], tmp_path: Path) -> None:

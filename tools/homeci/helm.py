@@ -313,6 +313,14 @@ class Helm:
         """``helm test`` with the test pods' logs (Helm prints them on success and failure)."""
         return self.run(["test", release, "--namespace", namespace, "--timeout", timeout, "--logs"])
 
+    def get_values(self, release: str, *, namespace: str, all_values: bool = False) -> dict[str, Any]:
+        """``helm get values -o json``: the values the user gave (``all_values``: merged with the chart's)."""
+        args = ["get", "values", release, "--namespace", namespace, "--output", "json"]
+        if all_values:
+            args.append("--all")
+        data: dict[str, Any] = json.loads(self.run(args).stdout or "{}") or {}
+        return data
+
     def get_hooks(self, release: str, *, namespace: str) -> str:
         return self.run(["get", "hooks", release, "--namespace", namespace]).stdout
 

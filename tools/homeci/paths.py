@@ -37,6 +37,11 @@ def sample_app() -> Path:
     return repo_root() / "examples" / "sample-app"
 
 
+def static_site() -> Path:
+    """The second example app (examples/static-site): what the person tier pushes as a team member."""
+    return repo_root() / "examples" / "static-site"
+
+
 def cache_dir() -> Path:
     """Per-user cache root: ``$HOMECI_CACHE`` or ``$XDG_CACHE_HOME/homeci`` or ``~/.cache/homeci``."""
     env = os.environ.get("HOMECI_CACHE")

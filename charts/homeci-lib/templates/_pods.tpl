@@ -59,3 +59,32 @@ runner mounts it into every step).
 {{- define "homeci-lib.nodeCADir" -}}
 {{- printf "%s/%s.%s" (trimSuffix "/" (toString .hostDir)) .ctx.Release.Namespace .ctx.Release.Name -}}
 {{- end -}}
+
+{{- /*
+$ -> the NetworkPolicy `from` peer of the ingress controller (one list item, indent it where used):
+global.networkPolicy.ingressPeer when its namespace is set (e.g. k3s's Traefik: kube-system with
+its pod labels), else the bundled Traefik of this release: pods with its selector labels in the
+release namespace only. A namespace is matched by its immutable `kubernetes.io/metadata.name` label,
+so a pod elsewhere that copies Traefik's labels is not let in.
+*/ -}}
+{{- define "homeci-lib.ingressPeer" -}}
+{{- $peer := dig "networkPolicy" "ingressPeer" dict (.Values.global | default dict) -}}
+{{- if $peer.namespace -}}
+{{- if not $peer.podLabels -}}
+{{- fail "global.networkPolicy.ingressPeer.podLabels is empty but ingressPeer.namespace is set: give the labels of your ingress controller's pods (k3s Traefik: app.kubernetes.io/name: traefik)" -}}
+{{- end }}
+- namespaceSelector:
+    matchLabels:
+      kubernetes.io/metadata.name: {{ $peer.namespace | quote }}
+  podSelector:
+    matchLabels:
+      {{- toYaml $peer.podLabels | nindent 6 }}
+{{- else }}
+- namespaceSelector:
+    matchLabels:
+      kubernetes.io/metadata.name: {{ .Release.Namespace | quote }}
+  podSelector:
+    matchLabels:
+      {{- include "homeci-lib.selectorLabels" (dict "ctx" . "name" "traefik" "component" "traefik") | nindent 6 }}
+{{- end }}
+{{- end -}}

@@ -5,10 +5,14 @@ Every INTERVAL seconds: read the public CA certificate from ConfigMap CA_CONFIGM
 through the Kubernetes API (the DaemonSet lives in its own namespace, so it cannot mount that
 ConfigMap), then write - only when the content changed, atomically -
   CERTS_DIR/ca.crt and CERTS_DIR/hosts.toml   containerd `certs.d/<registry host>/` (no restart needed)
-  CA_DIR/ca.crt, CA_DIR/bundle.crt            the Drone runner mounts CA_DIR at /etc/homeci in every step;
-                                              bundle.crt = this image's public roots + the CA, for tools
-                                              that take one file (GIT_SSL_CAINFO, SSL_CERT_FILE)
-CERTS_DIR and CA_DIR are hostPath mounts of exactly those two node directories.
+  CA_DIR/ca.crt, CA_DIR/bundle.crt            (optional: hostPath step CA delivery) the Drone runner
+                                              mounts CA_DIR at /etc/homeci in every step; bundle.crt =
+                                              this image's public roots + the CA, for tools that take one
+                                              file (GIT_SSL_CAINFO, SSL_CERT_FILE)
+CERTS_DIR and CA_DIR are hostPath mounts of exactly those node directories, which homeci owns: every
+pass also repairs them, so nothing else can make a node (or, with hostPath delivery, a build) trust
+another certificate - a directory or symbolic link where a file belongs is replaced, and any other
+entry (a planted extra *.crt, say) is removed. Each repair is logged.
 
 Environment: CA_NAMESPACE, CA_CONFIGMAP, REGISTRY_HOST, NODE_CERTS_DIR (the registry directory's
 path on the node, written into hosts.toml), CERTS_DIR, CA_DIR, ENDPOINT (optional mirror URL),
@@ -21,6 +25,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import ssl
 import sys
 import time
@@ -79,39 +84,66 @@ def bundle(pem: str, system: Path) -> str:
 
 
 def write_if_changed(path: Path, content: str) -> bool:
-    """Atomically replace path with content unless it already holds exactly that; True if written."""
-    if path.is_dir():
-        # Never expected, but a directory in the way must not wedge every later pass.
-        path.rmdir()
-    if path.is_file() and path.read_text() == content:
+    """Atomically replace path with content unless it already is a plain file holding exactly that with
+    mode 0644; True if written. A directory or symbolic link in its place is removed first."""
+    if path.is_symlink() or (path.exists() and not path.is_file()):
+        remove(path)
+    elif path.is_file() and path.read_text() == content and path.stat().st_mode & 0o7777 == 0o644:
         return False
     tmp = path.with_name(f".{path.name}.tmp")
+    if tmp.is_symlink() or tmp.exists():
+        remove(tmp)
     tmp.write_text(content)
     tmp.chmod(0o644)
     tmp.replace(path)
     return True
 
 
-def sync(env: dict[str, str], fetch: object = None) -> list[str]:
+def remove(path: Path) -> None:
+    """Remove a file, symbolic link or directory tree (never following a link)."""
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    else:
+        path.unlink()
+
+
+def prune(folder: Path, keep: set[str]) -> list[str]:
+    """Remove every entry of folder except `keep` (and the temporary files of an interrupted write)."""
+    removed = []
+    for entry in sorted(folder.iterdir()):
+        if entry.name not in keep:
+            remove(entry)
+            removed.append(str(entry))
+    return removed
+
+
+def sync(env: dict[str, str], fetch: object = None) -> tuple[list[str], list[str]]:
+    """One pass: (files written, unexpected entries removed)."""
     fetcher = fetch if callable(fetch) else fetch_ca
     pem = fetcher(env["CA_NAMESPACE"], env["CA_CONFIGMAP"])
-    certs = Path(env["CERTS_DIR"])
     node_ca = f"{env['NODE_CERTS_DIR'].rstrip('/')}/ca.crt"
-    changed = []
-    for path, content in (
-        (certs / "ca.crt", pem),
-        (certs / "hosts.toml", hosts_toml(env["REGISTRY_HOST"], node_ca, env.get("ENDPOINT", ""))),
-        (Path(env["CA_DIR"]) / "ca.crt", pem),
-        (Path(env["CA_DIR"]) / "bundle.crt", bundle(pem, Path(env.get("SYSTEM_BUNDLE") or SYSTEM_BUNDLE))),
-    ):
-        if write_if_changed(path, content):
-            changed.append(str(path))
-    return changed
+    wanted: dict[Path, dict[str, str]] = {
+        Path(env["CERTS_DIR"]): {
+            "ca.crt": pem,
+            "hosts.toml": hosts_toml(env["REGISTRY_HOST"], node_ca, env.get("ENDPOINT", "")),
+        },
+    }
+    if env.get("CA_DIR"):
+        system = Path(env.get("SYSTEM_BUNDLE") or SYSTEM_BUNDLE)
+        wanted[Path(env["CA_DIR"])] = {"ca.crt": pem, "bundle.crt": bundle(pem, system)}
+    changed: list[str] = []
+    removed: list[str] = []
+    for folder, files in wanted.items():
+        removed += prune(folder, set(files))
+        for name, content in files.items():
+            if write_if_changed(folder / name, content):
+                changed.append(str(folder / name))
+    return changed, removed
 
 
 def main() -> int:
     env = dict(os.environ)
-    required = ("CA_NAMESPACE", "CA_CONFIGMAP", "REGISTRY_HOST", "NODE_CERTS_DIR", "CERTS_DIR", "CA_DIR")
+    required = ("CA_NAMESPACE", "CA_CONFIGMAP", "REGISTRY_HOST", "NODE_CERTS_DIR", "CERTS_DIR")
     missing = [k for k in required if not env.get(k)]
     if missing:
         print(f"node-trust: error: missing environment {', '.join(missing)}", file=sys.stderr)
@@ -121,7 +153,10 @@ def main() -> int:
     while True:
         ok = True
         try:
-            changed = sync(env)
+            changed, removed = sync(env)
+            for path in removed:
+                print(f"node-trust: repaired: removed unexpected {path} (only homeci's files belong there)",
+                      flush=True)
             print(f"node-trust: {'wrote ' + ', '.join(changed) if changed else 'up to date'}", flush=True)
         except (NodeTrustError, OSError) as exc:
             ok = False

@@ -9,11 +9,23 @@
 {{- printf "%s/%s" (trimSuffix "/" .Values.nodeTrust.containerdCertsDir) (include "homeci-lib.host" (dict "ctx" . "component" "registry")) -}}
 {{- end -}}
 
-{{- /* Cross-field rules between nodeTrust and the drone runner. */ -}}
+{{- /* Cross-field rules between nodeTrust and the drone runner's hostPath CA delivery. */ -}}
 {{- define "homeci.nodeTrust.validate" -}}
-{{- $runner := (((.Values.drone | default dict).runner) | default dict) -}}
-{{- $nodeCA := ($runner.nodeCA | default dict) -}}
-{{- if and .Values.nodeTrust.enabled $nodeCA.hostDir (ne (trimSuffix "/" (toString $nodeCA.hostDir)) (trimSuffix "/" .Values.nodeTrust.hostDir)) -}}
-{{- fail (printf "drone.runner.nodeCA.hostDir (%s) must equal nodeTrust.hostDir (%s): the runner mounts the file the DaemonSet writes" $nodeCA.hostDir .Values.nodeTrust.hostDir) -}}
+{{- $stepCA := dig "runner" "stepCA" dict (.Values.drone | default dict) -}}
+{{- if and .Values.nodeTrust.enabled $stepCA.hostDir (ne (trimSuffix "/" (toString $stepCA.hostDir)) (trimSuffix "/" .Values.nodeTrust.hostDir)) -}}
+{{- fail (printf "drone.runner.stepCA.hostDir (%s) must equal nodeTrust.hostDir (%s): with hostPath delivery the runner mounts the directory the DaemonSet writes" $stepCA.hostDir .Values.nodeTrust.hostDir) -}}
+{{- end -}}
+{{- end -}}
+
+{{- /*
+$ -> "true" when the Drone runner delivers the CA to steps through the node directory (hostPath),
+resolved as the drone subchart does (auto = hostPath below Kubernetes 1.36, where
+MutatingAdmissionPolicy v1 is missing).
+*/ -}}
+{{- define "homeci.nodeTrust.stepDir" -}}
+{{- $drone := .Values.drone | default dict -}}
+{{- $mode := dig "runner" "stepCA" "delivery" "auto" $drone -}}
+{{- if and $drone.enabled (dig "runner" "enabled" true $drone) -}}
+{{- if or (eq $mode "hostPath") (and (eq $mode "auto") (not (semverCompare ">=1.36.0-0" .Capabilities.KubeVersion.Version))) -}}true{{- end -}}
 {{- end -}}
 {{- end -}}

@@ -117,7 +117,9 @@ class Drone:
 
     def logs(self, owner: str, name: str, build: int, stage: int, step: int) -> str:
         lines = self.call("GET", f"/repos/{owner}/{name}/builds/{build}/logs/{stage}/{step}", ok=(200, 404))
-        return "".join(str(line.get("out", "")) for line in lines or [])
+        if not isinstance(lines, list):  # 404: the step never ran (Drone answers {"message": ...})
+            return ""
+        return "".join(str(line.get("out", "")) for line in lines)
 
     def template(self, namespace: str, name: str) -> dict[str, Any] | None:
         resp = self.web.request("GET", f"{self.base}/api/templates/{namespace}/{name}",

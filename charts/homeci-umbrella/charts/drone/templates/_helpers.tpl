@@ -20,6 +20,27 @@ security contexts and the NetworkPolicy switch come from the homeci-lib library 
 {{- end -}}
 
 {{- /*
+$ -> how the CA reaches step pods: admissionPolicy, hostPath or none. runner.stepCA.delivery, where
+auto = admissionPolicy on Kubernetes >= 1.36 (MutatingAdmissionPolicy v1 is GA and on by default
+there; Helm's offline capabilities list API groups, not kinds, so the version decides), else
+hostPath; none outside the umbrella (no CA).
+*/ -}}
+{{- define "homeci-drone.stepCA" -}}
+{{- $mode := .Values.runner.stepCA.delivery -}}
+{{- $map := semverCompare ">=1.36.0-0" .Capabilities.KubeVersion.Version -}}
+{{- if not (include "homeci-lib.umbrella" .) -}}
+none
+{{- else if eq $mode "auto" -}}
+{{- ternary "admissionPolicy" "hostPath" $map -}}
+{{- else -}}
+{{- if and (eq $mode "admissionPolicy") (not $map) -}}
+{{- fail (printf "drone.runner.stepCA.delivery is admissionPolicy but the cluster runs Kubernetes %s, and MutatingAdmissionPolicy v1 needs 1.36 or newer: set drone.runner.stepCA.delivery=hostPath (or auto)" .Capabilities.KubeVersion.Version) -}}
+{{- end -}}
+{{- $mode -}}
+{{- end -}}
+{{- end -}}
+
+{{- /*
 $ -> JSON homeci-lib.secretsChecksum entry of the Secret with rpc-secret, database-secret, cookie-secret:
 generated (32 characters each, homeci-lib.keptSecretData) unless server.existingSecret.
 */ -}}
@@ -59,13 +80,26 @@ admin's user name, the PostgreSQL password). Not the admin password: Drone never
 {{- include "homeci-lib.secretsChecksum" (dict "ctx" . "secrets" (list $entry)) -}}
 {{- end -}}
 
-{{- /* $ -> the build namespace's Pod Security level: runner.buildNamespace.podSecurity, auto = privileged with the node CA (hostPath), else baseline. */ -}}
+{{- /* $ -> the build namespace's Pod Security level: runner.buildNamespace.podSecurity, auto = privileged with hostPath CA delivery, else baseline. */ -}}
 {{- define "homeci-drone.buildPodSecurity" -}}
 {{- if eq .Values.runner.buildNamespace.podSecurity "auto" -}}
-{{- ternary "privileged" "baseline" .Values.runner.nodeCA.enabled -}}
+{{- ternary "privileged" "baseline" (eq (include "homeci-drone.stepCA" .) "hostPath") -}}
 {{- else -}}
 {{- .Values.runner.buildNamespace.podSecurity -}}
 {{- end -}}
+{{- end -}}
+
+{{- /* $ -> the build namespace: <release>-builds. */ -}}
+{{- define "homeci-drone.buildNamespace" -}}
+{{- include "homeci-lib.fullname" (dict "ctx" . "component" "builds") -}}
+{{- end -}}
+
+{{- /*
+(dict "ctx" $ "suffix" "build-ca") -> <release namespace>-<release>-<suffix>: the name of a
+cluster-scoped object of this release (admission policies), unique per release and namespace.
+*/ -}}
+{{- define "homeci-drone.clusterName" -}}
+{{- printf "%s-%s-%s" .ctx.Release.Namespace .ctx.Release.Name .suffix | trunc 63 | trimSuffix "-" -}}
 {{- end -}}
 
 {{- /* $ -> http://127.0.0.1:<server.bridge.ports.gogs>: where Drone reaches Gogs, through the Gogs bridge in its pod. */ -}}
