@@ -127,3 +127,23 @@ def test_one_cluster_command_tree_for_every_provider() -> None:
         text = run_cli("cluster", cmd, "--help").stdout
         assert "--provider" in text and "--name" in text, f"homeci cluster {cmd}: --provider and --name"
     assert set(CHOICES) == {"auto", "sim", "netns", "kind", "local"}
+
+
+def test_up_says_what_to_do_next_with_the_real_urls(tmp_path: Path) -> None:
+    """`nox -s up` ends with the three things a person does next (Gogs, Drone, a push), each naming this
+    stack's URLs, account and CA file."""
+    from homeci.commands.cluster import next_steps
+    from homeci.flow.stack import Stack
+    from homeci.flow.web import PublicNames
+
+    st = Stack(release="homeci", namespace="homeci",
+               hosts={"git": "git.lab.test", "ci": "ci.lab.test", "registry": "registry.lab.test"},
+               ca_file=tmp_path / "ca.crt", admin_user="boss", admin_password="x", machine_token="x",
+               registry_user="x", registry_password="x", web=PublicNames({"https": 8443}), https_port=8443)
+    steps = next_steps(st)
+    assert [s.split(".", 1)[0].strip() for s in steps] == ["1", "2", "3"], steps
+    assert "https://git.lab.test:8443/" in steps[0] and "boss" in steps[0], steps[0]
+    assert "https://ci.lab.test:8443/" in steps[1] and "ACTIVATE" in steps[1], steps[1]
+    assert f"http.sslCAInfo={tmp_path / 'ca.crt'}" in steps[2], steps[2]
+    assert "https://git.lab.test:8443/boss/sample-app.git" in steps[2], steps[2]
+    assert "https://sample-app.lab.test:8443/" in steps[2], steps[2]

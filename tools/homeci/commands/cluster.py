@@ -204,6 +204,28 @@ def _print_stack(prepared: Prepared) -> None:
     out.print(f"prove the loop: homeci smoke {args}  (from the checkout: nox -s smoke -- {args})")
     out.print(f"stop it with: homeci cluster down --provider {cluster.provider} --name {cluster.name}  "
               "(or nox -s down)")
+    out.print("")
+    out.print("[bold]Next[/bold]")
+    for line in next_steps(st):
+        out.print(line)
+
+
+def next_steps(st: Any) -> list[str]:
+    """The three things a person does next, with this stack's real URLs: open Gogs, open Drone, push."""
+    git, ci = st.url("git"), st.url("ci")
+    owner = st.admin_user
+    repo = f"{git}/{owner}/sample-app.git"
+    return [
+        f"  1. Open Gogs at {git}/ and sign in as {owner} (the password command is above; the browser needs "
+        f"the names in /etc/hosts and the CA trusted, README 'Trusting the CA'); create repository "
+        f"sample-app (+ → New Repository).",
+        f"  2. Open Drone at {ci}/ and sign in with the same account; press SYNC, open {owner}/sample-app "
+        "and press ACTIVATE REPOSITORY.",
+        f"  3. Push the sample app: cd examples/sample-app && git init -q -b main && git add -A && "
+        f"git commit -qm first && git -c http.sslCAInfo={st.ca_file} push {repo} main  — then watch the "
+        f"build in Drone and open https://sample-app.{st.domain}"
+        + ("" if st.https_port == 443 else f":{st.https_port}") + "/",
+    ]
 
 
 # -- down, status, kubeconfig ---------------------------------------------------------------------------
