@@ -221,31 +221,46 @@ def test_chart_maps_owners_like_the_runner() -> None:
                          for o in owners}
 
 
-def test_every_step_mounts_the_ca_and_gets_the_ca_environment(compiled: dict[str, Any],
-                                                              runner: dict[str, Any]) -> None:
-    host, container_path, _ = _ca_volume(runner)
+def test_every_step_mounts_the_ca_and_gets_the_ca_environment(
+        compiled: dict[str, Any], runner: dict[str, Any], rendered: list[Manifest]) -> None:
+    """Every step gets the CA settings of the env file; the CA itself reaches it read-only at /etc/homeci,
+    from the MutatingAdmissionPolicy the umbrella renders (applied when the API server admits the pod, so
+    tests/sim/test_build_policies.py proves the mount) or, with hostPath delivery, from the runner's
+    DRONE_RUNNER_VOLUMES (checked in the compiled pod here)."""
     dotenv = _steps_env(runner)
     pod = compiled["pod"]
-    host_volumes = {v["name"] for v in pod["spec"].get("volumes") or []
-                    if (v.get("hostPath") or {}).get("path") == host}
-    assert host_volumes, f"compiled pod has no hostPath volume for {host}"
     containers = pod["spec"]["containers"]
     assert len(containers) == len(compiled["spec"]["steps"]), "one container per step (clone included)"
     for c in containers:
-        mounts = {m["mountPath"]: m["name"] for m in c.get("volumeMounts") or []}
-        assert mounts.get(container_path) in host_volumes, (
-            f"step container {c['name']} does not mount the CA at {container_path}"
-        )
         env = {e["name"]: e.get("value") for e in c.get("env") or []}
         for key, value in dotenv.items():
             assert env.get(key) == value, (
                 f"step container {c['name']} env {key}={env.get(key)!r}, want {value!r}"
             )
+    assert dotenv.get("HOMECI_CA_FILE", "").startswith("/etc/homeci/"), "steps.env HOMECI_CA_FILE"
+    if not runner["env"].get("DRONE_RUNNER_VOLUMES"):
+        policies = [m for m in rendered
+                    if m.kind == "MutatingAdmissionPolicy" and m.name.endswith("-build-ca")]
+        assert policies, "no DRONE_RUNNER_VOLUMES and no MutatingAdmissionPolicy: steps would have no CA"
+        expression = policies[0].obj["spec"]["mutations"][0]["applyConfiguration"]["expression"]
+        assert 'mountPath: "/etc/homeci"' in expression and "readOnly: true" in expression, expression
+        host_volumes = [v for v in pod["spec"].get("volumes") or [] if v.get("hostPath")]
+        assert not host_volumes, f"the compiled pod mounts host paths: {host_volumes}"
+        return
+    host, container_path, _ = _ca_volume(runner)
+    host_volumes_names = {v["name"] for v in pod["spec"].get("volumes") or []
+                          if (v.get("hostPath") or {}).get("path") == host}
+    assert host_volumes_names, f"compiled pod has no hostPath volume for {host}"
+    for c in containers:
+        mounts = {m["mountPath"]: m["name"] for m in c.get("volumeMounts") or []}
+        assert mounts.get(container_path) in host_volumes_names, (
+            f"step container {c['name']} does not mount the CA at {container_path}"
+        )
 
 
 def test_kaniko_trusts_the_registry_through_the_mounted_ca(compiled: dict[str, Any],
                                                            runner: dict[str, Any]) -> None:
-    _, _, ca_file = _ca_volume(runner)
+    ca_file = _steps_env(runner).get("HOMECI_CA_FILE", "")
     build = next(s for s in compiled["pipeline"]["steps"] if "kaniko" in str(s.get("image")))
     cert = str(build["settings"]["registry_certificate"])
     registry, _, path = cert.partition("=")
