@@ -247,11 +247,23 @@ def _tls_server(cert: Any, key: Any) -> Iterator[int]:
     import http.server
     import ssl
     import tempfile
-    import threading
 
     from cryptography.hazmat.primitives import serialization
 
     from homeci import ca as homeci_ca
+    from homeci_testing.loopback import serve
+
+    class Page(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802
+            body = b"<h1>served with a leaf signed by the homeci CA</h1>"
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: Any) -> None:
+            pass
 
     with tempfile.TemporaryDirectory() as tmp:
         pem = Path(tmp) / "leaf.pem"
@@ -259,28 +271,8 @@ def _tls_server(cert: Any, key: Any) -> Iterator[int]:
             serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         ctx.load_cert_chain(pem)
-
-        class Page(http.server.BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                body = b"<h1>served with a leaf signed by the homeci CA</h1>"
-                self.send_response(200)
-                self.send_header("Content-Type", "text/html")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Page)
-        server.socket = ctx.wrap_socket(server.socket, server_side=True)
-        thread = threading.Thread(target=server.serve_forever, daemon=True)
-        thread.start()
-        try:
-            yield int(server.server_address[1])
-        finally:
-            server.shutdown()
-            server.server_close()
+        with serve(Page, tls=ctx) as port:
+            yield port
 
 
 def _steps(build: dict[str, Any]) -> dict[str, str]:
