@@ -254,7 +254,7 @@ def _tls_server(cert: Any, key: Any) -> Iterator[int]:
     from homeci_testing.loopback import serve
 
     class Page(http.server.BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802
+        def do_GET(self) -> None:
             body = b"<h1>served with a leaf signed by the homeci CA</h1>"
             self.send_response(200)
             self.send_header("Content-Type", "text/html")
