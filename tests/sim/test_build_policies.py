@@ -27,7 +27,7 @@ import yaml
 from kubernetes import client
 
 from homeci import manifests as mf
-from homeci.cluster import SimCluster
+from homeci.cluster.sim import SimCluster
 from homeci_testing import support
 
 POLICY_KINDS = ("MutatingAdmissionPolicy", "MutatingAdmissionPolicyBinding", "ValidatingAdmissionPolicy",

@@ -19,7 +19,7 @@ from kubernetes import client
 from kubernetes.client.rest import ApiException
 
 from homeci import contract
-from homeci.cluster import SimCluster
+from homeci.cluster.sim import SimCluster
 from homeci.helm import Helm
 from homeci_testing import drone
 from homeci_testing.clusters import Deployments, create_namespace, helm_install
