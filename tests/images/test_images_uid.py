@@ -39,7 +39,11 @@ GOGS = "docker.io/gogs/gogs:next-0.14.3"
 
 @pytest.fixture(scope="module")
 def rendered() -> list[Manifest]:
-    return rendering.render(UMBRELLA, [UMBRELLA / "ci" / "default-values.yaml"], kube_version=KUBE_VERSION)
+    """The default render plus what the certificate hook writes (the CA ConfigMap and Secrets the pods mount)."""
+    from homeci_testing.certs import with_certificates
+
+    return with_certificates(rendering.render(UMBRELLA, [UMBRELLA / "ci" / "default-values.yaml"],
+                                              kube_version=KUBE_VERSION))
 
 
 @dataclass(frozen=True)

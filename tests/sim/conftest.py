@@ -22,7 +22,7 @@ from homeci import toolchain
 from homeci.cluster.sim import SimCluster
 from homeci.cluster.sim.simcluster import TOOLS
 from homeci.helm import Helm
-from homeci_testing.clusters import Deployments, create_namespace, delete_namespace
+from homeci_testing.clusters import Deployments, create_namespace, delete_kept_namespaces, delete_namespace
 
 
 def _missing_and_unbuildable() -> str | None:
@@ -86,6 +86,9 @@ def namespace(request: pytest.FixtureRequest, api: Any, sim_cluster: SimCluster)
     request.node.sim_deployments = deps
     yield name
     deps.cleanup(api)
+    # What the releases kept on uninstall outside their namespace (the umbrella's app namespaces carry
+    # helm.sh/resource-policy: keep, so apps survive an uninstall): gone before the next test installs.
+    delete_kept_namespaces(api, name)
     # Unique name, nothing reuses it: no need to wait for the namespace controller.
     delete_namespace(api, name, wait=False)
 

@@ -63,7 +63,7 @@ def stack(sim_cluster: SimCluster, api: Any, tmp_path_factory: pytest.TempPathFa
     values["drone"] = {"token": {"value": "sim-token-not-a-secret"}}
     path = tmp_path_factory.mktemp("values") / "values.yaml"
     path.write_text(yaml.safe_dump(values))
-    deps = Deployments(sim_cluster)
+    deps = Deployments()
     for ns in (namespace, *names.values()):
         create_namespace(api, ns)
         deps.namespaces.add(ns)

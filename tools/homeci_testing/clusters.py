@@ -65,6 +65,17 @@ def delete_namespace(api: Any, name: str, timeout: float = 120, wait: bool = Tru
     raise AssertionError(f"Namespace/{name} still terminating after {timeout:.0f}s")
 
 
+def delete_kept_namespaces(api: Any, release_namespace: str) -> list[str]:
+    """Delete the Namespaces a release in ``release_namespace`` made and kept on uninstall (Helm's
+    ownership annotation names it); returns their names."""
+    core = client.CoreV1Api(api)
+    kept = [ns.metadata.name for ns in core.list_namespace().items
+            if (ns.metadata.annotations or {}).get("meta.helm.sh/release-namespace") == release_namespace]
+    for name in kept:
+        delete_namespace(api, name)
+    return kept
+
+
 def namespace_labels(api: Any, name: str) -> dict[str, str]:
     return dict(client.CoreV1Api(api).read_namespace(name).metadata.labels or {})
 
