@@ -39,7 +39,7 @@ GOGS = "docker.io/gogs/gogs:next-0.14.3"
 
 @pytest.fixture(scope="module")
 def rendered() -> list[Manifest]:
-    """The default render plus what the certificate hook writes (the CA ConfigMap and Secrets the pods mount)."""
+    """The default render plus what the certificate hook writes (the CA ConfigMap and Secrets pods mount)."""
     from homeci_testing.certs import with_certificates
 
     return with_certificates(rendering.render(UMBRELLA, [UMBRELLA / "ci" / "default-values.yaml"],
