@@ -64,5 +64,6 @@ def test_the_walk_sees_list_items_and_alternatives() -> None:
 def test_generated_files_are_current(chart: Path, name: str) -> None:
     path = chart / name
     assert OUTPUTS[path] == path.read_text(encoding="utf-8"), (
-        f"{path.relative_to(ROOT)} differs from what `homeci docs` generates from values.yaml: it was edited by "
-        f"hand or values.yaml changed; put the change in values.yaml (comment, # @schema) and run `homeci docs`")
+        f"{path.relative_to(ROOT)} differs from what `homeci docs` generates from values.yaml: it was edited "
+        f"by hand or values.yaml changed; put the change in values.yaml (comment, # @schema) and run "
+        f"`homeci docs`")

@@ -137,9 +137,9 @@ def test_required_can_be_narrowed_or_dropped() -> None:
 def test_a_list_default_gives_its_items() -> None:
     props = _ok("# Names.\nnames: [a, b]\n# Pairs.\npairs:\n  - {name: a, create: true}\n")["properties"]
     assert props["names"] == {"description": "Names.", "type": "array", "items": {"type": "string"}}
-    assert props["pairs"]["items"] == {"type": "object", "additionalProperties": False,
-                                       "properties": {"name": {"type": "string"}, "create": {"type": "boolean"}},
-                                       "required": ["name", "create"]}
+    assert props["pairs"]["items"] == {
+        "type": "object", "additionalProperties": False, "required": ["name", "create"],
+        "properties": {"name": {"type": "string"}, "create": {"type": "boolean"}}}
 
 
 @pytest.mark.parametrize(("text", "words"), [

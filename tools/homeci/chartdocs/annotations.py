@@ -46,14 +46,14 @@ class AnnotationError(HomeciError):
 def _check(node: Any, where: str, definitions: Mapping[str, Any], at: str) -> dict[str, Any]:
     """``node`` as a schema with every ``$ref: <name>`` expanded; ``at`` is the keyword path for errors."""
     if not isinstance(node, dict):
-        raise AnnotationError(f"{where}: @schema {at or 'annotation'} is {type(node).__name__}, not a mapping "
-                              f"of JSON Schema keywords: write `key: value` lines such as `minimum: 1`")
+        raise AnnotationError(f"{where}: @schema {at or 'annotation'} is {type(node).__name__}, not a "
+                              f"mapping of JSON Schema keywords: write `key: value` lines such as `minimum: 1`")
     out: dict[str, Any] = {}
     for key, value in node.items():
         name = f"{at}.{key}" if at else str(key)
         if key not in KEYWORDS:
-            raise AnnotationError(f"{where}: @schema {name}: {key!r} is not a JSON Schema keyword homeci uses "
-                                  f"(one of {', '.join(sorted(KEYWORDS))}): fix the spelling")
+            raise AnnotationError(f"{where}: @schema {name}: {key!r} is not a JSON Schema keyword homeci "
+                                  f"uses (one of {', '.join(sorted(KEYWORDS))}): fix the spelling")
         if key == "$ref":
             if not isinstance(value, str) or value not in definitions:
                 known = ", ".join(sorted(definitions))
@@ -83,7 +83,7 @@ def _check(node: Any, where: str, definitions: Mapping[str, Any], at: str) -> di
     return out
 
 
-def parse(text: str, where: str, definitions: Mapping[str, Any]) -> dict[str, Any]:
+def parse_annotation(text: str, where: str, definitions: Mapping[str, Any]) -> dict[str, Any]:
     """The annotation ``text`` (from :func:`homeci.chartdocs.comments.key_docs`) as a schema fragment.
     ``where`` is ``<file>:<line>`` of its ``@schema`` line, named by every error."""
     try:

@@ -9,9 +9,8 @@ from pathlib import Path
 import yaml
 
 from homeci import paths
-from homeci.chartdocs import generate
+from homeci.chartdocs import generate, valuesdoc
 from homeci.chartdocs import schema as schemas
-from homeci.chartdocs import valuesdoc
 from homeci.errors import HomeciError
 
 LIBRARY = "homeci-lib"

@@ -46,7 +46,8 @@ def _resolve(node: Any, defs: Mapping[str, Any], depth: int = 0) -> Any:
         if key == DEFS:
             continue
         if key == "$ref" and isinstance(value, str) and value.startswith(f"#/{DEFS}/"):
-            target = _resolve(defs.get(value.removeprefix(f"#/{DEFS}/"), {"$missing": value}), defs, depth + 1)
+            found = defs.get(value.removeprefix(f"#/{DEFS}/"), {"$missing": value})
+            target = _resolve(found, defs, depth + 1)
         elif key in _UNORDERED and isinstance(value, list):
             out[key] = sorted(value, key=lambda v: json.dumps(v, sort_keys=True))
         else:

@@ -20,11 +20,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from homeci.chartdocs import annotations
+from homeci.chartdocs.annotations import AnnotationError, parse_annotation
 from homeci.chartdocs.comments import KeyDoc, Path, key_docs
 
 WHOLE = ("type", "$ref", "anyOf", "oneOf")
-_SCALARS: tuple[tuple[type, str], ...] = ((bool, "boolean"), (int, "integer"), (float, "number"), (str, "string"))
+_SCALARS: tuple[tuple[type, str], ...] = (
+    (bool, "boolean"), (int, "integer"), (float, "number"), (str, "string"))
 
 
 @dataclass
@@ -69,7 +70,8 @@ def _infer(run: _Run, value: Any, path: Path, line: int, note: Mapping[str, Any]
         return scalar
     hint = {"dict": "`# @schema type: object` (any keys) or a $ref such as `$ref: labels`",
             "list": "`# @schema items: {type: string}` (or the schema of its items)",
-            "NoneType": "`# @schema type: [string, \"null\"]`"}.get(type(value).__name__, "`# @schema type: ...`")
+            "NoneType": "`# @schema type: [string, \"null\"]`",
+            }.get(type(value).__name__, "`# @schema type: ...`")
     shown = {"dict": "{}", "list": "[]", "NoneType": "null"}.get(type(value).__name__, repr(value))
     run.problems.append(f"{run.where(line)}: key {key} defaults to {shown}, which does not say its type: "
                         f"annotate it, e.g. {hint}")
@@ -93,12 +95,12 @@ def _key(run: _Run, value: Any, path: Path) -> dict[str, Any]:
     note: dict[str, Any] = {}
     if doc.annotation is not None:
         try:
-            note = annotations.parse(doc.annotation, run.where(doc.annotation_line), run.definitions)
-        except annotations.AnnotationError as exc:
+            note = parse_annotation(doc.annotation, run.where(doc.annotation_line), run.definitions)
+        except AnnotationError as exc:
             run.problems.append(str(exc))
         if "description" in note:
-            run.problems.append(f"{run.where(doc.annotation_line)}: @schema of {key} has a description: write "
-                                f"it as the comment above the key instead")
+            run.problems.append(f"{run.where(doc.annotation_line)}: @schema of {key} has a description: "
+                                f"write it as the comment above the key instead")
             note.pop("description")
     if any(word in note for word in WHOLE):
         schema = note

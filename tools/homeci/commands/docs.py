@@ -26,7 +26,8 @@ def _at_revision(root: Path, revision: str, path: Path) -> Any:
         why = proc.stderr.decode(errors="replace").strip()
         if "exists on disk, but not in" in why or "does not exist in" in why:
             return None
-        raise HomeciError(f"git show {revision}:{rel} failed ({why or 'no output'}): name a revision git knows")
+        raise HomeciError(f"git show {revision}:{rel} failed ({why or 'no output'}): name a revision git "
+                          f"knows")
     try:
         return json.loads(proc.stdout)
     except json.JSONDecodeError as exc:
