@@ -47,7 +47,8 @@ def _check(node: Any, where: str, definitions: Mapping[str, Any], at: str) -> di
     """``node`` as a schema with every ``$ref: <name>`` expanded; ``at`` is the keyword path for errors."""
     if not isinstance(node, dict):
         raise AnnotationError(f"{where}: @schema {at or 'annotation'} is {type(node).__name__}, not a "
-                              f"mapping of JSON Schema keywords: write `key: value` lines such as `minimum: 1`")
+                              f"mapping of JSON Schema keywords: write `key: value` lines such as "
+                              f"`minimum: 1`")
     out: dict[str, Any] = {}
     for key, value in node.items():
         name = f"{at}.{key}" if at else str(key)
