@@ -20,7 +20,8 @@ from .conftest import render_pipelines
 def test_pull_secret_per_target(scenario: Path) -> None:
     values = drone.chart_values(scenario, chart=CHART)
     objs = render_pipelines([scenario])
-    host = values["registry"]["host"] or f"registry.{values['stack']['domain']}"
+    stack = values["stack"]
+    host = values["registry"]["host"] or f"{stack['hosts']['registry']}.{stack['domain']}"
     user, password = values["registry"]["auth"]["username"], values["registry"]["auth"]["password"]
     name = values["registry"]["pullSecretName"]
     for target in values["targets"]:
@@ -40,6 +41,24 @@ def test_pull_secret_per_target(scenario: Path) -> None:
         assert (entry["username"], entry["password"]) == (user, password), (
             f"{where}.auths[{host}] credentials"
         )
+
+
+def test_registry_host_follows_the_stack_host_label() -> None:
+    """Without registry.host, the registry is <stack.hosts.registry>.<stack.domain> — the host the umbrella
+    serves it at (homeci-lib.registryHost) — in the pull Secrets and in the registered templates alike."""
+    scenario = CHART / "ci" / "two-owners-values.yaml"
+    values = drone.chart_values(scenario, chart=CHART)
+    assert not values["registry"]["host"], f"{scenario.name} sets registry.host: pick another scenario"
+    host = f"images.{values['stack']['domain']}"
+    objs = render_pipelines([scenario], ["stack.hosts.registry=images"])
+    name = values["registry"]["pullSecretName"]
+    for secret in [m for m in manifests.by_kind(objs, "Secret") if m.name == name]:
+        config = json.loads(base64.b64decode(secret.obj["data"][".dockerconfigjson"]))
+        assert list(config["auths"]) == [host], f"{secret.ref}: auths {list(config['auths'])}, not [{host}]"
+    templates = [m for m in manifests.by_kind(objs, "ConfigMap") if "$d_registry" in json.dumps(m.obj)]
+    assert templates, "no ConfigMap carries the pipeline templates' $d_registry"
+    for cm in templates:
+        assert f'$d_registry := \\"{host}\\"' in json.dumps(cm.obj), f"{cm.ref}: $d_registry is not {host}"
 
 
 @pytest.mark.parametrize("scenario", rendering.scenarios(CHART), ids=rendering.scenario_name)

@@ -11,7 +11,7 @@ import pytest
 
 from homeci import manifests as mf
 
-from .conftest import RELEASE, Rendered, containers, workloads
+from .conftest import RELEASE, UMBRELLA, Rendered, containers, render_umbrella, workloads
 
 # object ref -> (checks it may skip, reason). Keep short; every entry is opt-out or opt-in in values.yaml.
 EXCEPTIONS: dict[str, tuple[frozenset[str], str]] = {
@@ -244,6 +244,22 @@ def test_network_policies(rendered: Rendered) -> None:
             if not allow:
                 problems.append(f"{w.ref} is behind {svc.ref} but no NetworkPolicy allows ingress to it")
     assert not problems, "\n".join(problems)
+
+
+def test_ingress_peer_reaches_the_stack_and_the_helm_test_reaches_it() -> None:
+    """With k3s's Traefik (global.networkPolicy.ingressPeer) every public component admits exactly that
+    peer, and the `helm test` Pod may reach it (not the disabled bundled Traefik)."""
+    k3s = UMBRELLA / "ci" / "k3s-traefik-values.yaml"
+    objs = render_umbrella([k3s], ["global.networkPolicy.enabled=true"])
+    peer = {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}},
+            "podSelector": {"matchLabels": {"app.kubernetes.io/name": "traefik"}}}
+    for name in ("gogs", "drone", "registry"):
+        policy = mf.get(objs, "NetworkPolicy", f"{RELEASE}-{name}")
+        sources = [p for rule in policy.obj["spec"]["ingress"] for p in rule.get("from") or []]
+        assert peer in sources, f"{policy.ref} spec.ingress[].from lacks the ingress peer {peer}: {sources}"
+    tests = mf.get(objs, "NetworkPolicy", f"{RELEASE}-tests")
+    targets = [p for rule in tests.obj["spec"]["egress"] for p in rule.get("to") or []]
+    assert targets == [peer], f"{tests.ref} spec.egress[].to must be the ingress peer {peer}, got {targets}"
 
 
 INSECURE_TEXT = re.compile(

@@ -151,7 +151,8 @@ def test_sample_app_pipeline_wiring(
     owner = values["targets"][0]["owners"][0]
     pipeline = render(go, scenario, sample_drone_yml["data"], tmp_path, owner=owner)
     steps = steps_by_name(pipeline)
-    registry = values["registry"]["host"] or f"registry.{values['stack']['domain']}"
+    stack = values["stack"]
+    registry = values["registry"]["host"] or f"{stack['hosts']['registry']}.{stack['domain']}"
     namespace = sample_drone_yml["data"]["namespace"]
     where = f"{TEMPLATE} ({rendering.scenario_name(scenario)}, owner {owner})"
 

@@ -9,8 +9,9 @@ domain check, the stack's object names and the online test come from the homeci-
 {{- .Values.stack.buildNamespace | default (include "homeci-lib.fullname" (dict "ctx" . "release" .Values.stack.release "component" "builds")) -}}
 {{- end -}}
 
+{{- /* $ -> registry.host, else <stack.hosts.registry>.<stack.domain> (homeci-lib.registryHost). */ -}}
 {{- define "homeci-pipelines.registryHost" -}}
-{{- default (printf "registry.%s" .Values.stack.domain) .Values.registry.host -}}
+{{- include "homeci-lib.registryHost" (dict "ctx" . "host" .Values.registry.host "label" .Values.stack.hosts.registry "domain" .Values.stack.domain) -}}
 {{- end -}}
 
 {{- define "homeci-pipelines.droneServer" -}}
@@ -87,7 +88,7 @@ one ServiceAccount name, or when a name is longer than 63 characters.
 {{- $domain := include "homeci-pipelines.hostDomain" . -}}
 {{- $hosts := list -}}
 {{- range $k := keys .Values.stack.hosts | sortAlpha -}}
-{{- $hosts = append $hosts (printf "%s.%s" (get $.Values.stack.hosts $k) $domain) -}}
+{{- $hosts = append $hosts (include "homeci-lib.hostName" (dict "label" (get $.Values.stack.hosts $k) "domain" $domain)) -}}
 {{- end -}}
 {{- $hosts | toJson -}}
 {{- end -}}

@@ -6,6 +6,7 @@ image.registry (a mirror keeps the repository path). A moving tag fails in one s
 as the user's values know it (with the subchart's section inside the umbrella).
 */ -}}
 {{- define "homeci-lib.image" -}}
+{{- include "homeci-lib.args" (list "homeci-lib.image" . (dict "ctx" "context" "image" "map" "key" "string") `(dict "ctx" $ "image" .Values.image "key" "image")`) -}}
 {{- $g := .ctx.Values.global | default dict -}}
 {{- $key := printf "%s%s" (include "homeci-lib.valuesPrefix" .ctx) .key -}}
 {{- $tag := toString .image.tag -}}
@@ -27,6 +28,7 @@ $ -> an `imagePullSecrets:` block from global.imagePullSecrets (names or {name: 
 when there are none. Include it with nindent at the pod spec's indentation.
 */ -}}
 {{- define "homeci-lib.imagePullSecrets" -}}
+{{- include "homeci-lib.args" (list "homeci-lib.imagePullSecrets" . "context" `(include "homeci-lib.imagePullSecrets" $)`) -}}
 {{- with (.Values.global | default dict).imagePullSecrets }}
 imagePullSecrets:
 {{- range . }}

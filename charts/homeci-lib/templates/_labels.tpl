@@ -8,6 +8,7 @@ Selector labels never change on upgrade: keep name and component of an existing 
 */ -}}
 
 {{- define "homeci-lib.selectorLabels" -}}
+{{- include "homeci-lib.args" (list "homeci-lib.selectorLabels" . (dict "ctx" "context" "name" "string?" "component" "string?") `(dict "ctx" $ ["name" "drone-runner-kube"] ["component" "ci-runner"])`) -}}
 {{- $name := ternary .name .ctx.Chart.Name (hasKey . "name") -}}
 {{- with $name }}
 app.kubernetes.io/name: {{ . }}
@@ -19,7 +20,8 @@ app.kubernetes.io/component: {{ . }}
 {{- end -}}
 
 {{- define "homeci-lib.labels" -}}
-{{ include "homeci-lib.selectorLabels" . | trim }}
+{{- include "homeci-lib.args" (list "homeci-lib.labels" . (dict "ctx" "context" "name" "string?" "component" "string?" "version" "scalar?") `(dict "ctx" $ ["name" "drone-runner-kube"] ["component" "ci-runner"] ["version" .Values.image.tag])`) -}}
+{{ include "homeci-lib.selectorLabels" (pick . "ctx" "name" "component") | trim }}
 app.kubernetes.io/version: {{ regexReplaceAll "^[^A-Za-z0-9]+|[^A-Za-z0-9]+$" (.version | default .ctx.Chart.AppVersion | toString | trunc 63) "" | quote }}
 app.kubernetes.io/part-of: homeci
 app.kubernetes.io/managed-by: {{ .ctx.Release.Service }}

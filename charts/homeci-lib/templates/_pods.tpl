@@ -6,6 +6,7 @@ Pod securityContext: (dict "uid" .Values.x.uid ["fsGroup" true]). Runs as user a
 belong to group <uid> (re-owned only when their root directory's owner differs).
 */ -}}
 {{- define "homeci-lib.podSecurityContext" -}}
+{{- include "homeci-lib.args" (list "homeci-lib.podSecurityContext" . (dict "uid" "number" "fsGroup" "bool?") `(dict "uid" .Values.uid ["fsGroup" true])`) -}}
 {{- $uid := int64 .uid -}}
 runAsNonRoot: {{ ne $uid 0 }}
 runAsUser: {{ $uid }}
@@ -24,6 +25,7 @@ Restricted Pod Security: user and group <uid>, no privilege escalation, every ca
 RuntimeDefault seccomp.
 */ -}}
 {{- define "homeci-lib.containerSecurityContext" -}}
+{{- include "homeci-lib.args" (list "homeci-lib.containerSecurityContext" . (dict "uid" "number" "readOnlyRootFilesystem" "bool?") `(dict "uid" .Values.uid ["readOnlyRootFilesystem" false])`) -}}
 {{- $uid := int64 .uid -}}
 runAsNonRoot: {{ ne $uid 0 }}
 runAsUser: {{ $uid }}
@@ -41,12 +43,14 @@ seccompProfile:
 means the cluster's default class (leave storageClassName out).
 */ -}}
 {{- define "homeci-lib.storageClass" -}}
+{{- include "homeci-lib.args" (list "homeci-lib.storageClass" . (dict "ctx" "context" "persistence" "map?") `(dict "ctx" $ "persistence" .Values.persistence)`) -}}
 {{- $g := .ctx.Values.global | default dict -}}
 {{- (.persistence | default dict).storageClass | default $g.storageClass | default "" -}}
 {{- end -}}
 
 {{- /* $ -> "true" when global.networkPolicy.enabled or the chart's own networkPolicy.enabled is on. */ -}}
 {{- define "homeci-lib.networkPolicy" -}}
+{{- include "homeci-lib.args" (list "homeci-lib.networkPolicy" . "context" `(include "homeci-lib.networkPolicy" $)`) -}}
 {{- $own := .Values.networkPolicy | default dict -}}
 {{- if or $own.enabled (dig "networkPolicy" "enabled" false (.Values.global | default dict)) -}}true{{- end -}}
 {{- end -}}
@@ -57,6 +61,7 @@ this release's CA for pipeline steps (the umbrella's node-trust DaemonSet writes
 runner mounts it into every step).
 */ -}}
 {{- define "homeci-lib.nodeCADir" -}}
+{{- include "homeci-lib.args" (list "homeci-lib.nodeCADir" . (dict "ctx" "context" "hostDir" "string") `(dict "ctx" $ "hostDir" .Values.nodeTrust.hostDir)`) -}}
 {{- printf "%s/%s.%s" (trimSuffix "/" (toString .hostDir)) .ctx.Release.Namespace .ctx.Release.Name -}}
 {{- end -}}
 
@@ -68,6 +73,7 @@ release namespace only. A namespace is matched by its immutable `kubernetes.io/m
 so a pod elsewhere that copies Traefik's labels is not let in.
 */ -}}
 {{- define "homeci-lib.ingressPeer" -}}
+{{- include "homeci-lib.args" (list "homeci-lib.ingressPeer" . "context" `(include "homeci-lib.ingressPeer" $)`) -}}
 {{- $peer := dig "networkPolicy" "ingressPeer" dict (.Values.global | default dict) -}}
 {{- if $peer.namespace -}}
 {{- if not $peer.podLabels -}}
@@ -87,4 +93,32 @@ so a pod elsewhere that copies Traefik's labels is not let in.
     matchLabels:
       {{- include "homeci-lib.selectorLabels" (dict "ctx" . "name" "traefik" "component" "traefik") | nindent 6 }}
 {{- end }}
+{{- end -}}
+
+{{- /*
+(dict "ctx" $ "components" (list "git" "ci-server" ...)) -> a NetworkPolicy peer (one list item, indent it
+where used): the pods of this release, in the policy's namespace, whose app.kubernetes.io/component is one
+of components — the labels every homeci chart gives its pods (homeci-lib.selectorLabels). Only the
+components homeci has are accepted, so a typo cannot leave a policy selecting nothing.
+*/ -}}
+{{- define "homeci-lib.podPeer" -}}
+{{- include "homeci-lib.args" (list "homeci-lib.podPeer" . (dict "ctx" "context" "components" "list") `(dict "ctx" $ "components" (list "git" "ci-server"))`) -}}
+{{- $known := list "ci-bootstrap" "ci-runner" "ci-server" "git" "registry" "registry-gc" "traefik" -}}
+{{- if not .components -}}
+{{- fail (printf "homeci-lib.podPeer needs at least one component: pass one or more of %s" (join ", " $known)) -}}
+{{- end -}}
+{{- range .components -}}
+{{- if not (has . $known) -}}
+{{- fail (printf "homeci-lib.podPeer got component %q, which no homeci pod has: use one of %s" (toString .) (join ", " $known)) -}}
+{{- end -}}
+{{- end }}
+- podSelector:
+    matchLabels:
+      app.kubernetes.io/instance: {{ .ctx.Release.Name }}
+      {{- if eq (len .components) 1 }}
+      app.kubernetes.io/component: {{ first .components }}
+      {{- else }}
+    matchExpressions:
+      - {key: app.kubernetes.io/component, operator: In, values: [{{ join ", " .components }}]}
+      {{- end }}
 {{- end -}}

@@ -15,6 +15,7 @@ each key from the live Secret when it holds one, else randAlphaNum <length>, gen
 Callers use `include ... | fromJson`.
 */ -}}
 {{- define "homeci-lib.keptSecretData" -}}
+{{- include "homeci-lib.args" (list "homeci-lib.keptSecretData" . (dict "ctx" "context" "name" "string" "generate" "map") `(dict "ctx" $ "name" <Secret> "generate" (dict <key> <length>))`) -}}
 {{- if not .name -}}
 {{- fail "homeci-lib.keptSecretData needs \"name\" (the Secret) and \"generate\" (key -> length)" -}}
 {{- end -}}
@@ -54,6 +55,7 @@ long random key (SECRET_KEY, http.secret, the RPC secret) with any user-chosen p
 offline test for a weak password (every homeci caller does).
 */ -}}
 {{- define "homeci-lib.secretsChecksum" -}}
+{{- include "homeci-lib.args" (list "homeci-lib.secretsChecksum" . (dict "ctx" "context" "secrets" "list") `(dict "ctx" $ "secrets" (list (dict "name" <Secret>)))`) -}}
 {{- $ctx := .ctx -}}
 {{- $seen := dict -}}
 {{- range $i, $entry := .secrets -}}
@@ -90,6 +92,7 @@ username = global.admin.username, so that value is used as is; a user's Secret i
 is left out on purpose: Gogs follows it without a restart and Drone never reads it.
 */ -}}
 {{- define "homeci-lib.adminUsernameEntry" -}}
+{{- include "homeci-lib.args" (list "homeci-lib.adminUsernameEntry" . (dict "ctx" "context" "existingSecret" "string?") `(dict "ctx" $ "existingSecret" .Values.admin.existingSecret)`) -}}
 {{- $name := include "homeci-lib.adminSecret" (dict "ctx" .ctx "existingSecret" .existingSecret) -}}
 {{- $entry := dict "name" $name "keys" (list "username") -}}
 {{- $username := dig "admin" "username" "" (.ctx.Values.global | default dict) -}}

@@ -1,16 +1,16 @@
-"""Regenerate (or check) every chart's generated files: ``values.schema.json`` and ``VALUES.md``."""
+"""Regenerate (or check) every chart's generated files, ``values.schema.json`` and ``VALUES.md``, from its
+values.yaml and the library's schema definitions."""
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
 
 from homeci import paths
+from homeci.chartdocs import generate, valuesdoc
 from homeci.chartdocs import schema as schemas
-from homeci.chartdocs import valuesdoc
 from homeci.errors import HomeciError
 
 LIBRARY = "homeci-lib"
@@ -41,6 +41,11 @@ def documented_charts(root: Path) -> list[Path]:
     return sorted(seen.values())
 
 
+def _depends_on_library(chart: Path) -> bool:
+    meta = yaml.safe_load((chart / "Chart.yaml").read_text(encoding="utf-8")) or {}
+    return any(dep.get("name") == LIBRARY for dep in meta.get("dependencies") or [])
+
+
 def outputs(root: Path) -> list[Output]:
     fragments = schemas.load_fragments(fragments_dir(root))
     result: list[Output] = []
@@ -48,19 +53,18 @@ def outputs(root: Path) -> list[Output]:
     for chart in documented_charts(root):
         rel = chart.relative_to(root)
         values_text = (chart / "values.yaml").read_text(encoding="utf-8")
-        schema_path = chart / "values.schema.json"
         try:
-            source = json.loads(schema_path.read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError) as exc:
-            raise HomeciError(f"{schema_path.relative_to(root)}: not readable JSON ({exc}); fix it") from exc
-        assembled = schemas.assemble(source, fragments, values_text)
-        problems += [f"{rel}/values.yaml: key {key} has no comment above it (the schema and VALUES.md take "
-                     f"their descriptions from it): document it" for key in assembled.undocumented]
-        result.append(Output(schema_path, schemas.dumps(assembled.schema)))
+            values = yaml.safe_load(values_text) or {}
+        except yaml.YAMLError as exc:
+            raise HomeciError(f"{rel}/values.yaml: not YAML ({exc}); fix it") from exc
+        body, found = generate.properties(f"{rel}/values.yaml", values_text, values, fragments)
+        problems += found
+        if found:
+            continue
         name = yaml.safe_load((chart / "Chart.yaml").read_text(encoding="utf-8"))["name"]
-        values = yaml.safe_load(values_text) or {}
-        doc = valuesdoc.render(name, values_text, values, assembled.schema)
-        result.append(Output(chart / "VALUES.md", doc))
+        schema = schemas.whole(f"{name} values", body, fragments, _depends_on_library(chart))
+        result.append(Output(chart / "values.schema.json", schemas.dumps(schema)))
+        result.append(Output(chart / "VALUES.md", valuesdoc.render(name, values_text, values, schema)))
     if problems:
         raise HomeciError("; ".join(problems))
     return result

@@ -1,31 +1,25 @@
-"""Assemble a chart's ``values.schema.json`` from its own properties, the shared fragments and the
-values.yaml comments.
-
-The checked-in schema is both the source and the result: a maintainer edits its ``properties``; this
-module (1) replaces every shared definition (``#/definitions/<name>`` where the library chart has a
-fragment ``<name>.json``) with the fragment, and drops definitions nothing refers to, (2) gives every
-property without a ``description`` the comment above its key in values.yaml. A property that has neither
-is reported, so every key of every chart stays documented.
-"""
+"""A chart's whole ``values.schema.json``: the header, the definitions its properties use (copied from
+the library chart's ``charts/homeci-lib/schema/<name>.json``) and the properties
+:mod:`homeci.chartdocs.generate` wrote from values.yaml."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from homeci.chartdocs.comments import key_comments
+from homeci.chartdocs.annotations import DEFS
 from homeci.errors import HomeciError
 
-DEFS = "definitions"  # draft-07: Helm 3 validates with a draft-07 library
+DRAFT = "http://json-schema.org/draft-07/schema#"
 
-
-@dataclass
-class Assembled:
-    schema: dict[str, Any]
-    undocumented: list[str] = field(default_factory=list)
+# Helm adds a section named after each dependency to the values it validates, the library's included.
+LIBRARY_PROPERTY = {
+    "description": "The section Helm adds for the homeci-lib library chart (shared named templates; it "
+                   "reads no values of its own).",
+    "type": "object",
+}
 
 
 def load_fragments(folder: Path) -> dict[str, Any]:
@@ -51,60 +45,37 @@ def _refs(node: Any) -> Iterator[str]:
             yield from _refs(value)
 
 
-def _used_definitions(schema: Mapping[str, Any], definitions: Mapping[str, Any]) -> list[str]:
-    """Names of definitions reachable from the schema's properties, in first-use order."""
-    seen: list[str] = []
-    todo = list(_refs({k: v for k, v in schema.items() if k != DEFS}))
+def used_definitions(node: Any, definitions: Mapping[str, Any]) -> list[str]:
+    """Names of the definitions ``node`` refers to, directly or through another definition, sorted."""
+    seen: set[str] = set()
+    todo = list(_refs(node))
     while todo:
-        name = todo.pop(0)
+        name = todo.pop()
         if name in seen:
             continue
         if name not in definitions:
-            raise HomeciError(f"the schema refers to #/{DEFS}/{name}, which is neither in the chart's "
-                              f"{DEFS} nor a shared fragment: add charts/homeci-lib/schema/{name}.json")
-        seen.append(name)
+            raise HomeciError(f"the schema refers to #/{DEFS}/{name}, which is no definition of the library: "
+                              f"add charts/homeci-lib/schema/{name}.json")
+        seen.add(name)
         todo.extend(_refs(definitions[name]))
-    return seen
+    return sorted(seen)
 
 
-def _describe(node: dict[str, Any], path: tuple[str, ...], comments: Mapping[tuple[str, ...], str],
-              undocumented: list[str]) -> dict[str, Any]:
-    props = node.get("properties")
-    if isinstance(props, dict):
-        new_props: dict[str, Any] = {}
-        for key, sub in props.items():
-            if not isinstance(sub, dict):
-                new_props[key] = sub
-                continue
-            sub_path = (*path, key)
-            sub = _describe(sub, sub_path, comments, undocumented)
-            if not sub.get("description"):
-                text = comments.get(sub_path, "")
-                if text:
-                    sub = {"description": text, **{k: v for k, v in sub.items() if k != "description"}}
-                elif "$ref" not in sub:
-                    undocumented.append(".".join(sub_path))
-            new_props[key] = sub
-        node = {**node, "properties": new_props}
-    return node
-
-
-def assemble(schema: Mapping[str, Any], fragments: Mapping[str, Any], values_text: str) -> Assembled:
-    local = dict(schema.get(DEFS) or {})
-    available = {**local, **fragments}
-    used = _used_definitions(schema, available)
-    undocumented: list[str] = []
-    own = {k: v for k, v in schema.items() if k != DEFS}
-    body = _describe(own, (), key_comments(values_text), undocumented)
-    out = dict(body)
+def whole(title: str, body: Mapping[str, Any], fragments: Mapping[str, Any],
+          library: bool) -> dict[str, Any]:
+    """The schema file: draft-07 header, used definitions, then ``body`` (a closed object's type,
+    properties and required) plus the library's section when the chart depends on it."""
+    props = dict(body.get("properties") or {})
+    if library:
+        props["homeci-lib"] = LIBRARY_PROPERTY
+    out: dict[str, Any] = {"$schema": DRAFT, "title": title, "type": "object", "additionalProperties": False}
+    used = used_definitions(props, fragments)
     if used:
-        # definitions first after the header keys, as the hand-written schemas had them
-        ordered = {name: available[name] for name in sorted(used)}
-        head = {k: v for k, v in out.items() if k in ("$schema", "$id", "title", "description", "type",
-                                                      "additionalProperties")}
-        tail = {k: v for k, v in out.items() if k not in head}
-        out = {**head, DEFS: ordered, **tail}
-    return Assembled(out, undocumented)
+        out[DEFS] = {name: fragments[name] for name in used}
+    out["properties"] = props
+    if body.get("required"):
+        out["required"] = list(body["required"])
+    return out
 
 
 def dumps(schema: Mapping[str, Any]) -> str:

@@ -39,12 +39,12 @@ def _resolve(schema: Mapping[str, Any], node: Mapping[str, Any]) -> Mapping[str,
 
 def _type(node: Mapping[str, Any], value: Any) -> str:
     kind = node.get("type")
+    if "enum" in node:
+        return "one of " + ", ".join(json.dumps(v) for v in node["enum"])
     if isinstance(kind, list):
         return " or ".join(str(k) for k in kind)
     if kind:
         return str(kind)
-    if "enum" in node:
-        return "one of " + ", ".join(json.dumps(v) for v in node["enum"])
     return {dict: "object", list: "array", str: "string", bool: "boolean", int: "integer",
             float: "number", type(None): "null"}.get(type(value), "any")
 

@@ -22,9 +22,9 @@ of Secret <release>-registry-auth was made from (annotation homeci.dev/htpasswd-
 {{- printf "%s\n%s:%s" (index . 0) (index . 1) (index . 2) | sha256sum | printf "sha256:%s" -}}
 {{- end -}}
 
-{{- /* $ -> the public host: host, else <global.hosts.registry>.<global.domain>. */ -}}
+{{- /* $ -> the public host: host, else <global.hosts.registry>.<global.domain> (homeci-lib.registryHost). */ -}}
 {{- define "homeci-registry.host" -}}
-{{- .Values.host | default (include "homeci-lib.host" (dict "ctx" . "component" "registry")) -}}
+{{- include "homeci-lib.registryHost" (dict "ctx" . "host" .Values.host) -}}
 {{- end -}}
 
 {{- /* Environment shared by the registry and the garbage collector: secrets never in the config text. */ -}}
