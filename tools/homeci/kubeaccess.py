@@ -110,17 +110,37 @@ def wait_for(what: str, check: Callable[[], str | None], *, timeout: float,
     raise HomeciError(f"timed out after {timeout:.0f}s waiting for {what} ({reason})")
 
 
-def apply(api: Any, objects: Iterable[dict[str, Any]], *, manager: str = "homeci") -> None:
+def apply(api: Any, objects: Iterable[dict[str, Any]], *, manager: str = "homeci",
+          discovery_timeout: float = 30) -> None:
     """Server-side apply each object (created or brought to this content; field manager ``manager``)."""
     from kubernetes.dynamic import DynamicClient
 
     dyn = DynamicClient(api)
     for obj in objects:
-        res = dyn.resources.get(api_version=obj["apiVersion"], kind=obj["kind"])
+        res = served_resource(dyn, obj["apiVersion"], obj["kind"], timeout=discovery_timeout)
         dyn.server_side_apply(res, body=obj, field_manager=manager, force_conflicts=True)
 
 
-def create(api: Any, objects: Iterable[dict[str, Any]]) -> None:
+def served_resource(dyn: Any, api_version: str, kind: str, *, timeout: float) -> Any:
+    """The dynamic client's resource for ``kind``, waiting up to ``timeout`` for the API server to serve
+    it: a server that just answered /version may still be registering its API groups (seen in CI on a
+    cold machine: storage.k8s.io/v1 not yet discovered)."""
+    from kubernetes.dynamic.exceptions import ResourceNotFoundError
+
+    found: list[Any] = []
+
+    def check() -> str | None:
+        try:
+            found.append(dyn.resources.get(api_version=api_version, kind=kind))
+        except ResourceNotFoundError:
+            return f"{api_version} {kind} not served yet"
+        return None
+
+    wait_for(f"the API server to serve {kind} ({api_version})", check, timeout=timeout, interval=1)
+    return found[-1]
+
+
+def create(api: Any, objects: Iterable[dict[str, Any]], *, discovery_timeout: float = 60) -> None:
     """Create each object unless it exists (kept as it is then). Unlike apply, a create keeps what the
     object's strategy allows only on create, e.g. a Node's status (the simulated nodes' size)."""
     from kubernetes.client.rest import ApiException
@@ -128,7 +148,7 @@ def create(api: Any, objects: Iterable[dict[str, Any]]) -> None:
 
     dyn = DynamicClient(api)
     for obj in objects:
-        res = dyn.resources.get(api_version=obj["apiVersion"], kind=obj["kind"])
+        res = served_resource(dyn, obj["apiVersion"], obj["kind"], timeout=discovery_timeout)
         try:
             res.create(body=obj, namespace=obj["metadata"].get("namespace"))
         except ApiException as exc:
