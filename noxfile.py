@@ -84,7 +84,12 @@ def integration(session: nox.Session) -> None:
     in CI and skips elsewhere, saying why. Prints the phase table of each push."""
     _install(session)
     session.run("homeci", "toolchain", "install")
-    session.run("pytest", *(session.posargs or ["-q", "-s", "-m", "integration", "tests/integration"]))
+    if session.posargs:
+        session.run("pytest", *session.posargs)
+        return
+    session.run("pytest", "-q", "-s", "-m", "integration", "tests/integration")
+    # Day-two operations last: they bring up (and take down) clusters of their own.
+    session.run("pytest", "-q", "-s", "-m", "daytwo", "tests/daytwo")
 
 
 @nox.session

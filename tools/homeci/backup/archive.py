@@ -161,6 +161,10 @@ def read(archive: Path, into: Path) -> Manifest:
                         h.update(chunk)
                         out.write(chunk)
                 seen[rel] = (member.size, h.hexdigest())
+            # Read to the end of the gzip stream, so a cut-off trailer (length and CRC) is noticed too.
+            assert tar.fileobj is not None
+            while tar.fileobj.read(BUFFER):
+                pass
     except HomeciError:
         raise
     except (tarfile.ReadError, EOFError, zlib.error, OSError) as exc:
