@@ -1,6 +1,6 @@
-"""Optional PodDisruptionBudgets: none by default in any scenario; when enabled, each selects exactly
-the pods of its workload (the Deployment's own selector) and carries the one field asked for; both
-fields or neither are refused with one sentence naming the key."""
+"""Optional PodDisruptionBudgets: none by default, exactly those a scenario enables; when enabled, each
+selects exactly the pods of its workload (the Deployment's own selector) and carries the one field asked
+for; both fields or neither are refused with one sentence naming the key."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import pytest
 from homeci.helm import HelmError
 from homeci_testing.support import render_umbrella
 
+from .conftest import dig, scenario_values
 from .refusals import fail_sentence, sentence_problems, text_of
 
 # values path -> the Deployment its budget protects
@@ -23,10 +24,13 @@ BUDGETS = {
 }
 
 
-def test_no_budget_by_default(scenario: Path, scenario_id: str) -> None:
+def test_exactly_the_budgets_a_scenario_enables(scenario: Path, scenario_id: str) -> None:
+    values = scenario_values(scenario)
+    wanted = sorted(name for path, name in BUDGETS.items()
+                    if dig(values, f"{path}.podDisruptionBudget.enabled", False))
     objs = render_umbrella([scenario])
-    pdbs = [m.name for m in objs if m.kind == "PodDisruptionBudget"]
-    assert not pdbs, f"{scenario_id}: PodDisruptionBudgets rendered without being enabled: {pdbs}"
+    pdbs = sorted(m.name for m in objs if m.kind == "PodDisruptionBudget")
+    assert pdbs == wanted, f"{scenario_id}: PodDisruptionBudgets rendered {pdbs}, enabled {wanted}"
 
 
 @pytest.mark.parametrize("setting", [["maxUnavailable=1"], ["maxUnavailable=0"], ["maxUnavailable=null",

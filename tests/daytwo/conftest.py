@@ -29,7 +29,8 @@ def local_node() -> None:
 
     reason = unsupported_reason()
     if reason is None and missing_tools():
-        reason = f"local-cluster binaries not built: run `homeci toolchain install {' '.join(missing_tools())}`"
+        reason = ("local-cluster binaries not built: run "
+                  f"`homeci toolchain install {' '.join(missing_tools())}`")
     if reason:
         if os.environ.get("CI"):
             pytest.fail(f"the day-two tier must run in CI, but {reason}")

@@ -65,12 +65,15 @@ def state(st: stackmod.Stack, app: driver.App) -> dict[str, Any]:
     }
 
 
+def _show(value: Any) -> str:
+    return "\n".join(value) if isinstance(value, list) else str(value)
+
+
 def _table(before: dict[str, Any], after: dict[str, Any]) -> Table:
     table = Table("what", "cluster A (backed up)", "cluster B (restored)", "same", title="backup → restore")
     for key in before:
         b, a = before[key], after.get(key)
-        show = (lambda v: "\n".join(v) if isinstance(v, list) else str(v))
-        table.add_row(key, show(b), show(a), "yes" if a == b else "NO")
+        table.add_row(key, _show(b), _show(a), "yes" if a == b else "NO")
     return table
 
 
@@ -93,7 +96,8 @@ def test_backup_on_one_node_restores_on_a_new_one(local_node: None, tmp_path: Pa
         drone.call("POST", f"/repos/{app.owner}/{app.name}/secrets", {"name": SECRET, "data": "kept"})
         before = state(st, app)
         last_version = rounds[-1].version
-        manifest = collect.backup(prepared.cluster.api(), archive, collect.Options(), progress=_progress("backup"))
+        manifest = collect.backup(prepared.cluster.api(), archive, collect.Options(),
+                                  progress=_progress("backup"))
         assert archive.stat().st_size > 0
         print(f"archive {archive.stat().st_size / 1e6:.1f} MB: {collect.summary(manifest)}", flush=True)
     finally:
@@ -115,8 +119,8 @@ def test_backup_on_one_node_restores_on_a_new_one(local_node: None, tmp_path: Pa
 
         api = node.api()
         port = int(node.info()["ports"]["https"])
-        st_b = stackmod.from_cluster(client.CoreV1Api(api), client.NetworkingV1Api(api), clusterstack.NAMESPACE,
-                                     clusterstack.RELEASE, tmp_path / "b",
+        st_b = stackmod.from_cluster(client.CoreV1Api(api), client.NetworkingV1Api(api),
+                                     clusterstack.NAMESPACE, clusterstack.RELEASE, tmp_path / "b",
                                      lambda ca: PublicNames({"https": port}, ca))
         st_b.https_port = port
         st_b.git_resolve = [f"{h}:{port}:127.0.0.1" for h in st_b.hosts.values()]

@@ -81,16 +81,17 @@ class Direct:
         for blob in (config, layer):
             status, body = self.push_blob(repo, blob)
             assert status == 201, f"blob push to {repo} answered {status} {body[:200]!r}"
-        manifest = json.dumps({"schemaVersion": 2, "mediaType": OCI,
-                               "config": _desc("application/vnd.oci.image.config.v1+json", config),
-                               "layers": [_desc("application/vnd.oci.image.layer.v1.tar+gzip", layer)]}).encode()
+        manifest = json.dumps({
+            "schemaVersion": 2, "mediaType": OCI,
+            "config": _desc("application/vnd.oci.image.config.v1+json", config),
+            "layers": [_desc("application/vnd.oci.image.layer.v1.tar+gzip", layer)]}).encode()
         status, _, _ = self.call("PUT", f"/v2/{repo}/manifests/{tag}", manifest, {"Content-Type": OCI})
         return status, "sha256:" + hashlib.sha256(manifest).hexdigest(), [_desc("", b)["digest"]
                                                                             for b in (config, layer)]
 
     def pulls_intact(self, repo: str, tag: str) -> list[str]:
         """What is wrong with pulling ``repo:tag`` (empty: manifest and every blob match their digests)."""
-        status, headers, body = self.call("GET", f"/v2/{repo}/manifests/{tag}", headers={"Accept": OCI})
+        status, _, body = self.call("GET", f"/v2/{repo}/manifests/{tag}", headers={"Accept": OCI})
         if status != 200:
             return [f"manifest {repo}:{tag} answered {status}"]
         problems = []
@@ -110,13 +111,18 @@ def _blob_files(root: Path) -> set[str]:
     return {p.parent.name for p in root.rglob("blobs/sha256/*/*/data")}
 
 
+def _gc_args(objs: list[Manifest]) -> list[str]:
+    cron = manifests.get(objs, "CronJob", f"{RELEASE}-registry-gc").obj
+    return list(cron["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]["args"])
+
+
 def test_the_collector_deletes_only_in_the_read_only_window() -> None:
     normal = render("default", "registry.garbageCollect.enabled=true")
     window = render("default", *WINDOW)
-    args = {name: manifests.get(objs, "CronJob", f"{RELEASE}-registry-gc").obj["spec"]["jobTemplate"]["spec"][
-        "template"]["spec"]["containers"][0]["args"] for name, objs in (("normal", normal), ("window", window))}
-    assert "--dry-run" in args["normal"], f"CronJob/{RELEASE}-registry-gc deletes outside the window: {args}"
-    assert "--dry-run" not in args["window"], f"CronJob/{RELEASE}-registry-gc only reports in the window: {args}"
+    args = {name: _gc_args(objs) for name, objs in (("normal", normal), ("window", window))}
+    cron = f"CronJob/{RELEASE}-registry-gc"
+    assert "--dry-run" in args["normal"], f"{cron} deletes outside the window: {args}"
+    assert "--dry-run" not in args["window"], f"{cron} only reports in the window: {args}"
 
 
 def test_a_push_during_garbage_collection_is_refused_and_nothing_is_corrupted(tmp_path: Path) -> None:
@@ -125,7 +131,7 @@ def test_a_push_during_garbage_collection_is_refused_and_nothing_is_corrupted(tm
     # 1. Normal operation: two images; the second is then untagged (its manifest deleted).
     with LoopbackRegistry(normal, tmp_path / "before", registry_bin) as server:
         client = Direct(server, normal)
-        status, kept, kept_blobs = client.push_image("homeci/kept", "v1", "kept")
+        status, _, kept_blobs = client.push_image("homeci/kept", "v1", "kept")
         assert status == 201
         status, dropped, dropped_blobs = client.push_image("homeci/dropped", "v1", "dropped")
         assert status == 201
@@ -137,8 +143,7 @@ def test_a_push_during_garbage_collection_is_refused_and_nothing_is_corrupted(tm
 
     # 2. The maintenance window: the registry read-only on the same storage, the collector running.
     window = render("default", *WINDOW)
-    cron = manifests.get(window, "CronJob", f"{RELEASE}-registry-gc")
-    gc_args = cron.obj["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]["args"]
+    gc_args = _gc_args(window)
     with LoopbackRegistry(window, tmp_path / "window", registry_bin) as server:
         storage = server.pod.host_path("/var/lib/registry")
         shutil.rmtree(storage)

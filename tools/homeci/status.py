@@ -65,11 +65,12 @@ def component_checks(workloads: list[Workload], expected: list[str]) -> list[Che
         detail = f"{w.kind}/{w.name} {w.ready}/{w.desired} ready, version {w.version or '?'}"
         if w.desired == 0:
             out.append(Check("component", w.component, WARN, detail,
-                             f"scaled to zero: `kubectl -n {w.namespace} scale {w.kind.lower()} {w.name} --replicas=1`"))
+                             f"scaled to zero: `kubectl -n {w.namespace} scale {w.kind.lower()} {w.name} "
+                             "--replicas=1`"))
         elif w.ready < w.desired:
             out.append(Check("component", w.component, FAIL, detail,
-                             f"`kubectl -n {w.namespace} describe {w.kind.lower()} {w.name}` and its pods' logs "
-                             f"(`kubectl -n {w.namespace} logs {w.kind.lower()}/{w.name}`)"))
+                             f"`kubectl -n {w.namespace} describe {w.kind.lower()} {w.name}` and its pods' "
+                             f"logs (`kubectl -n {w.namespace} logs {w.kind.lower()}/{w.name}`)"))
         elif w.updated < w.desired:
             out.append(Check("component", w.component, WARN, detail + f", {w.updated} updated",
                              "a rollout is in progress: run status again in a minute"))
@@ -99,7 +100,8 @@ def certificate_checks(certs: list[Certificate], now: dt.datetime, renew_before_
     for c in certs:
         if c.not_after is None:
             out.append(Check("certificate", c.name, FAIL, f"Secret {c.secret} has no readable tls.crt",
-                             f"check `kubectl -n {namespace} get secret {c.secret}`; a helm upgrade recreates it"))
+                             f"check `kubectl -n {namespace} get secret {c.secret}`; a helm upgrade "
+                             "recreates it"))
             continue
         left = c.not_after - now
         days = left.total_seconds() / 86400
@@ -112,13 +114,14 @@ def certificate_checks(certs: list[Certificate], now: dt.datetime, renew_before_
             if annotated is None or abs((annotated - c.not_after).total_seconds()) > 86400:
                 out.append(Check("certificate", c.name, WARN,
                                  detail + f"; annotation homeci.dev/not-after says {c.annotation}",
-                                 f"the Secret {c.secret} was edited by hand: run `helm upgrade {release}` with "
-                                 "the same values so the chart re-reads it"))
+                                 f"the Secret {c.secret} was edited by hand: run `helm upgrade "
+                                 f"{release}` with the same values so the chart re-reads it"))
                 continue
         if days <= 0:
             state, advice = FAIL, "expired: " + _renew_advice(c, release)
         elif c.name == "serving" and days <= renew_before_days:
-            state, advice = WARN, (f"within renewBeforeDays ({renew_before_days}): " + _renew_advice(c, release))
+            state = WARN
+            advice = f"within renewBeforeDays ({renew_before_days}): " + _renew_advice(c, release)
         elif c.name == "CA" and days <= CA_WARN_DAYS:
             state, advice = WARN, _renew_advice(c, release)
         else:
@@ -130,8 +133,8 @@ def certificate_checks(certs: list[Certificate], now: dt.datetime, renew_before_
 def _renew_advice(c: Certificate, release: str) -> str:
     if c.name == "serving":
         return f"`helm upgrade {release} ... --reuse-values` reissues it (same CA)"
-    return ("plan a new CA: `homeci ca init`, install it with global.tls.mode=existingSecret, and re-trust it on "
-            "clients and nodes")
+    return ("plan a new CA: `homeci ca init`, install it with global.tls.mode=existingSecret, and "
+            "re-trust it on clients and nodes")
 
 
 # -- volumes ---------------------------------------------------------------------------------------
@@ -147,7 +150,8 @@ def volume_checks(volumes: list[Volume], namespace: str) -> list[Check]:
     out = []
     for v in sorted(volumes, key=lambda v: v.claim):
         if v.used is None:
-            out.append(Check("volume", v.claim, OK, f"{_size(v.size)}, usage unknown (no mounted pod reports it)"))
+            out.append(Check("volume", v.claim, OK,
+                             f"{_size(v.size)}, usage unknown (no mounted pod reports it)"))
             continue
         ratio = v.used / v.size if v.size else 0.0
         detail = f"{_size(v.used)} of {_size(v.size)} ({ratio:.0%})"
@@ -161,7 +165,8 @@ def volume_checks(volumes: list[Volume], namespace: str) -> list[Check]:
 
 
 def _grow_advice(v: Volume, namespace: str) -> str:
-    tip = "; for the registry, enable registry.gc to delete unreferenced layers" if "registry" in v.claim else ""
+    tip = ("; for the registry, enable registry.garbageCollect (registry.gc) to delete unreferenced layers"
+           if "registry" in v.claim else "")
     return (f"grow it (`kubectl -n {namespace} edit pvc {v.claim}` where the storage class allows expansion) "
             f"or free space{tip}")
 
@@ -212,8 +217,8 @@ def build_checks(repos: list[dict[str, Any]], ci_url: str) -> list[Check]:
 EXPECTED = ("traefik", "registry", "git", "ci-server", "ci-runner")
 
 
-def gather(api: Any, namespace: str, release: str, *, now: dt.datetime | None = None) -> tuple[list[Check],
-                                                                                                 dict[str, Any]]:
+def gather(api: Any, namespace: str, release: str, *,
+           now: dt.datetime | None = None) -> tuple[list[Check], dict[str, Any]]:
     """Every check for release ``release`` in ``namespace``, plus facts for the header (version, hosts)."""
     from kubernetes import client
 
@@ -248,13 +253,15 @@ def _workloads(apps: Any, namespace: str, release: str) -> list[Workload]:
     out = []
     for d in apps.list_namespaced_deployment(namespace, label_selector=sel).items:
         labels = d.metadata.labels or {}
-        out.append(Workload("Deployment", d.metadata.name, namespace, labels.get("app.kubernetes.io/component", "?"),
+        out.append(Workload("Deployment", d.metadata.name, namespace,
+                            labels.get("app.kubernetes.io/component", "?"),
                             labels.get("app.kubernetes.io/version", ""), int(d.spec.replicas or 0),
                             int(d.status.ready_replicas or 0), int(d.status.updated_replicas or 0)))
     for d in apps.list_daemon_set_for_all_namespaces(label_selector=sel).items:
         labels = d.metadata.labels or {}
         out.append(Workload("DaemonSet", d.metadata.name, d.metadata.namespace,
-                            labels.get("app.kubernetes.io/component", "?"), labels.get("app.kubernetes.io/version", ""),
+                            labels.get("app.kubernetes.io/component", "?"),
+                            labels.get("app.kubernetes.io/version", ""),
                             int(d.status.desired_number_scheduled or 0), int(d.status.number_ready or 0),
                             int(d.status.updated_number_scheduled or 0)))
     return out
@@ -305,7 +312,8 @@ def _volumes(api: Any, core: Any, namespace: str, release: str) -> list[Volume]:
                     used[ref["name"]] = int(vol["usedBytes"])
     out = []
     for c in claims:
-        cap = (c.status.capacity or {}).get("storage") or (c.spec.resources.requests or {}).get("storage", "0")
+        requested = (c.spec.resources.requests or {}).get("storage", "0")
+        cap = (c.status.capacity or {}).get("storage") or requested
         out.append(Volume(c.metadata.name, quantity_bytes(str(cap)), used.get(c.metadata.name)))
     return out
 
@@ -320,8 +328,10 @@ def _drone_repos(api: Any, core: Any, namespace: str, release: str) -> tuple[lis
     secret = core.read_namespaced_secret(names.drone_machine_secret, namespace)
     token = base64.b64decode((secret.data or {})["token"]).decode()
     web = kubeops.PodWeb(api, namespace, pod.metadata.name, 8080)
-    resp = expect(web.request("GET", "http://drone/api/user/repos?latest=true", headers=bearer(token)), (200,),
-                  "Drone GET /api/user/repos?latest=true")
-    host = next((e.value for c in pod.spec.containers for e in c.env or [] if e.name == "DRONE_SERVER_HOST"), "")
+    path = "/api/user/repos?latest=true"
+    resp = expect(web.request("GET", f"http://drone{path}", headers=bearer(token)), (200,),
+                  f"Drone GET {path}")
+    hosts = [e.value for c in pod.spec.containers for e in c.env or [] if e.name == "DRONE_SERVER_HOST"]
+    host = hosts[0] if hosts else ""
     repos: list[dict[str, Any]] = resp.json() or []
     return repos, f"https://{host}" if host else "Drone"

@@ -24,7 +24,6 @@ Members (paths below ``homeci-backup/``):
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import shutil
 import tarfile
@@ -33,12 +32,14 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from homeci.backup.script import SCRIPT
 from homeci.errors import HomeciError
 
-FORMAT = "homeci-backup"
-FORMAT_VERSION = 1
-ROOT = "homeci-backup"
-MANIFEST = f"{ROOT}/manifest.json"
+# Defined once, in the chart's backup script (the scheduled backup writes the same archive).
+FORMAT: str = SCRIPT.FORMAT
+FORMAT_VERSION: int = SCRIPT.FORMAT_VERSION
+ROOT: str = SCRIPT.ROOT
+MANIFEST: str = SCRIPT.MANIFEST
 BUFFER = 1 << 20
 
 
@@ -93,31 +94,11 @@ class Writer:
         self.path(name).write_text(json.dumps(data, indent=1, sort_keys=True) + "\n")
 
     def pack(self, manifest: Manifest, dest: Path) -> Path:
-        files = sorted(p for p in self.staging.rglob("*") if p.is_file())
-        manifest.files = {}
-        for p in files:
-            manifest.files[p.relative_to(self.staging).as_posix()] = {"size": p.stat().st_size,
-                                                                      "sha256": sha256_file(p)}
+        """The archive (the chart script's ``pack``: members sorted, the manifest last, owner-only)."""
         dest.parent.mkdir(parents=True, exist_ok=True)
-        tmp = dest.with_name(dest.name + ".partial")
-        with tarfile.open(tmp, "w:gz", compresslevel=6) as tar:
-            for p in files:
-                tar.add(p, arcname=f"{ROOT}/{p.relative_to(self.staging).as_posix()}", recursive=False,
-                        filter=_plain)
-            data = json.dumps(manifest.to_json(), indent=1, sort_keys=True).encode()
-            info = tarfile.TarInfo(MANIFEST)
-            info.size, info.mode, info.mtime = len(data), 0o600, 0
-            tar.addfile(info, io.BytesIO(data))
-        tmp.chmod(0o600)  # it holds the CA key and every password
-        tmp.replace(dest)
+        doc = SCRIPT.pack(self.staging, manifest.to_json(), dest)
+        manifest.files = dict(doc["files"])
         return dest
-
-
-def _plain(info: tarfile.TarInfo) -> tarfile.TarInfo:
-    info.uid = info.gid = 0
-    info.uname = info.gname = ""
-    info.mode = 0o600
-    return info
 
 
 def sha256_file(path: Path) -> str:
@@ -145,7 +126,8 @@ def read(archive: Path, into: Path) -> Manifest:
                 if manifest_data is not None:
                     raise HomeciError(f"{where} has member {name} after its manifest: not an archive homeci "
                                       "wrote")
-                if not name.startswith(ROOT + "/") or ".." in PurePosixPath(name).parts or not member.isfile():
+                inside = name.startswith(ROOT + "/") and ".." not in PurePosixPath(name).parts
+                if not inside or not member.isfile():
                     raise HomeciError(f"{where} is not a homeci backup (unexpected member {name!r})")
                 src = tar.extractfile(member)
                 assert src is not None
@@ -175,8 +157,8 @@ def read(archive: Path, into: Path) -> Manifest:
         raise HomeciError(f"{where} is not a homeci backup (not a gzip-compressed tar archive)") from None
     if manifest_data is None:
         if seen:
-            raise HomeciError(f"{where} is truncated (its manifest, the last member, is missing): nothing was "
-                              "changed; use a complete copy of the backup")
+            raise HomeciError(f"{where} is truncated (its manifest, the last member, is missing): nothing "
+                              "was changed; use a complete copy of the backup")
         raise HomeciError(f"{where} is not a homeci backup (no {MANIFEST})")
     try:
         manifest = Manifest.from_json(json.loads(manifest_data), where)
@@ -190,8 +172,8 @@ def read(archive: Path, into: Path) -> Manifest:
             raise HomeciError(f"{where}: {rel} does not match its checksum in the manifest: the archive is "
                               "damaged")
     if seen:
-        raise HomeciError(f"{where} holds {sorted(seen)[0]}, which its manifest does not list: not an archive "
-                          "homeci wrote")
+        raise HomeciError(f"{where} holds {sorted(seen)[0]}, which its manifest does not list: not an "
+                          "archive homeci wrote")
     return manifest
 
 

@@ -43,9 +43,11 @@ def registry_client(api: Any, namespace: str, release: str) -> Registry:
     secret = core.read_namespaced_secret(contract.Names(release).registry_auth_secret, namespace)
     data = {k: base64.b64decode(v).decode() for k, v in (secret.data or {}).items() if k in ("username",
                                                                                               "password")}
-    port = next((p.container_port for c in pod.spec.containers for p in c.ports or [] if p.name == "http"), 5000)
+    ports = [p.container_port for c in pod.spec.containers for p in c.ports or [] if p.name == "http"]
+    port = ports[0] if ports else 5000
     web = kubeops.PodWeb(api, namespace, pod.metadata.name, int(port))
-    return Registry(web, f"http://{release}-registry:{port}", data.get("username", ""), data.get("password", ""))
+    return Registry(web, f"http://{release}-registry:{port}", data.get("username", ""),
+                    data.get("password", ""))
 
 
 def backup(api: Any, dest: Path, opts: Options, *, progress: Progress | None = None) -> archive.Manifest:
@@ -89,7 +91,8 @@ def backup(api: Any, dest: Path, opts: Options, *, progress: Progress | None = N
         contents["gogsRepositories"] = _repositories(w.path("gogs/files.tar"))
 
         if _drone_sqlite(umbrella.values):
-            _say(progress, f"Drone: SQLite online backup in {drone.metadata.name} ({stackinfo.BRIDGE_CONTAINER})")
+            _say(progress, f"Drone: SQLite online backup in {drone.metadata.name} "
+                           f"({stackinfo.BRIDGE_CONTAINER})")
             with w.path("drone/database.sqlite").open("wb") as out:
                 kubeops.exec_in(api, ns, drone.metadata.name, stackinfo.BRIDGE_CONTAINER,
                                 ["python3", "-c", inpod.DRONE_DUMP], stdout=out)
@@ -122,7 +125,7 @@ def backup(api: Any, dest: Path, opts: Options, *, progress: Progress | None = N
 
 def _drone_sqlite(values: dict[str, Any]) -> bool:
     db = ((values.get("drone") or {}).get("server") or {}).get("database") or {}
-    return db.get("type", "sqlite3") == "sqlite3"
+    return bool(db.get("type", "sqlite3") == "sqlite3")
 
 
 def _repositories(tar_path: Path) -> list[str]:

@@ -5,25 +5,16 @@ shell and no sqlite3). Paths are the chart's: ``/data`` is each pod's data volum
 
 from __future__ import annotations
 
-GOGS_ENV = (
-    ". /opt/homeci/secrets.sh; load_secret GOGS_SECRET_KEY; load_secret GOGS_DATABASE_PASSWORD; "
-    'GOGS="${GOGS_BIN:-/app/gogs/gogs}"; CONF="${GOGS_CONFIG:-/etc/gogs/app.ini}"; '
-)
-# Gogs' portable dump of its database (every table as JSON), written on the data volume (the pod's
-# /tmp is small), sent to stdout, removed. Gogs logs to stdout: sent to stderr.
-GOGS_DUMP = GOGS_ENV + (
-    "set -e; w=/data/.homeci-backup; rm -rf \"$w\"; mkdir -p \"$w\"; "
-    "\"$GOGS\" backup --database-only --config \"$CONF\" --tempdir \"$w\" --target \"$w\" "
-    "--archive-name database.zip >&2; cat \"$w/database.zip\"; rm -rf \"$w\""
-)
-# What Gogs keeps beside its database: repositories, attachments, avatars, LFS objects, and homeci's
-# own state (the admin-sync maintenance token, which lives in the database too).
-GOGS_FILES = ("git/gogs-repositories", "gogs/data", "homeci")
-GOGS_EXCLUDE = ("gogs/data/gogs.db", "gogs/data/gogs.db-journal", "gogs/data/sessions", "gogs/data/tmp")
-GOGS_TAR = (
-    "set -e; cd /data; set --; for d in " + " ".join(GOGS_FILES) + "; do [ -e \"$d\" ] && set -- \"$@\" \"$d\"; "
-    "done; tar -cf - " + " ".join(f"--exclude={x}" for x in GOGS_EXCLUDE) + " \"$@\""
-)
+from homeci.backup.script import SCRIPT
+
+# The archive's in-container commands are defined once, in the chart's backup script (the scheduled
+# backup runs the same): Gogs' dump, the tar of its files, Drone's online backup, the bridge's files.
+GOGS_ENV: str = SCRIPT.GOGS_ENV
+GOGS_DUMP: str = SCRIPT.GOGS_DUMP
+GOGS_TAR: str = SCRIPT.GOGS_TAR
+DRONE_DUMP: str = SCRIPT.DRONE_DUMP
+DRONE_TAR: str = SCRIPT.DRONE_TAR
+
 RESTORE_DIR = "/data/.homeci-restore"
 GOGS_RESTORE = GOGS_ENV + (
     f"set -e; w={RESTORE_DIR}; cd /data; "
@@ -34,32 +25,12 @@ GOGS_RESTORE = GOGS_ENV + (
     "rm -rf \"$w\"; echo restored"
 )
 
-# Python (stdlib) in the bridge container. The online backup copies a consistent snapshot while
-# Drone keeps writing; it is written next to the database, streamed, removed.
-DRONE_DUMP = """
-import os, sqlite3, sys
-db, tmp = "/data/database.sqlite", "/data/.homeci-backup.sqlite"
-src = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=60)
-dst = sqlite3.connect(tmp)
-src.backup(dst)
-dst.close()
-src.close()
-with open(tmp, "rb") as f:
-    while chunk := f.read(1 << 16):
-        sys.stdout.buffer.write(chunk)
-sys.stdout.buffer.flush()
-os.unlink(tmp)
-"""
-DRONE_TAR = """
-import os, sys, tarfile
-with tarfile.open(fileobj=sys.stdout.buffer, mode="w|") as tar:
-    if os.path.isdir("/data/gogs-bridge"):
-        tar.add("/data/gogs-bridge", arcname="gogs-bridge")
-"""
 DRONE_BUILDS = """
 import sqlite3
 con = sqlite3.connect("file:/data/database.sqlite?mode=ro", uri=True, timeout=60)
-print(con.execute("select count(*) from builds").fetchone()[0], con.execute("select count(*) from repos where repo_active").fetchone()[0])
+builds = con.execute("select count(*) from builds").fetchone()[0]
+active = con.execute("select count(*) from repos where repo_active").fetchone()[0]
+print(builds, active)
 """
 DRONE_RESTORE = f"""
 import os, shutil, sqlite3, tarfile

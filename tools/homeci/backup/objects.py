@@ -6,20 +6,14 @@ from __future__ import annotations
 
 from typing import Any
 
-# Metadata a cluster assigns (or Helm's bookkeeping of another cluster's objects keeps: not those).
-DROP_METADATA = ("uid", "resourceVersion", "creationTimestamp", "managedFields", "generation",
-                 "selfLink", "ownerReferences", "deletionTimestamp", "deletionGracePeriodSeconds")
-DROP_ANNOTATIONS = ("kubectl.kubernetes.io/last-applied-configuration", "deployment.kubernetes.io/revision")
+from homeci.backup.script import SCRIPT
+
 APP_KINDS = ("ConfigMap", "Secret", "Service", "Deployment", "StatefulSet", "Ingress")
 
 
 def clean(obj: dict[str, Any]) -> dict[str, Any]:
-    """A copy of ``obj`` that can be created on another cluster."""
-    out = {k: v for k, v in obj.items() if k != "status"}
-    meta = {k: v for k, v in (obj.get("metadata") or {}).items() if k not in DROP_METADATA}
-    ann = {k: v for k, v in (meta.get("annotations") or {}).items() if k not in DROP_ANNOTATIONS}
-    meta["annotations"] = ann
-    out["metadata"] = meta
+    """A copy of ``obj`` that can be created on another cluster (a Service without its addresses)."""
+    out: dict[str, Any] = SCRIPT.clean(obj)
     if obj.get("kind") == "Service":
         spec = dict(out.get("spec") or {})
         for key in ("clusterIP", "clusterIPs", "healthCheckNodePort"):
@@ -28,11 +22,6 @@ def clean(obj: dict[str, Any]) -> dict[str, Any]:
             spec["ports"] = [{k: v for k, v in p.items() if k != "nodePort"} for p in spec.get("ports") or []]
         out["spec"] = spec
     return out
-
-
-def _helm_record(secret: dict[str, Any]) -> bool:
-    labels = (secret.get("metadata") or {}).get("labels") or {}
-    return secret.get("type") == "helm.sh/release.v1" or labels.get("owner") == "helm"
 
 
 def stack_secrets(api: Any, namespace: str) -> list[dict[str, Any]]:
@@ -44,7 +33,7 @@ def stack_secrets(api: Any, namespace: str) -> list[dict[str, Any]]:
     for s in items:
         d = api.sanitize_for_serialization(s)
         d["apiVersion"], d["kind"] = "v1", "Secret"
-        if _helm_record(d) or d.get("type") == "kubernetes.io/service-account-token":
+        if not SCRIPT.keep_secret(d):
             continue
         out.append(clean(d))
     return sorted(out, key=lambda o: str(o["metadata"]["name"]))
@@ -75,7 +64,8 @@ def app_objects(api: Any, namespaces: list[str]) -> list[dict[str, Any]]:
     from kubernetes import client
 
     core, apps, net = client.CoreV1Api(api), client.AppsV1Api(api), client.NetworkingV1Api(api)
-    lists = (("v1", "ConfigMap", core.list_namespaced_config_map), ("v1", "Secret", core.list_namespaced_secret),
+    lists = (("v1", "ConfigMap", core.list_namespaced_config_map),
+             ("v1", "Secret", core.list_namespaced_secret),
              ("v1", "Service", core.list_namespaced_service),
              ("apps/v1", "Deployment", apps.list_namespaced_deployment),
              ("apps/v1", "StatefulSet", apps.list_namespaced_stateful_set),
@@ -88,10 +78,10 @@ def app_objects(api: Any, namespaces: list[str]) -> list[dict[str, Any]]:
                 d["apiVersion"], d["kind"] = api_version, kind
                 meta = d.get("metadata") or {}
                 labels = meta.get("labels") or {}
-                if labels.get("app.kubernetes.io/managed-by") == "Helm" or meta.get("name") == "kube-root-ca.crt":
+                helm = labels.get("app.kubernetes.io/managed-by") == "Helm"
+                if helm or meta.get("name") == "kube-root-ca.crt":
                     continue
-                if kind == "Secret" and (d.get("type") == "kubernetes.io/service-account-token"
-                                         or _helm_record(d)):
+                if kind == "Secret" and not SCRIPT.keep_secret(d):
                     continue
                 out.append(clean(d))
     return out

@@ -112,7 +112,8 @@ def _apply(api: Any, obj: dict[str, Any], *, replace: bool) -> str:
 
 
 def _upload(api: Any, ns: str, pod: str, container: str, src: Path, dest: str, *, python: bool) -> None:
-    kubeops.exec_in(api, ns, pod, container, inpod.upload_command(python, src.stat().st_size, dest), upload=src)
+    command = inpod.upload_command(python, src.stat().st_size, dest)
+    kubeops.exec_in(api, ns, pod, container, command, upload=src)
 
 
 def restore(api: Any, kubeconfig: Path, source: Path, opts: Options, *,
@@ -140,9 +141,9 @@ def restore(api: Any, kubeconfig: Path, source: Path, opts: Options, *,
                                   "--charts with the folder holding homeci-umbrella and drone-pipelines")
             have = _chart_version(chart)
             if _version_key(have) < _version_key(str(saved["version"])) and not opts.force:
-                raise HomeciError(f"release {name} was backed up from chart {saved['chart']} {saved['version']}, "
-                                  f"newer than {have} in {chart}: restore with that version or newer "
-                                  "(--force installs the older chart anyway)")
+                raise HomeciError(f"release {name} was backed up from chart {saved['chart']} "
+                                  f"{saved['version']}, newer than {have} in {chart}: restore with that "
+                                  "version or newer (--force installs the older chart anyway)")
         data = existing_data(api, ns, rel)
         if data and not opts.force:
             raise HomeciError(f"release {rel} in namespace {ns} already holds data ({'; '.join(data)}): "

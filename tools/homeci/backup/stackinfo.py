@@ -74,8 +74,8 @@ def helm_release(core: Any, namespace: str, name: str) -> HelmRelease | None:
 def umbrella(core: Any, namespace: str, release: str) -> HelmRelease:
     found = helm_release(core, namespace, release)
     if found is None:
-        raise HomeciError(f"no Helm release {release!r} in namespace {namespace}: pass --namespace and --release "
-                          "of your homeci install")
+        raise HomeciError(f"no Helm release {release!r} in namespace {namespace}: pass --namespace and "
+                          "--release of your homeci install")
     return found
 
 

@@ -33,7 +33,8 @@ def _default_output() -> Path:
               help="Namespace of the umbrella release.")
 @click.option("--release", type=params.RELEASE, default="homeci", show_default=True,
               help="Umbrella release name.")
-@click.option("--pipelines-release", type=params.RELEASE, default=contract.PIPELINES_RELEASE, show_default=True,
+@click.option("--pipelines-release", type=params.RELEASE, default=contract.PIPELINES_RELEASE,
+              show_default=True,
               help="drone-pipelines release name (in the same namespace); left out when not installed.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Archive file to write (default: homeci-backup-<UTC time>.tar.gz here).")
@@ -71,7 +72,8 @@ def backup(kubeconfig: Path | None, namespace: str, release: str, pipelines_rele
 @click.option("--kubeconfig", type=params.ReadableFile(), default=None,
               help="Kubeconfig of the cluster to restore into (default: $KUBECONFIG or ~/.kube/config).")
 @click.option("--force", is_flag=True,
-              help="Overwrite a stack that already holds data (repositories, builds), or install an older chart.")
+              help="Overwrite a stack that already holds data (repositories, builds), or install an "
+                   "older chart.")
 @click.option("--charts", type=click.Path(file_okay=False, exists=True, path_type=Path), default=None,
               help="Folder holding homeci-umbrella and drone-pipelines (default: this checkout's charts/).")
 @click.option("-f", "--values", "values", type=params.ReadableFile(), multiple=True,
@@ -79,8 +81,8 @@ def backup(kubeconfig: Path | None, namespace: str, release: str, pipelines_rele
 @click.option("--helm", "major", type=click.Choice(["3", "4"]), default="3", show_default=True,
               help="Helm major version to install with.")
 @click.option("--timeout", default="10m", show_default=True, help="helm --timeout for each release.")
-def restore(archive: Path, kubeconfig: Path | None, force: bool, charts: Path | None, values: tuple[Path, ...],
-            major: str, timeout: str) -> None:
+def restore(archive: Path, kubeconfig: Path | None, force: bool, charts: Path | None,
+            values: tuple[Path, ...], major: str, timeout: str) -> None:
     """Put a backup into a fresh install: Secrets first (same CA), the releases with their saved values,
     then the data (Gogs and Drone scaled to zero, restored, scaled up; images pushed back). A truncated
     or foreign archive, or a stack that already holds data (without --force), is refused before
