@@ -96,10 +96,16 @@ def test_backup_on_one_node_restores_on_a_new_one(local_node: None, tmp_path: Pa
         drone.call("POST", f"/repos/{app.owner}/{app.name}/secrets", {"name": SECRET, "data": "kept"})
         before = state(st, app)
         last_version = rounds[-1].version
+        scheduled = scheduled_backup(prepared.cluster, tmp_path / "scheduled")
         manifest = collect.backup(prepared.cluster.api(), archive, collect.Options(),
                                   progress=_progress("backup"))
         assert archive.stat().st_size > 0
         print(f"archive {archive.stat().st_size / 1e6:.1f} MB: {collect.summary(manifest)}", flush=True)
+        for key in ("secrets", "gogsRepositories", "droneBuilds", "droneActiveRepositories",
+                    "registryImages"):
+            assert scheduled.contents.get(key) == manifest.contents.get(key), (
+                f"the CronJob's archive and `homeci backup`'s differ in {key}: "
+                f"{scheduled.contents.get(key)} != {manifest.contents.get(key)}")
     finally:
         LocalCluster(cluster_a).down()
 
@@ -112,7 +118,7 @@ def test_backup_on_one_node_restores_on_a_new_one(local_node: None, tmp_path: Pa
         node.load_images(sorted(set(images.build(refs, say).values())), progress=say)
         node.recycle_volumes()
         started = time.monotonic()
-        report = restore.restore(node.api(), node.kubeconfig, archive, restore.Options(), progress=say)
+        report = restore.restore(node.api, node.kubeconfig, archive, restore.Options(), progress=say)
         restore_seconds = time.monotonic() - started
         node.publish(progress=say)
         from kubernetes import client
@@ -146,9 +152,69 @@ def test_backup_on_one_node_restores_on_a_new_one(local_node: None, tmp_path: Pa
                          .builds(app_b.owner, app_b.name))
         assert numbers[-1] == len(before["Drone builds (number status commit)"]) + 1, \
             f"the build after the restore continues the numbering: {numbers}"
+        check_status(node, app_b)
     finally:
         node.down()
     assert not node.leftovers(), f"cluster {cluster_b} left {node.leftovers()}"
+
+
+def scheduled_backup(cluster: Any, into: Path) -> Any:
+    """Turn the scheduled backup on (helm upgrade, same values otherwise), run its CronJob once as a
+    Job, and read the archive it wrote on the volume (the local node's PV is a host folder)."""
+    from kubernetes import client
+
+    from homeci.backup import archive
+    from homeci.helm import Helm
+    from homeci.paths import charts_dir
+
+    Helm(3, kubeconfig=cluster.kubeconfig).upgrade(
+        "homeci", charts_dir() / "homeci-umbrella", namespace="homeci", timeout="5m",
+        set_values=["backup.enabled=true", "backup.persistence.size=2Gi"], extra=["--reuse-values"])
+    api = cluster.api()
+    batch, core = client.BatchV1Api(api), client.CoreV1Api(api)
+    spec = api.sanitize_for_serialization(batch.read_namespaced_cron_job("homeci-backup", "homeci").spec)
+    batch.create_namespaced_job("homeci", {"metadata": {"name": "homeci-backup-now"},
+                                           "spec": spec["jobTemplate"]["spec"]})
+    deadline = time.monotonic() + 600
+    while time.monotonic() < deadline:
+        st = batch.read_namespaced_job_status("homeci-backup-now", "homeci").status
+        if st.succeeded or st.failed:
+            break
+        time.sleep(2)
+    pods = core.list_namespaced_pod("homeci", label_selector="job-name=homeci-backup-now").items
+    log = core.read_namespaced_pod_log(pods[0].metadata.name, "homeci") if pods else ""
+    print(f"scheduled backup log:\n{log}", flush=True)
+    assert st.succeeded, f"Job homeci-backup-now (from CronJob homeci-backup) did not succeed: {log[-1500:]}"
+    pvc = core.read_namespaced_persistent_volume_claim("homeci-backup", "homeci")
+    folder = Path(core.read_persistent_volume(pvc.spec.volume_name).spec.local.path)
+    written = sorted(folder.glob("homeci-backup-*.tar.gz"))
+    assert len(written) == 1, f"the CronJob wrote {written} on its volume"
+    return archive.read(written[0], into)
+
+
+def check_status(node: Any, app: driver.App) -> None:
+    """`homeci status` on the restored stack: every component Ready, certificates and volumes read, the
+    last build of the app is the push after the restore; the table as the operator sees it."""
+    import subprocess
+    import sys
+
+    from homeci import status
+
+    checks, _ = status.gather(node.api(), "homeci", "homeci")
+    bad = [c for c in checks if c.state != status.OK]
+    areas = {c.area for c in checks}
+    proc = subprocess.run([sys.executable, "-c", "from homeci.cli import main; main()", "status",
+                           "--kubeconfig", str(node.kubeconfig)], capture_output=True, text=True,
+                          env={**os.environ, "COLUMNS": "200"}, check=False)
+    print(f"homeci status (exit {proc.returncode}):\n{proc.stdout}{proc.stderr}", flush=True)
+    assert not bad, f"homeci status on the restored stack: {[(c.area, c.name, c.detail) for c in bad]}"
+    assert proc.returncode == 0, f"homeci status exited {proc.returncode}"
+    assert areas == {"component", "certificate", "volume", "build"}, f"status areas: {areas}"
+    used = [c for c in checks if c.area == "volume" and "usage unknown" not in c.detail]
+    volumes = [c.detail for c in checks if c.area == "volume"]
+    assert used, f"no volume usage from the kubelet's stats: {volumes}"
+    build = next(c for c in checks if c.area == "build" and c.name == f"{app.owner}/{app.name}")
+    assert build.detail.startswith("#3 success"), f"last build row: {build.detail}"
 
 
 @pytest.fixture(autouse=True)

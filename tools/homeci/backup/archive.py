@@ -101,14 +101,6 @@ class Writer:
         return dest
 
 
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        while chunk := f.read(BUFFER):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def read(archive: Path, into: Path) -> Manifest:
     """Unpack ``archive`` into ``into`` and check it whole: a homeci manifest last, every member it
     lists present with its size and SHA-256, nothing else. Any failure is one sentence; nothing

@@ -116,8 +116,10 @@ def _upload(api: Any, ns: str, pod: str, container: str, src: Path, dest: str, *
     kubeops.exec_in(api, ns, pod, container, command, upload=src)
 
 
-def restore(api: Any, kubeconfig: Path, source: Path, opts: Options, *,
+def restore(connect: Callable[[], Any], kubeconfig: Path, source: Path, opts: Options, *,
             progress: Progress | None = None) -> Report:
+    """Restore ``source``; ``connect()`` gives the API client, called only once the archive is known good
+    (a bad archive is refused without touching, or even asking, the cluster)."""
     from homeci.helm import Helm
 
     def say(line: str) -> None:
@@ -144,6 +146,7 @@ def restore(api: Any, kubeconfig: Path, source: Path, opts: Options, *,
                 raise HomeciError(f"release {name} was backed up from chart {saved['chart']} "
                                   f"{saved['version']}, newer than {have} in {chart}: restore with that "
                                   "version or newer (--force installs the older chart anyway)")
+        api = connect()
         data = existing_data(api, ns, rel)
         if data and not opts.force:
             raise HomeciError(f"release {rel} in namespace {ns} already holds data ({'; '.join(data)}): "
@@ -156,8 +159,14 @@ def restore(api: Any, kubeconfig: Path, source: Path, opts: Options, *,
             report.steps.append((step, time.monotonic() - start, detail))
 
         def namespaces_and_secrets() -> str:
-            for obj in json.loads((root / "kubernetes/namespaces.json").read_text()):
-                _apply(api, obj, replace=True)
+            spaces = root / "kubernetes/namespaces.json"
+            if spaces.is_file():
+                for obj in json.loads(spaces.read_text()):
+                    _apply(api, obj, replace=True)
+            else:  # a scheduled backup cannot read namespaces: homeci's own install labels
+                from homeci.cluster.stack import PSS_LABELS, ensure_namespace
+
+                ensure_namespace(api, ns, PSS_LABELS)
             done = [_apply(api, s, replace=True)
                     for s in json.loads((root / "kubernetes/secrets.json").read_text())]
             return f"{len(done)} Secrets ({done.count('created')} created, {done.count('replaced')} replaced)"
@@ -196,33 +205,35 @@ def restore(api: Any, kubeconfig: Path, source: Path, opts: Options, *,
     return report
 
 
-def _restore_gogs(api: Any, ns: str, rel: str, root: Path, say: Progress) -> str:
-    dep = stackinfo.deployment_name(rel, "git")
+def _restore_on_volume(api: Any, ns: str, dep: str, container: str, idle: list[str], files: list[Path],
+                       command: list[str], say: Progress, *, python: bool, run_as: str | None = None) -> None:
+    """Deployment ``dep`` scaled to zero; a helper pod of its template (``container`` only, idle) gets
+    ``files`` uploaded to the restore folder on the data volume and runs ``command``; then the
+    Deployment is scaled up again and waited for."""
     kubeops.scale(api, ns, dep, 0, progress=say)
-    pod = kubeops.helper_pod(api, ns, dep, stackinfo.GOGS_CONTAINER, IDLE_SH)
+    pod = kubeops.helper_pod(api, ns, dep, container, idle, run_as=run_as)
     try:
-        for name in ("database.zip", "files.tar"):
-            _upload(api, ns, pod, stackinfo.GOGS_CONTAINER, root / "gogs" / name,
-                    f"{inpod.RESTORE_DIR}/{name}", python=False)
-        kubeops.exec_in(api, ns, pod, stackinfo.GOGS_CONTAINER, ["sh", "-c", inpod.GOGS_RESTORE])
+        for src in files:
+            _upload(api, ns, pod, container, src, f"{inpod.RESTORE_DIR}/{src.name}", python=python)
+        kubeops.exec_in(api, ns, pod, container, command)
     finally:
         kubeops.delete_pod(api, ns, pod)
     kubeops.scale(api, ns, dep, 1, progress=say)
+
+
+def _restore_gogs(api: Any, ns: str, rel: str, root: Path, say: Progress) -> str:
+    dep = stackinfo.deployment_name(rel, "git")
+    _restore_on_volume(api, ns, dep, stackinfo.GOGS_CONTAINER, IDLE_SH,
+                       [root / "gogs/database.zip", root / "gogs/files.tar"],
+                       ["sh", "-c", inpod.GOGS_RESTORE], say, python=False)
     return f"{len(collect._repositories(root / 'gogs/files.tar'))} repositories"
 
 
 def _restore_drone(api: Any, ns: str, rel: str, root: Path, say: Progress) -> str:
-    dep = stackinfo.deployment_name(rel, "ci-server")
-    kubeops.scale(api, ns, dep, 0, progress=say)
     # The bridge container (Python) with the Drone server's identity, on Drone's data volume.
-    pod = kubeops.helper_pod(api, ns, dep, stackinfo.BRIDGE_CONTAINER, IDLE_PY, run_as="drone")
-    try:
-        for name in ("database.sqlite", "files.tar"):
-            _upload(api, ns, pod, stackinfo.BRIDGE_CONTAINER, root / "drone" / name,
-                    f"{inpod.RESTORE_DIR}/{name}", python=True)
-        kubeops.exec_in(api, ns, pod, stackinfo.BRIDGE_CONTAINER, ["python3", "-c", inpod.DRONE_RESTORE])
-    finally:
-        kubeops.delete_pod(api, ns, pod)
-    kubeops.scale(api, ns, dep, 1, progress=say)
+    dep = stackinfo.deployment_name(rel, "ci-server")
+    _restore_on_volume(api, ns, dep, stackinfo.BRIDGE_CONTAINER, IDLE_PY,
+                       [root / "drone/database.sqlite", root / "drone/files.tar"],
+                       ["python3", "-c", inpod.DRONE_RESTORE], say, python=True, run_as="drone")
     builds, active = collect._drone_counts(root / "drone/database.sqlite")
     return f"{builds} builds, {active} active repositories"

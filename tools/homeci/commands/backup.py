@@ -27,12 +27,7 @@ def _default_output() -> Path:
 
 
 @click.command(name="backup")
-@click.option("--kubeconfig", type=params.ReadableFile(), default=None,
-              help="Kubeconfig of the cluster (default: $KUBECONFIG or ~/.kube/config).")
-@click.option("-n", "--namespace", type=params.NAMESPACE, default="homeci", show_default=True,
-              help="Namespace of the umbrella release.")
-@click.option("--release", type=params.RELEASE, default="homeci", show_default=True,
-              help="Umbrella release name.")
+@params.stack_options
 @click.option("--pipelines-release", type=params.RELEASE, default=contract.PIPELINES_RELEASE,
               show_default=True,
               help="drone-pipelines release name (in the same namespace); left out when not installed.")
@@ -76,7 +71,7 @@ def backup(kubeconfig: Path | None, namespace: str, release: str, pipelines_rele
                    "older chart.")
 @click.option("--charts", type=click.Path(file_okay=False, exists=True, path_type=Path), default=None,
               help="Folder holding homeci-umbrella and drone-pipelines (default: this checkout's charts/).")
-@click.option("-f", "--values", "values", type=params.ReadableFile(), multiple=True,
+@click.option("-f", "--values", "values", type=params.ValuesFile(), multiple=True,
               help="Values file applied after the saved values (e.g. a new cluster's storage class).")
 @click.option("--helm", "major", type=click.Choice(["3", "4"]), default="3", show_default=True,
               help="Helm major version to install with.")
@@ -87,17 +82,16 @@ def restore(archive: Path, kubeconfig: Path | None, force: bool, charts: Path | 
     then the data (Gogs and Drone scaled to zero, restored, scaled up; images pushed back). A truncated
     or foreign archive, or a stack that already holds data (without --force), is refused before
     anything changes."""
-    from homeci.backup import restore as restoring
-
-    api = _api(kubeconfig)
     from homeci import kubeaccess
+    from homeci.backup import restore as restoring
 
     opts = restoring.Options(force=force, helm_major=int(major), timeout=timeout,
                              extra_values=list(values))
     if charts is not None:
         opts.charts = charts
     with ui.step(f"restore of {archive}") as detail:
-        report = restoring.restore(api, Path(kubeaccess.source(kubeconfig)), archive, opts, progress=detail)
+        report = restoring.restore(lambda: _api(kubeconfig), Path(kubeaccess.source(kubeconfig)), archive,
+                                   opts, progress=detail)
     table = Table("step", "seconds", "detail", title=f"restored {report.manifest.source.get('namespace')}/"
                   f"{report.manifest.source.get('release')} from {report.manifest.created}")
     for step, secs, detail_text in report.steps:

@@ -17,12 +17,7 @@ STYLE = {"ok": "green", "warn": "yellow", "fail": "red"}
 
 
 @click.command(name="status")
-@click.option("--kubeconfig", type=params.ReadableFile(), default=None,
-              help="Kubeconfig of the cluster (default: $KUBECONFIG or ~/.kube/config).")
-@click.option("-n", "--namespace", type=params.NAMESPACE, default="homeci", show_default=True,
-              help="Namespace of the umbrella release.")
-@click.option("--release", type=params.RELEASE, default="homeci", show_default=True,
-              help="Umbrella release name.")
+@params.stack_options
 @click.option("--json", "as_json", is_flag=True, help="Print the checks as JSON instead of a table.")
 def command(kubeconfig: Path | None, namespace: str, release: str, as_json: bool) -> None:
     """Readiness and version of each component, certificate expiry, volume usage, the last build of each
