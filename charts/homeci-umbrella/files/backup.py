@@ -329,7 +329,13 @@ class Registry:
             return digest, media
 
         index: dict[str, Any] = {"repositories": {}}
-        repos = json.loads(self.get("/v2/_catalog?n=10000")[0]).get("repositories") or []
+        repos: list[str] = []
+        page = "/v2/_catalog?n=500"  # the registry refuses pages above 1000
+        while page:
+            body, headers = self.get(page)
+            repos += json.loads(body).get("repositories") or []
+            link = headers.get("link", "")
+            page = link[link.find("<") + 1:link.find(">")] if link.startswith("<") else ""
         for repo in sorted(repos):
             for tag in sorted(json.loads(self.get(f"/v2/{repo}/tags/list")[0]).get("tags") or []):
                 digest, media = manifest(repo, tag)
