@@ -86,3 +86,11 @@ def test_build_rows_only_for_active_repositories() -> None:
     assert rows["a/red"].state == WARN and "https://ci.example/a/red/7" in rows["a/red"].advice
     assert status.needs_attention(list(rows.values()))
     assert not status.needs_attention([rows["a/ok"]])
+
+
+def test_a_volume_on_a_shared_disk_is_judged_by_the_disk() -> None:
+    """local-path and hostPath volumes are folders: the kubelet reports the disk, not the claim."""
+    [row] = status.volume_checks([Volume("homeci-gogs-data", 5 << 30, 90 << 30, 100 << 30)], "homeci")
+    assert row.state == WARN and "shared disk" in row.detail and "not enforced" in row.detail, row
+    [row] = status.volume_checks([Volume("homeci-gogs-data", 100 << 30, 40 << 30, 100 << 30)], "homeci")
+    assert row.state == OK and "shared" not in row.detail, row

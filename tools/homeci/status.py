@@ -144,6 +144,9 @@ class Volume:
     claim: str
     size: int  # bytes requested/bound
     used: int | None  # bytes, from the kubelet; None when no pod mounts it or no stats
+    # the capacity of the filesystem the kubelet measured; differs from ``size`` when the volume is a
+    # folder on a shared disk (local-path, hostPath, the local node's pool): then ``used`` is the disk's
+    capacity: int | None = None
 
 
 def volume_checks(volumes: list[Volume], namespace: str) -> list[Check]:
@@ -153,8 +156,15 @@ def volume_checks(volumes: list[Volume], namespace: str) -> list[Check]:
             out.append(Check("volume", v.claim, OK,
                              f"{_size(v.size)}, usage unknown (no mounted pod reports it)"))
             continue
-        ratio = v.used / v.size if v.size else 0.0
-        detail = f"{_size(v.used)} of {_size(v.size)} ({ratio:.0%})"
+        shared = v.capacity is not None and v.size > 0 and abs(v.capacity - v.size) > v.size * 0.05
+        if shared and v.capacity:
+            # The claim's size is not enforced: what fills up is the disk the folder lives on.
+            ratio = v.used / v.capacity
+            detail = (f"on a shared disk: {_size(v.used)} of {_size(v.capacity)} used ({ratio:.0%}); "
+                      f"claim {_size(v.size)} not enforced")
+        else:
+            ratio = v.used / v.size if v.size else 0.0
+            detail = f"{_size(v.used)} of {_size(v.size)} ({ratio:.0%})"
         if ratio >= VOLUME_FAIL:
             out.append(Check("volume", v.claim, FAIL, detail, _grow_advice(v, namespace)))
         elif ratio >= VOLUME_WARN:
@@ -296,7 +306,7 @@ def _volumes(api: Any, core: Any, namespace: str, release: str) -> list[Volume]:
     """PVCs of the release with the bytes the kubelet reports used (stats summary via the node proxy)."""
     claims = core.list_namespaced_persistent_volume_claim(
         namespace, label_selector=f"app.kubernetes.io/instance={release}").items
-    used: dict[str, int] = {}
+    used: dict[str, tuple[int, int | None]] = {}
     nodes = {p.spec.node_name for p in core.list_namespaced_pod(namespace).items if p.spec.node_name}
     for node in sorted(nodes):
         try:
@@ -309,12 +319,14 @@ def _volumes(api: Any, core: Any, namespace: str, release: str) -> list[Volume]:
             for vol in pod.get("volume") or []:
                 ref = vol.get("pvcRef") or {}
                 if ref.get("namespace") == namespace and "usedBytes" in vol:
-                    used[ref["name"]] = int(vol["usedBytes"])
+                    cap = vol.get("capacityBytes")
+                    used[ref["name"]] = (int(vol["usedBytes"]), int(cap) if cap else None)
     out = []
     for c in claims:
         requested = (c.spec.resources.requests or {}).get("storage", "0")
         cap = (c.status.capacity or {}).get("storage") or requested
-        out.append(Volume(c.metadata.name, quantity_bytes(str(cap)), used.get(c.metadata.name)))
+        measured, fs = used.get(c.metadata.name, (None, None))
+        out.append(Volume(c.metadata.name, quantity_bytes(str(cap)), measured, fs))
     return out
 
 
