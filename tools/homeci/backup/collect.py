@@ -4,7 +4,6 @@ archive (see :mod:`homeci.backup.archive` for its layout)."""
 from __future__ import annotations
 
 import base64
-import json
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -155,7 +154,8 @@ def summary(manifest: archive.Manifest) -> dict[str, Any]:
     """What the archive holds, for the command's table and tests."""
     c = manifest.contents
     return {"created": manifest.created, "source": f"{manifest.source.get('namespace')}/"
-            f"{manifest.source.get('release')}", "charts": json.dumps(manifest.charts, sort_keys=True),
+            f"{manifest.source.get('release')}", "charts": ", ".join(
+                f"{rel}: {c.get('chart')} {c.get('version')}" for rel, c in sorted(manifest.charts.items())),
             "secrets": len(c.get("secrets", [])), "repositories": len(c.get("gogsRepositories", [])),
             "builds": c.get("droneBuilds"), "images": c.get("registryImages"),
             "apps": len(c.get("apps", []))}

@@ -57,6 +57,10 @@ def _version_key(v: str) -> tuple[int, ...]:
     return tuple(int(p) if p.isdigit() else 0 for p in core.split("."))
 
 
+def _count(n: int, one: str, many: str) -> str:
+    return f"{n} {one if n == 1 else many}"
+
+
 def existing_data(api: Any, namespace: str, release: str) -> list[str]:
     """What a stack already installed in ``namespace`` holds (empty: nothing to lose)."""
     from kubernetes import client
@@ -70,7 +74,7 @@ def existing_data(api: Any, namespace: str, release: str) -> list[str]:
         out = kubeops.exec_in(api, namespace, gogs.metadata.name, stackinfo.GOGS_CONTAINER,
                               ["sh", "-c", "ls -d /data/git/gogs-repositories/*/*.git 2>/dev/null | wc -l"])
         if int(out.strip() or 0):
-            found.append(f"{int(out.strip())} repositories in Gogs")
+            found.append(_count(int(out.strip()), "repository", "repositories") + " in Gogs")
     except HomeciError as exc:
         found.append(f"Gogs could not be checked ({exc})")
     try:
@@ -79,7 +83,7 @@ def existing_data(api: Any, namespace: str, release: str) -> list[str]:
                               ["python3", "-c", inpod.DRONE_BUILDS])
         builds = int(out.split()[0]) if out.split() else 0
         if builds:
-            found.append(f"{builds} builds in Drone")
+            found.append(_count(builds, "build", "builds") + " in Drone")
     except HomeciError as exc:
         found.append(f"Drone could not be checked ({exc})")
     return found
@@ -226,7 +230,7 @@ def _restore_gogs(api: Any, ns: str, rel: str, root: Path, say: Progress) -> str
     _restore_on_volume(api, ns, dep, stackinfo.GOGS_CONTAINER, IDLE_SH,
                        [root / "gogs/database.zip", root / "gogs/files.tar"],
                        ["sh", "-c", inpod.GOGS_RESTORE], say, python=False)
-    return f"{len(collect._repositories(root / 'gogs/files.tar'))} repositories"
+    return _count(len(collect._repositories(root / "gogs/files.tar")), "repository", "repositories")
 
 
 def _restore_drone(api: Any, ns: str, rel: str, root: Path, say: Progress) -> str:
@@ -236,4 +240,5 @@ def _restore_drone(api: Any, ns: str, rel: str, root: Path, say: Progress) -> st
                        [root / "drone/database.sqlite", root / "drone/files.tar"],
                        ["python3", "-c", inpod.DRONE_RESTORE], say, python=True, run_as="drone")
     builds, active = collect._drone_counts(root / "drone/database.sqlite")
-    return f"{builds} builds, {active} active repositories"
+    return (f"{_count(builds, 'build', 'builds')}, "
+            f"{_count(active, 'active repository', 'active repositories')}")
