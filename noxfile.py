@@ -81,7 +81,8 @@ def integration(session: nox.Session) -> None:
     """T3: push → Drone build in pods → image in the registry → rollout → HTTPS answer, for real.
 
     kind where a Docker engine answers, else the local real node (Linux, root); with neither it fails
-    in CI and skips elsewhere, saying why. Prints the phase table of each push."""
+    in CI and skips elsewhere, saying why. Prints the phase table of each push. Then the day-two tier
+    (tests/daytwo: backup on one local real node, restore on a new one, status), on clusters of its own."""
     _install(session)
     session.run("homeci", "toolchain", "install")
     if session.posargs:
