@@ -1,7 +1,7 @@
 """The registry part of the backup archive with the real registry v3.1.2: the chart script's dump (what
-the scheduled backup runs) reads every repository and tag through the API — more repositories than one
-catalog page — and `homeci restore`'s loader pushes them into an empty registry, where every image pulls
-with matching digests."""
+the scheduled backup runs, and `homeci backup` through its own connection) reads every repository and tag
+through the API — more repositories than one catalog page — and `homeci restore`'s loader pushes them
+into an empty registry, where every image pulls with matching digests."""
 
 from __future__ import annotations
 
@@ -52,6 +52,12 @@ def test_the_scheduled_dump_restores_into_an_empty_registry(tmp_path: Path) -> N
         # one catalog page holds two repositories: the dump must follow the registry's Link header
         reg_page = _small_pages(reg)
         listed = reg_page.dump(tmp_path / "dump")
+        # `homeci backup` reaches the registry through its own Web (a port-forward in a cluster)
+        cli = images.dump(Registry(PlainWeb(server.url), "http://registry", user, password), tmp_path / "cli")
+    assert (tmp_path / "cli/index.json").read_text() == (tmp_path / "dump/index.json").read_text()
+    assert cli == listed
+    assert sorted(p.name for p in (tmp_path / "cli/blobs/sha256").iterdir()) == sorted(
+        p.name for p in (tmp_path / "dump/blobs/sha256").iterdir())
     assert listed == sorted(f"{n}:{t}" for n in names for t in ("v1", "v2")), listed
     index = json.loads((tmp_path / "dump/index.json").read_text())
     assert sorted(index["repositories"]) == names

@@ -278,6 +278,10 @@ def latest_release(kube: Kube, namespace: str, name: str) -> dict[str, Any] | No
             "values": rec.get("config") or {}}
 
 
+# GET url with headers -> (status, body, headers)
+Fetch = Callable[[str, dict[str, str]], tuple[int, bytes, dict[str, str]]]
+
+
 class Registry:
     """The registry's /v2 API in the cluster (plain HTTP to its Service) with the stack's credentials."""
 
@@ -288,12 +292,18 @@ class Registry:
     INDEX = ("application/vnd.oci.image.index.v1+json",
              "application/vnd.docker.distribution.manifest.list.v2+json")
 
-    def __init__(self, url: str, user: str, password: str) -> None:
+    def __init__(self, url: str, user: str, password: str, fetch: Fetch | None = None) -> None:
         self.url = url.rstrip("/")
         self.auth = "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+        self.fetch = fetch  # how `homeci backup` reaches the registry (a port-forward); else urllib
 
     def get(self, path: str, accept: str | None = None) -> tuple[bytes, dict[str, str]]:
         headers = {"Authorization": self.auth, **({"Accept": accept} if accept else {})}
+        if self.fetch is not None:
+            status, body, answered = self.fetch(self.url + path, headers)
+            if status != 200:
+                raise BackupError(f"registry GET {path}: HTTP {status}")
+            return body, {k.lower(): v for k, v in answered.items()}
         try:
             req = urllib.request.Request(self.url + path, headers=headers)
             with urllib.request.urlopen(req, timeout=300) as r:

@@ -105,9 +105,8 @@ def backup(api: Any, dest: Path, opts: Options, *, progress: Progress | None = N
 
         if opts.registry:
             _say(progress, "registry: images through its API")
-            index = images.dump(registry_client(api, ns, rel), w.path("registry/index.json").parent, progress)
-            contents["registryImages"] = sorted(f"{r}:{t}" for r, tags in index["repositories"].items()
-                                                for t in tags)
+            contents["registryImages"] = images.dump(registry_client(api, ns, rel),
+                                                     w.path("registry/index.json").parent)
         else:
             contents["registryImages"] = "left out (--no-registry)"
 
