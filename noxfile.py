@@ -87,10 +87,15 @@ def integration(session: nox.Session) -> None:
     `-- --provider kind|netns|auto` picks the cluster (default auto: kind where a Docker engine answers,
     else the real node in a network namespace on Linux as root; `local` = netns); with neither it fails
     in CI and skips elsewhere, saying why. The cluster builds what it lacks (prerequisites are checked
-    first). Other posargs go to pytest. Prints the phase table of each push."""
+    first). Other posargs go to pytest. Prints the phase table of each push.
+
+    Then, once that cluster is down, the day-two tier (tests/daytwo) where the provider is the real node:
+    upgrade from the previous release with data, certificate renewal, crashes and a reboot, backup, and
+    restore on a new node, on real nodes of its own (one at a time)."""
     _install(session)
     session.run("pytest", "-q", "-s", "-m", "integration or providers", "tests/integration",
                 "tests/providers", "--provider", "auto", *session.posargs)
+    session.run("pytest", "-q", "-s", "-m", "daytwo", "tests/daytwo", "--provider", "auto", *session.posargs)
 
 
 @nox.session
