@@ -88,10 +88,16 @@ def install_stack(cluster: Cluster, *, major: int = 3, values_files: list[Path] 
 
 
 def chart_images(*charts: Path) -> list[str]:
-    """Every image the nodes need to run ``charts`` with their defaults."""
-    from homeci import images
+    """Every image the nodes need to run ``charts`` (folders or packaged archives, e.g. a previous
+    release) with their defaults: what a default render of each names (pods, the runner's step images,
+    the pipeline templates' defaults), and the cluster's own."""
+    from homeci import images, rendering
+    from homeci.release import rendered_images
 
-    return images.chart_images(charts)
+    found = {images.normalize(ref) for ref in images.refs.CLUSTER_IMAGES}
+    for chart in charts:
+        found |= {images.normalize(ref) for ref in rendered_images(rendering.render(chart))}
+    return sorted(found)
 
 
 def install_pipelines(cluster: Cluster, helm: Helm, *, owner: str, domain: str,

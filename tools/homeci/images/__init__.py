@@ -18,7 +18,7 @@ from homeci.images.recipes import (
     RECIPES,
     Recipe,
 )
-from homeci.images.refs import Reference, chart_images, normalize, referenced_images
+from homeci.images.refs import Reference, normalize, referenced_images
 
 __all__ = [
     "COREDNS_IMAGE",
@@ -31,7 +31,6 @@ __all__ = [
     "Reference",
     "archive_path",
     "build",
-    "chart_images",
     "check",
     "digest",
     "is_cached",

@@ -94,15 +94,6 @@ def renders() -> list[tuple[str, Path | None, list[manifests.Manifest]]]:
     return out
 
 
-def chart_images(charts: Iterable[Path]) -> list[str]:
-    """What the nodes need to run ``charts`` (chart folders or packaged ``.tgz`` archives, e.g. a previous
-    release) with their defaults: every image a default render of each references, and the cluster's own."""
-    found = {normalize(ref) for ref in CLUSTER_IMAGES}
-    for chart in charts:
-        found |= {normalize(image) for image, _ in _from_manifests(rendering.render(chart))}
-    return sorted(found)
-
-
 def referenced_images() -> list[Reference]:
     """Every image the rendered charts and the cluster reference, sorted by name."""
     found: dict[str, Reference] = {}
