@@ -2,15 +2,20 @@
 PodDisruptionBudget): `helm install --wait` completes although the backup volume has no consumer but the
 binding Job; a same-values upgrade changes nothing (Secrets, ConfigMaps, pod templates, the CronJob's job
 template, the binding Job); each budget selects its workload's pods; the backup's ServiceAccount may read
-this namespace's Secrets and exec into its pods, and nothing more."""
+this namespace's Secrets and exec into its pods, and nothing more. Downgrades: ConfigMap <release>-versions
+records the programs that wrote the data, and a chart with an older Gogs, Drone or registry is refused
+before anything changes; an older chart with the same programs goes through."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
+import pytest
+import yaml
 from kubernetes import client
 
-from homeci.helm import Helm
+from homeci.helm import Helm, HelmError
 from homeci_testing.clusters import (
     Deployments,
     can,
@@ -20,7 +25,7 @@ from homeci_testing.clusters import (
     pod_templates,
     secret_data,
 )
-from homeci_testing.support import UMBRELLA
+from homeci_testing.support import RELEASE, UMBRELLA
 
 DAY_TWO = UMBRELLA / "ci" / "day-two-values.yaml"
 SA = "homeci-backup"
@@ -79,3 +84,57 @@ def test_backup_account_reads_secrets_and_execs_here_only(helm3: Helm, api: Any,
     for verb, resource, group, sub, ns in refused:
         assert not can(api, namespace, SA, verb, resource, namespace=ns, group=group, subresource=sub), (
             f"ServiceAccount {SA} may {verb} {resource}{'/' + sub if sub else ''} in {ns}")
+
+
+def _older(tmp: Path, program: str, app_version: str, chart_version: str = "0.0.9") -> Path:
+    """A copy of the umbrella whose ``program`` subchart claims an older ``appVersion`` (and the suite an
+    older version): what a downgrade to an earlier release looks like to Helm."""
+    import shutil
+
+    from homeci import release
+
+    copy = Path(shutil.copytree(UMBRELLA, tmp / UMBRELLA.name))
+    release.set_chart_fields(copy / "Chart.yaml", version=chart_version, pins=False)
+    sub = copy / "charts" / program / "Chart.yaml"
+    text = sub.read_text()
+    current = yaml.safe_load(text)["appVersion"]
+    sub.write_text(text.replace(f'appVersion: "{current}"', f'appVersion: "{app_version}"'))
+    return copy
+
+
+@pytest.mark.parametrize(("program", "older"), [("gogs", "next-0.14.2"), ("drone", "2.27.0"),
+                                                ("registry", "3.0.0")])
+def test_a_downgrade_to_an_older_program_is_refused_before_anything_changes(
+        helm3: Helm, api: Any, namespace: str, deployments: Deployments, tmp_path: Path, program: str,
+        older: str) -> None:
+    helm_install(deployments, helm3, api, UMBRELLA, namespace)
+    recorded = configmap_data(api, namespace)["homeci-versions"]
+    chart_version = yaml.safe_load((UMBRELLA / "Chart.yaml").read_text())["version"]
+    assert recorded["chart"] == chart_version and recorded[program], f"ConfigMap/homeci-versions: {recorded}"
+    before = _snapshot_plain(api, namespace)
+    revision = helm3.status(RELEASE, namespace=namespace)["version"]
+
+    with pytest.raises(HelmError) as refused:
+        helm3.upgrade(RELEASE, _older(tmp_path, program, older), namespace=namespace, install=False,
+                      timeout="2m")
+    message = str(refused.value)
+    assert "the downgrade is refused and nothing was changed" in message, message
+    assert f"runs {program} {older.removeprefix('next-')}" in message, message
+    assert f"last written by {program} {recorded[program]}" in message, message
+    assert helm3.status(RELEASE, namespace=namespace)["version"] == revision, "the refusal made a revision"
+    assert _snapshot_plain(api, namespace) == before, "the refused downgrade changed objects"
+
+
+def test_a_downgrade_of_the_chart_alone_goes_through(helm3: Helm, api: Any, namespace: str,
+                                                      deployments: Deployments, tmp_path: Path) -> None:
+    """Same programs, older chart: nothing the programs keep changes format, so Helm proceeds (what it
+    no longer renders it deletes, except what says keep: Secrets, volumes, this record)."""
+    helm_install(deployments, helm3, api, UMBRELLA, namespace)
+    same = yaml.safe_load((UMBRELLA / "charts" / "gogs" / "Chart.yaml").read_text())["appVersion"]
+    helm3.upgrade(RELEASE, _older(tmp_path, "gogs", same), namespace=namespace, install=False, timeout="2m")
+    assert configmap_data(api, namespace)["homeci-versions"]["chart"] == "0.0.9"
+
+
+def _snapshot_plain(api: Any, namespace: str) -> dict[str, Any]:
+    return {"secrets": secret_data(api, namespace), "configmaps": configmap_data(api, namespace),
+            "templates": pod_templates(api, namespace)}
