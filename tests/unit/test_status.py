@@ -43,7 +43,7 @@ def _cert(name: str, days: float, annotation_days: float | None = None) -> Certi
 
 @pytest.mark.parametrize(("cert", "state", "advice"), [
     (_cert("serving", 200), OK, ""),
-    (_cert("serving", 20), WARN, "helm upgrade homeci"),
+    (_cert("serving", 20), WARN, "create job --from=cronjob/homeci-certs homeci-certs-now"),
     (_cert("serving", -1), FAIL, "expired"),
     (_cert("CA", 3000), OK, ""),
     (_cert("CA", 60), WARN, "homeci ca init"),
@@ -55,6 +55,12 @@ def test_certificate_rows(cert: Certificate, state: str, advice: str) -> None:
     [row] = status.certificate_checks([cert], NOW, 30, "homeci", "homeci")
     assert row.state == state, f"{cert.name}: {row}"
     assert advice in row.advice, f"{cert.name}: advice {row.advice!r}"
+
+
+def test_a_serving_certificate_issued_elsewhere_is_renewed_there() -> None:
+    [row] = status.certificate_checks([_cert("serving", 20)], NOW, 30, "homeci", "homeci",
+                                      renewed_by_chart=False)
+    assert row.state == WARN and "createServingSecret is false" in row.advice, row
 
 
 @pytest.mark.parametrize(("used", "state"), [(None, OK), (1 << 30, OK), (int(8.5 * (1 << 30)), WARN),

@@ -95,7 +95,9 @@ class Certificate:
 
 
 def certificate_checks(certs: list[Certificate], now: dt.datetime, renew_before_days: int,
-                       namespace: str, release: str) -> list[Check]:
+                       namespace: str, release: str, *, renewed_by_chart: bool = True) -> list[Check]:
+    """One row per certificate. ``renewed_by_chart``: the umbrella issues the serving certificate
+    (``certificates.createServingSecret``), so its CronJob ``<release>-certs`` renews it."""
     out = []
     for c in certs:
         if c.not_after is None:
@@ -114,25 +116,35 @@ def certificate_checks(certs: list[Certificate], now: dt.datetime, renew_before_
             if annotated is None or abs((annotated - c.not_after).total_seconds()) > 86400:
                 out.append(Check("certificate", c.name, WARN,
                                  detail + f"; annotation homeci.dev/not-after says {c.annotation}",
-                                 f"the Secret {c.secret} was edited by hand: run `helm upgrade "
-                                 f"{release}` with the same values so the chart re-reads it"))
+                                 f"the Secret {c.secret} was edited by hand: a pass of the certificate "
+                                 f"program re-reads it ({_run_now(namespace, release)})"))
                 continue
+        renew = _renew_advice(c, namespace, release, renewed_by_chart)
         if days <= 0:
-            state, advice = FAIL, "expired: " + _renew_advice(c, release)
+            state, advice = FAIL, "expired: " + renew
         elif c.name == "serving" and days <= renew_before_days:
             state = WARN
-            advice = f"within renewBeforeDays ({renew_before_days}): " + _renew_advice(c, release)
+            advice = f"within renewBeforeDays ({renew_before_days}): " + renew
         elif c.name == "CA" and days <= CA_WARN_DAYS:
-            state, advice = WARN, _renew_advice(c, release)
+            state, advice = WARN, renew
         else:
             state, advice = OK, ""
         out.append(Check("certificate", c.name, state, detail, advice))
     return out
 
 
-def _renew_advice(c: Certificate, release: str) -> str:
+def _run_now(namespace: str, release: str) -> str:
+    cron = contract.Names(release).certs
+    return f"`kubectl -n {namespace} create job --from=cronjob/{cron} {cron}-now`"
+
+
+def _renew_advice(c: Certificate, namespace: str, release: str, renewed_by_chart: bool) -> str:
+    if c.name == "serving" and renewed_by_chart:
+        return (f"CronJob {contract.Names(release).certs} reissues it on its next run (same CA; "
+                f"certificates.renewal.schedule); now: {_run_now(namespace, release)}")
     if c.name == "serving":
-        return f"`helm upgrade {release} ... --reuse-values` reissues it (same CA)"
+        return (f"certificates.createServingSecret is false: renew Secret {c.secret} where you issue it "
+                "(cert-manager, your CA tooling)")
     return ("plan a new CA: `homeci ca init`, install it with global.tls.mode=existingSecret, and "
             "re-trust it on clients and nodes")
 
@@ -241,9 +253,11 @@ def gather(api: Any, namespace: str, release: str, *,
                              "version": umbrella.version, "revision": umbrella.revision}
     checks = component_checks(_workloads(apps, namespace, release), [
         c for c in EXPECTED if ((values.get(_section(c)) or {}).get("enabled", True))])
-    renew = int(((values.get("certificates") or {}).get("renewBeforeDays")) or 30)
+    certs = values.get("certificates") or {}
+    renew = int(certs.get("renewBeforeDays") or 30)
     checks += certificate_checks(_certificates(core, namespace, release), now or dt.datetime.now(dt.UTC),
-                                 renew, namespace, release)
+                                 renew, namespace, release,
+                                 renewed_by_chart=certs.get("createServingSecret", True) is not False)
     checks += volume_checks(_volumes(api, core, namespace, release), namespace)
     try:
         repos, ci_url = _drone_repos(api, core, namespace, release)
