@@ -16,6 +16,7 @@ import yaml
 from kubernetes import client
 
 from homeci.helm import Helm, HelmError
+from homeci_testing.chartrepo import with_older_program
 from homeci_testing.clusters import (
     Deployments,
     can,
@@ -86,22 +87,6 @@ def test_backup_account_reads_secrets_and_execs_here_only(helm3: Helm, api: Any,
             f"ServiceAccount {SA} may {verb} {resource}{'/' + sub if sub else ''} in {ns}")
 
 
-def _older(tmp: Path, program: str, app_version: str, chart_version: str = "0.0.9") -> Path:
-    """A copy of the umbrella whose ``program`` subchart claims an older ``appVersion`` (and the suite an
-    older version): what a downgrade to an earlier release looks like to Helm."""
-    import shutil
-
-    from homeci import release
-
-    copy = Path(shutil.copytree(UMBRELLA, tmp / UMBRELLA.name))
-    release.set_chart_fields(copy / "Chart.yaml", version=chart_version, pins=False)
-    sub = copy / "charts" / program / "Chart.yaml"
-    text = sub.read_text()
-    current = yaml.safe_load(text)["appVersion"]
-    sub.write_text(text.replace(f'appVersion: "{current}"', f'appVersion: "{app_version}"'))
-    return copy
-
-
 @pytest.mark.parametrize(("program", "older"), [("gogs", "next-0.14.2"), ("drone", "2.27.0"),
                                                 ("registry", "3.0.0")])
 def test_a_downgrade_to_an_older_program_is_refused_before_anything_changes(
@@ -115,8 +100,8 @@ def test_a_downgrade_to_an_older_program_is_refused_before_anything_changes(
     revision = helm3.status(RELEASE, namespace=namespace)["version"]
 
     with pytest.raises(HelmError) as refused:
-        helm3.upgrade(RELEASE, _older(tmp_path, program, older), namespace=namespace, install=False,
-                      timeout="2m")
+        helm3.upgrade(RELEASE, with_older_program(UMBRELLA, tmp_path, program, older), namespace=namespace,
+                      install=False, timeout="2m")
     message = str(refused.value)
     assert "the downgrade is refused and nothing was changed" in message, message
     assert f"runs {program} {older.removeprefix('next-')}" in message, message
@@ -131,7 +116,8 @@ def test_a_downgrade_of_the_chart_alone_goes_through(helm3: Helm, api: Any, name
     no longer renders it deletes, except what says keep: Secrets, volumes, this record)."""
     helm_install(deployments, helm3, api, UMBRELLA, namespace)
     same = yaml.safe_load((UMBRELLA / "charts" / "gogs" / "Chart.yaml").read_text())["appVersion"]
-    helm3.upgrade(RELEASE, _older(tmp_path, "gogs", same), namespace=namespace, install=False, timeout="2m")
+    helm3.upgrade(RELEASE, with_older_program(UMBRELLA, tmp_path, "gogs", same), namespace=namespace,
+                  install=False, timeout="2m")
     assert configmap_data(api, namespace)["homeci-versions"]["chart"] == "0.0.9"
 
 
