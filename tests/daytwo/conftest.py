@@ -85,8 +85,8 @@ def day_two(real_node: None, previous: PreviousRelease,
     workdir = tmp_path_factory.mktemp("day-two")
     cluster = NetnsCluster(node_name())
     say = progress("d2")
-    say(f"node {cluster.name}; previous release {previous.label} ({previous.baseline.kind} "
-        f"{previous.baseline.ref})")
+    say(f"node {cluster.name}; previous release {previous.label} ({previous.baseline.source} "
+        f"{previous.baseline.ref[:12]})")
     with terminate_as_interrupt():
         try:
             cluster.up(timeout=600, build=True, progress=say)
