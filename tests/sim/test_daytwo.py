@@ -124,3 +124,21 @@ def test_a_downgrade_of_the_chart_alone_goes_through(helm3: Helm, api: Any, name
 def _snapshot_plain(api: Any, namespace: str) -> dict[str, Any]:
     return {"secrets": secret_data(api, namespace), "configmaps": configmap_data(api, namespace),
             "templates": pod_templates(api, namespace)}
+
+
+def test_an_app_namespace_made_before_is_left_as_it_is(helm3: Helm, api: Any, namespace: str,
+                                                        deployments: Deployments) -> None:
+    """Upgrading from a release that did not create app namespaces (drone-pipelines asked the operator
+    to make them): the chart must not try to import the existing one (Helm would fail the upgrade)."""
+    from homeci_testing.clusters import create_namespace, delete_namespace
+
+    apps = f"{namespace}-apps"
+    sets = [f"global.appNamespaces[0].name={apps}", "global.appNamespaces[0].create=true"]
+    create_namespace(api, apps)
+    try:
+        helm_install(deployments, helm3, api, UMBRELLA, namespace, set_values=sets)
+        labels = client.CoreV1Api(api).read_namespace(apps).metadata.labels or {}
+        assert labels.get("app.kubernetes.io/managed-by") != "Helm", f"Namespace/{apps} imported: {labels}"
+        helm_install(deployments, helm3, api, UMBRELLA, namespace, upgrade=True, set_values=sets)
+    finally:
+        delete_namespace(api, apps, wait=False)
