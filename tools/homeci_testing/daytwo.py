@@ -4,6 +4,7 @@ prober that measures how long an app stops answering, and waits for a stack to b
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import os
 import ssl
@@ -288,11 +289,16 @@ def app_url(st: Stack, app: driver.App) -> str:
 
 # -- waiting for a stack -----------------------------------------------------------------------------
 
-def unready(api: Any) -> list[str]:
-    """The workloads of the stack (and CoreDNS) that are not Ready: empty when the stack is."""
+READY_NAMESPACES = (NAMESPACE, "homeci-node-trust", "kube-system", "apps")
+
+
+def unready(api: Any, *, since: dt.datetime | None = None) -> list[str]:
+    """The workloads of the stack, the app and CoreDNS that are not Ready: empty when all are. With
+    ``since`` (a boot), each of their pods must also have turned Ready after it: the statuses written before
+    a shutdown still say Ready until the node reports again."""
     apps = client.AppsV1Api(api)
     waiting = []
-    for ns in (NAMESPACE, "kube-system", "apps"):
+    for ns in READY_NAMESPACES:
         for d in apps.list_namespaced_deployment(ns).items:
             if (d.status.ready_replicas or 0) < (d.spec.replicas or 0) or \
                     (d.status.updated_replicas or 0) < (d.spec.replicas or 0):
@@ -302,12 +308,21 @@ def unready(api: Any) -> list[str]:
     for ds in apps.list_daemon_set_for_all_namespaces(label_selector=selector).items:
         if (ds.status.number_ready or 0) < (ds.status.desired_number_scheduled or 0):
             waiting.append(f"DaemonSet {ds.metadata.namespace}/{ds.metadata.name}")
+    if since is not None:
+        core = client.CoreV1Api(api)
+        for ns in READY_NAMESPACES:
+            for pod in core.list_namespaced_pod(ns).items:
+                if pod.status.phase in ("Succeeded", "Failed") or not pod.metadata.owner_references:
+                    continue
+                ready = next((c for c in pod.status.conditions or [] if c.type == "Ready"), None)
+                if not ready or ready.status != "True" or ready.last_transition_time < since:
+                    waiting.append(f"Pod {ns}/{pod.metadata.name} not Ready since the boot")
     return waiting
 
 
-def wait_ready(api: Any, *, timeout: float) -> float:
+def wait_ready(api: Any, *, timeout: float, since: dt.datetime | None = None) -> float:
     """Seconds until every workload of the stack is Ready (raises with what is not after ``timeout``)."""
     started = time.monotonic()
-    kubeaccess.wait_for("the stack's workloads", lambda: ", ".join(unready(api)) or None, timeout=timeout,
-                        interval=0.5)
+    kubeaccess.wait_for("the stack's workloads", lambda: ", ".join(unready(api, since=since)) or None,
+                        timeout=timeout, interval=0.5)
     return time.monotonic() - started
