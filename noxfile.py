@@ -87,12 +87,25 @@ def integration(session: nox.Session) -> None:
     `-- --provider kind|netns|auto` picks the cluster (default auto: kind where a Docker engine answers,
     else the real node in a network namespace on Linux as root; `local` = netns); with neither it fails
     in CI and skips elsewhere, saying why. The cluster builds what it lacks (prerequisites are checked
-    first). Other posargs go to pytest. Prints the phase table of each push."""
+    first). Other posargs go to pytest. Prints the phase table of each push. The day-two tier is
+    ``nox -s daytwo`` (it needs nodes of its own)."""
     _install(session)
     # tests/providers first: it re-installs the stack and expects no pod template to change, which holds
     # before the person tier's admin adds an app namespace (a Traefik rollout, as for any operator).
     session.run("pytest", "-q", "-s", "-m", "integration or providers", "tests/providers",
                 "tests/integration", "--provider", "auto", *session.posargs)
+
+
+@nox.session
+def daytwo(session: nox.Session) -> None:
+    """The day-two tier (tests/daytwo) on real nodes of its own, one at a time (about 15 minutes warm).
+
+    Upgrade from the previous release while a prober requests the app, downgrades, certificate renewal by
+    the CronJob, containerd and kubelet crashes during a build, a reboot, backup, and restore onto a new
+    node. Not part of ``nox -s integration``: that tier shares one stack per run, and this one starts from
+    the previous release and destroys its first node. Run it before a release."""
+    _install(session)
+    session.run("pytest", "-q", "-s", "-m", "daytwo", "tests/daytwo", "--provider", "netns", *session.posargs)
 
 
 @nox.session

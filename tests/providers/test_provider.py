@@ -93,6 +93,37 @@ def test_install_again_changes_no_workload(real_stack: Prepared) -> None:
     assert again.stack.hosts == real_stack.stack.hosts
 
 
+def test_stop_and_start_keep_the_cluster(real_stack: Prepared) -> None:
+    """A reboot: `stop` ends every process and keeps the state, `start` brings the same cluster back (the
+    same objects; where containers run, the stack Ready again by itself)."""
+    cluster = real_stack.cluster
+    api = cluster.api()
+    uid = client.CoreV1Api(api).read_namespace(contract.NAMESPACE).metadata.uid
+    out = _cli(real_stack, "stop")
+    assert "stopped" in out, out
+    st = cluster.status()
+    assert st.exists and st.stopped and not st.ready, f"{cluster.describe()} after stop: {st}"
+    assert "stopped, state kept" in _cli(real_stack, "status")
+    out = _cli(real_stack, "start")
+    assert "started in" in out, out
+    st = cluster.status()
+    assert st.ready and not st.stopped and all(st.processes.values()), f"after start: {st}"
+    api = cluster.api()
+    assert client.CoreV1Api(api).read_namespace(contract.NAMESPACE).metadata.uid == uid, "objects lost"
+
+    def workloads() -> str | None:
+        apps = client.AppsV1Api(api)
+        waiting = [d.metadata.name for d in apps.list_namespaced_deployment(contract.NAMESPACE).items
+                   if (d.status.ready_replicas or 0) < (d.spec.replicas or 0)]
+        return f"not Ready: {', '.join(waiting)}" if waiting else None
+
+    kubeaccess.wait_for("the stack's Deployments after start", workloads, timeout=600)
+    if cluster.runs_containers:
+        st_ = real_stack.stack
+        answer = st_.web.request("GET", st_.url("git") + "/", timeout=30)
+        assert answer.status == 200, f"{st_.url('git')} after start: HTTP {answer.status}"
+
+
 def test_zz_down_leaves_nothing_behind(real_stack: Prepared, host_before: dict[str, Any]) -> None:
     cluster = real_stack.cluster
     out = _cli(real_stack, "down")

@@ -14,17 +14,15 @@ both are packaged and signed by homeci's own packaging into the test's repositor
 
 from __future__ import annotations
 
-import base64
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 from certsjob import render, run_cronjob, run_hook
 from kubernetes import client
 
-from homeci import manifests, release, signing
+from homeci import release, signing
 from homeci.helm import Helm, HelmError
 from homeci_testing.chartrepo import (
     ROOT,
@@ -40,6 +38,7 @@ from homeci_testing.clusters import (
     certificate,
     configmap_data,
     diagnose,
+    generated_keys,
     pod_templates,
     secret_data,
 )
@@ -82,27 +81,6 @@ def deploy(consumer: Helm, api: Any, deps: Deployments, namespace: str, version:
         raise AssertionError(f"{consumer} {'upgrade' if upgrade else 'install'} {chart} {version} --verify "
                              f"failed: {exc}\ncluster says:\n{diagnose(api, [namespace])}") from None
     return result.stdout
-
-
-def generated_keys(chart: Path) -> dict[str, set[str]]:
-    """Secret name -> keys the chart generates (passwords, keys, tokens, certificates): the keys whose value
-    differs between two offline renders. A config document that embeds a generated value (a YAML mapping,
-    e.g. the registry's config.yml) is left out: it may change with the version, and its secret has a key
-    of its own."""
-    renders = [manifests.parse(Helm(3).template(chart, release=RELEASE)) for _ in range(2)]
-    first, second = ({o.name: o.obj.get("data") or {} for o in r if o.kind == "Secret"} for r in renders)
-    out: dict[str, set[str]] = {}
-    for name, data in first.items():
-        for key, value in data.items():
-            if second.get(name, {}).get(key) == value:
-                continue
-            try:
-                document = yaml.safe_load(base64.b64decode(value))
-            except yaml.YAMLError:
-                document = None
-            if not isinstance(document, dict):
-                out.setdefault(name, set()).add(key)
-    return out
 
 
 def pvcs(api: Any, namespace: str) -> dict[str, tuple[str, str]]:

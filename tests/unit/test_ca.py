@@ -228,6 +228,31 @@ def test_helm_genSignedCert_accepts_the_ca(ca_dir: Path, tmp_path: Path) -> None
     assert ca.verify(str(leaf_file), ca_dir / "ca.crt", "git.lab.test").startswith("OK: ")
 
 
+def test_issue_with_a_ca_helm_generated_chains_in_openssl(tmp_path: Path) -> None:
+    """A CA from Helm's genCA (an upgraded stack keeps the one its first version made) carries a subject
+    key identifier Go computes its own way (truncated SHA-256 since Go 1.25): a leaf issued with it must
+    name that identifier, or OpenSSL cannot find the issuer (what the day-two tier met on the real node)."""
+    chart = tmp_path / "genca"
+    (chart / "templates").mkdir(parents=True)
+    (chart / "Chart.yaml").write_text("apiVersion: v2\nname: genca\nversion: 0.1.0\n")
+    (chart / "templates" / "ca.yaml").write_text(
+        '{{- $ca := genCA "helm CA" 30 -}}\n'
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: ca}\n"
+        "data:\n  tls.crt: {{ $ca.Cert | quote }}\n  tls.key: {{ $ca.Key | quote }}\n")
+    data = manifests.get(manifests.parse(Helm(3).template(chart, kube_version="1.33.0")), "ConfigMap",
+                         "ca").obj["data"]
+    ca_cert = x509.load_pem_x509_certificate(data["tls.crt"].encode())
+    ca_key = serialization.load_pem_private_key(data["tls.key"].encode(), password=None)
+    assert isinstance(ca_key, ca.rsa.RSAPrivateKey)
+    leaf = ca.issue(ca_cert, ca_key, ["git.lab.test"])
+    ca_file = _write(tmp_path / "helm-ca.crt", ca_cert)
+    client_ctx = ssl.create_default_context(cafile=str(ca_file))
+    with tls_server(*leaf, tmp_path) as port, \
+            socket.create_connection(("127.0.0.1", port), timeout=5) as raw, \
+            client_ctx.wrap_socket(raw, server_hostname="git.lab.test") as tls:
+        assert tls.getpeercert(), "OpenSSL verified the leaf against Helm's CA"
+
+
 # -- show ------------------------------------------------------------------------------------------
 
 

@@ -115,7 +115,7 @@ def test_one_cluster_command_tree_for_every_provider() -> None:
 
     result = run_cli("cluster", "--help")
     assert result.exit_code == 0, result.stderr
-    for cmd in ("up", "down", "status", "kubeconfig", "images", "install"):
+    for cmd in ("up", "down", "stop", "start", "status", "kubeconfig", "images", "install"):
         assert f"  {cmd} " in result.stdout, f"homeci cluster {cmd} missing from --help"
     for alias in ("sim", "local", "kind"):
         assert f"  {alias} " not in result.stdout, f"the alias {alias} must stay hidden"
@@ -123,7 +123,7 @@ def test_one_cluster_command_tree_for_every_provider() -> None:
         assert listed.exit_code == 0 and "  status " in listed.stdout, f"cluster {alias}: {listed.stderr}"
         up = run_cli("cluster", alias, "up", "--help")
         assert "--provider" not in up.stdout and "--stack" not in up.stdout, f"cluster {alias} up: fixed"
-    for cmd in ("up", "down", "status", "kubeconfig", "install"):
+    for cmd in ("up", "down", "stop", "start", "status", "kubeconfig", "install"):
         text = run_cli("cluster", cmd, "--help").stdout
         assert "--provider" in text and "--name" in text, f"homeci cluster {cmd}: --provider and --name"
     assert set(CHOICES) == {"auto", "sim", "netns", "kind", "local"}

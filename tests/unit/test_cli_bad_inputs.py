@@ -48,13 +48,38 @@ REQUIRED: dict[str, dict[str, str]] = {
     "ca init": {"directory": "{new_dir}"},
     "ca verify": {"target": "{ca}", "ca_file": "{ca}", "host": "x.test"},
 }
+
+
+def _good_archive() -> str:
+    """A small archive `homeci restore` accepts (so its other parameters are reached), removed at exit."""
+    import atexit
+    import tempfile
+
+    from homeci.backup import archive
+
+    folder = Path(tempfile.mkdtemp(prefix="homeci-bad-inputs-"))
+    atexit.register(shutil.rmtree, folder, True)
+    w = archive.Writer(folder / "staging")
+    w.put_json("helm/homeci.json", {"release": "homeci", "chart": "homeci-umbrella", "version": "0.1.0",
+                                    "values": {}})
+    w.put_json("kubernetes/secrets.json", [])
+    m = archive.Manifest("2026-01-01T00:00:00Z", "0.1.0", {"release": "homeci", "namespace": "homeci"}, {},
+                         {"homeci": {"chart": "homeci-umbrella", "version": "0.1.0"}}, {})
+    return str(w.pack(m, folder / "backup.tar.gz"))
+
+
+GOOD_ARCHIVE = _good_archive()
+REQUIRED["restore"] = {"archive": GOOD_ARCHIVE}
 # Extra arguments that take a cluster command to its first API call.
 CLUSTER_ARGS: dict[str, list[str]] = {
+    "backup": [],
     "ca show": ["--secret", "homeci-ca"],
+    "restore": [GOOD_ARCHIVE],
     "smoke": ["--app", str(SAMPLE_APP)],
+    "status": [],
 }
 # Commands that only read their input, print, or write where they are told: accepted input runs to the end.
-RUN_ACCEPTED = {"render", "node-config", "ca init", "ca show", "ca verify", "smoke", "lint"}
+RUN_ACCEPTED = {"render", "node-config", "ca init", "ca show", "ca verify", "smoke", "lint", "status"}
 # String parameters that are paths (a chart name or directory, a certificate file or HOST:PORT).
 PATH_ARGUMENTS = {"chart", "charts", "target"}
 # Options whose value is a Kubernetes or DNS name.
@@ -115,7 +140,9 @@ def _path_cases(path: str, cmd: click.Command, p: click.Parameter) -> Iterator[C
                         ("missing", exists), ("directory", file_only or p.name in PATH_ARGUMENTS),
                         ("under_file", True)):
         # a kubeconfig is read only on the way to the cluster
-        extra = tuple(CLUSTER_ARGS.get(path, [])) if p.name == "kubeconfig" else ()
+        required = set(REQUIRED.get(path, {}).values())
+        cluster = [a for a in CLUSTER_ARGS.get(path, []) if a not in required]
+        extra = tuple(cluster) if p.name == "kubeconfig" else ()
         yield Case(path, f"{p.name}={kind}", {str(p.name): f"{{{kind}}}"}, extra, must_fail=fails,
                    names=(f"{{{kind}}}", *_labels(p)))
 

@@ -141,11 +141,20 @@ def issue(ca_cert: x509.Certificate, ca_key: rsa.RSAPrivateKey, names: list[str]
         .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
         # RFC 5280: the names are all in subjectAltName when the subject is empty, which makes it critical.
         .add_extension(x509.SubjectAlternativeName(sans), critical=not subject)
-        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()),
-                       critical=False)
+        .add_extension(_authority_key_id(ca_cert, ca_key), critical=False)
         .sign(ca_key, hashes.SHA256())
     )
     return cert, key
+
+
+def _authority_key_id(ca_cert: x509.Certificate, ca_key: rsa.RSAPrivateKey) -> x509.AuthorityKeyIdentifier:
+    """The CA's own subject key identifier, which OpenSSL matches when it builds the chain: CAs made by
+    other tools compute it differently (Go since 1.25, so Helm's genCA: truncated SHA-256, not SHA-1)."""
+    try:
+        ski = ca_cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
+    except x509.ExtensionNotFound:
+        return x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key())
+    return x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ski)
 
 
 @dataclass(frozen=True)

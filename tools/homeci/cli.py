@@ -33,6 +33,12 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
               "Push a sample app through an installed stack and report every phase."),
     "node-config": ("homeci.commands.node_config", "command",
                     "Print containerd hosts.toml / k3s registries.yaml for trusting the registry."),
+    "backup": ("homeci.commands.backup", "backup",
+               "Write one archive with the stack's state: Gogs, Drone, registry images, Secrets, values."),
+    "restore": ("homeci.commands.backup", "restore",
+                "Restore a backup archive into a fresh install (Secrets first, then releases, then data)."),
+    "status": ("homeci.commands.status", "command",
+               "One table for a running stack: readiness, versions, certificates, volumes, last builds."),
     "scan": ("homeci.commands.scan", "command",
              "Security scan (checkov) of every chart scenario against toolchain/checkov-allowed.yaml."),
 }

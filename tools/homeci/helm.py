@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from homeci import contract, toolchain
 from homeci.errors import HomeciError
 
@@ -200,6 +202,11 @@ class Helm:
     def show_chart(self, chart: str | os.PathLike[str]) -> str:
         """``helm show chart``: the chart's metadata as Helm serialises it."""
         return self.run(["show", "chart", str(chart)], chart=chart).stdout
+
+    def show_values(self, chart: str | os.PathLike[str]) -> dict[str, Any]:
+        """``helm show values``: the chart's default values (a folder or a packaged archive)."""
+        data = yaml.safe_load(self.run(["show", "values", str(chart)], chart=chart).stdout)
+        return data if isinstance(data, dict) else {}
 
     def verify(self, archive: str | os.PathLike[str], keyring: str | os.PathLike[str]) -> str:
         """``helm verify``: the archive's ``.prov`` is signed by a key in ``keyring`` and names its sha256."""

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from homeci import ca, packaging, release, signing
 from homeci.helm import Helm
@@ -57,6 +58,18 @@ def stage(chart: Path, dest: Path, version: str) -> Path:
     """A copy of ``chart`` carrying ``version`` (the subchart pins untouched)."""
     copy = Path(shutil.copytree(chart, dest / chart.name))
     release.set_chart_fields(copy / "Chart.yaml", version=version, pins=False)
+    return copy
+
+
+def with_older_program(chart: Path, dest: Path, program: str, app_version: str,
+                       version: str = "0.0.9") -> Path:
+    """A copy of the umbrella ``chart`` at suite ``version`` whose ``program`` subchart claims the older
+    ``app_version``: what a downgrade to an earlier release looks like to Helm."""
+    copy = Path(shutil.copytree(chart, dest / chart.name))
+    release.set_chart_fields(copy / "Chart.yaml", version=version, pins=False)
+    sub = copy / "charts" / program / "Chart.yaml"
+    current = yaml.safe_load(sub.read_text())["appVersion"]
+    sub.write_text(sub.read_text().replace(f'appVersion: "{current}"', f'appVersion: "{app_version}"'))
     return copy
 
 

@@ -167,6 +167,28 @@ def helm_install(deps: Deployments, helm: Helm, api: Any, chart: Path, namespace
 
 # -- snapshots ---------------------------------------------------------------------------------------
 
+def generated_keys(chart: Path) -> dict[str, set[str]]:
+    """Secret name -> keys the chart generates (passwords, keys, tokens, certificates): the keys whose value
+    differs between two offline renders. A config document that embeds a generated value (a YAML mapping,
+    e.g. the registry's config.yml) is left out: it may change with the version, and its secret has a key
+    of its own."""
+    renders = [parse(Helm(3).template(chart, release=RELEASE)) for _ in range(2)]
+    first, second = ({o.name: o.obj.get("data") or {} for o in r if o.kind == "Secret"} for r in renders)
+    out: dict[str, set[str]] = {}
+    for name, data in first.items():
+        for key, value in data.items():
+            if second.get(name, {}).get(key) == value:
+                continue
+            try:
+                document = yaml.safe_load(base64.b64decode(value))
+            except yaml.YAMLError:
+                document = None
+            if not isinstance(document, dict):
+                out.setdefault(name, set()).add(key)
+    return out
+
+
+
 def secret_data(api: Any, namespace: str) -> dict[str, dict[str, str]]:
     """Secret name -> data, excluding Helm's own release records."""
     return {s.metadata.name: dict(s.data or {})

@@ -16,10 +16,17 @@ Each rewrite is named where it happens. Processes are always stopped (context ma
 
 from __future__ import annotations
 
+import base64
+import gzip
+import hashlib
+import io
 import json
 import os
 import re
 import subprocess
+import tarfile
+import urllib.error
+import urllib.parse
 import urllib.request
 from pathlib import Path
 from typing import Any, Self
@@ -338,6 +345,82 @@ class LoopbackRegistry(_Running):
     def start(self) -> None:
         self.program.start()
         self.program.wait_ready(realprog.http_check(f"{self.url}/"), timeout=30, what="answering GET /")
+
+
+OCI = "application/vnd.oci.image.manifest.v1+json"
+
+
+class Direct:
+    """Plain HTTP to the registry's loopback port with the rendered credentials (no Traefik needed:
+    what is under test is the registry's own answer)."""
+
+    def __init__(self, server: LoopbackRegistry, objects: list[Manifest]) -> None:
+        data = manifests.get(objects, "Secret", f"{RELEASE}-registry-auth").obj["data"]
+        user, password = (base64.b64decode(data[k]).decode() for k in ("username", "password"))
+        self.url = server.url
+        self.auth = "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+
+    def call(self, method: str, path: str, body: bytes | None = None,
+             headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], bytes]:
+        parts = urllib.parse.urlsplit(path)
+        target = self.url + parts.path + (f"?{parts.query}" if parts.query else "")
+        req = urllib.request.Request(target, data=body, method=method,
+                                     headers={"Authorization": self.auth, **(headers or {})})
+        try:
+            with urllib.request.urlopen(req, timeout=30) as resp:
+                return resp.status, {k.lower(): v for k, v in resp.getheaders()}, resp.read()
+        except urllib.error.HTTPError as exc:
+            return exc.code, {k.lower(): v for k, v in exc.headers.items()}, exc.read()
+
+    def push_blob(self, repo: str, data: bytes) -> tuple[int, bytes]:
+        digest = "sha256:" + hashlib.sha256(data).hexdigest()
+        status, headers, body = self.call("POST", f"/v2/{repo}/blobs/uploads/")
+        if status != 202:
+            return status, body
+        loc = headers["location"]
+        sep = "&" if "?" in loc else "?"
+        status, _, body = self.call("PUT", f"{loc}{sep}digest={urllib.parse.quote(digest)}", data,
+                                    {"Content-Type": "application/octet-stream"})
+        return status, body
+
+    def push_image(self, repo: str, tag: str, text: str) -> tuple[int, str, list[str]]:
+        """(manifest PUT status, manifest digest, blob digests) of a one-layer image."""
+        raw = io.BytesIO()
+        with tarfile.open(fileobj=raw, mode="w") as tar:
+            info = tarfile.TarInfo("file.txt")
+            content = text.encode()
+            info.size, info.mtime = len(content), 0
+            tar.addfile(info, io.BytesIO(content))
+        layer = gzip.compress(raw.getvalue(), mtime=0)
+        config = json.dumps({"architecture": "amd64", "os": "linux", "rootfs": {
+            "type": "layers", "diff_ids": ["sha256:" + hashlib.sha256(raw.getvalue()).hexdigest()]}}).encode()
+        for blob in (config, layer):
+            status, body = self.push_blob(repo, blob)
+            assert status == 201, f"blob push to {repo} answered {status} {body[:200]!r}"
+        manifest = json.dumps({
+            "schemaVersion": 2, "mediaType": OCI,
+            "config": _desc("application/vnd.oci.image.config.v1+json", config),
+            "layers": [_desc("application/vnd.oci.image.layer.v1.tar+gzip", layer)]}).encode()
+        status, _, _ = self.call("PUT", f"/v2/{repo}/manifests/{tag}", manifest, {"Content-Type": OCI})
+        return status, "sha256:" + hashlib.sha256(manifest).hexdigest(), [_desc("", b)["digest"]
+                                                                            for b in (config, layer)]
+
+    def pulls_intact(self, repo: str, tag: str) -> list[str]:
+        """What is wrong with pulling ``repo:tag`` (empty: manifest and every blob match their digests)."""
+        status, _, body = self.call("GET", f"/v2/{repo}/manifests/{tag}", headers={"Accept": OCI})
+        if status != 200:
+            return [f"manifest {repo}:{tag} answered {status}"]
+        problems = []
+        doc = json.loads(body)
+        for desc in [doc["config"], *doc["layers"]]:
+            status, _, blob = self.call("GET", f"/v2/{repo}/blobs/{desc['digest']}")
+            if status != 200 or "sha256:" + hashlib.sha256(blob).hexdigest() != desc["digest"]:
+                problems.append(f"blob {desc['digest']} of {repo}:{tag}: HTTP {status}, {len(blob)} bytes")
+        return problems
+
+
+def _desc(media: str, data: bytes) -> dict[str, Any]:
+    return {"mediaType": media, "digest": "sha256:" + hashlib.sha256(data).hexdigest(), "size": len(data)}
 
 
 def _loopback_port(value: str, what: str, expected: str) -> str:

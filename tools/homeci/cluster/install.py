@@ -52,18 +52,21 @@ def default_images() -> list[str]:
 
 def install_stack(cluster: Cluster, *, major: int = 3, values_files: list[Path] | None = None,
                   timeout: str = "10m", progress: Progress | None = None, pipelines: bool = True,
-                  workdir: Path | None = None) -> Installed:
-    """The umbrella and drone-pipelines on ``cluster``, ready for the push-to-deploy flow."""
+                  workdir: Path | None = None, umbrella: Path | None = None,
+                  pipelines_chart: Path | None = None) -> Installed:
+    """The umbrella and drone-pipelines on ``cluster``, ready for the push-to-deploy flow (the checkout's
+    charts unless ``umbrella``/``pipelines_chart`` name others: folders or packaged archives)."""
     say = progress or (lambda _m: None)
     release, namespace = contract.RELEASE, contract.NAMESPACE
+    chart = umbrella or charts_dir() / contract.UMBRELLA
+    pipelines_chart = pipelines_chart or charts_dir() / contract.PIPELINES
     toolchain.resolve(f"helm{major}", build=True, progress=progress)  # built on first use, like the rest
     if cluster.image_source == "source":
-        refs = default_images()
+        refs = default_images() if umbrella is None else chart_images(chart, pipelines_chart)
         say(f"images built from source for the nodes ({len(refs)})")
         cluster.load_images(refs, progress)
     api = cluster.api()
     kubeaccess.ensure_namespace(api, namespace, kubeaccess.pss_labels("restricted"))
-    chart = charts_dir() / contract.UMBRELLA
     helm = Helm(major, kubeconfig=cluster.kubeconfig)
     with tempfile.TemporaryDirectory(prefix="homeci-values-") as tmp:
         own = Path(tmp) / f"{cluster.provider}-values.yaml"
@@ -77,21 +80,37 @@ def install_stack(cluster: Cluster, *, major: int = 3, values_files: list[Path] 
     if pipelines:
         say(f"helm{major} upgrade --install {contract.PIPELINES_RELEASE} (target namespace {TARGET})")
         install_pipelines(cluster, helm, owner=done.stack.admin_user, domain=done.stack.domain,
-                          hosts=done.stack.hosts)
+                          hosts=done.stack.hosts, chart=pipelines_chart)
     if pipelines and cluster.image_source == "source":
         say("seeding the sample app's base images into the registry (kaniko's mirror)")
         done.seeded = seed_base_images(done.stack, progress)
     return done
 
 
+def chart_images(*charts: Path) -> list[str]:
+    """Every image the nodes need to run ``charts`` (folders or packaged archives, e.g. a previous
+    release) with their defaults: what a default render of each names (pods, the runner's step images,
+    the pipeline templates' defaults), and the cluster's own."""
+    from homeci import images, rendering
+    from homeci.release import rendered_images
+
+    found = {images.normalize(ref) for ref in images.refs.CLUSTER_IMAGES}
+    for chart in charts:
+        found |= {images.normalize(ref) for ref in rendered_images(rendering.render(chart))}
+    return sorted(found)
+
+
 def install_pipelines(cluster: Cluster, helm: Helm, *, owner: str, domain: str,
-                      hosts: dict[str, str]) -> None:
+                      hosts: dict[str, str], chart: Path | None = None) -> None:
     """drone-pipelines for the stack's admin, told the stack's own host labels (its admission policy keeps
-    app Ingresses off them)."""
+    app Ingresses off them; a chart from before ``stack.hosts`` existed is not told)."""
+    chart = chart or charts_dir() / contract.PIPELINES
     kubeaccess.ensure_namespace(cluster.api(), TARGET, kubeaccess.pss_labels("restricted"))
     labels = [f"stack.hosts.{c}={h.removesuffix('.' + domain)}" for c, h in sorted(hosts.items())]
+    if "hosts" not in (helm.show_values(chart).get("stack") or {}):
+        labels = []
     helm.upgrade(
-        contract.PIPELINES_RELEASE, charts_dir() / contract.PIPELINES, namespace=contract.NAMESPACE,
+        contract.PIPELINES_RELEASE, chart, namespace=contract.NAMESPACE,
         timeout="5m",
         set_values=[f"stack.release={contract.RELEASE}", f"stack.domain={domain}", *labels,
                     f"targets[0].namespace={TARGET}", f"targets[0].owners[0]={owner}"],

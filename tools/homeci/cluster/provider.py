@@ -6,7 +6,8 @@ underneath: :class:`Cluster` (the protocol the command tree, :mod:`homeci.cluste
 reuse of a healthy cluster, start-up that tears everything down again on a failure, Ctrl-C or SIGTERM).
 Each provider fills in what differs: ``_prepare`` (binaries and images, built before anything starts),
 ``_create``, ``_wait_ready``, ``down``, ``load_images``, ``publish`` (the node side of the public names)
-and ``values`` (what the umbrella needs on it).
+and ``values`` (what the umbrella needs on it), and for a reboot ``_halt`` and ``_resume``: ``stop`` ends
+every process as a machine's power-off does and keeps all state, ``start`` brings the same cluster back.
 """
 
 from __future__ import annotations
@@ -75,6 +76,7 @@ class Status:
     kubeconfig: Path
     processes: dict[str, bool] = field(default_factory=dict)  # component -> running
     https: str | None = None  # where this machine reaches the public names, e.g. https://<host>.<domain>:8443
+    stopped: bool = False  # stopped with `homeci cluster stop`, state kept: `start` brings it back
 
     def as_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -114,6 +116,12 @@ class Cluster(Protocol):
     def up(self, *, timeout: float = 300, progress: Progress | None = None, build: bool = False) -> bool: ...
 
     def down(self, *, keep_logs: bool = False) -> bool: ...
+
+    def stop(self, *, progress: Progress | None = None) -> bool: ...
+
+    def start(self, *, timeout: float = 300, progress: Progress | None = None) -> bool: ...
+
+    def stopped(self) -> bool: ...
 
     def leftovers(self) -> list[str]: ...
 
@@ -177,6 +185,20 @@ class ClusterBase(ABC):
 
     @abstractmethod
     def _create(self, prepared: Any, *, timeout: float, progress: Progress | None) -> None: ...
+
+    @property
+    @abstractmethod
+    def _facts(self) -> Record:
+        """The record the cluster keeps about itself (``stopped`` among its facts)."""
+
+    @abstractmethod
+    def _halt(self, progress: Progress | None) -> None:
+        """Every process of the cluster ends (containers first, as a shutdown does); all state stays."""
+
+    @abstractmethod
+    def _resume(self, *, timeout: float, progress: Progress | None) -> None:
+        """Start a halted cluster from its kept state, up to the nodes Ready and the public names
+        answering again."""
 
     def processes(self) -> dict[str, bool]:
         """Component -> running (providers without processes of their own report none)."""
@@ -249,13 +271,17 @@ class ClusterBase(ABC):
         from homeci.cluster import prereqs
 
         prereqs.require(self.provider, build=build)
+        if self.stopped():
+            self.start(timeout=timeout, progress=progress)
+            self._reuse(progress)
+            return False
         if self.exists():
             if self.healthy():
                 self._reuse(progress)
                 return False
             raise HomeciError(f"{self.describe()} exists in {self.dir} but is not healthy: run "
-                              f"`homeci cluster down --provider {self.provider} --name {self.name}`, "
-                              "then `up` again")
+                              f"`homeci cluster start --provider {self.provider} --name {self.name}` to "
+                              "boot it with its state, or `homeci cluster down ...` and `up` for a new one")
         prepared = self._prepare(build=build, progress=progress)
         with terminate_as_interrupt():
             try:
@@ -266,6 +292,46 @@ class ClusterBase(ABC):
                     progress("start-up failed: tearing the cluster down again")
                 self._abort()
                 raise
+        return True
+
+    def stopped(self) -> bool:
+        """The cluster was stopped (:meth:`stop`) and not started since: its state waits for :meth:`start`."""
+        return self.exists() and bool(self._facts.read().get("stopped"))
+
+    def stop(self, *, progress: Progress | None = None) -> bool:
+        """Shut the cluster down as a machine powers off: its workloads get SIGTERM and a grace period,
+        then every process ends; etcd's data, the images, certificates, volumes and ports are kept for
+        :meth:`start`. False if it was already stopped."""
+        if not self.exists():
+            raise HomeciError(f"{self.describe()} does not exist: nothing to stop")
+        if self.stopped():
+            return False
+        self._halt(progress)
+        self._facts.update(stopped=True)
+        return True
+
+    def start(self, *, timeout: float = 300, progress: Progress | None = None) -> bool:
+        """Bring a stopped (or crashed) cluster back with its state, as a machine boots: the same nodes,
+        objects, images and volumes, every workload restarted by Kubernetes itself. Returns when the nodes
+        are Ready and the public names answer again; False if it was running. A failed start stops what
+        it started and keeps the state (start again, or ``down`` to delete it)."""
+        if not self.exists():
+            raise HomeciError(f"{self.describe()} does not exist: run `homeci cluster up --provider "
+                              f"{self.provider} --name {self.name}`")
+        if self.healthy() and not self.stopped():
+            return False
+        if not self.stopped():
+            self._halt(progress)  # crashed half-way: end what is left before booting
+        with terminate_as_interrupt():
+            try:
+                self._resume(timeout=timeout, progress=progress)
+            except BaseException:
+                if progress:
+                    progress("start failed: stopping again (the state is kept)")
+                self._halt(None)
+                self._facts.update(stopped=True)
+                raise
+        self._facts.update(stopped=False)
         return True
 
     def status(self) -> Status:
@@ -282,7 +348,7 @@ class ClusterBase(ABC):
         port, domain = self.https_port(), self.domain()
         https = f"https://<host>.{domain}:{port}" if exists and port and domain else None
         return Status(self.name, self.provider, exists, ready, self.server(), version, nodes,
-                      self.kubeconfig, self.processes() if exists else {}, https)
+                      self.kubeconfig, self.processes() if exists else {}, https, self.stopped())
 
     def api_answers(self, timeout: float = 3) -> bool:
         """The API server answers /version with this cluster's kubeconfig."""

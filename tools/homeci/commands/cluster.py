@@ -1,6 +1,7 @@
 """``homeci cluster``: clusters on this machine, one command tree for every provider.
 
-``up``, ``down``, ``status``, ``kubeconfig``, ``images`` and ``install`` take the same ``--provider``
+``up``, ``down``, ``stop``, ``start``, ``status``, ``kubeconfig``, ``images`` and ``install`` take the same
+``--provider``
 (``auto``, ``sim``, ``netns`` — also ``local``, its first name — or ``kind``) and ``--name``, and
 ``status --json`` prints the same fields whatever the provider (:class:`homeci.cluster.Status`). The
 first command names (``homeci cluster sim|local|kind <command>``) still work and mean
@@ -255,6 +256,39 @@ def down(provider: str, name: str) -> None:
 @group.command()
 @provider_option(AUTO_FIND)
 @name_option
+def stop(provider: str, name: str) -> None:
+    """Shut the cluster down as a machine powers off, keeping all its state for `start`."""
+    cluster = _find(provider, name)
+    with ui.step(f"stopping {_describe(cluster)}") as detail:
+        done = cluster.stop(progress=detail)
+    verb = "stopped" if done else "was already stopped"
+    ui.out.print(f"{_describe(cluster)} {verb}; its state is kept: `homeci cluster start --provider "
+                 f"{cluster.provider} --name {name}` brings it back (`down` deletes it)")
+
+
+@group.command()
+@provider_option(AUTO_FIND)
+@name_option
+@click.option("--timeout", type=click.IntRange(1, 3600), default=300, show_default=True,
+              help="Seconds to wait for the nodes and the public names.")
+def start(provider: str, name: str, timeout: int) -> None:
+    """Boot a stopped (or crashed) cluster with its state: Kubernetes restarts every workload."""
+    import time
+
+    cluster = _find(provider, name)
+    began = time.monotonic()
+    with ui.step(f"starting {_describe(cluster)}") as detail:
+        done = cluster.start(timeout=timeout, progress=detail)
+    if not done:
+        ui.out.print(f"{_describe(cluster)} was already running")
+        return
+    ui.out.print(f"{_describe(cluster)} started in {time.monotonic() - began:.1f}s: API {cluster.server()}; "
+                 "its workloads come back by themselves (`homeci status` shows them)")
+
+
+@group.command()
+@provider_option(AUTO_FIND)
+@name_option
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output (the same fields for every "
                                                       "provider).")
 def status(provider: str, name: str, as_json: bool) -> None:
@@ -269,6 +303,10 @@ def status(provider: str, name: str, as_json: bool) -> None:
         return
     if not st.exists:
         ui.out.print(f"cluster {name}: not created (run `homeci cluster up --name {name}`)")
+        return
+    if st.stopped:
+        ui.out.print(f"{_describe(cluster)}: stopped, state kept (start it with `homeci cluster start "
+                     f"--provider {cluster.provider} --name {name}`)")
         return
     api = f"Kubernetes {st.version}" if st.version else "API server not answering"
     stopped = [n for n, ok in st.processes.items() if not ok]

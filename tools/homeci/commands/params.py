@@ -164,3 +164,17 @@ RELEASE = Name(53)  # Helm's limit for release names
 CLUSTER_NAME = Name(CLUSTER_NAME_LIMIT)
 OBJECT_NAME = DnsName()  # Secret and ConfigMap names are DNS-1123 subdomains
 HOST = Host()
+
+
+F = Any  # a click command function
+
+
+def stack_options(func: F) -> F:
+    """--kubeconfig, -n/--namespace and --release: where an installed homeci stack is (the commands that
+    talk to one: smoke, backup, status)."""
+    func = click.option("--release", type=RELEASE, default="homeci", show_default=True,
+                        help="Umbrella release name.")(func)
+    func = click.option("-n", "--namespace", type=NAMESPACE, default="homeci", show_default=True,
+                        help="Namespace of the umbrella release.")(func)
+    return click.option("--kubeconfig", type=ReadableFile(), default=None,
+                        help="Kubeconfig of the cluster (default: $KUBECONFIG or ~/.kube/config).")(func)

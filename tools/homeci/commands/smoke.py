@@ -48,12 +48,7 @@ def _web_factory(connect: str | None) -> object:
 
 
 @click.command(name="smoke")
-@click.option("--kubeconfig", type=params.ReadableFile(), default=None,
-              help="Kubeconfig of the cluster (default: $KUBECONFIG or ~/.kube/config).")
-@click.option("-n", "--namespace", type=params.NAMESPACE, default="homeci", show_default=True,
-              help="Namespace of the umbrella release.")
-@click.option("--release", type=params.RELEASE, default="homeci", show_default=True,
-              help="Umbrella release name.")
+@params.stack_options
 @click.option("--app", "app_dir", type=click.Path(file_okay=False, exists=True, path_type=Path), default=None,
               help="App folder to push (default: the sample app, examples/sample-app).")
 @click.option("--repo", type=params.Name(63), default="sample-app", show_default=True,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import secrets
 import tarfile
 import time
 import urllib.parse
@@ -39,7 +40,8 @@ class Gogs:
 
     def token(self) -> str:
         if not self._token:
-            name = f"homeci-flow-{int(time.time())}"
+            # unique per client: two clients made within one second must not ask for the same name
+            name = f"homeci-flow-{int(time.time())}-{secrets.token_hex(3)}"
             resp = self.web.request("POST", f"{self.base}/api/v1/users/{self.user}/tokens",
                                     body=json.dumps({"name": name}).encode(),
                                     headers={"Content-Type": "application/json",

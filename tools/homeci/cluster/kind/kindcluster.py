@@ -92,6 +92,10 @@ class KindCluster(ClusterBase):
     def info(self) -> dict[str, Any]:
         return self.record.read()
 
+    @property
+    def _facts(self) -> Record:
+        return self.record
+
     def _save_info(self, **changes: Any) -> None:
         self.record.update(**changes)
 
@@ -397,6 +401,41 @@ class KindCluster(ClusterBase):
                 "traefik": {"service": {"type": "NodePort",
                                         "nodePorts": {"web": kindconfig.HTTP_NODE_PORT,
                                                       "websecure": kindconfig.HTTPS_NODE_PORT}}}}
+
+    # -- stop, start (a reboot) --------------------------------------------------------------------
+
+    def _halt(self, progress: Progress | None) -> None:
+        """``docker stop`` of the node containers (systemd in each shuts its node down: SIGTERM, then
+        kubelet and containerd stop); the containers, their volumes and the engine stay."""
+        nodes = [n for n, running in self._node_states().items() if running] if self._engine_up() else []
+        if progress:
+            progress(f"docker stop {' '.join(nodes) or '(no running node)'}")
+        if nodes:
+            self._run(["docker", "stop", "--time", "30", *nodes], "docker stop (the kind nodes)", timeout=300)
+
+    def _resume(self, *, timeout: float, progress: Progress | None) -> None:
+        """``docker start`` of the node containers, then what lives outside them again: the forwarder's
+        target (a node may get another address), the routes between the nodes' pod networks, the
+        public names in each node's /etc/hosts (Docker rewrites it at start)."""
+        say = progress or (lambda _m: None)
+        if self.contained and not self.engine.running():
+            raise HomeciError(f"{self.describe()}: its Docker engine is not running (a `down` half done?): "
+                              f"run `homeci cluster down --provider kind --name {self.name}`, then `up`")
+        nodes = self.node_names()
+        say(f"docker start {' '.join(nodes)}")
+        self._run(["docker", "start", *nodes], "docker start (the kind nodes)", timeout=300)
+        if self.contained:
+            self.engine.sandbox.forward(https=f"{self._node_ip(f'{self.name}-control-plane')}:"
+                                              f"{kindconfig.HTTPS_NODE_PORT}")
+        kubeaccess.wait_for("the API server", lambda: None if self.api_answers() else "not answering",
+                            timeout=timeout, progress=say)
+        if self.offline:
+            self._node_network(timeout=timeout, progress=say)
+        self._wait_ready(timeout=timeout, progress=say)
+        self.publish(release=contract.RELEASE, namespace=contract.NAMESPACE, progress=progress)
+
+    def _engine_up(self) -> bool:
+        return not self.contained or self.engine.running()
 
     # -- down --------------------------------------------------------------------------------------
 

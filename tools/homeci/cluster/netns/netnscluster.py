@@ -6,8 +6,10 @@ as root, without Docker. See the package docstring for the design.
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +19,7 @@ from homeci.cluster.netns import daemons, pki
 from homeci.cluster.netns import layout as L
 from homeci.cluster.netns.layout import Layout
 from homeci.cluster.provider import REAL_DOMAIN, ClusterBase, Progress, Record
-from homeci.cluster.sandbox import cgroups
+from homeci.cluster.sandbox import cgroups, procs
 from homeci.cluster.sandbox.box import Phase, Sandbox
 from homeci.errors import HomeciError
 
@@ -31,11 +33,18 @@ CNI_PLUGINS = {"cni-bridge": "bridge", "cni-host-local": "host-local", "cni-loop
                "cni-portmap": "portmap"}
 DAEMONS = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "containerd", "kubelet",
            "kube-proxy", "forwarder", "holder")
+NODE_DAEMONS = DAEMONS[:-2]  # the forwarder and the holder are the sandbox's, not the node's
 # Node first (kubelet, then every container in the node's cgroups), so no pod restarts; etcd is wiped
 # anyway, so the control plane gets a short deadline (the API server lingers ~50 s after SIGTERM).
 TEARDOWN = (Phase(("kubelet",), "kubepods", timeout=5),
             Phase(("kube-proxy", "containerd", "kube-scheduler", "kube-controller-manager", "kube-apiserver",
                    "etcd")))
+# A shutdown (`stop`): the same order, but every container gets SIGTERM and 10 s to exit (a machine's
+# shutdown does that), and etcd is stopped last, after the API server, so its data is closed cleanly.
+SHUTDOWN = (Phase(("kubelet",), "kubepods", timeout=5, grace=10),
+            Phase(("kube-proxy", "containerd", "kube-scheduler", "kube-controller-manager", "kube-apiserver"),
+                  timeout=10),
+            Phase(("etcd",), timeout=10))
 
 
 def cluster_images() -> tuple[str, str]:
@@ -73,6 +82,10 @@ class NetnsCluster(ClusterBase):
 
     def info(self) -> dict[str, Any]:
         return Record(self.layout.info).read()
+
+    @property
+    def _facts(self) -> Record:
+        return Record(self.layout.info)
 
     def _save_info(self, **changes: Any) -> None:
         Record(self.layout.info).update(**changes)
@@ -131,26 +144,105 @@ class NetnsCluster(ClusterBase):
         self._save_info(domain=self._domain)
         say("certificates and configuration")
         self._write_pki_and_configs(bins)
-        lay, start = self.layout, self.sandbox.start
-        say("etcd and kube-apiserver")
-        start("etcd", daemons.etcd_cmd(bins, lay))
-        start("kube-apiserver", daemons.apiserver_cmd(bins, lay))
-        self._wait_api(timeout=timeout, progress=say)
-        start("kube-controller-manager", daemons.controller_manager_cmd(bins, lay))
-        start("kube-scheduler", daemons.scheduler_cmd(bins, lay))
-        say("containerd")
-        env = {**os.environ, "PATH": f"{lay.state / 'bin'}:{os.environ.get('PATH', '/usr/bin:/bin')}"}
-        start("containerd", daemons.containerd_cmd(bins, lay), env=env)
-        self._wait_containerd(timeout=60)
-        say("importing the pause and CoreDNS images")
-        self._import(list(archives.values()))
-        say("kubelet and kube-proxy")
-        start("kubelet", daemons.kubelet_cmd(bins, lay))
-        start("kube-proxy", daemons.kube_proxy_cmd(bins, lay))
+        self._start_daemons(bins, timeout=timeout, progress=say,
+                            before_kubelet=lambda: self._import(list(archives.values())))
         self._apply_addons()
         self._wait_ready(timeout=timeout, progress=say)
         self._save_info(started_seconds=round(time.monotonic() - t0, 1))
         self._publish_names(progress)
+
+    def _commands(self, bins: daemons.Bins) -> dict[str, tuple[list[str], dict[str, str] | None]]:
+        """Daemon -> (command line, environment or None): how the node starts each one, at its creation,
+        at a boot (:meth:`start`) and after a crash (:meth:`restart_daemon`)."""
+        lay = self.layout
+        env = {**os.environ, "PATH": f"{lay.state / 'bin'}:{os.environ.get('PATH', '/usr/bin:/bin')}"}
+        return {
+            "etcd": (daemons.etcd_cmd(bins, lay), None),
+            "kube-apiserver": (daemons.apiserver_cmd(bins, lay), None),
+            "kube-controller-manager": (daemons.controller_manager_cmd(bins, lay), None),
+            "kube-scheduler": (daemons.scheduler_cmd(bins, lay), None),
+            "containerd": (daemons.containerd_cmd(bins, lay), env),
+            "kubelet": (daemons.kubelet_cmd(bins, lay), None),
+            "kube-proxy": (daemons.kube_proxy_cmd(bins, lay), None),
+        }
+
+    def _start_daemon(self, name: str, bins: daemons.Bins) -> int:
+        cmd, env = self._commands(bins)[name]
+        return self.sandbox.start(name, cmd, env=env)
+
+    def _start_daemons(self, bins: daemons.Bins, *, timeout: float, progress: Progress,
+                       before_kubelet: Callable[[], None] | None = None) -> None:
+        """The control plane, containerd, kubelet and kube-proxy, each once the one before answers."""
+        progress("etcd and kube-apiserver")
+        self._start_daemon("etcd", bins)
+        self._start_daemon("kube-apiserver", bins)
+        self._wait_api(timeout=timeout, progress=progress)
+        self._start_daemon("kube-controller-manager", bins)
+        self._start_daemon("kube-scheduler", bins)
+        progress("containerd")
+        self._start_daemon("containerd", bins)
+        self._wait_containerd(timeout=60)
+        if before_kubelet is not None:
+            progress("importing the pause and CoreDNS images")
+            before_kubelet()
+        progress("kubelet and kube-proxy")
+        self._start_daemon("kubelet", bins)
+        self._start_daemon("kube-proxy", bins)
+
+    # -- stop, start (a reboot), crashes -------------------------------------------------------------
+
+    def _halt(self, progress: Progress | None) -> None:
+        if progress:
+            progress("kubelet, the pods (SIGTERM, then a grace period), the node and the control plane")
+        self.sandbox.stop(SHUTDOWN)
+
+    def _resume(self, *, timeout: float, progress: Progress | None) -> None:
+        """The same node from its state directory: new namespaces and cgroups (a boot), the daemons with
+        their kept data (etcd, containerd's images and snapshots, kubelet's pods, PKI, volumes, the /etc
+        overlay), Kubernetes restarting every pod, then the public names pointed at Traefik again."""
+        say = progress or (lambda _m: None)
+        bins = daemons.Bins({name: toolchain.resolve(name) for name in TOOLS})
+        t0 = time.monotonic()
+        say("network and mount namespace (holder), forwarder on the same ports")
+        self.sandbox.restart()
+        parent = self.sandbox.parent
+        assert parent is not None
+        v1 = not cgroups.is_v2_only(cgroups.hierarchies())
+        # the cgroup parent nests in the starting process's own cgroup: kubelet is told the new path
+        daemons.write_yaml(self.layout.etc / "kubelet.yaml",
+                           daemons.kubelet_config(self.layout, cgroup_root=parent, cgroup_v1=v1))
+        self._start_daemons(bins, timeout=timeout, progress=say)
+        self._wait_ready(timeout=timeout, progress=say)
+        self._save_info(booted_seconds=round(time.monotonic() - t0, 1))
+        self._publish_names(progress)
+
+    def crash(self, daemon: str) -> int:
+        """Kill ``daemon`` (one of :data:`DAEMONS` the node runs: containerd, kubelet, ...) with SIGKILL by
+        its recorded pid, as a crash would; the pid it had."""
+        pid = self.pids().get(daemon)
+        if pid is None or daemon not in NODE_DAEMONS:
+            raise HomeciError(f"{self.describe()} runs no {daemon!r} to crash (running: "
+                              f"{', '.join(sorted(self.pids()))})")
+        os.kill(pid, signal.SIGKILL)
+        deadline = time.monotonic() + 10
+        while procs.alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return pid
+
+    def restart_daemon(self, daemon: str, *, timeout: float = 120) -> int:
+        """Start ``daemon`` again the way the node starts it (a supervisor restarting a crashed service);
+        returns once it answers (containerd: its socket; kubelet: the node Ready); its new pid."""
+        if daemon in self.pids():
+            raise HomeciError(f"{daemon} of {self.describe()} is running: crash or stop it first")
+        bins = daemons.Bins({name: toolchain.resolve(name) for name in TOOLS})
+        pid = self._start_daemon(daemon, bins)
+        if daemon == "containerd":
+            self._wait_containerd(timeout=timeout)
+        elif daemon == "kubelet":
+            ClusterBase._wait_ready(self, timeout=timeout, progress=None)  # the node, not CoreDNS
+        elif daemon == "kube-apiserver":
+            self._wait_api(timeout=timeout, progress=lambda _m: None)
+        return pid
 
     def _write_pki_and_configs(self, bins: daemons.Bins) -> None:
         lay, d = self.layout, self.layout.pki

@@ -32,12 +32,14 @@ HOLDER, FORWARDER = "holder", "forwarder"
 
 @dataclass(frozen=True)
 class Phase:
-    """One step of a teardown: stop ``names`` (``timeout`` seconds, then SIGKILL), then SIGKILL every
-    process left in the cgroup ``subtree`` (relative to the sandbox's parent, e.g. ``kubepods``)."""
+    """One step of a teardown or a stop: stop ``names`` (``timeout`` seconds, then SIGKILL), then end every
+    process left in the cgroup ``subtree`` (relative to the sandbox's parent, e.g. ``kubepods``): SIGTERM
+    and up to ``grace`` seconds to exit first when ``grace`` is set (a shutdown), else SIGKILL at once."""
 
     names: tuple[str, ...] = ()
     subtree: str | None = None
     timeout: float = 3
+    grace: float = 0
 
 
 class Sandbox:
@@ -85,30 +87,67 @@ class Sandbox:
         if self.state.exists():
             shutil.rmtree(self.state)
         (self.state / "fs").mkdir(parents=True)
-        hs = cgroups.hierarchies()
-        parent = cgroups.parent_path(self.name)
         chosen = {name: free_port(*preferred) for name, preferred in ports.items()}
-        self._save(parent=parent, created_cgroups=[], ports=chosen,
-                   hierarchies=[{"mountpoint": str(h.mountpoint), "fstype": h.fstype, "options": h.options}
-                                for h in hs])
-        self._save(created_cgroups=cgroups.create(hs, parent))
+        self._save(ports=chosen)
+        self._make_cgroups()
         plan = {"status_file": str(self.state / "holder.status"), "fs": str(self.state / "fs"),
                 "hosts": hosts, "hierarchies": self.info()["hierarchies"], "network": network,
                 "overlays": list(overlays), "mkdirs": list(mkdirs)}
         (self.state / "holder.json").write_text(json.dumps(plan, indent=2))
+        self.forward(**targets)
+        self._start_namespaces(chosen)
+        return chosen
+
+    def restart(self) -> dict[str, int]:
+        """Bring a stopped sandbox back as a machine boots: the same state directory (``/var/lib``, the
+        ``/etc`` overlay, everything the daemons keep), an empty ``/run``, the cgroup parent made again
+        (under the starting process's own cgroup, so its path may differ: read :attr:`parent`), new
+        namespaces from the same plan, the forwarder on the same host ports. The daemons are the
+        caller's to start (:meth:`start`)."""
+        plan_file = self.state / "holder.json"
+        if not plan_file.is_file():
+            raise HomeciError(f"sandbox {self.state} was never created: nothing to start")
+        if self.pids():
+            running = ", ".join(sorted(self.pids()))
+            raise HomeciError(f"sandbox {self.state} still runs {running}: stop it first")
+        ports = self.ports
+        taken = [f"{name} {port}" for name, port in ports.items() if free_port(port) != port]
+        if taken:
+            raise HomeciError(f"127.0.0.1 port(s) {', '.join(taken)} of {self.state.name} are taken by "
+                              "another program: stop it, then start the cluster again")
+        run = self.state / "fs" / "run"
+        if run.is_dir():
+            shutil.rmtree(run)  # /run is a tmpfs on a real machine: empty after a boot
+        for status in ("holder.status", "forwarder.status"):
+            (self.state / status).unlink(missing_ok=True)
+        self._make_cgroups()
+        plan = json.loads(plan_file.read_text())
+        plan["hierarchies"] = self.info()["hierarchies"]
+        plan_file.write_text(json.dumps(plan, indent=2))
+        self._start_namespaces(ports)
+        return ports
+
+    def _make_cgroups(self) -> None:
+        hs = cgroups.hierarchies()
+        parent = cgroups.parent_path(self.name)
+        self._save(parent=parent, created_cgroups=[],
+                   hierarchies=[{"mountpoint": str(h.mountpoint), "fstype": h.fstype, "options": h.options}
+                                for h in hs])
+        self._save(created_cgroups=cgroups.create(hs, parent))
+
+    def _start_namespaces(self, ports: Mapping[str, int]) -> None:
+        """The holder (its namespaces from ``holder.json``), then the forwarder on ``ports``."""
         cmd = ["unshare", "--net", "--mount", "--propagation", "slave", "--",
                sys.executable, str(HERE / "holder.py"), str(self.state / "holder.json")]
         holder = self._start(HOLDER, cmd, holder=None)
         self._wait_status(self.state / "holder.status", HOLDER, holder)
-        self.forward(**targets)
         forward = {"netns": f"/proc/{holder}/ns/net", "status_file": str(self.state / "forwarder.status"),
                    "targets_file": str(self.targets_file),
-                   "listeners": [{"name": n, "port": p} for n, p in chosen.items()]}
+                   "listeners": [{"name": n, "port": p} for n, p in ports.items()]}
         (self.state / "forward.json").write_text(json.dumps(forward, indent=2))
         cmd = [sys.executable, str(HERE / "forward.py"), str(self.state / "forward.json")]
         pid = self._start(FORWARDER, cmd, holder=None)
         self._wait_status(self.state / "forwarder.status", FORWARDER, pid)
-        return chosen
 
     def start(self, name: str, cmd: Sequence[str], *, env: Mapping[str, str] | None = None) -> int:
         """Start ``cmd`` inside the holder's namespaces (nsenter), in the sandbox's cgroup; its pid."""
@@ -177,6 +216,21 @@ class Sandbox:
     def destroy(self, phases: Sequence[Phase] = (), *, keep_logs: bool = False) -> None:
         """Stop every process (``phases`` first, in order), remove the cgroups and the state directory
         (but its ``logs`` with ``keep_logs``); fails naming the cgroups that could not be removed."""
+        left = self._halt(phases)
+        self._wipe(keep_logs)
+        if left:
+            raise HomeciError(f"cgroups left behind: {', '.join(left)}; remove them with rmdir")
+
+    def stop(self, phases: Sequence[Phase] = ()) -> None:
+        """Every process ends (``phases`` first, in order) and the cgroups and namespaces go, as when the
+        machine powers off; the state directory stays for :meth:`restart`."""
+        left = self._halt(phases)
+        self._save(created_cgroups=[])
+        if left:
+            raise HomeciError(f"cgroups left behind: {', '.join(left)}; remove them with rmdir")
+
+    def _halt(self, phases: Sequence[Phase]) -> list[str]:
+        """Stop every process and remove the cgroups; the cgroups that could not be removed."""
         marker = str(self.state)
         pids = procs.read_pids(self.state)
         parent = self.parent
@@ -185,18 +239,17 @@ class Sandbox:
             named = {n: pids.pop(n) for n in phase.names if n in pids}
             procs.stop(named, marker=marker, timeout=phase.timeout)
             if parent and phase.subtree:
+                if phase.grace:
+                    cgroups.terminate_all(hs, f"{parent}/{phase.subtree}", grace=phase.grace)
                 cgroups.kill_all(hs, f"{parent}/{phase.subtree}")
         # the holder and the forwarder last: the namespaces go with them
         rest = {n: p for n, p in pids.items() if n not in (HOLDER, FORWARDER)}
         procs.stop(rest, marker=marker, timeout=3)
         procs.stop({n: pids[n] for n in (FORWARDER, HOLDER) if n in pids}, marker=marker, timeout=3)
-        left: list[str] = []
-        if parent:
-            cgroups.kill_all(hs, parent)
-            left = cgroups.remove(hs, parent, self.info().get("created_cgroups", []))
-        self._wipe(keep_logs)
-        if left:
-            raise HomeciError(f"cgroups left behind: {', '.join(left)}; remove them with rmdir")
+        if not parent:
+            return []
+        cgroups.kill_all(hs, parent)
+        return cgroups.remove(hs, parent, self.info().get("created_cgroups", []))
 
     def _wipe(self, keep_logs: bool) -> None:
         for attempt in range(3):

@@ -150,6 +150,17 @@ def pids(hs: list[Hierarchy], parent: str) -> set[int]:
     return found
 
 
+def terminate_all(hs: list[Hierarchy], parent: str, *, grace: float) -> None:
+    """SIGTERM every process in the subtree and wait up to ``grace`` seconds for them to exit (what is
+    left is the caller's to :func:`kill_all`)."""
+    for pid in pids(hs, parent):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    while pids(hs, parent) and time.monotonic() < deadline:
+        time.sleep(0.2)
+
+
 def kill_all(hs: list[Hierarchy], parent: str, timeout: float = 15) -> None:
     """SIGKILL every process in the subtree until it is empty (or raise after ``timeout``)."""
     deadline = time.monotonic() + timeout

@@ -77,6 +77,10 @@ class SimCluster(ClusterBase):
     def info_file(self) -> Path:
         return self.root / f"{self.name}.homeci.json"
 
+    @property
+    def _facts(self) -> Record:
+        return Record(self.info_file)
+
     def info(self) -> dict[str, Any]:
         return Record(self.info_file).read()
 
@@ -191,6 +195,34 @@ class SimCluster(ClusterBase):
         kubeaccess.wait_for("the API server", lambda: None if self.healthy() else "not answering",
                             timeout=60, progress=progress)
         kubeaccess.create(self.api(), [*(_node(name) for name in self.node_names()), _storage_class()])
+
+    def _kwokctl(self, *args: str, timeout: float = 300) -> None:
+        kwokctl_bin = toolchain.resolve("kwokctl")
+        cmd = [str(kwokctl_bin), *args, "--name", self.name]
+        proc = subprocess.run(cmd, env=self._env(), capture_output=True, text=True, timeout=timeout,
+                              check=False)
+        if proc.returncode != 0:
+            tail = " | ".join((proc.stderr or proc.stdout).strip().splitlines()[-4:])
+            raise HomeciError(f"kwokctl {' '.join(args)} --name {self.name} failed (exit {proc.returncode}): "
+                              f"{tail}; logs in {self.dir / 'logs'}")
+
+    def _halt(self, progress: Progress | None) -> None:
+        """``kwokctl stop cluster``: every component stops, etcd's data and the PKI stay."""
+        live = self.pids()
+        if progress:
+            progress("kwokctl stop cluster")
+        if live:
+            self._kwokctl("stop", "cluster")
+        self._kill_leftovers(live)
+
+    def _resume(self, *, timeout: float, progress: Progress | None) -> None:
+        """``kwokctl start cluster``: the same components on the same ports and data."""
+        if progress:
+            progress("kwokctl start cluster")
+        self._kwokctl("start", "cluster", "--timeout", f"{int(timeout)}s", timeout=timeout + 60)
+        kubeaccess.wait_for("the API server", lambda: None if self.healthy() else "not answering",
+                            timeout=timeout, progress=progress)
+        self._wait_ready(timeout=timeout, progress=progress)
 
     def down(self, *, keep_logs: bool = False) -> bool:
         """Stop and delete the cluster; no process or port is left (kwokctl's logs go too: a failed
