@@ -15,6 +15,7 @@ import json
 import re
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -233,9 +234,14 @@ def step_times(marks: list[Mark], pod: str) -> list[StepTimes]:
         kind, _, name = m.key.partition(":")
         if kind == "step":
             steps.setdefault(name, StepTimes(m.value)).step = m.value
+    initial = [next(m.value for m in mine if m.key == f"image:{name}") for name in steps
+               if any(m.key == f"image:{name}" for m in mine)]
+    # Every container is created from the runner's placeholder image; one that kept it never ran its step.
+    common = Counter(initial).most_common(1)
+    placeholder = common[0][0] if common and common[0][1] > 1 else ""
     for name, st in steps.items():
         images = [m for m in mine if m.key == f"image:{name}"]
-        if not images:
+        if not images or (len(images) == 1 and images[0].value == placeholder):
             continue
         image = images[-1].value
         st.swapped = images[1].t if len(images) > 1 else (created.t if created else None)
