@@ -30,7 +30,8 @@ import urllib.request
 from pathlib import Path
 
 FINGERPRINT = "homeci.dev/htpasswd-of"
-SA_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
+# The pod's ServiceAccount token, CA and namespace (SERVICEACCOUNT_DIR: elsewhere, for tests).
+SA_DIR = Path(os.environ.get("SERVICEACCOUNT_DIR", "/var/run/secrets/kubernetes.io/serviceaccount"))
 MASK = 0xFFFFFFFF
 BCRYPT_ALPHABET = "./ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
 STD_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
@@ -141,7 +142,7 @@ class Api:
     def __init__(self) -> None:
         host, port = os.environ.get("KUBERNETES_SERVICE_HOST"), os.environ.get("KUBERNETES_SERVICE_PORT")
         if not host or not port:
-            raise SystemExit("homeci: not in a pod (KUBERNETES_SERVICE_HOST unset): the chart's Job runs this")
+            raise SystemExit("homeci: no KUBERNETES_SERVICE_HOST: run it in the chart's Job (a pod)")
         self.base = f"https://{host}:{port}"
         self.token = (SA_DIR / "token").read_text().strip()
         self.context = ssl.create_default_context(cafile=str(SA_DIR / "ca.crt"))
@@ -197,7 +198,8 @@ def main(argv: list[str]) -> int:
     cost = int(os.environ.get("BCRYPT_COST", "5"))
     if not name or not namespace:
         raise SystemExit("homeci: AUTH_SECRET and the pod's namespace are needed")
-    print(f"homeci: Secret {namespace}/{name}: {rehash(Api(), namespace, name, cost)}", flush=True)
+    print(f"homeci: Secret {namespace}/{name}: {rehash(Api(), namespace, name, cost)}", file=sys.stderr,
+          flush=True)
     return 0
 
 
