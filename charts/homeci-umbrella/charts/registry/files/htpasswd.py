@@ -4,8 +4,8 @@ The registry checks the bcrypt hash on *every* authenticated request (no session
 or pull makes dozens: at Helm's only cost (10, sprig's htpasswd) that is ~60 ms of CPU per request on
 an idle core, several times more on a busy one. The generated password is 32 random letters and
 digits (~190 bits), which no cost makes any easier or harder to guess, so the line is remade at
-BCRYPT_COST. Runs after every install and upgrade: reads Secret AUTH_SECRET, and only when its line's
-cost is higher than BCRYPT_COST writes a new line (same user and password) and the matching
+BCRYPT_COST. Runs after every install and upgrade: reads Secret AUTH_SECRET of NAMESPACE, and only when
+its line's cost is higher than BCRYPT_COST writes a new line (same user and password) and the matching
 ``homeci.dev/htpasswd-of`` fingerprint (the chart keeps a line whose fingerprint matches). The registry
 re-reads the file when the kubelet updates it: no restart. Standard library only (runs in the
 python:3.13.7-alpine3.22 image): bcrypt is implemented below (OpenBSD's algorithm: Blowfish with the
@@ -193,11 +193,11 @@ def main(argv: list[str]) -> int:
     if argv[1:2] == ["--hash"] and len(argv) == 5:
         print(f"{argv[2]}:{bcrypt(argv[3], int(argv[4]))}")
         return 0
-    namespace = (SA_DIR / "namespace").read_text().strip() if (SA_DIR / "namespace").exists() else ""
+    namespace = os.environ.get("NAMESPACE", "")
     name = os.environ.get("AUTH_SECRET", "")
     cost = int(os.environ.get("BCRYPT_COST", "5"))
     if not name or not namespace:
-        raise SystemExit("homeci: AUTH_SECRET and the pod's namespace are needed")
+        raise SystemExit("homeci: NAMESPACE and AUTH_SECRET must be set (the chart's Job sets both)")
     print(f"homeci: Secret {namespace}/{name}: {rehash(Api(), namespace, name, cost)}", file=sys.stderr,
           flush=True)
     return 0
