@@ -23,7 +23,8 @@ SCENARIOS = rendering.scenarios(CHART)
 SET_IMAGE_RULES = [
     {"apiGroups": ["apps"], "resources": ["deployments"], "verbs": ["get", "list", "watch", "patch"]}
 ]
-# pipeline.manifests set (default): kubectl apply -k also reads, creates and patches the app's objects.
+# pipeline.manifests set (default): kubectl apply (the rendered manifests) also reads, creates and
+# patches the app's objects.
 APPLY_RULES = [
     {"apiGroups": ["apps"], "resources": ["deployments"],
      "verbs": ["get", "list", "watch", "create", "patch"]},

@@ -23,6 +23,8 @@ NOT_SECRET_ENV = {
     "DRONE_SECRET_PLUGIN_ENDPOINT": "a URL (the secret itself comes from a Secret)",
     "CA_SECRET": "the name of the CA's Secret (the certificate program reads it through the API)",
     "TLS_SECRET": "the name of the serving certificate's Secret",
+    "AUTH_SECRET": ("the name of the registry's credentials Secret (the rehash program reads it through "
+                    "the API)"),
     "CREATE_SERVING_SECRET": "a boolean switch",
 }
 SECRET_TEXT = re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----|\$2[aby]\$\d\d\$")

@@ -78,7 +78,7 @@ def served(prepared: setup.Prepared, repo: Path) -> list[Any]:
 
     from rich.console import Console
 
-    from homeci.commands.smoke import report
+    from homeci.commands.smoke import path_report, report
     from homeci.flow import driver
 
     rounds = []
@@ -89,5 +89,7 @@ def served(prepared: setup.Prepared, repo: Path) -> list[Any]:
         rounds.append(rnd)
         if not rnd.ok:
             break
-    Console(force_terminal=False, width=160).print(report(rounds))
+    console = Console(force_terminal=False, width=160)
+    console.print(report(rounds))
+    console.print(path_report(rounds))
     return rounds

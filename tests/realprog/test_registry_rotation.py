@@ -10,6 +10,8 @@ part against a real API server)."""
 from __future__ import annotations
 
 import base64
+import subprocess
+import sys
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -18,6 +20,7 @@ import pytest
 
 from homeci import manifests
 from homeci_testing.realprog_harness import LoopbackRegistry, binary, render
+from homeci_testing.support import CHARTS
 from homeci_testing.volumes import AtomicVolume
 
 AUTH = "/auth"
@@ -63,3 +66,16 @@ def test_new_htpasswd_applies_without_restart(registry: LoopbackRegistry) -> Non
     assert _status(registry, before["username"], before["password"]) == 401, "the old password still works"
     assert registry.program.running and registry.program.proc is not None
     assert registry.program.proc.pid == pid, "the registry was restarted"
+
+
+def test_a_rehashed_line_is_accepted(registry: LoopbackRegistry) -> None:
+    """The registry chart's rehash program (files/htpasswd.py, its own bcrypt) makes a line the real
+    registry (Go's bcrypt) accepts, at the chart's default cost."""
+    creds = _credentials(registry.pod.objects)
+    program = CHARTS / "homeci-umbrella" / "charts" / "registry" / "files" / "htpasswd.py"
+    line = subprocess.run([sys.executable, str(program), "--hash", creds["username"], creds["password"], "5"],
+                          capture_output=True, text=True, check=True, timeout=60).stdout.strip()
+    assert line.startswith(f"{creds['username']}:$2b$05$"), line
+    AtomicVolume(registry.pod.host_path(AUTH)).write({"htpasswd": line})
+    assert _status(registry, creds["username"], creds["password"]) == 200, "the rehashed line was refused"
+    assert _status(registry, creds["username"], creds["password"] + "x") == 401, "a wrong password passed"

@@ -7,7 +7,8 @@ so it meets the real API server, the real RBAC and the real objects.
 
 * :func:`run_hook` is Helm's pre-install/pre-upgrade/pre-rollback step: it creates the hook's ConfigMap,
   ServiceAccount, Role and RoleBinding from a render, runs the hook Job's container and deletes them again
-  (hook-succeeded), or leaves them when the run failed, as Helm does.
+  (hook-succeeded), or leaves them when the run failed, as Helm does. :func:`play_hook` does the same
+  for any other hook Job of a render (the registry's rehash hook).
 * :func:`run_cronjob` is one run of the installed renewal CronJob (its live pod template and ConfigMap).
 * :func:`install` / :func:`upgrade` are ``helm install|upgrade --wait`` preceded by the hook's run.
 """
@@ -103,13 +104,21 @@ def run_pod(
 def run_hook(api: Any, objects: list[Manifest], namespace: str, *, env: dict[str, str] | None = None) -> Run:
     """Helm's pre-install/pre-upgrade/pre-rollback step for the certificate hook of ``objects``."""
     job = certs.hook_job(objects)
+    script, _ = certs.program(objects, job)
+    return play_hook(api, objects, namespace, job, script, env=env)
+
+
+def play_hook(api: Any, objects: list[Manifest], namespace: str, job: Manifest, script: str, *,
+              env: dict[str, str] | None = None) -> Run:
+    """Helm's run of hook Job ``job``: its support objects (same name, HOOK_KINDS) created from
+    ``objects``, its container's ``script`` run as :func:`run_pod` does, the objects deleted again
+    when it succeeded (hook-succeeded; a failed hook's objects stay for inspection)."""
     hook_objects = [m for m in objects if m.name == job.name and m.kind in HOOK_KINDS]
     for m in hook_objects:
         _delete(api, m)  # before-hook-creation
         utils.create_from_dict(api, m.obj, namespace=m.namespace or namespace)
-    script, _ = certs.program(objects, job)
     result = run_pod(api, namespace, job.pod_spec() or {}, script, env=env)
-    if result.code == 0:  # hook-succeeded; a failed hook's objects stay for inspection
+    if result.code == 0:
         for m in hook_objects:
             _delete(api, m)
     return result

@@ -50,8 +50,8 @@ def test_pipelines_rbac_is_exact(helm3: Helm, api: Any, namespace: str, deployme
     assert deployers[0].annotations.get("homeci.dev/deploys-to") == target, f"{deployers[0].ref} deploys-to"
     sa_ns = deployers[0].namespace or namespace
     sa = deployers[0].name
-    # The deploy step: `kubectl apply -k <manifests>` (get/create/patch of the app's objects), `kubectl set
-    # image` + `kubectl rollout status` on Deployments of the target; nothing else.
+    # The deploy step: `kubectl apply` of the rendered manifests (get/create/patch of the app's objects),
+    # `kubectl set image` + `kubectl rollout status` on Deployments of the target; nothing else.
     _check(api, sa_ns, sa, [
         (True, "get", "deployments", target, "apps", ""),
         (True, "patch", "deployments", target, "apps", ""),

@@ -4,6 +4,9 @@ values: these rules need `lookup`, which offline renders do not have.
 * The registry's htpasswd line follows Secret <release>-registry-auth: an unchanged Secret keeps it byte
   for byte, a changed password or user name gives a new bcrypt line (checked with bcrypt itself), a
   Secret from before the fingerprint annotation keeps its line and gains the annotation; no restart.
+  The registry's rehash hook (its program run as the kubelet would, as the pod's ServiceAccount) lowers
+  the line's bcrypt cost to registry.auth.bcryptCost, later upgrades keep the rehashed line, and after a
+  password change it lowers the new line again.
 * Pods restart only when they must: a Secret read only at start (Gogs' SECRET_KEY, the registry's
   http.secret) rolls its Deployment; the admin password (followed by Gogs itself) and the registry
   password (a file the registry re-reads) roll nothing.
@@ -18,15 +21,18 @@ import hashlib
 from typing import Any
 
 import bcrypt
+import certsjob
 import pytest
 from kubernetes import client
 
+from homeci import manifests
 from homeci.helm import Helm
 from homeci_testing.clusters import Deployments, helm_install, manifest_objects, pod_templates
 from homeci_testing.support import UMBRELLA
 
 AUTH = "homeci-registry-auth"
 FINGERPRINT = "homeci.dev/htpasswd-of"
+REHASH = "homeci-registry-rehash"
 
 
 def _secret(api: Any, namespace: str, name: str) -> tuple[dict[str, str], dict[str, str]]:
@@ -100,6 +106,51 @@ def test_registry_htpasswd_follows_the_secret(helm: Helm, api: Any, namespace: s
     legacy, notes = _secret(api, namespace, AUTH)
     assert legacy == renamed, f"Secret/{AUTH} without the annotation did not keep its data"
     _check_line(legacy, notes, "legacy Secret")
+
+
+def _rehash(api: Any, namespace: str) -> certsjob.Run:
+    """Helm's post-install/post-upgrade run of the registry's rehash hook (kwok would only mark it done)."""
+    objects = certsjob.render(namespace)
+    job = manifests.get(objects, "Job", REHASH)
+    script = manifests.get(objects, "ConfigMap", REHASH).obj["data"]["htpasswd.py"]
+    return certsjob.play_hook(api, objects, namespace, job, script)
+
+
+def _cost(data: dict[str, str]) -> int:
+    return int(data["htpasswd"].split("$")[2])
+
+
+def test_the_rehash_hook_lowers_the_bcrypt_cost_for_good(helm3: Helm, api: Any, namespace: str,
+                                                         deployments: Deployments) -> None:
+    helm_install(deployments, helm3, api, UMBRELLA, namespace)
+    first, _ = _secret(api, namespace, AUTH)
+    assert _cost(first) == 10, f"Secret/{AUTH}: Helm's htpasswd hashes at cost 10, found {first['htpasswd']}"
+    templates = pod_templates(api, namespace)
+
+    run = _rehash(api, namespace)
+    assert run.code == 0 and "rehashed: bcrypt cost 10 -> 5" in str(run), f"rehash hook: {run}"
+    low, notes = _secret(api, namespace, AUTH)
+    assert _cost(low) == 5 and {k: low[k] for k in ("username", "password")} == {
+        k: first[k] for k in ("username", "password")}, f"Secret/{AUTH}: only the line may change"
+    _check_line(low, notes, "rehashed")
+
+    _upgrade(deployments, helm3, api, namespace)
+    assert _secret(api, namespace, AUTH) == (low, notes), (
+        f"Secret/{AUTH}: the upgrade replaced the rehashed line")
+    run = _rehash(api, namespace)
+    assert run.code == 0 and "unchanged: bcrypt cost 5" in str(run), f"second rehash: {run}"
+
+    _edit(api, namespace, AUTH, password="rotated-after-rehash")
+    _upgrade(deployments, helm3, api, namespace)
+    rotated, notes = _secret(api, namespace, AUTH)
+    _check_line(rotated, notes, "changed password")
+    assert _cost(rotated) == 10, f"Secret/{AUTH}: the upgrade's new line {rotated['htpasswd']}"
+    assert _rehash(api, namespace).code == 0
+    again, notes = _secret(api, namespace, AUTH)
+    assert _cost(again) == 5 and again["password"] == "rotated-after-rehash", again["htpasswd"]
+    _check_line(again, notes, "rehashed after the rotation")
+    rolled = _rolled(templates, pod_templates(api, namespace))
+    assert not rolled, f"rehashing rolled {rolled}: the registry re-reads the file"
 
 
 def test_only_start_time_secrets_roll_their_workloads(helm3: Helm, api: Any, namespace: str,

@@ -191,6 +191,13 @@ def test_sample_app_pipeline_wiring(
     assert not any(k.startswith(("skip_tls", "insecure")) for k in build), (
         f"{where} steps[build].settings: TLS verification must stay on"
     )
+    assert build.get("skip_push_permission_check") is True, (
+        f"{where} steps[build].settings.skip_push_permission_check: kaniko's early upload probe costs two "
+        "authenticated registry requests on every push"
+    )
+    assert steps["build"].get("environment") == {"BENCHMARK_FILE": "/dev/stdout"}, (
+        f"{where} steps[build].environment: kaniko's timings close the build log (homeci smoke reads them)"
+    )
 
     deploy = steps["deploy"]
     env = deploy["environment"]
@@ -216,7 +223,10 @@ def test_sample_app_pipeline_wiring(
     script = "\n".join(deploy["commands"])
     assert "auth can-i" in script, f"{where} steps[deploy].commands must ask RBAC before writing"
     assert "set image" in script and "rollout status" in script, f"{where} steps[deploy].commands"
-    assert "kubectl apply -k" in script, f"{where} steps[deploy].commands must apply the manifests folder"
+    assert 'kubectl apply -f "$$work/objects.yaml"' in script, (
+        f"{where} steps[deploy].commands must apply the manifests folder as kustomize rendered it")
+    assert 'export KUBECACHEDIR="$$work/kube-cache"' in script.splitlines()[3:6], (
+        f"{where} steps[deploy].commands: every kubectl call must share one discovery cache, set first")
     assert "--timeout=" in script and "exit 1" in script, (
         f"{where} steps[deploy].commands must fail the build when the rollout does not finish"
     )
@@ -422,7 +432,7 @@ def test_sample_app_manifests_are_valid_kubernetes(version: str) -> None:
 
 KUBECTL_SHIM = """#!/bin/sh
 # Stands in for the API server only: `auth can-i` answers $SHIM_CANI (or fails with $SHIM_CANI_ERR),
-# `kustomize DIR` and `apply -k DIR` run the real kubectl's kustomize (apply keeps what it would send);
+# `kustomize DIR` runs the real kubectl's kustomize, `apply -f FILE` keeps what it would send;
 # every call is recorded.
 echo "$*" >> "$SHIM_LOG"
 if [ "$1" = "auth" ]; then
@@ -432,7 +442,7 @@ if [ "$1" = "auth" ]; then
   exit $?
 fi
 if [ "$1" = "kustomize" ]; then exec "$REAL_KUBECTL" kustomize "$2"; fi
-if [ "$1" = "apply" ] && [ "$2" = "-k" ]; then exec "$REAL_KUBECTL" kustomize "$3" > "$SHIM_OUT"; fi
+if [ "$1" = "apply" ] && [ "$2" = "-f" ]; then exec cp "$3" "$SHIM_OUT"; fi
 if [ "$1" = "--namespace" ] && [ "$3" = "get" ]; then exit "${SHIM_GET_RC:-0}"; fi
 exit 0
 """
@@ -472,7 +482,7 @@ class Deploy:
 
     rc: int
     calls: str  # kubectl calls, one per line
-    applied: str  # the objects `apply -k` would send
+    applied: str  # the objects `apply -f` would send
     stdout: str
     stderr: str
 
@@ -529,7 +539,8 @@ def test_deploy_step_applies_the_apps_manifests_pinned_by_digest(
     assert run.rc == 0, f"deploy step failed: {run.stderr}"
     calls = run.calls.splitlines()
     assert calls[0] == "auth can-i create deployments.apps --namespace team-a", f"first call: {calls}"
-    assert calls[-1].startswith("apply -k "), f"deploy step kubectl calls: {calls}"
+    assert calls[-1].startswith("apply -f "), f"deploy step kubectl calls: {calls}"
+    assert [c.split()[0] for c in calls].count("kustomize") == 1, f"one kustomize render: {calls}"
     objs = _applied(run)
     wanted = {("Deployment", "sample-app"), ("Service", "sample-app"), ("Ingress", "sample-app")}
     assert set(objs) >= wanted, f"objects applied: {sorted(objs)}"

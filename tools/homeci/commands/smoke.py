@@ -11,7 +11,7 @@ from rich.table import Table
 from homeci import paths, ui
 from homeci.commands import params
 from homeci.errors import HomeciError, UsageError
-from homeci.flow import driver, stack
+from homeci.flow import driver, stack, timeline
 from homeci.flow.web import DirectWeb, PublicNames, Web
 
 
@@ -22,6 +22,22 @@ def report(rounds: list[driver.Round]) -> Table:
             secs = "" if ph.seconds is None else f"{ph.seconds:.1f}"
             first = ph.detail.splitlines()[0] if ph.detail else ""
             table.add_row(str(i), rnd.version, ph.name, secs, ph.status, first)
+    return table
+
+
+def path_report(rounds: list[driver.Round]) -> Table:
+    """Where each push's time went: push → served as consecutive wait/work segments (they add up to the
+    total), kaniko's and the rollout's own figures as info rows beside them."""
+    table = Table("round", "segment", "seconds", "kind", "detail", title="where the time goes")
+    for i, rnd in enumerate(rounds, 1):
+        if not rnd.path:
+            continue
+        for seg in rnd.path:
+            name = seg.name if seg.kind != "info" else f"  ({seg.name})"
+            table.add_row(str(i), name, f"{seg.seconds:.2f}", seg.kind, seg.detail)
+        wait, work = timeline.totals(rnd.path)
+        table.add_row(str(i), "push → served", f"{wait + work:.2f}", "total",
+                      f"waiting {wait:.1f} s, working {work:.1f} s", end_section=True)
     return table
 
 
@@ -90,6 +106,8 @@ def command(kubeconfig: Path | None, namespace: str, release: str, app_dir: Path
         with ui.step(f"smoke: {app.owner}/{app.name} through {st.url('git')}") as detail:
             rounds_done = driver.run(st, app, work, rounds=rounds, timeout=timeout, progress=detail)
     ui.out.print(report(rounds_done))
+    if any(r.path for r in rounds_done):
+        ui.out.print(path_report(rounds_done))
     failed = [r for r in rounds_done if not r.ok]
     if failed or len(rounds_done) < rounds:
         bad = failed[0] if failed else rounds_done[-1]

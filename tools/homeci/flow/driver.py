@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -18,7 +19,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from homeci import contract
 from homeci.errors import HomeciError
+from homeci.flow import timeline
 from homeci.flow.clients import Drone, Gogs, Registry
 from homeci.flow.stack import Stack
 from homeci.flow.web import basic
@@ -42,6 +45,9 @@ class Round:
     sha: str
     build: dict[str, Any] = field(default_factory=dict)
     phases: list[Phase] = field(default_factory=list)
+    # push → served cut into consecutive wait/work segments (empty without a Kubernetes API to watch)
+    path: list[timeline.Segment] = field(default_factory=list)
+    marks: list[timeline.Mark] = field(default_factory=list)  # what the watch saw (for benchmarks)
 
     @property
     def ok(self) -> bool:
@@ -91,22 +97,29 @@ def _git(repo: Path, *args: str, stack: Stack | None = None) -> str:
 
 
 SAMPLE_DOMAIN = "homeci.localhost"
+SAMPLE_NAME = "sample-app"
 
 
 def prepare(app: App, workdir: Path, *, domain: str | None = None) -> Path:
     """A fresh git repository holding the app's files, on branch main.
 
-    The sample app's manifests name the default domain (``homeci.localhost``); for a stack with another
-    ``global.domain`` they are adapted the way a user would edit them (registry and Ingress host)."""
+    The sample app's manifests name the default domain (``homeci.localhost``) and the app
+    ``sample-app``; for a stack with another ``global.domain``, or pushed as a repository of another
+    name (a new app), they are adapted the way a user would edit them (registry, Ingress host, object
+    names and labels)."""
     if shutil.which("git") is None:
         raise HomeciError("git is not installed: apt-get install git (the flow pushes with it)")
     repo = workdir / "repo"
     if repo.exists():
         shutil.rmtree(repo)
     shutil.copytree(app.source, repo, ignore=shutil.ignore_patterns("__pycache__", ".pytest_cache"))
-    if domain and domain != SAMPLE_DOMAIN:
-        for manifest in sorted((repo / "k8s").glob("*.y*ml")):
-            manifest.write_text(manifest.read_text().replace(SAMPLE_DOMAIN, domain))
+    for manifest in sorted((repo / "k8s").glob("*.y*ml")):
+        text = manifest.read_text()
+        if domain and domain != SAMPLE_DOMAIN:
+            text = text.replace(SAMPLE_DOMAIN, domain)
+        if app.name != SAMPLE_NAME:
+            text = text.replace(SAMPLE_NAME, app.name)
+        manifest.write_text(text)
     _git(repo, "init", "-q", "-b", DEPLOY_BRANCH)
     return repo
 
@@ -156,7 +169,8 @@ def _ts(value: Any) -> float | None:
 
 
 def wait_build(drone: Drone, app: App, sha: str, *, timeout: float, progress: Progress | None = None,
-               expect_none: bool = False) -> dict[str, Any] | None:
+               expect_none: bool = False,
+               on_poll: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any] | None:
     """Follow the build of commit ``sha`` until it finishes; with ``expect_none``, prove none starts."""
     deadline = time.monotonic() + timeout
     number = None
@@ -178,6 +192,8 @@ def wait_build(drone: Drone, app: App, sha: str, *, timeout: float, progress: Pr
         if progress and line != last:
             progress(f"build #{number} {line}")
             last = line
+        if on_poll is not None:
+            on_poll(build)
         if build.get("status") in FINISHED:
             return build
         time.sleep(1)
@@ -199,9 +215,13 @@ def failed_step_log(drone: Drone, app: App, build: dict[str, Any]) -> str:
     return ""
 
 
-def wait_served(stack: Stack, app: App, version: str, *, timeout: float) -> float:
+def app_url(stack: Stack, app: App) -> str:
+    return f"https://{app.host}" + ("" if stack.https_port == 443 else f":{stack.https_port}") + "/"
+
+
+def wait_served(stack: Stack, app: App, version: str, *, timeout: float, interval: float = 1.0) -> float:
     """Request https://<app host>/ until it answers with ``version``; returns when it first did."""
-    url = f"https://{app.host}" + ("" if stack.https_port == 443 else f":{stack.https_port}") + "/"
+    url = app_url(stack, app)
     deadline = time.monotonic() + timeout
     seen = ""
     while time.monotonic() < deadline:
@@ -212,8 +232,41 @@ def wait_served(stack: Stack, app: App, version: str, *, timeout: float) -> floa
                 return time.time()
         except (HomeciError, OSError) as exc:
             seen = str(exc)
-        time.sleep(1)
+        time.sleep(interval)
     raise HomeciError(f"{url} did not answer with version {version} within {timeout:.0f}s (last: {seen})")
+
+
+class ServedProbe:
+    """Asks https://<app host>/ every ``interval`` seconds, once :meth:`arm` was called (the deploy step
+    runs), whether it answers with ``version``; :attr:`served` is when it first did (this clock)."""
+
+    def __init__(self, stack: Stack, app: App, version: str, interval: float = 0.2) -> None:
+        self.stack, self.app, self.version, self.interval = stack, app, version, interval
+        self.served: float | None = None
+        self._armed = threading.Event()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True, name="homeci-served-probe")
+        self._thread.start()
+
+    def arm(self) -> None:
+        self._armed.set()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._armed.set()
+
+    def _run(self) -> None:
+        url = app_url(self.stack, self.app)
+        self._armed.wait()
+        while not self._stop.is_set() and self.served is None:
+            try:
+                resp = self.stack.web.request("GET", url, timeout=5)
+                if resp.status == 200 and self.version in resp.body.decode(errors="replace"):
+                    self.served = time.time()
+                    return
+            except (HomeciError, OSError):
+                pass
+            self._stop.wait(self.interval)
 
 
 def step_phases(build: dict[str, Any]) -> list[Phase]:
@@ -226,36 +279,88 @@ def step_phases(build: dict[str, Any]) -> list[Phase]:
     return rows
 
 
+def _deploying(build: dict[str, Any]) -> bool:
+    steps = [s for st in build.get("stages") or [] for s in st.get("steps") or []]
+    return any(s.get("name") == "deploy" and s.get("status") != "pending" for s in steps)
+
+
+def _watch(stack: Stack, app: App) -> timeline.Watch | None:
+    if stack.kube is None:
+        return None
+    try:
+        watch = timeline.Watch(stack.kube, contract.Names(stack.release).build_namespace, app.namespace)
+        watch.start()
+    except Exception:  # without a watch the round still runs, only without sub-phases
+        return None
+    return watch
+
+
+def _build_log(drone: Drone, app: App, build: dict[str, Any], step_name: str) -> str:
+    for stage in build.get("stages") or []:
+        for step in stage.get("steps") or []:
+            if step.get("name") == step_name:
+                try:
+                    return drone.logs(app.owner, app.name, int(build["number"]), int(stage["number"]),
+                                      int(step["number"]))
+                except HomeciError:
+                    return ""
+    return ""
+
+
 def deliver(stack: Stack, app: App, repo: Path, version: str, *, timeout: float = 900,
             progress: Progress | None = None, edit: Callable[[Path], None] | None = None) -> Round:
-    """One round: commit ``version``, push, follow the build, check the image and the served version."""
+    """One round: commit ``version``, push, follow the build, check the image and the served version.
+
+    With a Kubernetes API (``stack.kube``) the round also records where the time went
+    (:attr:`Round.path`, see :mod:`homeci.flow.timeline`)."""
     _, drone, registry = clients(stack)
     sha = commit(repo, version, edit=edit)
     rnd = Round(version=version, sha=sha)
-    pushed = push(stack, repo, app)
-    if progress:
-        progress(f"pushed {sha[:12]} (version {version})")
-    build = wait_build(drone, app, sha, timeout=timeout, progress=progress)
-    assert build is not None
-    rnd.build = build
-    created = _ts(build.get("created"))
-    # Drone stamps whole seconds: a fast webhook can look earlier than the push; clamp at zero.
-    rnd.phases.append(Phase("webhook", max(0.0, created - pushed) if created else None, "ok",
-                            f"push → build #{build['number']} created"))
-    rnd.phases.extend(step_phases(build))
-    if build.get("status") != "success":
-        rnd.phases.append(Phase("build", None, str(build.get("status")), failed_step_log(drone, app, build)))
+    watch = _watch(stack, app)
+    probe = ServedProbe(stack, app, version)
+    try:
+        pushed = push(stack, repo, app)
+        if progress:
+            progress(f"pushed {sha[:12]} (version {version})")
+        build = wait_build(drone, app, sha, timeout=timeout, progress=progress,
+                           on_poll=lambda b: probe.arm() if _deploying(b) else None)
+        assert build is not None
+        rnd.build = build
+        created = _ts(build.get("created"))
+        # Drone stamps whole seconds: a fast webhook can look earlier than the push; clamp at zero.
+        rnd.phases.append(Phase("webhook", max(0.0, created - pushed) if created else None, "ok",
+                                f"push → build #{build['number']} created"))
+        rnd.phases.extend(step_phases(build))
+        if build.get("status") != "success":
+            rnd.phases.append(Phase("build", None, str(build.get("status")),
+                                    failed_step_log(drone, app, build)))
+            return rnd
+        image = f"{app.owner}/{app.name}"
+        found = registry.manifest(image, sha)
+        where = f"{stack.hosts['registry']}/{image}:{sha[:12]}"
+        rnd.phases.append(Phase("image", None, "ok" if found else "missing",
+                                f"{where} {found[0][:19] if found else ''}"))
+        finished = _ts(build.get("finished")) or time.time()
+        probe.arm()
+        served = probe.served or wait_served(stack, app, version, timeout=180, interval=0.2)
+        served = min(served, probe.served or served)
+        rnd.phases.append(Phase("first request", max(0.0, served - finished), "ok",
+                                f"https://{app.host}/ → {version}"))
+        rnd.phases.append(Phase("total", served - pushed, "ok", "push → new version served"))
+        if watch is not None:
+            time.sleep(0.5)  # the last events (the deploy container's end) reach the watch
+            rnd.marks = watch.snapshot()
+            rnd.path = timeline.critical_path(rnd.marks, timeline.Inputs(
+                pushed=pushed, served=served, build_created=created, build_number=int(build["number"]),
+                build_namespace=contract.Names(stack.release).build_namespace,
+                app_namespace=app.namespace, deployment=app.name,
+                steps=[p.name for p in step_phases(build)],
+                kaniko=timeline.kaniko_timings(_build_log(drone, app, build, "build"))))
         return rnd
-    image = f"{app.owner}/{app.name}"
-    found = registry.manifest(image, sha)
-    rnd.phases.append(Phase("image", None, "ok" if found else "missing",
-                            f"{stack.hosts['registry']}/{image}:{sha[:12]} {found[0][:19] if found else ''}"))
-    finished = _ts(build.get("finished")) or time.time()
-    served = wait_served(stack, app, version, timeout=180)
-    rnd.phases.append(Phase("first request", max(0.0, served - finished), "ok",
-                            f"https://{app.host}/ → {version}"))
-    rnd.phases.append(Phase("total", served - pushed, "ok", "push → new version served"))
-    return rnd
+    finally:
+        probe.stop()
+        if watch is not None:
+            watch.stop()
 
 
 def run(stack: Stack, app: App, workdir: Path, *, rounds: int = 2, timeout: float = 900,

@@ -35,6 +35,9 @@ class Stack:
     # How git reaches the public names when DNS does not: curl --resolve entries (host:port:address).
     git_resolve: list[str] = field(default_factory=list)
     https_port: int = 443
+    # The Kubernetes API client the stack was read with (kubernetes.client.ApiClient): with it the flow
+    # watches each round's pods and reports where the time goes (homeci.flow.timeline). None: no watch.
+    kube: Any = None
 
     def url(self, which: str) -> str:
         host = self.hosts[which]
@@ -101,4 +104,5 @@ def from_cluster(core: Any, networking: Any, namespace: str, release: str, workd
         registry_user=_secret(core, namespace, names.registry_auth_secret, "username"),
         registry_password=_secret(core, namespace, names.registry_auth_secret, "password"),
         web=web_factory(ca_file),
+        kube=getattr(core, "api_client", None),
     )
