@@ -71,5 +71,6 @@ def outdated(tools: tuple[str, ...]) -> None:
         names = ", ".join(r.tools[0] for r in late)
         raise HomeciError(f"{len(late)} pin(s) behind ({names}): bump them in {outdated_.files_note().name} "
                           "(CONTRIBUTING.md, \"Bump a pinned version\") or give each a hold")
-    counts = ", ".join(f"{sum(r.state == s for r in rows)} {s}" for s in _STYLE if any(r.state == s for r in rows))
+    tally = {state: sum(r.state == state for r in rows) for state in _STYLE}
+    counts = ", ".join(f"{n} {state}" for state, n in tally.items() if n)
     ui.out.print(f"no pin is behind ({len(rows)} rows: {counts})")
