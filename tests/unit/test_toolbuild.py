@@ -171,3 +171,34 @@ def test_wrapper_commands_build_with_one_go_build(fake_go: Path, monkeypatch: py
     assert args[-2:] == ["example.org/big/cmd/delta", "example.org/big/cmd/epsilon"], args
     for name in ("delta", "epsilon"):
         assert paths[name] == toolchain.tool(name).cached_path and paths[name].is_file(), name
+
+
+def test_then_builds_its_tool_first_and_adds_what_it_names(fake_go: Path,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FAKE_GO_SLEEP", "0")
+    asked: list[bool] = []
+
+    def more() -> list[str]:
+        asked.append(toolchain.tool("gamma").is_current())
+        return ["alpha", "beta"]   # alpha is planned already: only beta is new (a unit of its own)
+
+    lines: list[str] = []
+    paths = toolbuild.install(["alpha"], jobs=1, say=lines.append, then=("gamma", more))
+    calls = invocations(fake_go)
+    first = [a for a in calls[0]["args"] if "@" in a]  # type: ignore[union-attr]
+    assert first == ["example.org/gamma/cmd/gamma@v2.0.0"], calls
+    assert asked == [True], "more() is asked once its tool is built"
+    assert set(paths) == {"alpha", "beta", "gamma"} and len(calls) == 3, calls
+    assert any(ln.startswith("1 more tool(s) to build: beta") for ln in lines), lines
+
+
+def test_up_builds_the_provider_tools_and_helm_not_the_test_tools() -> None:
+    from homeci.cluster import make, prebuild
+
+    sim = prebuild.needs(make("sim", "x", domain=None, nodes=None, offline=None), major=4)
+    assert sim == ["kwokctl", "kwok", "etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler",
+                   "helm4"], sim
+    node = prebuild.needs(make("netns", "x", domain=None, nodes=None, offline=None), major=3, stack=False)
+    assert {"kubelet", "containerd", "runc", "pause", "coredns"} <= set(node) and "helm3" not in node, node
+    for test_only in ("checkov", "cosign", "homeci-runner-compile", "kind", "kubeadm"):
+        assert test_only not in sim + node, test_only

@@ -129,25 +129,46 @@ def plan_line(todo: list[Unit], jobs: int) -> str:
     return line
 
 
+Then = tuple[str, Callable[[], Iterable[str]]]
+
+
 def install(names: Iterable[str], *, force: bool = False, jobs: int | None = None, say: Say | None = None,
-            detail: Say | None = None) -> dict[str, Path]:
+            detail: Say | None = None, then: Then | None = None) -> dict[str, Path]:
     """Build the named tools that are missing (or all, with ``force``), ``jobs`` go commands at a time.
 
     ``say`` gets one line per item (start, end with its time, what is left); ``detail`` the build
-    output lines. Overrides are verified, never built. Returns every tool's path."""
+    output lines. Overrides are verified, never built. ``then = (tool, more)``: ``tool`` is built first
+    and, once it is there, ``more()`` names further tools to build in the same run (what only a program
+    built here can tell, e.g. the images a Helm render names). Returns every tool's path."""
     jobs = jobs or default_jobs()
     say = say or (lambda _line: None)
-    wanted = [toolchain.tool(n) for n in dict.fromkeys(names)]
+    wanted: list[Tool] = []
     paths: dict[str, Path] = {}
-    pending: list[Tool] = []
-    for t in wanted:
-        if not force and (toolchain.override(t) is not None or t.is_current()):
-            paths[t.name] = toolchain.resolve(t.name)  # verified, never rebuilt
-        else:
-            pending.append(t)
-    todo = units(pending)
+    todo: list[Unit] = []
+
+    def plan(more: Iterable[str]) -> list[Unit]:
+        """Units for the tools of ``more`` not seen yet; the cached and overridden ones are resolved."""
+        pending = []
+        for t in (toolchain.tool(n) for n in dict.fromkeys(more)):
+            if t in wanted:
+                continue
+            wanted.append(t)
+            if not force and (toolchain.override(t) is not None or t.is_current()):
+                paths[t.name] = toolchain.resolve(t.name)  # verified, never rebuilt
+            else:
+                pending.append(t)
+        return units(pending)
+
+    first = [*([then[0]] if then else []), *names]
+    todo += plan(first)
+    if then is not None and then[0] in paths:  # already there: ask now
+        todo += plan(then[1]())
+        then = None
+    elif then is not None:  # build it first
+        key = then[0]
+        todo.sort(key=lambda u: all(t.name != key for t in u.tools))
     if not todo:
-        return paths
+        return {t.name: paths[t.name] for t in wanted}
     say(plan_line(todo, jobs))
     started = time.monotonic()
     lock = threading.Lock()
@@ -187,6 +208,17 @@ def install(names: Iterable[str], *, force: bool = False, jobs: int | None = Non
                     raise
                 for t, path in zip(unit.tools, built, strict=True):
                     paths[t.name] = path
+                if then is not None and then[0] in paths:
+                    extra = plan(then[1]())
+                    then = None
+                    if extra:
+                        say(f"{sum(len(u.tools) for u in extra)} more tool(s) to build: "
+                            f"{', '.join(u.label for u in extra)}")
+                    for u in extra:
+                        todo.append(u)
+                        new = pool.submit(build, len(todo) - 1)
+                        futures[new] = len(todo) - 1
+                        remaining.add(new)
                 rest = f"; about {_minutes(left())} left" if remaining else ""
                 say(f"[{index + 1}/{len(todo)}] built {unit.label} in {_minutes(time.monotonic() - since)}"
                     f"{rest}")
