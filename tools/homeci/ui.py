@@ -27,7 +27,7 @@ def wide(target: Console) -> Console:
 
 def say(line: str) -> None:
     """One line that stays (above a running spinner, if any): an item of a long step started or ended."""
-    console.print(f"  {line}", markup=False)
+    console.print(f"  {line}", markup=False, soft_wrap=True)
 
 
 @contextmanager
