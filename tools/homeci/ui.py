@@ -46,7 +46,7 @@ def step(label: str) -> Iterator[Callable[[str], None]]:
             now = time.monotonic() - start
             if line and line != last and now - printed >= LOG_EVERY:
                 last, printed = line, now
-                console.print(f"  {label}: {now:5.0f}s  {line[:150]}", markup=False)
+                console.print(f"  {label}: {now:5.0f}s  {line[:150]}", markup=False, soft_wrap=True)
 
         yield log
         console.print(f"✓ {label} ({time.monotonic() - start:.1f}s)", markup=False)
