@@ -19,7 +19,7 @@ from homeci_testing.support import PIPELINES, PIPELINES_RELEASE, RELEASE, UMBREL
 
 from .conftest import Rendered, containers, dig
 
-# A pinned tag names a release: it carries a version number (3.1.2, v3.7.15, next-0.14.3, 3.13.7-alpine3.22).
+# A pinned tag names a release: it carries a version number (3.1.2, v3.7.15, next-0.14.3, 3.13.14-alpine3.24).
 VERSION_TAG = re.compile(r"(^|[^0-9])v?\d+\.\d+(\.\d+)?")
 FLOATING = {"latest", "next", "main", "master", "edge", "stable", "nightly", "dev", "rolling"}
 

@@ -35,7 +35,7 @@ BAD = {
     "target-without-owner": (["targets[0].namespace=apps"], "owners"),
     "latest-image": (["pipeline.images.kaniko.tag=latest"], "pipeline.images.kaniko.tag"),
     "untagged-image": (["pipeline.images.kubectl.tag="], "kubectl"),
-    "image-as-string": (["pipeline.images.test=alpine:3.22.2"], "test"),
+    "image-as-string": (["pipeline.images.test=alpine:3.24.2"], "test"),
     "unknown-key": (["pipeline.imagez.test=x:1"], "imagez"),
     "cpu-with-unit": (["pipeline.resources.test.cpu=1000m"], "cpu"),
     "owners-alike-to-the-runner": (

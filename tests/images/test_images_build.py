@@ -51,9 +51,9 @@ def test_pause_image_is_deterministic_and_valid(image_cache: Path) -> None:
     config = info["config"]["config"]
     assert config["Entrypoint"] == ["/pause"] and config["User"] == "65535:65535"
     labels = config["Labels"]
-    assert labels["org.opencontainers.image.version"] == "3.10.1"
+    assert labels["org.opencontainers.image.version"] == "3.10.2"
     assert "from source" in labels["io.homeci.image.built-by"]
-    assert "toolchain pause 3.10.1" in labels["io.homeci.image.pins"]
+    assert "toolchain pause 3.10.2" in labels["io.homeci.image.pins"]
     assert list(oci.iter_layer_names(first)) == ["pause"]
 
 
@@ -71,7 +71,7 @@ def test_coredns_image_runs_as_nonroot_with_its_files(image_cache: Path) -> None
 
 def test_a_mirror_name_gets_its_own_archive(image_cache: Path) -> None:
     _cached_tool("pause")
-    mirrored = "mirror.lan:5000/pause:3.10.1"
+    mirrored = "mirror.lan:5000/pause:3.10.2"
     built = images.build([mirrored, images.PAUSE_IMAGE])
     assert set(built) == {mirrored, images.PAUSE_IMAGE}
     mirror_info = oci.read_archive(built[mirrored])

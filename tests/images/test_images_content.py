@@ -23,7 +23,7 @@ from homeci.images import oci
 
 CHROOT = shutil.which("chroot") or "/usr/sbin/chroot"
 CHART_SCRIPTS = sorted(paths.charts_dir().rglob("files/*.py"))
-PYTHON = "docker.io/library/python:3.13.7-alpine3.22"
+PYTHON = "docker.io/library/python:3.13.14-alpine3.24"
 
 
 def unpack(ref: str, dest: Path) -> Path:
@@ -74,7 +74,7 @@ def image(tmp_path: Path) -> Opener:
 
 
 def test_python_stand_in_runs_every_chart_script_import(image: Opener) -> None:
-    """The charts' scripts target Python 3.13.7; the stand-in is Debian's 3.13.5: every script compiles and
+    """The charts' scripts target Python 3.13.14; the stand-in is Debian's 3.13.5: every script compiles and
     every module it imports exists there (run as nobody, as the bootstrap Job does)."""
     img = image(PYTHON)
     assert CHART_SCRIPTS, "no chart scripts found"
@@ -132,7 +132,7 @@ def test_drone_server_finds_its_shared_libraries(image: Opener) -> None:
 @pytest.mark.parametrize(("ref", "argv", "says"), [
     ("docker.io/library/traefik:v3.7.15", ("/usr/local/bin/traefik", "version"), "3.7.15"),
     ("docker.io/library/registry:3.1.2", ("/bin/registry", "--version"), "v3.1.2"),
-    ("docker.io/plugins/kaniko:1.13.9", ("/kaniko/executor", "version"), "v1.25.0"),
+    ("docker.io/plugins/kaniko:1.13.9", ("/kaniko/executor", "version"), "v1.25.15"),
     ("registry.k8s.io/coredns/coredns:v1.14.7", ("/coredns", "-version"), "1.14.7"),
 ])
 def test_static_programs_start(ref: str, argv: tuple[str, ...], says: str, image: Opener) -> None:

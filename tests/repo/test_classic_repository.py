@@ -118,9 +118,9 @@ def test_missing_provenance_is_refused(helm: Helm, repository: UpgradeRepository
 
 def test_helm4_install_verify_needs_the_ca_trusted_system_wide(repository: UpgradeRepository, served: Served,
                                                              tmp_path: Path) -> None:
-    """Known limitation, pinned so it is noticed when Helm fixes it: Helm 4.3.1's install/upgrade/template
-    --verify fetch the .prov without the repository's CA (pull --verify is fine); trusting the CA
-    system-wide (SSL_CERT_FILE) works around it. Helm 3 uses the repository's CA for both."""
+    """Known limitation, pinned so it is noticed when Helm fixes it: Helm 4.3's (4.3.1, 4.3.2)
+    install/upgrade/template --verify fetch the .prov without the repository's CA (pull --verify is fine);
+    trusting the CA system-wide (SSL_CERT_FILE) works around it. Helm 3 uses the repository's CA for both."""
     args = ["template", "homeci", f"{REPO}/{UMBRELLA}", "--version", repository.new, "--verify", "--keyring",
             str(repository.keyring)]
     helm4 = consumer(4, tmp_path / "repo-ca-only")

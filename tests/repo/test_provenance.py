@@ -55,7 +55,7 @@ def test_every_published_archive_verifies(repository: UpgradeRepository, major: 
 
 def test_a_signature_helm_refuses_is_not_published(signer: signing.ProvenanceSigner, tmp_path: Path) -> None:
     """If Helm refuses the signature just made (a key an older Helm cannot read, a broken gpg), the .prov is
-    removed and the error says so in one line. Every key today's GnuPG makes is one Helm 3.22/4 reads, so
+    removed and the error says so in one line. Every key today's GnuPG makes is one Helm 3.21/4 reads, so
     this Helm refuses every verification (it is the real one for everything else)."""
     real = Helm(3).binary
     fake = tmp_path / "helm"

@@ -80,7 +80,7 @@ def _wait_until_loaded(st: dict[str, Any], timeout: float = 60) -> None:
         _build_pod(st, name, {"test": "DRONE_NETRC_PASSWORD"})
         mutated = "homeci-step-ca" in st["kubectl"]("-n", st["builds"], "get", "pod", name, "-o",
                                                     "jsonpath={.spec.volumes[*].name}").stdout
-        refused = _swap(st, name, 1, "docker.io/library/alpine:3.22.2").returncode != 0
+        refused = _swap(st, name, 1, "docker.io/library/alpine:3.24.2").returncode != 0
         st["kubectl"]("-n", st["builds"], "delete", "pod", name, "--wait=false", check=False)
         if mutated and refused:
             return
@@ -131,7 +131,7 @@ def test_every_step_gets_the_ca_read_only(stack: dict[str, Any], api: Any) -> No
 
 def test_clone_step_keeps_its_credential(stack: dict[str, Any]) -> None:
     _build_pod(stack, "clone", {"clone": "DRONE_NETRC_PASSWORD"})
-    for index, image in ((0, stack["clone"]), (1, "docker.io/library/alpine:3.22.2"),
+    for index, image in ((0, stack["clone"]), (1, "docker.io/library/alpine:3.24.2"),
                          (2, "docker.io/alpine/kubectl:1.37.2")):
         proc = _swap(stack, "clone", index, image)
         assert proc.returncode == 0, f"swapping containers[{index}] to {image} was refused: {proc.stderr}"
@@ -145,10 +145,10 @@ def test_a_step_holding_the_credential_cannot_start(stack: dict[str, Any],
                                                     netrc_vars: dict[str, str]) -> None:
     name = f"steal-{uuid.uuid4().hex[:5]}"
     _build_pod(stack, name, netrc_vars)
-    proc = _swap(stack, name, 1, "docker.io/library/alpine:3.22.2")
+    proc = _swap(stack, name, 1, "docker.io/library/alpine:3.24.2")
     assert proc.returncode != 0, "a test step holding the clone credential was given its own image"
     assert "the clone credential (DRONE_NETRC_*) may reach only the clone step" in proc.stderr, proc.stderr
-    assert "docker.io/library/alpine:3.22.2" in proc.stderr, f"the refusal names the image: {proc.stderr}"
+    assert "docker.io/library/alpine:3.24.2" in proc.stderr, f"the refusal names the image: {proc.stderr}"
 
 
 def test_privileged_steps_are_created_unprivileged(stack: dict[str, Any], api: Any) -> None:

@@ -11,7 +11,7 @@ from homeci.cluster.sim.stages import stages
 def _config() -> list[dict[str, object]]:
     b = Binaries(*(Path(f"/opt/bin/{n}") for n in ("kwokctl", "kwok", "etcd", "kube-apiserver",
                                                    "kube-controller-manager", "kube-scheduler")))
-    return kwokctl_config(b, kube_version="v1.37.2", etcd_version="v3.6.16", kwok_version="v0.8.0")
+    return kwokctl_config(b, kube_version="v1.37.2", etcd_version="v3.7.3", kwok_version="v0.8.0")
 
 
 def test_every_binary_is_local_and_listeners_are_loopback() -> None:

@@ -93,7 +93,7 @@ def pvcs(api: Any, namespace: str) -> dict[str, tuple[str, str]]:
 def test_install_previous_and_upgrade_from_the_repository(
         helm: Helm, api: Any, namespace: str, deployments: Deployments, repository: UpgradeRepository,
         served: Served, tmp_path: Path) -> None:
-    # Helm 4.3.1 fetches the .prov for install/upgrade --verify without the repository's CA (its
+    # Helm 4.3 fetches the .prov for install/upgrade --verify without the repository's CA (its
     # DownloadToCache passes no getter options), so a Helm 4 consumer of a private-CA repository trusts the
     # CA system-wide (README, "Install from the chart repository"; tests/repo pins the limitation).
     env = {"SSL_CERT_FILE": str(served.ca_file)} if helm.major == 4 else {}
@@ -163,7 +163,7 @@ def test_without_the_hook_helm_deletes_the_old_configmap(
     """The control for the test above: Helm deletes on upgrade what it no longer renders unless the *live*
     object says keep. The previous release's ConfigMap <release>-ca has no keep in its manifest; upgraded
     without the hook's adoption it is gone (the Secrets, kept in that manifest, stay). With the hook, the
-    test above shows it survives: Helm 3.22 and 4.3 read the annotation from the live object."""
+    test above shows it survives: Helm 3.21 and 4.3 read the annotation from the live object."""
     env = {"SSL_CERT_FILE": str(served.ca_file)} if helm.major == 4 else {}
     consumer = Helm(helm.major, kubeconfig=helm.kubeconfig, home=tmp_path / "home", env=env)
     consumer.repo_add(REPO, served.url, ca_file=served.ca_file)

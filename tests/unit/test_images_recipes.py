@@ -37,7 +37,7 @@ def test_the_renders_name_every_kind_of_reference(referenced: list[images.Refere
     assert any("DRONE_IMAGE_CLONE" in w for w in by_ref["docker.io/drone/git:1.2.1"].where)
     # the pipeline templates' step images, from the drone-pipelines ConfigMap
     for step in ("docker.io/plugins/kaniko:1.13.9", "docker.io/alpine/kubectl:1.37.2",
-                 "docker.io/library/alpine:3.22.2"):
+                 "docker.io/library/alpine:3.24.2"):
         assert any("pipeline template" in w for w in by_ref[step].where), step
     # the cluster's own images
     assert by_ref[images.PAUSE_IMAGE].default and by_ref[images.COREDNS_IMAGE].default
@@ -65,10 +65,10 @@ def test_a_missing_recipe_fails_with_one_line() -> None:
 
 
 @pytest.mark.parametrize(("given", "expected"), [
-    ("alpine:3.22.2", "docker.io/library/alpine:3.22.2"),
+    ("alpine:3.24.2", "docker.io/library/alpine:3.24.2"),
     ("drone/drone:2.28.2", "docker.io/drone/drone:2.28.2"),
     ("docker.io/library/registry:3.1.2", "docker.io/library/registry:3.1.2"),
-    ("registry.k8s.io/pause:3.10.1", "registry.k8s.io/pause:3.10.1"),
+    ("registry.k8s.io/pause:3.10.2", "registry.k8s.io/pause:3.10.2"),
     ("localhost/app", "localhost/app:latest"),
     ("mirror.lan:5000/drone/git:1.2.1", "mirror.lan:5000/drone/git:1.2.1"),
 ])
@@ -79,10 +79,10 @@ def test_normalize_like_containerd(given: str, expected: str) -> None:
 def test_a_mirror_name_is_built_by_the_upstream_recipe() -> None:
     recipe = images.recipe_for("mirror.lab.example.net:5000/library/registry:3.1.2")
     assert recipe is not None and recipe.ref == "docker.io/library/registry:3.1.2"
-    assert images.recipe_for("mirror.lab.example.net:5000/python:3.13.7-alpine3.22") is not None
+    assert images.recipe_for("mirror.lab.example.net:5000/python:3.13.14-alpine3.24") is not None
     assert images.recipe_for("mirror.lab.example.net:5000/library/registry:9.9.9") is None
     # an upstream name is never taken for a mirror of another upstream image
-    assert images.recipe_for("docker.io/library/pause:3.10.1") is None
+    assert images.recipe_for("docker.io/library/pause:3.10.2") is None
 
 
 @pytest.mark.parametrize("recipe", RECIPES, ids=lambda r: r.ref)
@@ -100,8 +100,8 @@ def test_recipe_builds_the_version_its_tag_names(recipe: images.Recipe) -> None:
 
 def test_stand_ins_say_so() -> None:
     stand_ins = {r.ref for r in RECIPES if r.stand_in}
-    assert "docker.io/library/python:3.13.7-alpine3.22" in stand_ins
-    assert "docker.io/library/alpine:3.22.2" in stand_ins
+    assert "docker.io/library/python:3.13.14-alpine3.24" in stand_ins
+    assert "docker.io/library/alpine:3.24.2" in stand_ins
 
 
 def test_a_pin_change_changes_the_digest(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -120,13 +120,13 @@ def test_a_pin_change_changes_the_digest(monkeypatch: pytest.MonkeyPatch) -> Non
 
 
 def test_pipeline_template_images_are_read_from_defaults_and_literals() -> None:
-    text = '{{- $d_image_kaniko := "plugins/kaniko:1.13.9" -}}\nsteps:\n- image: "alpine:3.22.2"\n' \
+    text = '{{- $d_image_kaniko := "plugins/kaniko:1.13.9" -}}\nsteps:\n- image: "alpine:3.24.2"\n' \
            '- image: {{ printf "%q" $d_image_kaniko }}\n'
     from homeci.manifests import Manifest
 
     cm = Manifest({"kind": "ConfigMap", "metadata": {"name": "t"}, "data": {"x.yaml": text}})
     found = sorted(image for image, _ in refs._from_manifests([cm]))
-    assert found == ["alpine:3.22.2", "plugins/kaniko:1.13.9"]
+    assert found == ["alpine:3.24.2", "plugins/kaniko:1.13.9"]
 
 
 def test_an_overridden_tool_changes_the_digest(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -39,7 +39,7 @@ def test_config_maps_https_on_loopback_only_for_the_machines_engine() -> None:
 
 def test_offline_config_mounts_the_images_and_turns_kindnet_off() -> None:
     cfg = kindconfig.config("t", nodes=2, api_port=16543, node_image=images.KIND_NODE_IMAGE,
-                            images_dir="/cache/node-images", cgroup_v1=True, etcd_tag="3.6.16-0",
+                            images_dir="/cache/node-images", cgroup_v1=True, etcd_tag="3.7.3-0",
                             coredns_tag="v1.14.7")
     assert [n["role"] for n in cfg["nodes"]] == ["control-plane", "worker"], "nodes[].role"
     for i, node in enumerate(cfg["nodes"]):
@@ -52,7 +52,7 @@ def test_offline_config_mounts_the_images_and_turns_kindnet_off() -> None:
     kubelet = next(p for p in patches if p["kind"] == "KubeletConfiguration")
     assert kubelet["failCgroupV1"] is False, "KubeletConfiguration.failCgroupV1"
     cluster = next(p for p in patches if p["kind"] == "ClusterConfiguration")
-    assert cluster["etcd"]["local"]["imageTag"] == "3.6.16-0" and cluster["dns"]["imageTag"] == "v1.14.7"
+    assert cluster["etcd"]["local"]["imageTag"] == "3.7.3-0" and cluster["dns"]["imageTag"] == "v1.14.7"
 
 
 def test_kubeadm_is_told_the_tags_homeci_builds() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -42,11 +43,16 @@ def test_every_chart_and_scenario_gets_every_check(report: LintReport) -> None:
         assert have == sorted(COLUMNS), f"{chart} › {scenario}: {have}"
 
 
+def expected(scenario: str, column: str) -> str:
+    """A passing cell's status: Helm 3 lints each chart's defaults only (Helm 4 lints every scenario)."""
+    return "skip" if column == "helm3-lint" and scenario != "defaults" else "pass"
+
+
 def test_good_chart_passes_everything(report: LintReport) -> None:
     for scenario in ("defaults", "two-replicas"):
         for col in COLUMNS:
             r = cell(report, "good", scenario, col)
-            assert r.status == "pass", f"good › {scenario} › {col}: {r.messages}"
+            assert r.status == expected(scenario, col), f"good › {scenario} › {col}: {r.messages}"
     assert cell(report, "good", "defaults", "k8s-min").check == "k8s-1.30"
     assert cell(report, "good", "defaults", "k8s-max").check == "k8s-1.37"
 
@@ -56,11 +62,14 @@ def test_schema_violation_caught_by_schema_and_helm_lint(report: LintReport) -> 
     assert schema.status == "fail"
     assert any(m.endswith("bad-schema/ci/bad-values.yaml: replicas: 'three' is not of type 'integer'")
                for m in schema.messages), schema.messages
-    for col in ("helm3-lint", "helm4-lint"):
-        lint = cell(report, "bad-schema", "bad", col)
-        assert lint.status == "fail"
-        assert any("additional properties 'tg' not allowed" in m for m in lint.messages), lint.messages
-    assert cell(report, "bad-schema", "bad", "render").status == "fail"
+    lint = cell(report, "bad-schema", "bad", "helm4-lint")
+    assert lint.status == "fail"
+    assert any("additional properties 'tg' not allowed" in m for m in lint.messages), lint.messages
+    # Helm 3 renders the scenario (and refuses it for the same key) instead of linting it again
+    helm3 = cell(report, "bad-schema", "bad", "helm3-lint")
+    assert helm3.status == "skip" and "render column" in helm3.note, helm3
+    render = cell(report, "bad-schema", "bad", "render")
+    assert render.status == "fail" and any("tg" in m for m in render.messages), render.messages
     assert cell(report, "bad-schema", "bad", "k8s-min").status == "skip"
     assert cell(report, "bad-schema", "defaults", "schema").status == "pass"
 
@@ -90,8 +99,8 @@ def test_umbrella_subchart_values(report: LintReport) -> None:
     assert any(m.endswith("umbrella/ci/bad-sub-values.yaml: sub.message: 42 is not of type 'string'")
                for m in bad.messages), bad.messages
     for col in COLUMNS:
-        assert cell(report, "umbrella", "sub-off", col).status == "pass"
-        assert cell(report, "umbrella/charts/sub", "defaults", col).status == "pass"
+        assert cell(report, "umbrella", "sub-off", col).status == expected("sub-off", col), col
+        assert cell(report, "umbrella/charts/sub", "defaults", col).status == "pass", col
 
 
 def test_serial_and_parallel_runs_agree(report: LintReport) -> None:
@@ -159,3 +168,47 @@ def test_library_chart_is_linted_but_not_rendered(tmp_path: Path) -> None:
     assert results["helm3-lint"].status == "pass" and results["helm4-lint"].status == "pass"
     for col in ("schema", "render", "k8s-min", "k8s-max"):
         assert results[col].status == "skip", col
+
+
+def test_helm3_lints_defaults_helm4_every_scenario() -> None:
+    linter = Linter(jobs=2, record=True)
+    linter.run([FIXTURES / "good"])
+    lints = sorted((c.argv[1].rsplit("/", 1)[-1], len(c.argv)) for c in linter.helm_calls if c.kind == "lint")
+    jobs = Linter().plan([FIXTURES / "good"]).jobs
+    majors = sorted((j.major, rendering_name(j.scenario)) for j in jobs if j.kind == "lint")
+    assert majors == [(3, "defaults"), (4, "defaults"), (4, "two-replicas")], majors
+    assert len(lints) == 3, lints
+    # with Helm 3 alone, Helm 3 lints every scenario
+    only3 = Linter(majors=(3,)).plan([FIXTURES / "good"]).jobs
+    linted = sorted(rendering_name(j.scenario) for j in only3 if j.kind == "lint")
+    assert linted == ["defaults", "two-replicas"], linted
+
+
+def rendering_name(scenario: Path | None) -> str:
+    return "defaults" if scenario is None else scenario.name.removesuffix("-values.yaml")
+
+
+def test_scenario_with_the_same_values_reuses_results(tmp_path: Path) -> None:
+    chart = tmp_path / "good"
+    shutil.copytree(FIXTURES / "good", chart)
+    (chart / "ci" / "empty-values.yaml").write_text("# no overrides\n")
+    (chart / "ci" / "copy-values.yaml").write_text((chart / "ci" / "two-replicas-values.yaml").read_text())
+    plan = Linter().plan([chart])
+    aliases = sorted(a[1:] for a in plan.aliases)
+    assert aliases == [("empty", "defaults"), ("two-replicas", "copy")], aliases
+    assert not [j for j in plan.jobs if j.scenario is not None and j.scenario.name == "empty-values.yaml"]
+    results = Linter(jobs=2).run([chart]).results
+    for scen, same in (("empty", "defaults"), ("two-replicas", "copy")):
+        mine = {r.column: r.status for r in results if r.scenario == scen}
+        theirs = {r.column: r.status for r in results if r.scenario == same}
+        assert mine == theirs and len(mine) == len(COLUMNS), (scen, mine, theirs)
+        assert all(r.note == f"same values as {same}" for r in results if r.scenario == scen)
+
+
+def test_plan_runs_the_heaviest_jobs_first() -> None:
+    small, big = ROOT / "charts" / "drone-pipelines", ROOT / "charts" / "homeci-umbrella"
+    jobs = Linter().plan([small, big]).jobs   # listed small first; planning runs no helm
+    weights = [j.weight for j in jobs]
+    assert weights == sorted(weights, reverse=True), weights
+    assert jobs[0].chart == big and jobs[0].kind == "render", jobs[0]
+    assert jobs[-1].kind == "schema", jobs[-1]

@@ -19,7 +19,7 @@ def _layout(tmp_path: Path) -> Layout:
 
 def test_containerd_config_keeps_everything_local(tmp_path: Path) -> None:
     lay = _layout(tmp_path)
-    doc = tomllib.loads(cfg.containerd_toml(lay, runc="/x/runc", pause_image="registry.k8s.io/pause:3.10.1"))
+    doc = tomllib.loads(cfg.containerd_toml(lay, runc="/x/runc", pause_image="registry.k8s.io/pause:3.10.2"))
     assert doc["version"] == 4
     assert doc["root"].startswith(str(tmp_path))
     assert doc["imports"] == []
@@ -27,7 +27,7 @@ def test_containerd_config_keeps_everything_local(tmp_path: Path) -> None:
     plugins = doc["plugins"]
     assert plugins["io.containerd.server.v1.grpc"]["address"] == str(lay.containerd_socket)
     images = plugins["io.containerd.cri.v1.images"]
-    assert images["pinned_images"]["sandbox"] == "registry.k8s.io/pause:3.10.1"
+    assert images["pinned_images"]["sandbox"] == "registry.k8s.io/pause:3.10.2"
     assert images["registry"]["config_path"] == "/etc/containerd/certs.d"
     runtime = plugins["io.containerd.cri.v1.runtime"]
     assert runtime["restrict_oom_score_adj"] is True

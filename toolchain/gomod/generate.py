@@ -1,18 +1,23 @@
 #!/usr/bin/env python3
-"""Regenerate the wrapper Go modules that build the simulated cluster's control plane.
+"""Regenerate the wrapper Go modules under toolchain/gomod/ from the pins in toolchain/toolchain.toml.
 
-Usage: python toolchain/gomod/generate.py [--kubernetes v1.37.2] [--etcd v3.6.16]
+Usage: python toolchain/gomod/generate.py [--only kubernetes,etcd,kaniko] [--kubernetes v1.37.2] [--etcd v3.7.3]
+                                          [--kaniko v1.25.15]
 
-k8s.io/kubernetes maps each staging module (k8s.io/api, k8s.io/client-go, ...) to
-``./staging/src/...`` and requires it at v0.0.0, which does not exist on the module proxy; a
-dependency's ``replace`` lines are ignored, so ``go install k8s.io/kubernetes/cmd/...@v1.x`` fails.
-This script reads upstream's go.mod from the module proxy (``go mod download -json``) and writes
-``toolchain/gomod/kubernetes/go.mod`` with one ``replace k8s.io/X => k8s.io/X v0.<minor>.<patch>`` line per
-staging module (the published tag that matches v1.<minor>.<patch>), plus upstream's ``go`` and
-``godebug`` lines, which only apply to the main module. etcd's server module has relative replaces
-too; its wrapper simply requires the tagged release. ``go mod tidy`` then fills go.sum.
+The versions default to the pins (``kube-apiserver``, ``etcd``, ``kaniko-executor``), so after a bump
+in toolchain/toolchain.toml one run brings the wrappers along. k8s.io/kubernetes maps each staging
+module (k8s.io/api, k8s.io/client-go, ...) to ``./staging/src/...`` and requires it at v0.0.0, which
+does not exist on the module proxy; a dependency's ``replace`` lines are ignored, so ``go install
+k8s.io/kubernetes/cmd/...@v1.x`` fails. This script reads upstream's go.mod from the module proxy (``go
+mod download -json``) and writes ``toolchain/gomod/kubernetes/go.mod`` with one ``replace k8s.io/X =>
+k8s.io/X v0.<minor>.<patch>`` line per staging module (the published tag that matches
+v1.<minor>.<patch>), plus upstream's ``go`` and ``godebug`` lines, which only apply to the main module.
+etcd's server module has relative replaces too; its wrapper simply requires the tagged release. The
+kaniko executor (Chainguard's fork) requires the exact version (the proxy refuses the fork's version
+list) and keeps upstream's replace lines that pin a dependency to a version. ``go mod tidy`` then fills
+go.sum.
 
-Run it after changing the pins in toolchain/toolchain.toml and commit both go.mod and go.sum.
+Commit go.mod and go.sum of every wrapper it rewrote.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ import json
 import re
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -34,6 +40,12 @@ K8S_TOOLS = (
     "k8s.io/kubernetes/cmd/kubectl",
 )
 ETCD_TOOLS = ("go.etcd.io/etcd/server/v3",)
+KANIKO = "github.com/chainguard-dev/kaniko"
+KANIKO_NOTE = """// The kaniko executor (Chainguard's maintained fork, the one plugins/kaniko ships). `go install` cannot
+// fetch it (the proxy refuses the fork's version list, read by the deprecation check); requiring the
+// exact version here does not need it. tools.go keeps the executor package in the build list.
+"""
+PINS = HERE.parent / "toolchain.toml"
 
 
 def upstream_gomod(module: str, version: str) -> str:
@@ -57,6 +69,21 @@ def staging_replaces(gomod: str, version: str) -> list[tuple[str, str]]:
         sys.exit("upstream go.mod has no staging replace lines; has the layout changed?")
     published = "v0." + version.lstrip("v").split(".", 1)[1]
     return [(mod, published) for mod in sorted(staged)]
+
+
+def version_replaces(gomod: str) -> list[str]:
+    """Upstream's ``replace`` lines that pin a module to a version (relative paths cannot apply here)."""
+    lines = re.findall(r"^replace\s+(\S+(?:\s+v\S+)?\s+=>\s+\S+\s+v\S+)\s*$", gomod, re.MULTILINE)
+    block = re.search(r"^replace \($(.*?)^\)", gomod, re.MULTILINE | re.DOTALL)
+    if block:
+        lines += [ln.strip() for ln in block.group(1).splitlines()
+                  if re.fullmatch(r"\S+(?:\s+v\S+)?\s+=>\s+\S+\s+v\S+", ln.strip())]
+    return lines
+
+
+def pinned(tool: str) -> str:
+    """The version toolchain/toolchain.toml pins for ``tool``."""
+    return str(tomllib.loads(PINS.read_text())[tool]["version"])
 
 
 def write(path: Path, text: str) -> None:
@@ -98,13 +125,35 @@ def etcd(version: str) -> None:
     tidy(folder)
 
 
+def kaniko(version: str) -> None:
+    gomod = upstream_gomod(KANIKO, version)
+    lines = [HEADER.format(src=f"{KANIKO}@{version}"), KANIKO_NOTE, "module homeci.invalid/gomod/kaniko\n"]
+    lines += [f"go {v}\n" for v in directive(gomod, "go")]
+    lines.append(f"\nrequire {KANIKO} {version}\n")
+    replaces = version_replaces(gomod)
+    if replaces:
+        lines += ["\nreplace (\n", *(f"\t{r}\n" for r in replaces), ")\n"]
+    folder = HERE / "kaniko"
+    write(folder / "go.mod", "".join(lines))
+    tidy(folder)
+
+
+WRAPPERS = {"kubernetes": (kubernetes, "kube-apiserver"), "etcd": (etcd, "etcd"),
+            "kaniko": (kaniko, "kaniko-executor")}
+
+
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--kubernetes", default="v1.37.2")
-    parser.add_argument("--etcd", default="v3.6.16")
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--only", default=",".join(WRAPPERS),
+                        help=f"comma-separated wrappers to regenerate (default: all of {', '.join(WRAPPERS)})")
+    for name, (_, tool) in WRAPPERS.items():
+        parser.add_argument(f"--{name}", default=None, help=f"version (default: the {tool} pin)")
     args = parser.parse_args()
-    kubernetes(args.kubernetes)
-    etcd(args.etcd)
+    for name in args.only.split(","):
+        if name not in WRAPPERS:
+            sys.exit(f"--only {name}: not a wrapper this script writes; use {', '.join(WRAPPERS)}")
+        make, tool = WRAPPERS[name]
+        make(getattr(args, name) or pinned(tool))
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Collection, Iterator
 from dataclasses import dataclass
@@ -105,28 +106,40 @@ def fields(node: Any, keys: Collection[str], path: str = "") -> Iterator[tuple[s
             yield from fields(value, keys, f"{path}[{i}]")
 
 
-def parse(stream: str) -> list[Manifest]:
+def parse(stream: str, *, shared: bool = False) -> list[Manifest]:
     """Parse a multi-document YAML stream; remembers each document's ``# Source:`` template.
 
     Documents keep their exact text (a block scalar's trailing newline included), so parsed values
-    equal what Helm sent to the cluster."""
+    equal what Helm sent to the cluster. ``shared``: a document seen before (the same text in another
+    render: most of a chart's objects are the same across its scenarios and Kubernetes versions) is not
+    parsed again, and its objects are shared between the results: read-only callers only (``homeci
+    lint``); everyone else gets fresh objects they may change."""
     out: list[Manifest] = []
     for chunk in _SEPARATOR.split(stream):
         match = _SOURCE.search(chunk)
         source = match.group(1).strip() if match else ""
-        try:
-            doc = yaml.load(chunk, Loader=_Loader)
-        except yaml.YAMLError as exc:
-            raise HomeciError(f"{source or 'rendered output'}: not valid YAML ({exc})") from None
-        if doc is None:
-            continue
-        if not isinstance(doc, dict):
-            raise HomeciError(f"{source or 'rendered output'}: a document is not a mapping")
-        if doc.get("kind") == "List":
-            out.extend(Manifest(item, source) for item in doc.get("items") or [])
-        else:
-            out.append(Manifest(doc, source))
+        docs = _parse_shared(chunk, source) if shared else _parse_document(chunk, source)
+        out.extend(Manifest(doc, source) for doc in docs)
     return out
+
+
+def _parse_document(chunk: str, source: str) -> tuple[dict[str, Any], ...]:
+    """One document as its objects (a ``List``'s items, or the document itself; none if empty)."""
+    try:
+        doc = yaml.load(chunk, Loader=_Loader)
+    except yaml.YAMLError as exc:
+        raise HomeciError(f"{source or 'rendered output'}: not valid YAML ({exc})") from None
+    if doc is None:
+        return ()
+    if not isinstance(doc, dict):
+        raise HomeciError(f"{source or 'rendered output'}: a document is not a mapping")
+    if doc.get("kind") == "List":
+        return tuple(doc.get("items") or [])
+    return (doc,)
+
+
+# Bounded: a long test session lints many charts; a full umbrella render is about 70 documents.
+_parse_shared = functools.lru_cache(maxsize=4096)(_parse_document)
 
 
 def by_kind(manifests: list[Manifest], kind: str) -> list[Manifest]:

@@ -22,18 +22,20 @@ def scenario_name(path: Path | None) -> str:
 
 
 @functools.cache
-def _render_cached(chart: Path, values: tuple[Path, ...], sets: tuple[str, ...], major: int,
+def _render_cached(chart: Path, values: tuple[Path, ...], sets: tuple[str, ...], binary: Path, major: int,
                    release: str, namespace: str, kube_version: str | None) -> str:
-    return Helm(major).template(chart, release=release, namespace=namespace, values_files=values,
-                                set_values=sets, kube_version=kube_version)
+    return Helm(major, binary=binary).template(chart, release=release, namespace=namespace,
+                                               values_files=values, set_values=sets,
+                                               kube_version=kube_version)
 
 
 def render_text(chart: Path, values: tuple[Path, ...] | list[Path] = (), sets: tuple[str, ...] = (), *,
                 major: int = 3, release: str = DEFAULT_RELEASE, namespace: str = DEFAULT_NAMESPACE,
                 kube_version: str | None = None) -> str:
-    """``helm template`` output, cached per argument set for the life of the process."""
+    """``helm template`` output, cached per argument set and helm binary (another ``HOMECI_HELM3`` is
+    another render) for the life of the process."""
     return _render_cached(Path(chart).resolve(), tuple(Path(v).resolve() for v in values), tuple(sets),
-                          major, release, namespace, kube_version)
+                          Helm(major).binary, major, release, namespace, kube_version)
 
 
 def render(chart: Path, values: tuple[Path, ...] | list[Path] = (), sets: tuple[str, ...] = (), *,

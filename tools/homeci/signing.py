@@ -117,7 +117,7 @@ class Gpg:
 def throwaway_gpg_key(directory: Path, uid: str = TEST_KEY_UID) -> Iterator[GpgKey]:
     """A new RSA signing key without passphrase in ``directory/gnupg`` (for tests; never publish with it).
 
-    RSA, not Ed25519: Helm 3.22 and 4 read EdDSA keys (ProtonMail go-crypto), older Helm 3 releases
+    RSA, not Ed25519: Helm 3.21 and 4 read EdDSA keys (ProtonMail go-crypto), older Helm 3 releases
     (golang.org/x/crypto/openpgp) do not, and consumers run old Helm too."""
     home = directory / "gnupg"
     home.mkdir(parents=True, exist_ok=True)

@@ -10,6 +10,7 @@ kept apart from the project's dependencies). Each binary's reported version is c
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import functools
 import hashlib
@@ -59,6 +60,9 @@ class Tool:
     source: str = ""
     # cc-static: "<module>@<version>:<path of a .c file inside it>".
     csource: str = ""
+    # Why a newer release is not taken (`homeci toolchain outdated` shows it instead of failing). Not part
+    # of the recipe: it never changes the binary.
+    hold: str = ""
     extra: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -145,7 +149,7 @@ def load_pins(path: Path | None = None) -> dict[str, Tool]:
         if probe not in ("args", "buildinfo"):
             raise HomeciError(f"{file}: [{name}] version_probe = {probe!r}; use args or buildinfo")
         known = {*required, "ldflags", "module", "optional", "group", "tags", "cgo", "version_probe",
-                 "source", "csource"}
+                 "source", "csource", "hold"}
         tools[name] = Tool(
             name=name,
             version=entry["version"],
@@ -165,6 +169,7 @@ def load_pins(path: Path | None = None) -> dict[str, Tool]:
             version_probe=probe,
             source=str(entry.get("source", "")),
             csource=str(entry.get("csource", "")),
+            hold=str(entry.get("hold", "")),
             extra={k: str(v) for k, v in entry.items() if k not in known},
         )
     return tools
@@ -305,79 +310,109 @@ def install(t: Tool, *, force: bool = False, progress: Callable[[str], None] | N
 
     A per-tool lock file makes concurrent installs (CI step + a test fixture, two shells) wait for
     one build instead of compiling the same binary twice on a small machine."""
-    t.cached_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(t.cached_path.parent / ".build.lock", "w") as lock:
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            if progress:
-                progress(f"waiting for another build of {t.name} {t.version} to finish")
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            force = force and not t.is_current()
-        return _install_locked(t, force=force, progress=progress)
+    return build_unit((t,), force=force, progress=progress)[0]
 
 
-def _install_locked(t: Tool, *, force: bool, progress: Callable[[str], None] | None) -> Path:
-    dest = t.cached_path
-    if t.is_current() and not force:
-        verify(t, dest, exact=True)
-        return dest
+def build_unit(tools: tuple[Tool, ...], *, force: bool = False,
+               progress: Callable[[str], None] | None = None) -> list[Path]:
+    """Build ``tools`` (one :func:`homeci.toolbuild.units` unit: the same module, version and flags) with
+    one go command, under every tool's lock (taken in name order, so two units never wait on each
+    other); return their paths in order."""
+    with contextlib.ExitStack() as stack:
+        waited = False
+        for t in sorted(tools, key=lambda x: x.name):
+            t.cached_path.parent.mkdir(parents=True, exist_ok=True)
+            lock = stack.enter_context(open(t.cached_path.parent / ".build.lock", "w"))
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                if progress:
+                    progress(f"waiting for another build of {t.name} {t.version} to finish")
+                fcntl.flock(lock, fcntl.LOCK_EX)
+                waited = True
+        force = force and not (waited and all(t.is_current() for t in tools))
+        return _install_locked(tools, force=force, progress=progress)
+
+
+def _install_locked(tools: tuple[Tool, ...], *, force: bool,
+                    progress: Callable[[str], None] | None) -> list[Path]:
+    todo = tuple(t for t in tools if force or not t.is_current())
+    for t in tools:
+        if t not in todo:
+            verify(t, t.cached_path, exact=True)
+    if not todo:
+        return [t.cached_path for t in tools]
     started = time.monotonic()
-    if t.build == "pypi-venv":
-        _install_pypi_venv(t, dest, progress)
+    first = todo[0]
+    if first.build == "pypi-venv":
+        _install_pypi_venv(first, first.cached_path, progress)
         _checked.cache_clear()
-        verify(t, dest, exact=True)
-        _write_build_info(t, dest, started)
-        return dest
+        verify(first, first.cached_path, exact=True)
+        _write_build_info(first, first.cached_path, started)
+        return [t.cached_path for t in tools]
     go = _go()
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    ldflags = t.ldflags.format(**t.stamp())
-    with tempfile.TemporaryDirectory(prefix=f"homeci-{t.name}-", dir=dest.parent) as tmp:
+    dest_dir = first.cached_path.parent
+    ldflags = first.ldflags.format(**first.stamp())
+    label = ", ".join(f"{t.name} {t.version}" for t in todo)
+    with tempfile.TemporaryDirectory(prefix=f"homeci-{first.name}-", dir=dest_dir) as tmp:
         work = Path(tmp)
-        env = build_env(work, cgo=t.cgo)
-        tags = ["-tags", t.tags] if t.tags else []
-        if t.build == "cc-static":
-            built = work / t.binary
-            _build_c_static(t, built, env, progress)
-        elif t.build == "source-archive":
+        env = build_env(work, cgo=first.cgo)
+        tags = ["-tags", first.tags] if first.tags else []
+        built: dict[str, Path] = {}
+        if first.build == "cc-static":
+            built[first.name] = work / first.binary
+            _build_c_static(first, built[first.name], env, progress)
+        elif first.build == "source-archive":
             from homeci import sources
 
-            tree = sources.extract(t.source, work / "src", progress=progress)
-            built = work / t.binary
-            cmd = [go, "build", *tags, "-ldflags", ldflags, "-o", str(built), t.package]
-            _run_build(cmd, tree, env, f"{t.name} {t.version}", progress)
-        elif t.build == "go-install":
-            cmd = [go, "install", *tags, "-ldflags", ldflags, f"{t.package}@{t.version}"]
-            _run_build(cmd, work, env, f"{t.name} {t.version}", progress)
-            built = work / Path(t.package).name
-            if not built.is_file():
-                built = work / t.binary
+            tree = sources.extract(first.source, work / "src", progress=progress)
+            built[first.name] = work / first.binary
+            cmd = [go, "build", *tags, "-ldflags", ldflags, "-o", str(built[first.name]), first.package]
+            _run_build(cmd, tree, env, label, progress)
+        elif first.build == "go-install":
+            cmd = [go, "install", *tags, "-ldflags", ldflags, *(f"{t.package}@{t.version}" for t in todo)]
+            _run_build(cmd, work, env, label, progress)
+            for t in todo:
+                named = work / Path(t.package).name
+                built[t.name] = named if named.is_file() else work / t.binary
         else:
-            module = repo_root() / GOMOD_DIR / t.module
+            module = repo_root() / GOMOD_DIR / first.module
             if not (module / "go.mod").is_file():
-                raise HomeciError(f"{module}/go.mod missing: the wrapper module for {t.name} must be in git")
-            built = work / t.binary
-            cmd = [go, "build", "-mod=mod", *tags, "-ldflags", ldflags, "-o", str(built), t.package]
+                raise HomeciError(f"{module}/go.mod missing: the wrapper module for {first.name} must be "
+                                  "in git")
+            out = work / "out"
+            out.mkdir()
+            # one tool: -o names the file; several: -o <dir>/ writes each under its package's name
+            target = str(out / first.binary) if len(todo) == 1 else f"{out}/"
+            cmd = [go, "build", "-mod=mod", *tags, "-ldflags", ldflags, "-o", target,
+                   *(t.package for t in todo)]
             # Build in a copy so go.sum updates never dirty the checkout.
             copy = work / "module"
             shutil.copytree(module, copy)
-            _run_build(cmd, copy, env, f"{t.name} {t.version}", progress)
-        if not built.is_file():
-            raise HomeciError(f"building {t.name} produced no binary at {built}")
-        verify(t, built, exact=True)
-        os.replace(built, dest)
+            _run_build(cmd, copy, env, label, progress)
+            for t in todo:
+                built[t.name] = out / (t.binary if len(todo) == 1 else Path(t.package).name)
+        for t in todo:
+            if not built[t.name].is_file():
+                raise HomeciError(f"building {t.name} produced no binary at {built[t.name]}")
+            verify(t, built[t.name], exact=True)
+            t.cached_path.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(built[t.name], t.cached_path)
     _checked.cache_clear()
-    verify(t, dest, exact=True)
-    _write_build_info(t, dest, started)
-    return dest
+    for t in todo:
+        verify(t, t.cached_path, exact=True)
+        _write_build_info(t, t.cached_path, started, together=[u.name for u in todo if u is not t])
+    return [t.cached_path for t in tools]
 
 
-def _write_build_info(t: Tool, dest: Path, started: float) -> None:
-    # Build duration, read by benchmarks/sim.py (cold vs warm Go cache shows in the figures).
-    (dest.parent / "build.json").write_text(
-        json.dumps({"tool": t.name, "version": t.version, "recipe": t.recipe,
-                    "seconds": round(time.monotonic() - started, 1)})
-    )
+def _write_build_info(t: Tool, dest: Path, started: float, together: list[str] | None = None) -> None:
+    # Build duration (of the whole go command when tools were built together, named in "together"),
+    # read by benchmarks and by the next install's estimate (homeci.toolbuild).
+    info: dict[str, object] = {"tool": t.name, "version": t.version, "recipe": t.recipe,
+                               "seconds": round(time.monotonic() - started, 1)}
+    if together:
+        info["together"] = sorted(together)
+    (dest.parent / "build.json").write_text(json.dumps(info))
 
 
 def _install_pypi_venv(t: Tool, dest: Path, progress: Callable[[str], None] | None) -> None:
@@ -424,23 +459,14 @@ def _build_c_static(t: Tool, out: Path, env: dict[str, str],
                out.parent, env, f"{t.name} {t.version}", progress)
 
 
-def install_many(names: Iterable[str], *, force: bool = False,
-                 report: Callable[[Tool, str, float], None] | None = None,
+def install_many(names: Iterable[str], *, force: bool = False, jobs: int | None = None,
+                 say: Callable[[str], None] | None = None,
                  progress: Callable[[str], None] | None = None) -> list[Path]:
-    """Install several tools in order; ``report(tool, 'cached'|'built', seconds)`` after each."""
-    paths = []
-    for name in names:
-        t = tool(name)
-        start = time.monotonic()
-        state = "cached" if t.is_current() and not force else "built"
-        if override(t) is not None and not force:
-            paths.append(resolve(name))
-            state = "override"
-        else:
-            paths.append(install(t, force=force, progress=progress))
-        if report:
-            report(t, state, time.monotonic() - start)
-    return paths
+    """Install several tools, a few go commands at a time (:mod:`homeci.toolbuild`); ``say`` gets a
+    line per item with the estimate, ``progress`` the build output."""
+    from homeci import toolbuild
+
+    return list(toolbuild.install(names, force=force, jobs=jobs, say=say, detail=progress).values())
 
 
 def traefik_binary() -> Path:

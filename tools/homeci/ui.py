@@ -17,6 +17,19 @@ out = Console(highlight=False, emoji=False, soft_wrap=True)
 LOG_EVERY = 10.0
 
 
+def wide(target: Console) -> Console:
+    """``target``, or where it is not a terminal (a pipe, a CI log) a console that keeps each table row on
+    one line instead of wrapping it at 80 columns."""
+    if target.is_terminal:
+        return target
+    return Console(file=target.file, width=200, highlight=False, emoji=False, no_color=target.no_color)
+
+
+def say(line: str) -> None:
+    """One line that stays (above a running spinner, if any): an item of a long step started or ended."""
+    console.print(f"  {line}", markup=False, soft_wrap=True)
+
+
 @contextmanager
 def step(label: str) -> Iterator[Callable[[str], None]]:
     """A spinner with elapsed time for long work; yields a callback that shows the latest detail line.
@@ -33,7 +46,7 @@ def step(label: str) -> Iterator[Callable[[str], None]]:
             now = time.monotonic() - start
             if line and line != last and now - printed >= LOG_EVERY:
                 last, printed = line, now
-                console.print(f"  {label}: {now:5.0f}s  {line[:150]}", markup=False)
+                console.print(f"  {label}: {now:5.0f}s  {line[:150]}", markup=False, soft_wrap=True)
 
         yield log
         console.print(f"✓ {label} ({time.monotonic() - start:.1f}s)", markup=False)

@@ -25,7 +25,7 @@ from homeci.manifests import parse
 from homeci_testing.support import RELEASE, UMBRELLA
 
 # A locally built image with a shell-free Python (homeci.images recipe), run as a non-root user.
-TEST_IMAGE = "docker.io/library/python:3.13.7-alpine3.22"
+TEST_IMAGE = "docker.io/library/python:3.13.14-alpine3.24"
 RESTRICTED_CONTAINER = {
     "runAsNonRoot": True, "runAsUser": 1000, "runAsGroup": 1000, "allowPrivilegeEscalation": False,
     "readOnlyRootFilesystem": True, "capabilities": {"drop": ["ALL"]},

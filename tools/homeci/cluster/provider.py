@@ -109,6 +109,9 @@ class Cluster(Protocol):
         """Where the nodes' images come from: "source" (built by homeci.images and loaded), "upstream"
         (the nodes pull them) or "none" (no container runs)."""
 
+    def build_needs(self) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        """(toolchain tools, image references) that ``up(build=True)`` builds for this cluster."""
+
     def exists(self) -> bool: ...
 
     def healthy(self) -> bool: ...
@@ -203,6 +206,11 @@ class ClusterBase(ABC):
     def processes(self) -> dict[str, bool]:
         """Component -> running (providers without processes of their own report none)."""
         return {}
+
+    def build_needs(self) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        """(toolchain tools, image references) that ``_prepare(build=True)`` builds: what
+        :mod:`homeci.cluster.prebuild` builds first, in parallel."""
+        return (), ()
 
     @property
     def image_source(self) -> str:

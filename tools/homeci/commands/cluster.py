@@ -143,6 +143,10 @@ def up(provider: str, name: str, stack: bool, major: str, values: tuple[Path, ..
     cluster = _make(chosen, name, domain=domain, nodes=nodes, offline=offline)
     if not stack:
         with ui.step(_describe(cluster)) as detail:
+            if build:
+                from homeci.cluster import prebuild
+
+                prebuild.run(cluster, stack=False, say=ui.say, progress=detail)
             created = cluster.up(timeout=timeout, progress=detail, build=build)
         _print_cluster(cluster, created)
         return
@@ -151,7 +155,8 @@ def up(provider: str, name: str, stack: bool, major: str, values: tuple[Path, ..
     workdir = setup.state_dir(cluster)
     with ui.step(f"homeci on {_describe(cluster)} (cluster, umbrella, drone-pipelines)") as detail:
         prepared = setup.prepare(cluster, major=int(major), progress=detail, workdir=workdir,
-                                 values_files=[Path(v) for v in values], timeout=timeout, build=build)
+                                 values_files=[Path(v) for v in values], timeout=timeout, build=build,
+                                 say=ui.say)
     _print_stack(prepared)
 
 

@@ -32,11 +32,14 @@ def command(charts: tuple[str, ...], majors: tuple[str, ...], jobs: int | None) 
     """Lint CHARTS (default: every chart under charts/, subcharts included).
 
     For each chart and each scenario (values.yaml alone, then every ci/*-values.yaml): helm lint
-    --strict under Helm 3 and Helm 4, the values against values.schema.json (subcharts too), a render
-    at the oldest and newest Kubernetes version the chart's kubeVersion admits (one render serves both
-    when no template reads .Capabilities), and every rendered object against that version's schemas
-    (strict). Custom resources are checked against a CRD the chart renders, or a JSON schema at
+    --strict under the newest Helm given (Helm 4; Helm 3 lints each chart's defaults, and renders
+    every scenario), the values against values.schema.json (subcharts too), a Helm 3 render at the
+    oldest and newest Kubernetes version the chart's kubeVersion admits (one render serves both when no
+    template reads .Capabilities), and every rendered object against that version's schemas (strict).
+    Custom resources are checked against a CRD the chart renders, or a JSON schema at
     crd-schemas/<group>/<kind>_<version>.json (in the chart or ci/); others are listed as unchecked.
+    A scenario whose values equal an earlier one's (an empty file equals the defaults) reuses its
+    results. The longest jobs run first.
     """
     selected = select_charts(charts)
     linter = Linter(majors=tuple(int(m) for m in majors) or (3, 4), jobs=jobs)

@@ -47,8 +47,14 @@ def state_dir(cluster: Cluster) -> Path:
 
 
 def prepare(cluster: Cluster, *, major: int = 3, progress: Progress | None = None, workdir: Path,
-            values_files: list[Path] | None = None, timeout: float = 300, build: bool = True) -> Prepared:
-    """``cluster`` up (built where needed), the stack installed, the sample app ready to push."""
+            values_files: list[Path] | None = None, timeout: float = 300, build: bool = True,
+            say: Progress | None = None) -> Prepared:
+    """``cluster`` up (built where needed: every missing binary first, in parallel), the stack installed,
+    the sample app ready to push. ``say`` gets a line per toolchain item built."""
+    if build:
+        from homeci.cluster import prebuild
+
+        prebuild.run(cluster, major=major, say=say, progress=progress)
     cluster.up(timeout=timeout, build=build, progress=progress)
     installed = install_stack(cluster, major=major, values_files=values_files, progress=progress,
                               workdir=workdir)

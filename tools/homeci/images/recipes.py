@@ -21,12 +21,12 @@ if TYPE_CHECKING:
 PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 # The cluster's own images (not named by any chart): the sandbox image and cluster DNS.
-PAUSE_IMAGE = "registry.k8s.io/pause:3.10.1"
+PAUSE_IMAGE = "registry.k8s.io/pause:3.10.2"
 COREDNS_IMAGE = "registry.k8s.io/coredns/coredns:v1.14.7"
 # What kubeadm runs on an offline kind node (provider kind without a Docker engine of the machine's own):
 # the same toolchain binaries as the simulated cluster and the real node, as kubeadm names them.
 KUBE_VERSION = "v1.37.2"
-ETCD_IMAGE = "registry.k8s.io/etcd:3.6.16-0"
+ETCD_IMAGE = "registry.k8s.io/etcd:3.7.3-0"
 KUBE_IMAGES = tuple(f"registry.k8s.io/{name}:{KUBE_VERSION}"
                     for name in ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kube-proxy"))
 # The offline kind node image itself (loaded into Docker, never into a node's containerd).
@@ -305,7 +305,7 @@ def _kind_node(ctx: Context) -> Tree:
 
 RECIPES: tuple[Recipe, ...] = (
     Recipe(
-        PAUSE_IMAGE, "pause", "3.10.1", "https://github.com/kubernetes/kubernetes/tree/master/build/pause",
+        PAUSE_IMAGE, "pause", "3.10.2", "https://github.com/kubernetes/kubernetes/tree/master/build/pause",
         _pause, ImageConfig(entrypoint=("/pause",), user="65535:65535", env=()),
         tools=("pause",),
     ),
@@ -369,9 +369,9 @@ RECIPES: tuple[Recipe, ...] = (
                              env=("PATH=/usr/local/bin:/kaniko", "HOME=/root", "USER=root",
                                   "SSL_CERT_DIR=/kaniko/ssl/certs", "DOCKER_CONFIG=/kaniko/.docker/")),
         tools=("kaniko-docker", "kaniko-executor"), sources=("drone-kaniko",),
-        note="the executor is github.com/chainguard-dev/kaniko v1.25.0 (the toolchain pin); upstream's "
-             "plugin image 1.13.9 ships harnesscommunity/kaniko-executor 1.25.15, which the Go module proxy "
-             "refuses",
+        note="the executor is github.com/chainguard-dev/kaniko v1.25.15 (the toolchain pin), the version "
+             "upstream's plugin image 1.13.9 ships (harnesscommunity/kaniko-executor:1.25.15, built from "
+             "Chainguard's maintained fork)",
     ),
     Recipe(
         "docker.io/alpine/kubectl:1.37.2", "kubectl", "1.37.2", "https://github.com/kubernetes/kubernetes",
@@ -381,21 +381,21 @@ RECIPES: tuple[Recipe, ...] = (
                  "not on Alpine",
     ),
     Recipe(
-        "docker.io/library/alpine:3.22.2", "shell base", "3.22.2", "https://www.debian.org/releases/bookworm/",
+        "docker.io/library/alpine:3.24.2", "shell base", "3.24.2", "https://www.debian.org/releases/bookworm/",
         _nothing, ImageConfig(cmd=("/bin/sh",), env=(PATH,)),
         base="base",
         stand_in="a small shell base: Debian bookworm minbase (dash, coreutils, CA bundle), "
-                 "not Alpine 3.22.2",
+                 "not Alpine 3.24.2",
     ),
     Recipe(
-        "docker.io/library/python:3.13.7-alpine3.22", "python base", "3.13.7",
+        "docker.io/library/python:3.13.14-alpine3.24", "python base", "3.13.14",
         "https://www.debian.org/releases/bookworm/",
         _python, ImageConfig(cmd=("python3",), env=(PATH, "LANG=C.UTF-8")),
         base="python",
-        stand_in="Debian trixie's python3 (3.13.5) stands in for Python 3.13.7 on Alpine 3.22: same minor "
+        stand_in="Debian trixie's python3 (3.13.5) stands in for Python 3.13.14 on Alpine 3.24: same minor "
                  "version; the charts' scripts use only the standard library",
     ),
-    _static_program(ETCD_IMAGE, "etcd", "3.6.16", "https://github.com/etcd-io/etcd"),
+    _static_program(ETCD_IMAGE, "etcd", "3.7.3", "https://github.com/etcd-io/etcd"),
     *(_static_program(ref, ref.rsplit("/", 1)[1].split(":")[0], KUBE_VERSION.lstrip("v"),
                       "https://github.com/kubernetes/kubernetes") for ref in KUBE_IMAGES[:3]),
     Recipe(

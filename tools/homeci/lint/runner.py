@@ -9,9 +9,10 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor, as_completed
-from dataclasses import dataclass, field
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -21,6 +22,13 @@ from homeci.helm import Helm, HelmResult
 from homeci.lint import kube, kubeversions, values
 
 STATUS_ORDER = ("fail", "pass", "skip")
+# helm lint renders the chart like helm template does, then applies its rules. The newest Helm major
+# lints every scenario; an older one lints each chart's defaults (Chart.yaml, dependencies, values.yaml,
+# the templates folder: the rules that do not depend on values), because its render of every scenario
+# is already the render column (helm template, stricter than lint mode, schema included) and its
+# per-object rules are the newer major's. This halves the helm processes of a run.
+_LINT_ONCE = ("Helm {major} lints the chart's defaults; this scenario is linted by Helm {newest} and "
+              "rendered by Helm 3 (render column)")
 COLUMNS = ("helm3-lint", "helm4-lint", "schema", "render", "k8s-min", "k8s-max")
 
 
@@ -43,6 +51,28 @@ class HelmCall:
     kind: str             # template | lint
     argv: tuple[str, ...]
     seconds: float
+
+
+@dataclass(frozen=True)
+class Job:
+    """One unit of a lint run: ``helm lint`` (major, --kube-version), the values schema, or a render at
+    ``kube_version`` validated against each of ``targets`` ((version, column) pairs)."""
+
+    kind: str                 # lint | schema | render
+    chart: Path
+    scenario: Path | None
+    major: int = 3
+    kube_version: str | None = None
+    targets: tuple[tuple[str, str], ...] = ()
+    weight: int = 1           # relative cost, for scheduling the longest jobs first
+
+
+@dataclass
+class Plan:
+    jobs: list[Job] = field(default_factory=list)
+    known: list[CheckResult] = field(default_factory=list)       # results that need no job (skips)
+    rendered: set[tuple[str, str]] = field(default_factory=set)  # (chart, scenario) rows with a render
+    aliases: list[tuple[str, str, str]] = field(default_factory=list)  # (chart, scenario, same as)
 
 
 @dataclass
@@ -156,7 +186,7 @@ class Linter:
                 "template", ("template", str(chart), *map(str, files), "--kube-version", render_version),
                 lambda: rendering.render_text(chart, files, major=3, kube_version=render_version))
             assert isinstance(text, str)
-            objects = manifests.parse(text)
+            objects = manifests.parse(text, shared=True)
         except HomeciError as exc:
             skipped = [CheckResult(name, scen, col, f"k8s-{_minor(v)}", "skip", note="render failed")
                        for v, col in targets]
@@ -169,53 +199,78 @@ class Linter:
                                        report.unchecked, f"{report.checked} objects"))
         return results, None
 
+    def execute(self, job: Job) -> CheckResult | tuple[list[CheckResult], str | None]:
+        if job.kind == "lint":
+            return self.helm_lint(job.chart, job.scenario, job.major, job.kube_version)
+        if job.kind == "schema":
+            return self.schema(job.chart, job.scenario)
+        assert job.kube_version is not None
+        return self.render_and_validate(job.chart, job.scenario, job.kube_version, list(job.targets))
+
     # -- a whole run -----------------------------------------------------------------------------
+
+    def plan(self, charts: list[Path]) -> Plan:
+        """Every job of a run, heaviest first, and the results known without running anything."""
+        out = Plan()
+        for chart in charts:
+            name = display_path(chart)
+            library = _is_library(chart)
+            capability_sensitive = reads_capabilities(chart)
+            weight = _weight(chart)
+            try:
+                versions: tuple[str, ...] | None = kubeversions.validation_range(chart)
+                range_error = ""
+            except HomeciError as exc:
+                versions, range_error = None, str(exc)
+            seen_values: list[tuple[Any, str]] = []
+            for scenario in [None, *rendering.scenarios(chart)]:
+                scen = rendering.scenario_name(scenario)
+                same = _same_values(chart, scenario, seen_values)
+                if same is not None:
+                    out.aliases.append((name, scen, same))
+                    continue
+                for major in self.majors:
+                    if scenario is not None and major != max(self.majors):
+                        col = f"helm{major}-lint"
+                        out.known.append(CheckResult(name, scen, col, col, "skip", note=_LINT_ONCE.format(
+                            major=major, newest=max(self.majors))))
+                        continue
+                    newest = versions[1] if versions else None
+                    out.jobs.append(Job("lint", chart, scenario, major, newest, weight=weight))
+                if library and not (chart / "values.schema.json").is_file():
+                    out.known.append(CheckResult(name, scen, "schema", "schema", "skip",
+                                                 note="library chart without values"))
+                else:
+                    out.jobs.append(Job("schema", chart, scenario, weight=1))
+                if library:
+                    for col in ("render", "k8s-min", "k8s-max"):
+                        out.known.append(CheckResult(name, scen, col, col, "skip", note="library chart"))
+                    continue
+                out.rendered.add((name, scen))
+                if versions is None:
+                    for col in ("k8s-min", "k8s-max"):
+                        out.known.append(CheckResult(name, scen, col, col, "fail", [range_error]))
+                    continue
+                todo = ((versions[0], "k8s-min"), (versions[1], "k8s-max"))
+                if capability_sensitive:
+                    for version, col in todo:
+                        out.jobs.append(Job("render", chart, scenario, 3, version, ((version, col),),
+                                            weight=weight + 1))
+                else:
+                    # templates never read .Capabilities: one render serves every version
+                    out.jobs.append(Job("render", chart, scenario, 3, todo[-1][0], todo, weight=weight + 1))
+        # Longest jobs first (the umbrella's renders and lints): the pool never ends on one long job
+        # while the other cores idle. sorted() is stable, so equal weights keep the chart order.
+        out.jobs.sort(key=lambda j: -j.weight)
+        return out
 
     def run(self, charts: list[Path], progress: Callable[[int, int], None] | None = None) -> LintReport:
         start = time.monotonic()
-        results: list[CheckResult] = []
+        plan = self.plan(charts)
+        results = list(plan.known)
         render_errors: dict[tuple[str, str], list[str]] = {}
-        render_seen: set[tuple[str, str]] = set()
-        futures: list[Future[object]] = []
         with ThreadPoolExecutor(max_workers=self.jobs, thread_name_prefix="homeci-lint") as pool:
-            for chart in charts:
-                name = display_path(chart)
-                library = _is_library(chart)
-                capability_sensitive = reads_capabilities(chart)
-                try:
-                    versions: tuple[str, ...] | None = kubeversions.validation_range(chart)
-                    range_error = ""
-                except HomeciError as exc:
-                    versions, range_error = None, str(exc)
-                for scenario in [None, *rendering.scenarios(chart)]:
-                    scen = rendering.scenario_name(scenario)
-                    for major in self.majors:
-                        newest = versions[1] if versions else None
-                        futures.append(pool.submit(self.helm_lint, chart, scenario, major, newest))
-                    if library and not (chart / "values.schema.json").is_file():
-                        results.append(CheckResult(name, scen, "schema", "schema", "skip",
-                                                   note="library chart without values"))
-                    else:
-                        futures.append(pool.submit(self.schema, chart, scenario))
-                    if library:
-                        for col in ("render", "k8s-min", "k8s-max"):
-                            results.append(CheckResult(name, scen, col, col, "skip", note="library chart"))
-                        continue
-                    render_seen.add((name, scen))
-                    if versions is None:
-                        for col in ("k8s-min", "k8s-max"):
-                            results.append(CheckResult(name, scen, col, col, "fail", [range_error]))
-                        versions_todo: list[tuple[str, str]] = []
-                    else:
-                        versions_todo = [(versions[0], "k8s-min"), (versions[1], "k8s-max")]
-                    if capability_sensitive:
-                        for version, col in versions_todo:
-                            futures.append(pool.submit(self.render_and_validate, chart, scenario, version,
-                                                       [(version, col)]))
-                    elif versions_todo:
-                        # templates never read .Capabilities: one render serves every version
-                        futures.append(pool.submit(self.render_and_validate, chart, scenario,
-                                                   versions_todo[-1][0], versions_todo))
+            futures = [pool.submit(self.execute, job) for job in plan.jobs]
             total = len(futures)
             for done, fut in enumerate(as_completed(futures), start=1):
                 if progress:
@@ -227,16 +282,41 @@ class Linter:
                     if err:
                         render_errors.setdefault((checks[0].chart, checks[0].scenario), []).append(err)
                 else:
-                    assert isinstance(value, CheckResult)
                     results.append(value)
-        for name, scen in sorted(render_seen):
+        for name, scen in sorted(plan.rendered):
             errs = render_errors.get((name, scen), [])
             results.append(CheckResult(name, scen, "render", "render", "fail" if errs else "pass", errs))
+        for name, scen, same in plan.aliases:
+            results += [replace(r, scenario=scen, note=f"same values as {same}") for r in results
+                        if r.chart == name and r.scenario == same]
         order = {c: i for i, c in enumerate(COLUMNS)}
         chart_order = {display_path(c): i for i, c in enumerate(charts)}
         results.sort(key=lambda r: (chart_order.get(r.chart, 0), r.scenario != "defaults", r.scenario,
                                     order.get(r.column, 99)))
         return LintReport(results, time.monotonic() - start, list(self.helm_calls))
+
+
+def _same_values(chart: Path, scenario: Path | None, seen: list[tuple[Any, str]]) -> str | None:
+    """The earlier scenario of ``chart`` whose values equal this one's (an empty file equals the
+    defaults), else None; records this scenario's values in ``seen``. Equal values render the same
+    objects and meet the same checks, so the later scenario reuses the earlier one's results."""
+    if scenario is None:
+        data: Any = {}
+    else:
+        try:
+            data = values.load_yaml(scenario)
+        except HomeciError:
+            return None  # the checks report the unreadable file
+    for earlier, name in seen:
+        if earlier == data:
+            return name
+    seen.append((data, rendering.scenario_name(scenario)))
+    return None
+
+
+def _weight(chart: Path) -> int:
+    """A chart's relative render cost: the number of template files it renders (subcharts included)."""
+    return 1 + sum(1 for p in chart.rglob("*") if "templates" in p.parts and p.is_file())
 
 
 def _is_library(chart: Path) -> bool:

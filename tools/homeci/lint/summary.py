@@ -6,6 +6,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from homeci import ui
 from homeci.lint.runner import COLUMNS, CheckResult, LintReport
 
 _STYLE = {"pass": "green", "fail": "bold red", "skip": "dim"}
@@ -40,10 +41,7 @@ def table(report: LintReport) -> Table:
 
 
 def print_report(report: LintReport, console: Console) -> None:
-    # a pipe or CI log is not a terminal: keep each row on one line instead of wrapping at 80 columns
-    wide = console if console.is_terminal else Console(file=console.file, width=200, highlight=False,
-                                                        no_color=console.no_color)
-    wide.print(table(report))
+    ui.wide(console).print(table(report))
     unchecked = sorted({(r.chart, u) for r in report.results for u in r.unchecked})
     if unchecked:
         console.print(f"[yellow]{len(unchecked)} custom resource(s) not validated (no schema):[/yellow]")

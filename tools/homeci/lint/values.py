@@ -42,7 +42,20 @@ class SchemaError:
 
 
 def load_yaml(path: Path) -> dict[str, Any]:
-    """A values file as a mapping (empty file → ``{}``); one-line errors for unreadable or bad YAML."""
+    """A values file as a mapping (empty file → ``{}``); one-line errors for unreadable or bad YAML.
+
+    Read once while the file is unchanged (a lint run reads each chart's values.yaml and Chart.yaml for
+    every scenario): the mapping is shared, so callers must not change it (``merge`` copies)."""
+    try:
+        stat = path.stat()
+    except OSError as exc:
+        raise HomeciError(f"{path}: cannot read it ({exc.strerror}); check the path and permissions") \
+            from None
+    return _load_yaml(path, stat.st_mtime_ns, stat.st_size)
+
+
+@functools.lru_cache(maxsize=512)
+def _load_yaml(path: Path, mtime_ns: int, size: int) -> dict[str, Any]:
     try:
         data = yaml.load(path.read_text(), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
     except OSError as exc:
@@ -154,16 +167,45 @@ def _extra_keys(error: jsonschema.ValidationError) -> list[str]:
     return [k for k in instance if k not in props and not any(re.search(p, str(k)) for p in patterns)]
 
 
-@functools.lru_cache(maxsize=256)
-def _validator(schema_json: str) -> jsonschema.Draft7Validator:
-    return jsonschema.Draft7Validator(json.loads(schema_json))
+# id(schema) -> (schema, its validator). Schemas come from load_schema's cache, so the same file gives
+# the same object: no serialising a large schema on every call to find its validator. The identity check
+# guards against a reused id.
+_validators: dict[int, tuple[Mapping[str, Any], jsonschema.Draft7Validator]] = {}
+
+
+def _validator(schema: Mapping[str, Any]) -> jsonschema.Draft7Validator:
+    cached = _validators.get(id(schema))
+    if cached is not None and cached[0] is schema:
+        return cached[1]
+    validator = jsonschema.Draft7Validator(schema)
+    if len(_validators) > 256:
+        _validators.clear()
+    _validators[id(schema)] = (schema, validator)
+    return validator
+
+
+# (validator, values as canonical JSON) -> valid. The umbrella's scenarios mostly leave a subchart's
+# values as they are: each distinct set is validated once.
+_verdicts: dict[tuple[int, str], bool] = {}
+
+
+def _valid(validator: jsonschema.Draft7Validator, values: Mapping[str, Any]) -> bool:
+    key = (id(validator), json.dumps(values, sort_keys=True, default=str))
+    verdict = _verdicts.get(key)
+    if verdict is None:
+        verdict = _verdicts[key] = validator.is_valid(values)
+        if len(_verdicts) > 4096:
+            _verdicts.clear()
+    return verdict
 
 
 def validate_values(values: Mapping[str, Any], schema: Mapping[str, Any], layers: list[Layer],
                     prefix: str = "") -> list[SchemaError]:
     """All schema errors of ``values``, each attributed to a file and a full dotted path."""
-    validator = _validator(json.dumps(schema, sort_keys=True))
+    validator = _validator(schema)
     errors: list[SchemaError] = []
+    if _valid(validator, values):
+        return errors
     for err in sorted(validator.iter_errors(values), key=lambda e: [str(p) for p in e.absolute_path]):
         path = list(err.absolute_path)
         extras = _extra_keys(err) if err.validator == "additionalProperties" else []

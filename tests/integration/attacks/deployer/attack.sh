@@ -48,7 +48,7 @@ spec:
   template:
     metadata: {labels: {app: intruder}}
     spec:
-      containers: [{name: c, image: docker.io/library/alpine:3.22.2}]
+      containers: [{name: c, image: docker.io/library/alpine:3.24.2}]
 YAML
 
 # A deployer may create Deployments in its namespace (that is its job), so these two go through a
@@ -64,7 +64,7 @@ spec:
     spec:
       containers:
       - name: c
-        image: docker.io/library/alpine:3.22.2
+        image: docker.io/library/alpine:3.24.2
         securityContext: {privileged: true}
 YAML
 
@@ -80,7 +80,7 @@ spec:
       securityContext: {runAsNonRoot: true, runAsUser: 65534, seccompProfile: {type: RuntimeDefault}}
       containers:
       - name: c
-        image: docker.io/library/alpine:3.22.2
+        image: docker.io/library/alpine:3.24.2
         securityContext: {allowPrivilegeEscalation: false, capabilities: {drop: [ALL]}}
         volumeMounts: [{name: loot, mountPath: /loot}]
       volumes: [{name: loot, secret: {secretName: homeci-registry}}]
@@ -99,7 +99,7 @@ spec:
       securityContext: {runAsNonRoot: true, runAsUser: 65534, seccompProfile: {type: RuntimeDefault}}
       containers:
       - name: c
-        image: docker.io/library/alpine:3.22.2
+        image: docker.io/library/alpine:3.24.2
         securityContext: {allowPrivilegeEscalation: false, capabilities: {drop: [ALL]}}
 YAML
 

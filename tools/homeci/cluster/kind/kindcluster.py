@@ -177,6 +177,16 @@ class KindCluster(ClusterBase):
 
     # -- up ----------------------------------------------------------------------------------------
 
+    def _offline_images(self) -> list[str]:
+        """The node image and kubeadm's images, built from source for an offline cluster."""
+        from homeci import images
+
+        return [images.KIND_NODE_IMAGE, images.PAUSE_IMAGE, images.COREDNS_IMAGE, images.ETCD_IMAGE,
+                *images.KUBE_IMAGES]
+
+    def build_needs(self) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        return ("kind",), tuple(self._offline_images()) if self.offline else ()
+
     def _prepare(self, *, build: bool, progress: Progress | None) -> Prepared:
         kind = toolchain.resolve("kind", build=build, progress=progress)
         prepared = Prepared(kind)
@@ -185,8 +195,7 @@ class KindCluster(ClusterBase):
         if self.offline:
             from homeci import images
 
-            wanted = [images.KIND_NODE_IMAGE, images.PAUSE_IMAGE, images.COREDNS_IMAGE, images.ETCD_IMAGE,
-                      *images.KUBE_IMAGES]
+            wanted = self._offline_images()
             if not build:
                 missing = [r for r in wanted if not images.is_cached(r)]
                 if missing:

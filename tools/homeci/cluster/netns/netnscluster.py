@@ -115,6 +115,9 @@ class NetnsCluster(ClusterBase):
 
     # -- up ----------------------------------------------------------------------------------------
 
+    def build_needs(self) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        return TOOLS, cluster_images()
+
     def _prepare(self, *, build: bool, progress: Progress | None) -> tuple[daemons.Bins, dict[str, Path]]:
         """The node's binaries and the pause and CoreDNS archives; a missing one fails with the command
         that builds it (or is built, with ``build``)."""

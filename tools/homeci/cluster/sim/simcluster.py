@@ -151,6 +151,9 @@ class SimCluster(ClusterBase):
 
     # -- lifecycle ---------------------------------------------------------------------------------
 
+    def build_needs(self) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        return TOOLS, ()
+
     def _prepare(self, *, build: bool, progress: Progress | None) -> kwokctl.Binaries:
         # The simulated cluster always builds what it lacks: a handful of Go binaries, no images.
         binaries = resolve_binaries(build=True, progress=progress)
