@@ -18,7 +18,7 @@ from homeci.flow.timeline import Mark
 
 BUILDS, APPS = "homeci-builds", "apps"
 PLACEHOLDER = "docker.io/drone/placeholder:1"
-IMAGES = {"clone": "docker.io/drone/git:1.2.1", "test": "docker.io/library/python:3.13.7-alpine3.22",
+IMAGES = {"clone": "docker.io/drone/git:1.2.1", "test": "docker.io/library/python:3.13.14-alpine3.24",
           "build": "docker.io/plugins/kaniko:1.13.9", "deploy": "docker.io/alpine/kubectl:1.37.2"}
 KANIKO_LOG = ('INFO[0003] Pushed registry.homeci.test/homeci/app@sha256:ab\n'
               '{"Command: COPY VERSION sample_app.py ./":1200000,"FS Unpacking":2750000000,'

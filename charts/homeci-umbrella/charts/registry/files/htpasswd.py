@@ -8,7 +8,7 @@ BCRYPT_COST. Runs after every install and upgrade: reads Secret AUTH_SECRET of N
 its line's cost is higher than BCRYPT_COST writes a new line (same user and password) and the matching
 ``homeci.dev/htpasswd-of`` fingerprint (the chart keeps a line whose fingerprint matches). The registry
 re-reads the file when the kubelet updates it: no restart. Standard library only (runs in the
-python:3.13.7-alpine3.22 image): bcrypt is implemented below (OpenBSD's algorithm: Blowfish with the
+python:3.13.14-alpine3.24 image): bcrypt is implemented below (OpenBSD's algorithm: Blowfish with the
 expensive key schedule; the Blowfish constants are the hexadecimal digits of pi, computed here).
 
     python3 htpasswd.py            # in the Job: the in-cluster API, the ServiceAccount token
