@@ -7,9 +7,7 @@ budget and the Deployment can never select different pods. Only maxUnavailable: 
 field that says whether a drain may evict the pod (minAvailable would say the same thing backwards).
 */ -}}
 {{- define "homeci-lib.podDisruptionBudget" -}}
-{{- if not (and .ctx .pdb .component .labels) -}}
-{{- fail "homeci-lib.podDisruptionBudget needs \"ctx\", \"pdb\", \"component\" and \"labels\"" -}}
-{{- end -}}
+{{- include "homeci-lib.args" (list "homeci-lib.podDisruptionBudget" . (dict "ctx" "context" "pdb" "map" "component" "string" "labels" "map") `(dict "ctx" $ "pdb" .Values.podDisruptionBudget "component" "gogs" "labels" (dict "ctx" $ "component" "gogs"))`) -}}
 {{- if .pdb.enabled }}
 apiVersion: policy/v1
 kind: PodDisruptionBudget
