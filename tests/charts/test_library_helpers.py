@@ -36,8 +36,9 @@ CASES: dict[str, tuple[str, str, str]] = {
                                   "compnent", "has no argument"),
     "fullname-root-context": ('include "homeci-lib.fullname" .', "fullname", "got the chart's root context"),
     "fullname-string": ('include "homeci-lib.fullname" "gogs"', "fullname", "got a string"),
-    "podDisruptionBudget-without-labels": ('include "homeci-lib.podDisruptionBudget" (dict "ctx" . "pdb" (dict) '
-                                           '"component" "gogs")', "labels", "is missing"),
+    "podDisruptionBudget-without-labels": (
+        'include "homeci-lib.podDisruptionBudget" (dict "ctx" . "pdb" (dict) "component" "gogs")', "labels",
+        "is missing"),
     "serviceHost-without-component": ('include "homeci-lib.serviceHost" (dict "ctx" .)', "component",
                                       "is missing"),
     "checkDomain-without-key": ('include "homeci-lib.checkDomain" (dict "domain" "home.lan")', "key",
