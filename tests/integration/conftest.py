@@ -40,7 +40,7 @@ STATIC_SITE = paths.static_site()
 def alice(prepared: setup.Prepared) -> team.Member:
     """The admin's part, done once per stack: alice's Gogs account, the app namespace `team` and alice as
     its owner in drone-pipelines (two `helm upgrade`s, as an operator runs them), and the base images of
-    the second app in the registry (what an air-gapped operator seeds; see the README)."""
+    the second app in the registry (what an air-gapped operator seeds; see docs/app-developers.md)."""
     from homeci import images
     from homeci.flow import driver
 

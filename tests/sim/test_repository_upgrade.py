@@ -95,7 +95,7 @@ def test_install_previous_and_upgrade_from_the_repository(
         served: Served, tmp_path: Path) -> None:
     # Helm 4.3 fetches the .prov for install/upgrade --verify without the repository's CA (its
     # DownloadToCache passes no getter options), so a Helm 4 consumer of a private-CA repository trusts the
-    # CA system-wide (README, "Install from the chart repository"; tests/repo pins the limitation).
+    # CA system-wide (docs/chart-repository.md, "Verifying"; tests/repo pins the limitation).
     env = {"SSL_CERT_FILE": str(served.ca_file)} if helm.major == 4 else {}
     consumer = Helm(helm.major, kubeconfig=helm.kubeconfig, home=tmp_path / "home", env=env)
     consumer.repo_add(REPO, served.url, ca_file=served.ca_file)

@@ -201,7 +201,7 @@ def _print_stack(prepared: Prepared) -> None:
         out.print(f"  {what:9} {st.url(label)}")
     out.print(f"admin: {st.admin_user} (password: kubectl -n {st.namespace} get secret "
               f"{contract.Names(st.release).admin_secret} -o jsonpath='{{.data.password}}' | base64 -d)")
-    out.print(f"CA certificate: {st.ca_file} (trust it: see the README, 'Trusting the CA')")
+    out.print(f"CA certificate: {st.ca_file} (trust it: see docs/ca-and-trust.md)")
     hosts = " ".join(st.hosts.values())
     out.print(f"the names resolve only inside the cluster: add `127.0.0.1 {hosts}` to /etc/hosts "
               f"(the stack answers on 127.0.0.1:{st.https_port})")
@@ -223,7 +223,7 @@ def next_steps(st: Any) -> list[str]:
     repo = f"{git}/{owner}/sample-app.git"
     return [
         f"  1. Open Gogs at {git}/ and sign in as {owner} (the password command is above; the browser needs "
-        f"the names in /etc/hosts and the CA trusted, README 'Trusting the CA'); create repository "
+        f"the names in /etc/hosts and the CA trusted, docs/ca-and-trust.md); create repository "
         f"sample-app (+ → New Repository).",
         f"  2. Open Drone at {ci}/ and sign in with the same account; press SYNC, open {owner}/sample-app "
         "and press ACTIVATE REPOSITORY.",

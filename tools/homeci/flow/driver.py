@@ -381,7 +381,7 @@ def run(stack: Stack, app: App, workdir: Path, *, rounds: int = 2, timeout: floa
 
 def seed_base_images(stack: Stack, dockerfile: Path, archive_for: Callable[[str], Path]) -> list[str]:
     """Push the Dockerfile's base images into the stack's registry where kaniko's mirror lookup finds
-    them (``library/<name>:<tag>``): what an air-gapped operator does once (see the README)."""
+    them (``library/<name>:<tag>``): what an air-gapped operator does once (see docs/app-developers.md)."""
     from homeci.flow.clients import dockerfile_bases, mirror_path, push_oci_layout, read_oci_archive
 
     _, _, registry = clients(stack)
