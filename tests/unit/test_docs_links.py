@@ -1,5 +1,5 @@
-"""Every relative link of the Markdown documentation reaches a file that exists, and every ``#anchor`` a heading
-of that file, as a forge (GitHub's slug rules) renders it.
+"""Every relative link of the Markdown documentation reaches a file that exists, and every ``#anchor`` a
+heading of that file, as a forge (GitHub's slug rules) renders it.
 
 Checked: README.md, CONTRIBUTING.md, docs/*.md and each chart's README.md. Links inside fenced code blocks and
 inline code are not links; absolute URLs (``https:``, ``mailto:``) are not checked here."""
@@ -164,7 +164,8 @@ def test_duplicate_headings_are_numbered() -> None:
 
 def test_a_broken_link_is_reported_with_file_line_and_what_is_missing() -> None:
     doc = ROOT / "docs" / "README.md"
-    text = "# A\n\nsee [x](#nowhere), [y](missing.md), [a](#a) and `[z](#in-code)`\n\n```\n[w](#in-fence)\n```\n"
+    text = ("# A\n\nsee [x](#nowhere), [y](missing.md), [a](#a) and `[z](#in-code)`\n\n"
+            "```\n[w](#in-fence)\n```\n")
     assert problems(doc, text) == [
         "docs/README.md:3: link (#nowhere): docs/README.md has no heading #nowhere",
         "docs/README.md:3: link (missing.md): missing.md does not exist (looked for docs/missing.md)",
