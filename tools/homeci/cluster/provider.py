@@ -397,9 +397,13 @@ def terminate_as_interrupt() -> Iterator[None]:
 
 
 def free_port(*preferred: int) -> int:
-    """The first of ``preferred`` that is free on 127.0.0.1, else any free port."""
+    """The first of ``preferred`` that is free on 127.0.0.1, else any free port.
+
+    Probed with SO_REUSEADDR, as homeci's listeners bind: connections a stopped listener closed linger in
+    TIME_WAIT for a minute, and without it the port of a cluster just stopped would look taken."""
     for port in (*preferred, 0):
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             try:
                 s.bind(("127.0.0.1", port))
             except OSError:
