@@ -29,10 +29,13 @@ component, *.<domain> (apps deployed by pipelines) and certificates.extraDnsName
 
 {{- /*
 $ -> YAML map program -> version (x.y.z) of each program of the suite that keeps data: Gogs, Drone and
-the registry, from their subcharts' appVersion (Gogs' "next-0.14.3" is 0.14.3).
+the registry, from their subcharts' appVersion (Gogs' "next-0.14.3" is 0.14.3); a disabled subchart
+(e.g. registry.enabled=false) has none.
 */ -}}
 {{- define "homeci.dataVersions" -}}
 {{- range $program, $sub := dict "gogs" .Subcharts.gogs "drone" .Subcharts.drone "registry" .Subcharts.registry }}
+{{- if $sub }}
 {{ $program }}: {{ regexFind "[0-9]+\\.[0-9]+\\.[0-9]+" (toString $sub.Chart.AppVersion) | quote }}
+{{- end }}
 {{- end }}
 {{- end -}}
