@@ -92,8 +92,10 @@ def integration(session: nox.Session) -> None:
     _install(session)
     # tests/providers first: it re-installs the stack and expects no pod template to change, which holds
     # before the person tier's admin adds an app namespace (a Traefik rollout, as for any operator).
-    session.run("pytest", "-q", "-s", "-m", "integration or providers", "tests/providers",
-                "tests/integration", "--provider", "auto", *session.posargs)
+    # down (tests/providers/test_zz_down.py) last of all: every tier shares the one cluster.
+    session.run("pytest", "-q", "-s", "-m", "integration or providers",
+                "tests/providers/test_provider.py", "tests/integration", "tests/providers/test_zz_down.py",
+                "--provider", "auto", *session.posargs)
 
 
 @nox.session

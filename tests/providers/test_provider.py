@@ -1,8 +1,9 @@
 """Every provider keeps the same contract (homeci.cluster.provider.Cluster): status, kubeconfig, images,
 install and down answer the same way whether the cluster is simulated (sim), a real node in a network
 namespace (netns) or kind. Runs on the session's cluster of ``--provider`` with the stack installed;
-``nox -s test`` runs it on sim, ``nox -s integration [-- --provider kind]`` on the real ones. The last
-test deletes the cluster: destructive, so it comes last (after tests/integration when both run)."""
+``nox -s test`` runs it on sim, ``nox -s integration [-- --provider kind]`` on the real ones, before
+tests/integration (which then uses the same stack after its stop and start). ``test_zz_down.py`` deletes the
+cluster: destructive, so it runs last of all."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from homeci import contract, kubeaccess, toolchain
 from homeci.cluster import Status
 from homeci.cluster.install import install_stack
 from homeci.flow.setup import Prepared
-from homeci_testing.clusters import TEST_IMAGE, host_changes
+from homeci_testing.clusters import TEST_IMAGE
 from homeci_testing.daytwo import wait_ready
 from homeci_testing.support import run_cli
 
@@ -127,13 +128,3 @@ def test_stop_and_start_keep_the_cluster(real_stack: Prepared) -> None:
         return None if answer.status == 200 else f"HTTP {answer.status}"
 
     kubeaccess.wait_for(f"{st_.url('git')} after start", git_answers, timeout=120, interval=1)
-
-
-def test_zz_down_leaves_nothing_behind(real_stack: Prepared, host_before: dict[str, Any]) -> None:
-    cluster = real_stack.cluster
-    out = _cli(real_stack, "down")
-    assert "deleted" in out, out
-    assert cluster.leftovers() == [], f"{cluster.describe()} left: {cluster.leftovers()}"
-    assert not cluster.exists() and not cluster.dir.exists(), f"{cluster.dir} still there"
-    assert cluster.status().exists is False
-    assert host_changes(host_before) == [], "the host changed"
