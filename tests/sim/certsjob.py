@@ -16,19 +16,14 @@ so it meets the real API server, the real RBAC and the real objects.
 from __future__ import annotations
 
 import base64
-import os
-import subprocess
-import sys
-import tempfile
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
 
 from kubernetes import client, utils
 from kubernetes.client.rest import ApiException
 
+from homeci.cluster.sim import programs
 from homeci.helm import Helm
 from homeci.manifests import Manifest
 from homeci_testing import certs, support
@@ -38,15 +33,8 @@ from homeci_testing.support import RELEASE, UMBRELLA
 HOOK_KINDS = ("ConfigMap", "ServiceAccount", "Role", "RoleBinding", "NetworkPolicy")
 
 
-@dataclass(frozen=True)
-class Run:
-    """What one run of the program did: its exit code and log lines (``certs: ...``)."""
-
-    code: int
-    log: list[str]
-
-    def __str__(self) -> str:
-        return f"exit {self.code}: " + " | ".join(self.log)
+class Run(programs.Run):
+    """What one run of the certificate program did: its exit code and log lines (``certs: ...``)."""
 
     @property
     def wrote(self) -> list[str]:
@@ -60,45 +48,13 @@ def render(namespace: str, values: Sequence[Path] = (), sets: Sequence[str] = ()
     return support.render(UMBRELLA, values, sets, namespace=namespace)
 
 
-def _token(api: Any, namespace: str, service_account: str) -> str:
-    request = {"spec": {"expirationSeconds": 600}}
-    answer = client.CoreV1Api(api).create_namespaced_service_account_token(
-        service_account, namespace, request
-    )
-    return str(answer.status.token)
-
-
 def run_pod(
     api: Any, namespace: str, pod_spec: dict[str, Any], script: str, *, env: dict[str, str] | None = None
 ) -> Run:
-    """The pod's only container, run here: its env (plain values) plus ``env``, the API server of ``api``, a
-    token of the pod's ServiceAccount in SERVICEACCOUNT_DIR."""
-    container = pod_spec["containers"][0]
-    settings = {e["name"]: str(e["value"]) for e in container.get("env") or [] if "value" in e}
-    server = urlparse(api.configuration.host)
-    with tempfile.TemporaryDirectory(prefix="homeci-certs-pod-") as tmp:
-        sa = Path(tmp) / "serviceaccount"
-        sa.mkdir()
-        (sa / "token").write_text(_token(api, namespace, pod_spec["serviceAccountName"]))
-        (sa / "ca.crt").write_bytes(Path(api.configuration.ssl_ca_cert).read_bytes())
-        (Path(tmp) / "certs.py").write_text(script)
-        full = {
-            **settings,
-            **(env or {}),
-            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-            "KUBERNETES_SERVICE_HOST": str(server.hostname),
-            "KUBERNETES_SERVICE_PORT": str(server.port),
-            "SERVICEACCOUNT_DIR": str(sa),
-        }
-        proc = subprocess.run(
-            [sys.executable, str(Path(tmp) / "certs.py")],
-            capture_output=True,
-            text=True,
-            env=full,
-            timeout=120,
-            check=False,
-        )
-    return Run(proc.returncode, [ln for ln in proc.stderr.splitlines() if ln.strip()])
+    """The pod's only container, run here as the simulated cluster's provider runs it (homeci.cluster.sim.
+    programs): its env (plain values) plus ``env``, a token of the pod's ServiceAccount."""
+    run = programs.run_pod(api, namespace, pod_spec, script, env=env, name="certs.py")
+    return Run(run.code, run.log)
 
 
 def run_hook(api: Any, objects: list[Manifest], namespace: str, *, env: dict[str, str] | None = None) -> Run:
@@ -149,11 +105,8 @@ def run_cronjob(
     api: Any, namespace: str, *, release: str = RELEASE, env: dict[str, str] | None = None
 ) -> Run:
     """One run of the installed CronJob <release>-certs, as the kubelet would run its pod."""
-    name = f"{release}-certs"
-    cron = client.BatchV1Api(api).read_namespaced_cron_job(name, namespace)
-    spec = client.ApiClient().sanitize_for_serialization(cron.spec.job_template.spec.template.spec)
-    script = client.CoreV1Api(api).read_namespaced_config_map(name, namespace).data["certs.py"]
-    return run_pod(api, namespace, spec, script, env=env)
+    run = programs.run_cronjob(api, namespace, f"{release}-certs", "certs.py", env=env)
+    return Run(run.code, run.log)
 
 
 def install(

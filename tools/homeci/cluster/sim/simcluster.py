@@ -90,6 +90,15 @@ class SimCluster(ClusterBase):
     def values(self) -> dict[str, Any]:
         return {"global": {"domain": self._domain}} if self._domain else {}
 
+    def publish(self, *, release: str, namespace: str, progress: Progress | None = None) -> None:
+        """No container runs here, so the certificate hook "succeeded" without writing anything: run its
+        program once as the kubelet would (the CA, the serving certificate, ConfigMap <release>-ca)."""
+        from homeci.cluster.sim import programs
+
+        if progress:
+            progress(f"certificate program of {release} (what its hook Job does on a real node)")
+        programs.run_certificates(self.api(), release=release, namespace=namespace)
+
     def node_names(self) -> list[str]:
         return [f"sim-node-{i}" for i in range(1, self.nodes + 1)]
 
