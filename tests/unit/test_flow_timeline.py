@@ -38,9 +38,10 @@ class Push:
     def at(self, dt: float, subject: str, key: str, value: str, ns: str = BUILDS) -> None:
         self.marks.append(Mark(self.t0 + dt, ns, subject, key, value))
 
-    def step_pod(self, build: int = 7, swap_clone: bool = True) -> None:
+    def step_pod(self, build: int = 7, swap_clone: bool = True, repo: str = "homeci/app") -> None:
         self.at(0.0, self.pod, "exists", "yes")
         self.at(0.0, self.pod, "build", str(build))
+        self.at(0.0, self.pod, "repo", repo)
         for step in IMAGES:
             self.at(0.0, self.pod, f"step:{step}-id", step)
             self.at(0.0, self.pod, f"image:{step}-id", PLACEHOLDER if swap_clone or step != "clone"
@@ -134,6 +135,20 @@ def test_a_failed_build_stops_the_path_where_the_step_failed() -> None:
     assert names(segments)[-1] == "test: commands", segments
     assert segments[-1].detail == "exit 1"
     assert not any(n.startswith(("build", "deploy", "rollout", "Traefik")) for n in names(segments))
+
+
+def test_another_repositorys_build_of_the_same_number_is_not_this_push() -> None:
+    """Drone numbers builds per repository: build #7 of another repository, seen first, is not the path."""
+    p = warm_push()
+    other = Push(marks=[], pod="pod/drone-other")
+    other.step_pod(repo="alice/hello")
+    other.step("clone", 0.3, 1.2, 1.6)
+    marks = other.marks + p.marks
+    segments = timeline.critical_path(marks, p.inputs(served=13.6, repo="homeci/app"))
+    assert "build: kaniko" in names(segments, "work"), segments
+    assert timeline.step_pod(marks, BUILDS, 7) == "pod/drone-other", "without a repository, the first seen"
+    assert timeline.step_pod(marks, BUILDS, 7, "homeci/app") == "pod/drone-abc"
+    assert timeline.step_pod(marks, BUILDS, 7, "Homeci/App") == "pod/drone-abc", "slugs are lower-case"
 
 
 def test_without_the_step_pod_only_the_webhook_is_known() -> None:

@@ -354,7 +354,7 @@ def deliver(stack: Stack, app: App, repo: Path, version: str, *, timeout: float 
                 pushed=pushed, served=served, build_created=created, build_number=int(build["number"]),
                 build_namespace=contract.Names(stack.release).build_namespace,
                 app_namespace=app.namespace, deployment=app.name,
-                steps=[p.name for p in step_phases(build)],
+                steps=[p.name for p in step_phases(build)], repo=f"{app.owner}/{app.name}",
                 kaniko=timeline.kaniko_timings(_build_log(drone, app, build, "build"))))
         return rnd
     finally:

@@ -72,9 +72,12 @@ def _container_facts(pod: Any) -> dict[str, str]:
 
 def pod_facts(pod: Any) -> dict[str, str]:
     facts = {"exists": "yes"}
-    build = (pod.metadata.labels or {}).get("io.drone.build.number")
+    labels = pod.metadata.labels or {}
+    build = labels.get("io.drone.build.number")
     if build:
+        # Drone numbers builds per repository: the repository's labels (slugs) tell two build #1s apart.
         facts["build"] = build
+        facts["repo"] = f"{labels.get('io.drone.repo.namespace', '')}/{labels.get('io.drone.repo.name', '')}"
     for cond in (pod.status.conditions or []) if pod.status else []:
         if cond.type in ("PodScheduled", "Ready"):
             facts[cond.type] = str(cond.status)
@@ -207,10 +210,16 @@ def first(marks: Iterable[Mark], subject: str, key: str, test: Callable[[str], b
     return None
 
 
-def step_pod(marks: list[Mark], namespace: str, build_number: int) -> str | None:
-    """The step pod of build ``build_number`` (label ``io.drone.build.number``) in the build namespace."""
-    for m in marks:
-        if m.namespace == namespace and m.key == "build" and m.value == str(build_number):
+def step_pod(marks: list[Mark], namespace: str, build_number: int, repo: str = "") -> str | None:
+    """The step pod of build ``build_number`` (label ``io.drone.build.number``) in the build namespace; with
+    ``repo`` (``owner/name``), of that repository only (labels ``io.drone.repo.namespace``/``.name``, which
+    the runner writes as lower-case slugs)."""
+    pods = {m.subject for m in marks
+            if m.namespace == namespace and m.key == "build" and m.value == str(build_number)}
+    if repo:
+        pods = {m.subject for m in marks if m.subject in pods and m.key == "repo" and m.value == repo.lower()}
+    for m in marks:  # the first seen, as before
+        if m.subject in pods:
             return m.subject
     return None
 
@@ -321,6 +330,7 @@ class Inputs:
     deployment: str
     steps: list[str]  # Drone's step names in order
     kaniko: dict[str, float] = field(default_factory=dict)
+    repo: str = ""  # owner/name: another repository's build of the same number is not this one
 
 
 def critical_path(marks: list[Mark], inp: Inputs) -> list[Segment]:
@@ -337,7 +347,7 @@ def critical_path(marks: list[Mark], inp: Inputs) -> list[Segment]:
 
     if inp.build_created is not None:
         seg("webhook: push → Drone build", inp.build_created, "wait", "Drone stamps whole seconds")
-    pod = step_pod(marks, inp.build_namespace, inp.build_number)
+    pod = step_pod(marks, inp.build_namespace, inp.build_number, inp.repo)
     if pod is None:
         return out
     created = first(marks, pod, "exists", lambda v: v == "yes")
