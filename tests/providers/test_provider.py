@@ -12,7 +12,6 @@ import datetime as dt
 import json
 from typing import Any
 
-import pytest
 from kubernetes import client
 
 from homeci import contract, kubeaccess, toolchain
@@ -101,13 +100,6 @@ def test_stop_and_start_keep_the_cluster(real_stack: Prepared) -> None:
     """A reboot: `stop` ends every process and keeps the state, `start` brings the same cluster back (the
     same objects; where containers run, the stack Ready again by itself)."""
     cluster = real_stack.cluster
-    if cluster.provider == "kind":
-        # Seen here (2026-12-06, two offline nodes, kind v0.33.0): after `docker stop` and `docker start` of
-        # both nodes the API server did not answer within 300 s, and every later tier lost the shared stack.
-        # Not yet understood (a node address that changed on start is the first suspect); until it is, the
-        # contract is proven on netns and sim and this run keeps its stack for the tiers after it.
-        pytest.skip("kind: stop/start does not bring a two-node offline cluster back yet (API server not "
-                    "answering after docker start); proven on netns and sim")
     api = cluster.api()
     uid = client.CoreV1Api(api).read_namespace(contract.NAMESPACE).metadata.uid
     out = _cli(real_stack, "stop")

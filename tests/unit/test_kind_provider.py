@@ -175,3 +175,17 @@ def test_the_providers_rule_is_the_rule_the_chart_renders_for_k3s() -> None:
     ours = addons.rewrite_rule(domain, addons.traefik_service("homeci", "homeci"))
     assert rendered.split() == ours.split(), (
         "ConfigMap/coredns-custom data.homeci.override differs from homeci.cluster.addons.rewrite_rule")
+
+
+def test_nodes_start_lowest_kept_address_first() -> None:
+    """Docker hands a starting container the lowest free address: started in that order, every node of a
+    stopped kind cluster gets its own address back (the control plane's certificates name it)."""
+    from homeci.cluster.kind.kindcluster import start_order
+
+    nodes = ["k-control-plane", "k-worker", "k-worker2"]
+    kept = {"k-control-plane": "172.17.0.10", "k-worker": "172.17.0.9", "k-worker2": "172.17.0.2"}
+    assert start_order(nodes, kept) == ["k-worker2", "k-worker", "k-control-plane"], (
+        "addresses must sort as numbers (172.17.0.10 after .9), lowest first")
+    assert start_order(nodes, {"k-worker": "172.17.0.2"}) == ["k-worker", "k-control-plane", "k-worker2"], (
+        "nodes without a kept address come last, in their own order")
+    assert start_order(nodes, {}) == nodes

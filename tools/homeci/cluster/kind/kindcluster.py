@@ -420,6 +420,10 @@ class KindCluster(ClusterBase):
         if progress:
             progress(f"docker stop {' '.join(nodes) or '(no running node)'}")
         if nodes:
+            # Docker gives a starting container the lowest free address of its network: started in another
+            # order, the nodes swap addresses, and the control plane's certificates and etcd name the old
+            # one (its API server never answered after a start). Keep each node's address for _resume.
+            self._save_info(node_addresses={n: self._node_ip(n) for n in nodes})
             self._run(["docker", "stop", "--time", "30", *nodes], "docker stop (the kind nodes)", timeout=300)
 
     def _resume(self, *, timeout: float, progress: Progress | None) -> None:
@@ -430,9 +434,18 @@ class KindCluster(ClusterBase):
         if self.contained and not self.engine.running():
             raise HomeciError(f"{self.describe()}: its Docker engine is not running (a `down` half done?): "
                               f"run `homeci cluster down --provider kind --name {self.name}`, then `up`")
-        nodes = self.node_names()
+        nodes = start_order(self.node_names(), self.info().get("node_addresses") or {})
         say(f"docker start {' '.join(nodes)}")
-        self._run(["docker", "start", *nodes], "docker start (the kind nodes)", timeout=300)
+        for node in nodes:  # one at a time, lowest address first: each gets the address it had
+            self._run(["docker", "start", node], f"docker start {node}", timeout=300)
+        kept = self.info().get("node_addresses") or {}
+        moved = {n: (kept[n], ip) for n in nodes if n in kept and (ip := self._node_ip(n)) != kept[n]}
+        if moved:
+            detail = ", ".join(f"{n} {old} -> {new}" for n, (old, new) in sorted(moved.items()))
+            raise HomeciError(f"{self.describe()}: node addresses changed on start ({detail}; another "
+                              "container took one while the cluster was stopped): its control plane "
+                              "cannot come back; "
+                              f"run `homeci cluster down --provider kind --name {self.name}`, then `up`")
         if self.contained:
             self.engine.sandbox.forward(https=f"{self._node_ip(f'{self.name}-control-plane')}:"
                                               f"{kindconfig.HTTPS_NODE_PORT}")
@@ -492,3 +505,12 @@ def _cgroup_v1() -> bool:
 
 def _tag(ref: str) -> str:
     return ref.rsplit(":", 1)[1]
+
+
+def start_order(nodes: list[str], addresses: dict[str, str]) -> list[str]:
+    """``nodes`` in the order that gives each its kept address back: lowest kept address first (Docker hands
+    a starting container the lowest free one); nodes without a kept address last, in their own order."""
+    import ipaddress
+
+    known = sorted((n for n in nodes if n in addresses), key=lambda n: ipaddress.ip_address(addresses[n]))
+    return known + [n for n in nodes if n not in addresses]
