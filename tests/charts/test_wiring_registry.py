@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -336,3 +337,17 @@ def test_subcharts_work_alone(major: int) -> None:
     # The chart's own global defaults (global.domain homeci.localhost, global.hosts.registry), the same
     # host the umbrella gives it: registry.localhost was a default of the registry's own copy of the helper.
     assert host == "registry.homeci.localhost", f"Ingress/reg-registry standalone default host {host!r}"
+
+
+def test_a_numeric_host_label_stays_a_string(tmp_path: Path) -> None:
+    """``registry.host: "2"`` is a valid DNS label; unquoted in the Ingress it became the integer 2, which
+    Kubernetes refuses (found by the property tests)."""
+    from homeci_testing.support import render_umbrella
+
+    values = tmp_path / "values.yaml"
+    values.write_text('registry:\n  host: "2"\n')
+    objects = render_umbrella([values])
+    ingress = mf.get(objects, "Ingress", f"{RELEASE}-registry").obj
+    host = ingress["spec"]["rules"][0]["host"]
+    assert host == "2", f"Ingress/{RELEASE}-registry spec.rules[0].host is {host!r}, not the string '2'"
+    assert ingress["spec"]["tls"][0]["hosts"] == ["2"], f"Ingress/{RELEASE}-registry spec.tls[0].hosts"
