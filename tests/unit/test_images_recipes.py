@@ -12,7 +12,7 @@ import pytest
 from homeci import images, sources, toolchain
 from homeci.errors import HomeciError
 from homeci.images import builder, refs
-from homeci.images.recipes import RECIPES
+from homeci.images.recipes import PREVIOUS_BASES, RECIPES
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +48,10 @@ def test_the_renders_name_every_kind_of_reference(referenced: list[images.Refere
 
 def test_every_recipe_is_referenced(referenced: list[images.Reference]) -> None:
     used = {images.recipe_for(r.ref).ref for r in referenced if images.recipe_for(r.ref)}  # type: ignore[union-attr]
-    unused = sorted(r.ref for r in RECIPES if r.ref not in used)
+    # PREVIOUS_BASES: named by the previous release's charts, which the day-two tier installs first
+    # (tests/daytwo fails with "has no recipe" without them); dropped when that release moves on.
+    previous = {r.ref for r in PREVIOUS_BASES}
+    unused = sorted(r.ref for r in RECIPES if r.ref not in used and r.ref not in previous)
     assert not unused, f"recipes no render or cluster references (remove them): {unused}"
 
 

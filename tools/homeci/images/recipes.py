@@ -303,6 +303,31 @@ def _kind_node(ctx: Context) -> Tree:
     return tree.symlink("/sbin/init", "/usr/lib/systemd/systemd")
 
 
+def _shell_base(version: str) -> Recipe:
+    return Recipe(
+        f"docker.io/library/alpine:{version}", "shell base", version,
+        "https://www.debian.org/releases/bookworm/", _nothing, ImageConfig(cmd=("/bin/sh",), env=(PATH,)),
+        base="base",
+        stand_in="a small shell base: Debian bookworm minbase (dash, coreutils, CA bundle), "
+                 f"not Alpine {version}",
+    )
+
+
+def _python_base(version: str, alpine: str) -> Recipe:
+    return Recipe(
+        f"docker.io/library/python:{version}-alpine{alpine}", "python base", version,
+        "https://www.debian.org/releases/bookworm/",
+        _python, ImageConfig(cmd=("python3",), env=(PATH, "LANG=C.UTF-8")),
+        base="python",
+        stand_in=f"Debian trixie's python3 (3.13.5) stands in for Python {version} on Alpine {alpine}: same "
+                 "minor version; the charts' scripts use only the standard library",
+    )
+
+
+# The base-image tags the previous release's charts name (toolchain/release.toml): the day-two tier installs
+# that release with its own images before upgrading. Stand-ins like the current ones, built the same way.
+PREVIOUS_BASES: tuple[Recipe, ...] = (_shell_base("3.22.2"), _python_base("3.13.7", "3.22"))
+
 RECIPES: tuple[Recipe, ...] = (
     Recipe(
         PAUSE_IMAGE, "pause", "3.10.2", "https://github.com/kubernetes/kubernetes/tree/master/build/pause",
@@ -380,21 +405,9 @@ RECIPES: tuple[Recipe, ...] = (
         stand_in="kubectl v1.37.2 built from source on the small shell base (Debian bookworm minbase), "
                  "not on Alpine",
     ),
-    Recipe(
-        "docker.io/library/alpine:3.24.2", "shell base", "3.24.2", "https://www.debian.org/releases/bookworm/",
-        _nothing, ImageConfig(cmd=("/bin/sh",), env=(PATH,)),
-        base="base",
-        stand_in="a small shell base: Debian bookworm minbase (dash, coreutils, CA bundle), "
-                 "not Alpine 3.24.2",
-    ),
-    Recipe(
-        "docker.io/library/python:3.13.14-alpine3.24", "python base", "3.13.14",
-        "https://www.debian.org/releases/bookworm/",
-        _python, ImageConfig(cmd=("python3",), env=(PATH, "LANG=C.UTF-8")),
-        base="python",
-        stand_in="Debian trixie's python3 (3.13.5) stands in for Python 3.13.14 on Alpine 3.24: same minor "
-                 "version; the charts' scripts use only the standard library",
-    ),
+    _shell_base("3.24.2"),
+    _python_base("3.13.14", "3.24"),
+    *PREVIOUS_BASES,
     _static_program(ETCD_IMAGE, "etcd", "3.7.3", "https://github.com/etcd-io/etcd"),
     *(_static_program(ref, ref.rsplit("/", 1)[1].split(":")[0], KUBE_VERSION.lstrip("v"),
                       "https://github.com/kubernetes/kubernetes") for ref in KUBE_IMAGES[:3]),
