@@ -28,7 +28,7 @@ import pytest
 
 from homeci.cluster.netns import NetnsCluster
 from homeci.flow import driver
-from homeci_testing.daytwo import DayTwo, PreviousRelease, phases, progress
+from homeci_testing.daytwo import DayTwo, PreviousRelease, phases, progress, step_images
 
 PREFIX = "d2-"
 
@@ -92,6 +92,8 @@ def day_two(real_node: None, previous: PreviousRelease,
             cluster.up(timeout=600, build=True, progress=say)
             installed = install_stack(cluster, progress=say, workdir=workdir / "stack",
                                       umbrella=previous.umbrella, pipelines_chart=previous.pipelines)
+            # the working tree's sample app names today's step images; the older charts' render does not
+            cluster.load_images(step_images(sample_app()), say)
             st = installed.stack
             app = driver.App(source=sample_app(), owner=st.admin_user, name="sample-app", namespace=TARGET,
                              host=f"sample-app.{st.domain}")

@@ -326,3 +326,29 @@ def wait_ready(api: Any, *, timeout: float, since: dt.datetime | None = None) ->
     kubeaccess.wait_for("the stack's workloads", lambda: ", ".join(unready(api, since=since)) or None,
                         timeout=timeout, interval=0.5)
     return time.monotonic() - started
+
+
+def step_images(app_source: Path) -> list[str]:
+    """The images an app's ``.drone.yml`` names itself (``image``, ``*_image`` values, e.g. the template's
+    ``test_image``), normalised. A previous release's charts name older step images than the working tree's
+    sample app, so its node needs these too."""
+    import yaml
+
+    from homeci import images
+
+    found: set[str] = set()
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if isinstance(value, str) and (key == "image" or str(key).endswith("_image")):
+                    found.add(images.normalize(value))
+                else:
+                    walk(value)
+        elif isinstance(node, list):
+            for item in node:
+                walk(item)
+
+    for doc in yaml.safe_load_all((app_source / ".drone.yml").read_text()):
+        walk(doc)
+    return sorted(found)
