@@ -25,6 +25,7 @@ from homeci_testing.daytwo import (
     stack_state,
     state_table,
     wait_ready,
+    wait_routed,
     workload_pods,
 )
 from homeci_testing.support import run_cli
@@ -59,8 +60,10 @@ def test_stop_and_start_bring_the_stack_back_by_itself(day_two: DayTwo) -> None:
     stack_ready = time.monotonic() - started
     driver.wait_served(d2.stack, d2.app, d2.served, timeout=300)
     serving = time.monotonic() - started
+    wait_routed(d2.stack)
+    routed = time.monotonic() - started
     print(f"[reboot] start -> Ready: nodes {nodes_ready:.1f}s, every pod Ready again {stack_ready:.1f}s, "
-          f"the app serving {d2.served} {serving:.1f}s", flush=True)
+          f"the app serving {d2.served} {serving:.1f}s, Gogs and Drone {routed:.1f}s", flush=True)
 
     after = stack_state(d2.stack, d2.app)
     pods_after = workload_pods(api)

@@ -215,6 +215,41 @@ def generated_secrets(api: Any, namespace: str = NAMESPACE) -> dict[str, dict[st
             if s.type not in ("helm.sh/release.v1", "kubernetes.io/service-account-token")}
 
 
+def wait_routed(st: Stack, *, timeout: float = 120) -> None:
+    """Until Gogs and Drone answer through Traefik again. After a boot the app may already be served while
+    Traefik still answers ``404 page not found`` for a host whose endpoints it has not seen yet."""
+    def check() -> str | None:
+        for component in ("git", "ci"):
+            answer = st.web.request("GET", st.url(component) + "/", timeout=10)
+            if answer.status >= 400:
+                return f"{st.url(component)}: HTTP {answer.status}"
+        return None
+
+    kubeaccess.wait_for("Gogs and Drone through Traefik", check, timeout=timeout, interval=1)
+
+
+def same_htpasswd_login(before: dict[str, str], after: dict[str, str]) -> str | None:
+    """Why the registry's credentials Secret (data, base64) no longer lets the same user in with the same
+    password, or None. The htpasswd line itself may change: the rehash hook remakes Helm's bcrypt cost-10
+    line at ``registry.auth.bcryptCost`` once (an upgrade from a release without the hook does that)."""
+    import base64
+
+    import bcrypt
+
+    def text(data: dict[str, str], key: str) -> str:
+        return base64.b64decode(data.get(key, "")).decode()
+
+    for key in ("username", "password"):
+        if text(after, key) != text(before, key):
+            return f"{key} changed"
+    user, _, hashed = text(after, "htpasswd").strip().partition(":")
+    if user != text(after, "username"):
+        return f"the htpasswd line is for {user!r}, not {text(after, 'username')!r}"
+    if not bcrypt.checkpw(text(after, "password").encode(), hashed.encode()):
+        return "the htpasswd line does not accept the kept password"
+    return None
+
+
 def homeci_status(kubeconfig: Path | str) -> tuple[int, str]:
     """``homeci status`` as an operator runs it (a terminal 200 columns wide): exit code and output."""
     proc = subprocess.run([sys.executable, "-c", "from homeci.cli import main; main()", "status",
