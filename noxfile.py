@@ -100,7 +100,7 @@ def integration(session: nox.Session) -> None:
 
 @nox.session
 def daytwo(session: nox.Session) -> None:
-    """The day-two tier (tests/daytwo) on real nodes of its own, one at a time (about 15 minutes warm).
+    """The day-two tier (tests/daytwo) on real nodes of its own, one at a time (about 11 minutes warm).
 
     Upgrade from the previous release while a prober requests the app, downgrades, certificate renewal by
     the CronJob, containerd and kubelet crashes during a build, a reboot, backup, and restore onto a new
