@@ -83,13 +83,17 @@ def test_a_mirror_name_gets_its_own_archive(image_cache: Path) -> None:
 # --- ctr import into a throwaway containerd ---------------------------------------------------
 
 
+HOST_RUN = Path("/run/containerd")  # containerd's fixed place for shim sockets and runc state
+
+
 @pytest.fixture
 def containerd(tmp_path: Path) -> Iterator[tuple[Path, Path]]:
-    """(ctr binary, socket) of a containerd with its own root, state, socket and no CRI/NRI, so it
-    shares nothing with a cluster on this machine."""
+    """(ctr binary, socket) of a containerd with its own root, state, socket, /run and no CRI/NRI, so it
+    shares nothing with a cluster on this machine and leaves nothing on the host."""
     if os.geteuid() != 0:
         pytest.skip("a throwaway containerd needs root")
     daemon, ctr = _cached_tool("containerd"), _cached_tool("ctr")
+    host_run_before = HOST_RUN.exists()
     base = Path(os.environ.get("HOMECI_TEST_TMP", "/tmp")) / f"homeci-ctr-{os.getpid()}"
     base.mkdir(parents=True, exist_ok=True)  # short path: unix sockets allow ~100 bytes
     sock = base / "c.sock"
@@ -108,8 +112,12 @@ def containerd(tmp_path: Path) -> Iterator[tuple[Path, Path]]:
     # The shim and runc come from the toolchain when built (only `ctr run` needs them).
     bins = [str(toolchain.tool(n).cached_path.parent) for n in ("containerd-shim-runc-v2", "runc")]
     env = {**os.environ, "PATH": os.pathsep.join([*bins, os.environ.get("PATH", "")])}
-    proc = subprocess.Popen([str(daemon), "--config", str(config)], stdout=log, stderr=subprocess.STDOUT,
-                            env=env)
+    # containerd puts shim sockets under /run/containerd/s and runc's state under /run/containerd/runc
+    # whatever its own state directory: a private mount namespace with its own /run keeps them off the host.
+    # ctr's FIFOs go to base/fifo (ctr runs on the host; both see /tmp).
+    start = 'mount -t tmpfs -o mode=755 homeci-run /run && exec "$0" --config "$1"'
+    proc = subprocess.Popen(["unshare", "--mount", "--propagation", "private", "sh", "-c", start, str(daemon),
+                             str(config)], stdout=log, stderr=subprocess.STDOUT, env=env)
     try:
         deadline = time.monotonic() + 30
         while not sock.exists():
@@ -136,6 +144,8 @@ def containerd(tmp_path: Path) -> Iterator[tuple[Path, Path]]:
             proc.wait()
         log.close()
         subprocess.run(["rm", "-rf", str(base)], check=False)
+    left = HOST_RUN.exists() and not host_run_before
+    assert not left, f"the throwaway containerd left {HOST_RUN} on the host: {sorted(os.listdir(HOST_RUN))}"
 
 
 def _ctr(ctr: Path, sock: Path, *args: str) -> str:
@@ -180,7 +190,9 @@ def test_containers_start_with_the_image_config(containerd: tuple[Path, Path]) -
     for archive in built.values():
         _ctr(ctr, sock, "images", "import", str(archive))
     placeholder = "docker.io/drone/placeholder:1"
-    _ctr(ctr, sock, "run", "-d", "--cgroup", "", placeholder, "idle", "/bin/sh", "-c", 'echo "$X" | /bin/sh')
+    fifo = f"--fifo-dir={sock.parent / 'fifo'}"
+    _ctr(ctr, sock, "run", "-d", fifo, "--cgroup", "", placeholder, "idle", "/bin/sh", "-c",
+         'echo "$X" | /bin/sh')
     time.sleep(1.5)
     tasks = _ctr(ctr, sock, "tasks", "list")
     assert "idle" in tasks and "RUNNING" in tasks, f"the placeholder did not keep running: {tasks}"
@@ -190,5 +202,6 @@ def test_containers_start_with_the_image_config(containerd: tuple[Path, Path]) -
             break
         time.sleep(0.1)
     assert "RUNNING" not in _ctr(ctr, sock, "tasks", "list"), "the placeholder ignored SIGTERM"
-    uid = _ctr(ctr, sock, "run", "--rm", "--cgroup", "", "docker.io/drone/git:1.2.1", "uid", "id", "-un")
+    uid = _ctr(ctr, sock, "run", "--rm", fifo, "--cgroup", "", "docker.io/drone/git:1.2.1", "uid", "id",
+               "-un")
     assert uid.strip() == "drone", f"drone/git runs as {uid.strip()!r}, not its configured user drone (1000)"
