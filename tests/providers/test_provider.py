@@ -19,7 +19,7 @@ from homeci.cluster import Status
 from homeci.cluster.install import install_stack
 from homeci.flow.setup import Prepared
 from homeci_testing.clusters import TEST_IMAGE
-from homeci_testing.daytwo import wait_ready
+from homeci_testing.daytwo import wait_ready, wait_routed
 from homeci_testing.support import run_cli
 
 STATUS_FIELDS = {f.name for f in dataclasses.fields(Status)}
@@ -121,10 +121,4 @@ def test_stop_and_start_keep_the_cluster(real_stack: Prepared) -> None:
     # shutdown still say Ready until the kubelet reports again), then the stack answer over HTTPS: the later
     # tiers of this run use the same stack.
     wait_ready(api, timeout=600, since=booted)
-    st_ = real_stack.stack
-
-    def git_answers() -> str | None:
-        answer = st_.web.request("GET", st_.url("git") + "/", timeout=10)
-        return None if answer.status == 200 else f"HTTP {answer.status}"
-
-    kubeaccess.wait_for(f"{st_.url('git')} after start", git_answers, timeout=120, interval=1)
+    wait_routed(real_stack.stack)  # Gogs and Drone answer through Traefik again
