@@ -46,7 +46,8 @@ def test_failing_unit_test_fails_the_build_and_the_old_version_keeps_serving(
     steps = _steps(rnd.build)
     number = rnd.build.get("number")
     assert rnd.build.get("status") == "failure", f"build #{number}: status with a failed test"
-    assert steps.get("test") == "failure" and steps.get("build") != "success", f"steps: {steps}"
+    # The sample app builds beside its tests (parallel_build), so the build may finish; deploy never runs.
+    assert steps.get("test") == "failure" and steps.get("deploy", "skipped") == "skipped", f"steps: {steps}"
     failed = next(p for p in rnd.phases if p.name == "build" and p.status == "failure")
     assert "test_fails" in failed.detail, f"the failed step's log must show the test: {failed.detail[-500:]}"
     _old_version_still_served(prepared, served[-1].version)

@@ -114,6 +114,40 @@ def test_a_warm_push_is_cut_into_consecutive_wait_and_work_segments(swap_clone: 
         "the placeholder's own running state must not count as the clone image running")
 
 
+@pytest.mark.parametrize("test_ends", [4.4, 9.8], ids=["test-ends-first", "test-ends-last"])
+def test_with_parallel_build_the_path_goes_through_the_step_that_ended_last(test_ends: float) -> None:
+    """parallel_build: test and build are swapped in together after the clone; deploy waits for both.
+    The path goes through whichever ended later, the other is an info row beside it."""
+    p = Push()
+    p.step_pod()
+    p.step("clone", 0.3, 1.2, 1.6)
+    p.step("test", 2.0, 2.6, test_ends)
+    p.step("build", 2.05, 2.7, 9.5)
+    late = max(test_ends, 9.5)
+    p.step("deploy", late + 0.4, late + 1.1, late + 4.5)
+    p.rollout(updated=late + 1.6, created=late + 1.65, running=late + 2.4, ready=late + 3.5)
+    segments = timeline.critical_path(p.marks, p.inputs(served=late + 3.7))
+    last, other = ("test", "build") if test_ends > 9.5 else ("build", "test")
+    work = {"test": "test: commands", "build": "build: kaniko"}
+    assert work[last] in names(segments, "work"), f"{last} ended last, so push → served waited on it: {segments}"
+    assert work[other] not in names(segments, "work"), f"{other} ran beside {last}: not on the path {segments}"
+    by = {s.name: s for s in segments}
+    beside = by[f"{other}: ran beside {last}"]
+    ran = {"test": test_ends - 2.6, "build": 9.5 - 2.7}  # running → terminated of each
+    assert beside.kind == "info" and beside.seconds == pytest.approx(ran[other]), beside
+    assert by["deploy: runner hand-off (image swap)"].detail.startswith(f"{last}'s end seen"), segments
+    assert by[f"{last}: runner hand-off (image swap)"].detail.startswith("clone's end seen"), segments
+    wait, work_s = timeline.totals(segments)
+    assert wait + work_s == pytest.approx(late + 3.7 + 0.6), "the path's segments add up to push → served"
+    assert all(s.seconds >= 0 for s in segments), segments
+
+
+def test_serial_steps_are_all_on_the_path() -> None:
+    p = warm_push()
+    steps = timeline.step_times(p.marks, p.pod)
+    assert [s.step for s in timeline.on_path(steps)] == ["clone", "test", "build", "deploy"]
+
+
 def test_kanikos_timings_come_from_its_log() -> None:
     timings = timeline.kaniko_timings(KANIKO_LOG)
     assert timings["FS Unpacking"] == pytest.approx(2.75)

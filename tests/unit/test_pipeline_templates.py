@@ -109,6 +109,7 @@ INPUT_CASES = {
         "build_memory": "2GiB",
         "deploy_cpu": 100,
         "deploy_memory": "64MiB",
+        "parallel_build": True,
     },
 }
 
@@ -319,10 +320,33 @@ def test_branch_input_moves_the_deploy_branch(go: drone.GoTemplateRenderer, tmp_
     assert main["no-deploy"]["environment"]["HOMECI_DEPLOY_BRANCH"] == "master"
 
 
+@pytest.mark.parametrize("parallel", [None, False, "false", True, "true"])
+@pytest.mark.parametrize("pushed", ["main", "feature"])
+def test_parallel_build_starts_the_build_beside_the_tests(go: drone.GoTemplateRenderer, tmp_path: Path,
+                                                          parallel: object, pushed: str) -> None:
+    """parallel_build: test and build both wait only for the clone (no depends_on: the runner makes them
+    depend on clone once any step has one), and the last step waits for both; without it no step has
+    depends_on, so the runner runs them one after another in order."""
+    inputs: dict[str, Any] = {"namespace": "apps"}
+    if parallel is not None:
+        inputs["parallel_build"] = parallel
+    steps = steps_by_name(render(go, SCENARIOS[0], inputs, tmp_path, pushed=pushed))
+    last = "deploy" if pushed == "main" else "no-deploy"
+    where = f"{TEMPLATE} (parallel_build {parallel!r}, push to {pushed})"
+    assert list(steps) == ["test", "build", last], f"{where}: steps {list(steps)}"
+    if str(parallel).lower() == "true":
+        assert steps[last].get("depends_on") == ["test", "build"], f"{where}: steps[{last}].depends_on"
+    else:
+        assert all("depends_on" not in s for s in steps.values()), f"{where}: a step has depends_on"
+    assert "depends_on" not in steps["test"] and "depends_on" not in steps["build"], (
+        f"{where}: test and build must wait only for the clone")
+
+
 @pytest.mark.parametrize(("inputs", "needle"), [
     ({"namespace": "apps", "service_account": "homeci-pipelines-deployer-bob"},
      "input service_account was removed"),
     ({"namspace": "apps"}, "unknown input namspace"),
+    ({"namespace": "apps", "parallel_build": "yes"}, "parallel_build is yes; it takes true or false"),
 ])
 def test_bad_inputs_fail_the_build_with_one_line(go: drone.GoTemplateRenderer, tmp_path: Path,
                                                  inputs: dict[str, Any], needle: str) -> None:
@@ -382,7 +406,8 @@ def test_sample_drone_yml_loads_the_template(sample_drone_yml: dict[str, Any]) -
     assert drone.is_template_config(text), (
         ".drone.yml: Drone needs a line `kind: template` to load a template"
     )
-    assert len([ln for ln in text.splitlines() if ln.strip()]) <= 7, ".drone.yml should stay about five lines"
+    settings = [ln for ln in text.splitlines() if ln.strip() and not ln.strip().startswith("#")]
+    assert len(settings) <= 7, f".drone.yml should stay about five lines of settings, has {len(settings)}"
     assert sample_drone_yml["kind"] == "template"
     assert sample_drone_yml["load"] in drone.template_files(), (
         f".drone.yml load: {sample_drone_yml['load']} is not in charts/drone-pipelines/files/templates"

@@ -358,12 +358,14 @@ def critical_path(marks: list[Mark], inp: Inputs) -> list[Segment]:
         return out
     detail = f"scheduled +{scheduled.t - cursor:.1f}s" if scheduled else ""
     deploy_running: float | None = None
-    for i, st in enumerate(steps):
+    path = on_path(steps)
+    beside = [s for s in steps if s not in path]
+    for i, st in enumerate(path):
         if i == 0:
             seg(f"{st.step}: pod sandbox, container start", st.running, "wait", detail)
         else:
             seg(f"{st.step}: runner hand-off (image swap)", st.swapped, "wait",
-                "previous step's end seen → this step's image set")
+                f"{path[i - 1].step}'s end seen → this step's image set")
             seg(f"{st.step}: container start", st.running, "wait")
         if st.step == "deploy":
             deploy_running = st.running
@@ -372,6 +374,10 @@ def critical_path(marks: list[Mark], inp: Inputs) -> list[Segment]:
         seg(name, st.terminated, "work", f"exit {st.exit_code}")
         if st.step == "build" and inp.kaniko:
             out.extend(kaniko_segments(inp.kaniko))
+        for other in beside:  # steps that ran next to this one (parallel_build) and ended first
+            if other.terminated is not None and other.running is not None and _beside(path, other) == i:
+                out.append(Segment(f"{other.step}: ran beside {st.step}", other.terminated - other.running,
+                                   "info", f"exit {other.exit_code}; ended first, off the critical path"))
         if st.terminated is None:
             return out
     if deploy_running is None:
@@ -391,6 +397,33 @@ def critical_path(marks: list[Mark], inp: Inputs) -> list[Segment]:
         out.append(Segment("deploy: rollout status returns", deploy.terminated - rollout["ready"], "info",
                            "after the new pod was Ready (off the critical path when served first)"))
     return out
+
+
+def on_path(steps: list[StepTimes]) -> list[StepTimes]:
+    """The steps push → served waited on, in order: from the last step back, each step's predecessor is
+    the one that ended last before its image was swapped in. Serial steps are all on it; of steps that
+    ran side by side (``parallel_build``: test beside build) only the one that ended later is."""
+    if not steps:
+        return []
+    chain = [steps[-1]]
+    while True:
+        cur = chain[0]
+        if cur.swapped is None:
+            break
+        ended = [s for s in steps if s is not cur and s not in chain and s.terminated is not None
+                 and s.terminated <= cur.swapped + 0.001]
+        if not ended:
+            break
+        chain.insert(0, max(ended, key=lambda s: s.terminated or 0.0))
+    return chain
+
+
+def _beside(path: list[StepTimes], other: StepTimes) -> int:
+    """The index of the path step ``other`` ran beside: the first one that ended after it started."""
+    for i, st in enumerate(path):
+        if st.terminated is None or other.running is None or st.terminated >= other.running:
+            return i
+    return len(path) - 1
 
 
 def _rollout(marks: list[Mark], inp: Inputs, since: float) -> dict[str, Any]:
