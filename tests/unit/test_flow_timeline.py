@@ -129,8 +129,8 @@ def test_with_parallel_build_the_path_goes_through_the_step_that_ended_last(test
     segments = timeline.critical_path(p.marks, p.inputs(served=late + 3.7))
     last, other = ("test", "build") if test_ends > 9.5 else ("build", "test")
     work = {"test": "test: commands", "build": "build: kaniko"}
-    assert work[last] in names(segments, "work"), f"{last} ended last, so push → served waited on it: {segments}"
-    assert work[other] not in names(segments, "work"), f"{other} ran beside {last}: not on the path {segments}"
+    assert work[last] in names(segments, "work"), f"{last} ended last: push → served waited on it {segments}"
+    assert work[other] not in names(segments, "work"), f"{other} ran beside {last}: off the path {segments}"
     by = {s.name: s for s in segments}
     beside = by[f"{other}: ran beside {last}"]
     ran = {"test": test_ends - 2.6, "build": 9.5 - 2.7}  # running → terminated of each
