@@ -410,7 +410,7 @@ def on_path(steps: list[StepTimes]) -> list[StepTimes]:
         cur = chain[0]
         if cur.swapped is None:
             break
-        ended = [s for s in steps if s is not cur and s not in chain and s.terminated is not None
+        ended = [s for s in steps if s not in chain and s.terminated is not None
                  and s.terminated <= cur.swapped + 0.001]
         if not ended:
             break
