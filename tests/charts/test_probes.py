@@ -29,3 +29,27 @@ def test_probes(rendered: Rendered) -> None:
             elif not _port_ok(spec, c):
                 problems.append(f"{w.ref} {path}.{probe} targets a port the container does not declare")
     assert not problems, "\n".join(problems)
+
+
+def test_deployments_are_probed_every_second_while_they_start(rendered: Rendered) -> None:
+    """`helm install --wait` (and a rollout) returns when every pod is Ready: a container whose first
+    readiness probe comes before it listens would otherwise wait a whole readiness period (10 s) more. A
+    startup probe every second, with the readiness probe's handler and minutes of budget, removes that
+    wait."""
+    problems: list[str] = []
+    for w, path, c in containers(rendered.manifests, init=False):
+        if w.kind != "Deployment" or not c.get("readinessProbe"):
+            continue
+        startup, ready = c.get("startupProbe"), c["readinessProbe"]
+        if not startup:
+            problems.append(f"{w.ref} {path}.startupProbe is missing")
+            continue
+        handler = {k: v for k, v in startup.items() if k in ("httpGet", "tcpSocket", "grpc", "exec")}
+        if handler != {k: v for k, v in ready.items() if k in ("httpGet", "tcpSocket", "grpc", "exec")}:
+            problems.append(f"{w.ref} {path}.startupProbe asks something else than its readinessProbe")
+        period = startup.get("periodSeconds", 10)
+        if period != 1:
+            problems.append(f"{w.ref} {path}.startupProbe.periodSeconds is {period}, not 1")
+        if period * startup.get("failureThreshold", 3) < 120:
+            problems.append(f"{w.ref} {path}.startupProbe gives less than 2 minutes to start")
+    assert not problems, "\n".join(problems)

@@ -14,7 +14,7 @@ from kubernetes.client.rest import ApiException
 from homeci.cluster.install import traefik_ip
 from homeci.cluster.netns import NetnsCluster
 from homeci.cluster.sandbox import cgroups
-from homeci_testing.clusters import python_pod, wait_pod
+from homeci_testing.clusters import TEST_IMAGE, python_pod, wait_pod
 from homeci_testing.support import NAMESPACE, RELEASE
 
 HTTP_SERVER = ("import http.server, os\n"
@@ -33,6 +33,30 @@ def test_node_is_ready_real_and_versioned(netns_cluster: NetnsCluster, api: Any)
     assert node.status.node_info.kubelet_version == "v1.37.2"
     assert node.status.node_info.container_runtime_version.startswith("containerd://2.")
     assert "kwok.x-k8s.io/node" not in (node.metadata.annotations or {})
+
+
+def test_images_load_imports_only_what_the_node_lacks(netns_cluster: NetnsCluster, monkeypatch: Any) -> None:
+    from homeci import images
+    from homeci.cluster.netns.netnscluster import archive_digest
+
+    archive = images.build([TEST_IMAGE])[images.normalize(TEST_IMAGE)]
+    held = netns_cluster.image_digests()
+    assert held.get(images.normalize(TEST_IMAGE)) == archive_digest(archive), (
+        f"containerd holds {TEST_IMAGE} as {held.get(images.normalize(TEST_IMAGE))}, its archive {archive} "
+        f"names {archive_digest(archive)}")
+    imported: list[Path] = []
+    real = NetnsCluster._import_one
+
+    def spy(self: NetnsCluster, path: Path) -> Path:
+        imported.append(path)
+        return real(self, path)
+
+    monkeypatch.setattr(NetnsCluster, "_import_one", spy)
+    netns_cluster.load_images([TEST_IMAGE])
+    assert imported == [], f"{TEST_IMAGE} is held with the archive's content, yet imported again: {imported}"
+    netns_cluster._ctr("images", "rm", images.normalize(TEST_IMAGE))
+    assert images.normalize(TEST_IMAGE) in netns_cluster.load_images([TEST_IMAGE])
+    assert imported == [archive], f"after removing {TEST_IMAGE}: imported {imported}, not its archive"
 
 
 def test_cgroups_nest_under_the_harness(netns_cluster: NetnsCluster) -> None:

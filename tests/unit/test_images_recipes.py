@@ -27,6 +27,15 @@ def test_every_referenced_image_has_a_recipe(referenced: list[images.Reference])
     images.check(referenced)  # the same check the commands run
 
 
+def test_the_nodes_images_come_from_the_default_renders_alone(referenced: list[images.Reference]) -> None:
+    """`homeci cluster up` loads what the default renders and the cluster name, found with two renders
+    instead of every scenario: the same list as the full scan's defaults."""
+    quick = [r.ref for r in images.referenced_images(defaults_only=True) if r.default]
+    full = [r.ref for r in referenced if r.default]
+    assert quick == full, (f"only in the quick scan: {set(quick) - set(full)}; "
+                           f"only in the full one: {set(full) - set(quick)}")
+
+
 def test_the_renders_name_every_kind_of_reference(referenced: list[images.Reference]) -> None:
     by_ref = {r.ref: r for r in referenced}
     # containers of workloads, in the defaults

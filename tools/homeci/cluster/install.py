@@ -12,6 +12,7 @@ what runs and how this machine reaches it.
 from __future__ import annotations
 
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -47,7 +48,7 @@ def default_images() -> list[str]:
     """Every image a default render of the charts references (what the nodes must have)."""
     from homeci import images
 
-    return [r.ref for r in images.referenced_images() if r.default]
+    return [r.ref for r in images.referenced_images(defaults_only=True) if r.default]
 
 
 def install_stack(cluster: Cluster, *, major: int = 3, values_files: list[Path] | None = None,
@@ -77,13 +78,19 @@ def install_stack(cluster: Cluster, *, major: int = 3, values_files: list[Path] 
     cluster.publish(release=release, namespace=namespace, progress=progress)
     done = summary(cluster, helm, release, namespace, chart)
     done.stack = read_stack(cluster, workdir)
-    if pipelines:
+    if not pipelines:
+        return done
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="homeci-seed") as pool:
+        seeding = None
+        if cluster.image_source == "source":
+            # beside the pipelines' install (its hook waits on Drone): the registry answers already
+            say("seeding the sample app's base images into the registry (kaniko's mirror)")
+            seeding = pool.submit(seed_base_images, done.stack)
         say(f"helm{major} upgrade --install {contract.PIPELINES_RELEASE} (target namespace {TARGET})")
         install_pipelines(cluster, helm, owner=done.stack.admin_user, domain=done.stack.domain,
                           hosts=done.stack.hosts, chart=pipelines_chart)
-    if pipelines and cluster.image_source == "source":
-        say("seeding the sample app's base images into the registry (kaniko's mirror)")
-        done.seeded = seed_base_images(done.stack, progress)
+        if seeding is not None:
+            done.seeded = seeding.result()
     return done
 
 

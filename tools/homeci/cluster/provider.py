@@ -142,6 +142,8 @@ class Cluster(Protocol):
 
     def load_images(self, refs: list[str], progress: Progress | None = None) -> list[str]: ...
 
+    def preload(self, refs: list[str]) -> None: ...
+
     def publish(self, *, release: str, namespace: str, progress: Progress | None = None) -> None: ...
 
 
@@ -231,6 +233,10 @@ class ClusterBase(ABC):
     def load_images(self, refs: list[str], progress: Progress | None = None) -> list[str]:
         """Make ``refs`` available to the node(s); the images the nodes hold afterwards."""
         return []
+
+    def preload(self, refs: list[str]) -> None:  # noqa: B027
+        """``refs`` will be loaded (:meth:`load_images`) once the cluster is up: a provider that can start
+        loading them while its nodes come up does so; by default :meth:`load_images` does all the work."""
 
     def publish(self, *, release: str, namespace: str, progress: Progress | None = None) -> None:  # noqa: B027
         """The node side of the public names, once the umbrella is installed (registry pulls, the host's

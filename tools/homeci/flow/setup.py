@@ -55,6 +55,10 @@ def prepare(cluster: Cluster, *, major: int = 3, progress: Progress | None = Non
         from homeci.cluster import prebuild
 
         prebuild.run(cluster, major=major, say=say, progress=progress)
+    if cluster.image_source == "source":
+        from homeci.cluster.install import default_images
+
+        cluster.preload(default_images())  # imported while the nodes come up, where the provider can
     cluster.up(timeout=timeout, build=build, progress=progress)
     installed = install_stack(cluster, major=major, values_files=values_files, progress=progress,
                               workdir=workdir)

@@ -83,19 +83,22 @@ def _from_manifests(objs: list[manifests.Manifest]) -> Iterable[tuple[str, str]]
                     yield image, f"{m.ref} {key} (pipeline template)"
 
 
-def renders() -> list[tuple[str, Path | None, list[manifests.Manifest]]]:
-    """(label, scenario file or None, objects) for every chart and scenario that references images."""
+def renders(*, defaults_only: bool = False) -> list[tuple[str, Path | None, list[manifests.Manifest]]]:
+    """(label, scenario file or None, objects) for every chart and scenario that references images (only
+    each chart's default render with ``defaults_only``)."""
     out = []
     for name in CHARTS:
         chart = paths.resolve_chart(name)
-        for values in (None, *rendering.scenarios(chart)):
+        for values in (None, *(() if defaults_only else rendering.scenarios(chart))):
             objs = rendering.render(chart, (values,) if values else ())
             out.append((f"charts/{name} ({rendering.scenario_name(values)})", values, objs))
     return out
 
 
-def referenced_images() -> list[Reference]:
-    """Every image the rendered charts and the cluster reference, sorted by name."""
+def referenced_images(*, defaults_only: bool = False) -> list[Reference]:
+    """Every image the rendered charts and the cluster reference, sorted by name; with ``defaults_only``
+    only what the cluster and each chart's default render name (two renders instead of every scenario:
+    what ``homeci cluster up`` loads onto the nodes)."""
     found: dict[str, Reference] = {}
 
     def note(image: str, where: str, default: bool) -> None:
@@ -107,7 +110,7 @@ def referenced_images() -> list[Reference]:
         note(ref, why, True)
     for ref, why in KIND_IMAGES.items():
         note(ref, why, False)
-    for label, values, objs in renders():
+    for label, values, objs in renders(defaults_only=defaults_only):
         for image, where in _from_manifests(objs):
             note(image, f"{label}: {where}", values is None)
     return sorted(found.values(), key=lambda r: r.ref)

@@ -125,6 +125,11 @@ def kubelet_config(lay: Layout, *, cgroup_root: str, cgroup_v1: bool) -> dict[st
         "staticPodPath": "",
         "shutdownGracePeriod": "0s",
         "registerNode": True,
+        # A container's exit reaches the kubelet through containerd's CRI event stream at once instead of
+        # at the next PLEG relist (every second). In 1.37 this alpha gate only asks the generic PLEG for
+        # an early relist of that pod (PLEGOnDemandRelist, GA); the relist stays the one source of
+        # status. Each hook Job and each pipeline step hand-off waited up to a second for it.
+        "featureGates": {"EventedPLEG": True},
     }
     if cgroup_v1:
         cfg["failCgroupV1"] = False
