@@ -36,6 +36,25 @@ def test_the_nodes_images_come_from_the_default_renders_alone(referenced: list[i
                            f"only in the full one: {set(full) - set(quick)}")
 
 
+def test_the_stacks_pod_images_load_before_the_pipeline_steps_images() -> None:
+    """`homeci cluster up` loads the images of the stack's pods before the umbrella, those only a build
+    starts (the runner's clone and placeholder images, the templates' step images) after it."""
+    from homeci.cluster.install import default_images, split_images
+
+    refs = default_images()
+    pods, steps = split_images(refs)
+    assert sorted(pods + steps) == sorted(refs) and not set(pods) & set(steps)
+    assert refs[:len(pods)] == pods, "default_images() lists the pods' images first"
+    by_ref = {r.ref: r for r in images.referenced_images(defaults_only=True)}
+    for ref in steps:
+        named = [w for w in by_ref[ref].where if " env " not in w and "pipeline template" not in w]
+        assert not named, f"{ref} runs in a pod of the stack ({named[0]}), yet waits for the steps' turn"
+    for ref in pods:
+        assert any(" env " not in w and "pipeline template" not in w for w in by_ref[ref].where), (
+            f"{ref} is loaded with the pods, yet only steps name it: {by_ref[ref].where}")
+    assert steps, "the pipeline templates name step images"
+
+
 def test_the_renders_name_every_kind_of_reference(referenced: list[images.Reference]) -> None:
     by_ref = {r.ref: r for r in referenced}
     # containers of workloads, in the defaults

@@ -7,7 +7,6 @@ fenced ```text, not ```sh."""
 from __future__ import annotations
 
 import ast
-import re
 from pathlib import Path
 
 import pytest
@@ -112,17 +111,34 @@ def test_nox_sessions_run_what_the_readme_says() -> None:
                 f"noxfile.py session {name} runs {sessions[name]}, not {' '.join(want)}")
 
 
-def test_ci_runs_the_offline_tests() -> None:
-    """CI runs the README's `nox -s test` as written, and the session runs pytest on the offline tiers."""
+def test_ci_runs_the_offline_tests(pytestconfig: pytest.Config) -> None:
+    """CI runs the README's `nox -s test` as written; the session runs the offline tiers in lanes
+    (homeci_testing.lanes) that between them select every test but the integration tier, each once."""
+    import itertools
+
+    from _pytest.mark.expression import Expression
+
+    from homeci_testing import lanes
+
     script = (ROOT / ".ci" / "run").read_text()
     lines = [line.strip() for line in script.splitlines()
              if line.strip() and not line.strip().startswith("#")]
     assert "nox -s test" in lines, ".ci/run: no line runs `nox -s test`"
     runs = nox_sessions()["test"]
-    assert any(run[:1] == ("pytest",) for run in runs), f"noxfile.py session test runs {runs}, not pytest"
-    source = ast.unparse(ast.parse((ROOT / "noxfile.py").read_text()))
-    assert re.search(r"'-m', 'not integration'", source), "noxfile.py session test no longer leaves out " \
-        "the integration tier (`-m 'not integration'`): the README says it is everything offline"
+    assert ("python", "-m", "homeci_testing.lanes") in runs, (
+        f"noxfile.py session test runs {runs}, not the lanes")
+    exprs = {lane.name: Expression.compile(lane.args[lane.args.index("-m") + 1])
+             for lane in lanes.default_lanes(Path("/nonexistent"))}
+    offline = Expression.compile("not integration")
+    markers = sorted(line.split(":")[0] for line in pytestconfig.getini("markers") if ":" in line)
+    assert {"sim", "netns", "providers", "realprog", "integration"} <= set(markers), markers
+    for n in range(len(markers) + 1):
+        for on in itertools.combinations(markers, n):
+            picked = [name for name, e in exprs.items() if e.evaluate(lambda m, on=on: m in on)]
+            want = 1 if offline.evaluate(lambda m, on=on: m in on) else 0
+            assert len(picked) == want, (
+                f"a test marked {set(on) or 'with no tier'} runs in {picked or 'no lane'}; "
+                f"`nox -s test` must run it {want} time(s)")
 
 
 def test_the_parser_joins_continuations_and_drops_comments() -> None:

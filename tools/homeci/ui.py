@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -14,7 +15,9 @@ console = Console(stderr=True, highlight=False, emoji=False)
 out = Console(highlight=False, emoji=False, soft_wrap=True)
 
 
-LOG_EVERY = 10.0
+# Without a terminal, a long step's detail line is printed at most this often (seconds);
+# HOMECI_PROGRESS_EVERY=0 prints every one (benchmarks/up.py reads the phases from them).
+LOG_EVERY = float(os.environ.get("HOMECI_PROGRESS_EVERY") or 10.0)
 
 
 def wide(target: Console) -> Console:
@@ -35,7 +38,8 @@ def step(label: str) -> Iterator[Callable[[str], None]]:
     """A spinner with elapsed time for long work; yields a callback that shows the latest detail line.
 
     Without a terminal (CI logs) there is no spinner: a new detail line is printed, with the elapsed
-    seconds, at most every LOG_EVERY seconds, so a long step still shows where it is without flooding."""
+    seconds, at most every LOG_EVERY seconds, so a long step still shows where it is without flooding.
+    The elapsed seconds have a decimal when lines may come faster than one a second."""
     start = time.monotonic()
     if not console.is_terminal:
         last, printed = "", -LOG_EVERY
@@ -46,7 +50,8 @@ def step(label: str) -> Iterator[Callable[[str], None]]:
             now = time.monotonic() - start
             if line and line != last and now - printed >= LOG_EVERY:
                 last, printed = line, now
-                console.print(f"  {label}: {now:5.0f}s  {line[:150]}", markup=False, soft_wrap=True)
+                elapsed = f"{now:5.1f}s" if LOG_EVERY < 1 else f"{now:5.0f}s"
+                console.print(f"  {label}: {elapsed}  {line[:150]}", markup=False, soft_wrap=True)
 
         yield log
         console.print(f"✓ {label} ({time.monotonic() - start:.1f}s)", markup=False)

@@ -1,12 +1,12 @@
-"""``nox -s test`` in two pytest processes side by side (``python -m homeci_testing.lanes``).
+"""``nox -s test`` in three pytest processes side by side (``python -m homeci_testing.lanes``).
 
 The offline tiers use a 2-core machine badly one test at a time: the cluster tiers (T1 on the simulated
-cluster, the real node, the provider contract on sim) mostly wait on their clusters, while the static
+cluster; the real node and the provider contract on sim) mostly wait on their clusters, while the static
 and real-program tiers (T0, unit, T2) keep one core busy rendering charts and running programs. Each lane
-is its own pytest session with its own markers, so no test runs twice and every session fixture (one
-simulated cluster, one real node) stays one per run. The first lane prints as it goes; the others write
-to a log, whose summary (or, when it failed, everything) is printed when it ends. The exit status is the
-first failing lane's.
+is its own pytest session with its own markers, so no test runs twice and every session fixture (the
+simulated cluster, the real node, the provider contract's stack) stays one per run. The first lane prints
+as it goes; the others write to a log, whose summary (or, when it failed, everything) is printed when it
+ends. The exit status is the first failing lane's.
 """
 
 from __future__ import annotations
@@ -42,10 +42,13 @@ class Lane:
 
 
 def default_lanes(log_dir: Path, provider: str = "sim") -> list[Lane]:
-    """The cluster tiers (printed live) and the static and real-program tiers (logged)."""
+    """The simulated-cluster tier (printed live: the longest), the real node with the provider contract,
+    and the static and real-program tiers (both logged)."""
     return [
-        Lane("cluster tiers (T1, the real node, the provider contract)",
-             ["-q", "-m", f"({CLUSTER_MARKERS}) and not integration", "--provider", provider]),
+        Lane("simulated-cluster tier (T1)", ["-q", "-m", "sim and not integration", "--provider", provider]),
+        Lane("the real node and the provider contract",
+             ["-q", "-m", "(netns or providers) and not (sim or integration)", "--provider", provider],
+             log=log_dir / "nodes.log"),
         Lane("static and real-program tiers (unit, T0, T2)",
              ["-q", "-m", f"not ({CLUSTER_MARKERS} or integration)", "--provider", provider],
              log=log_dir / "static.log"),

@@ -45,10 +45,23 @@ class Installed:
 
 
 def default_images() -> list[str]:
-    """Every image a default render of the charts references (what the nodes must have)."""
+    """Every image a default render of the charts references (what the nodes must have), the images of
+    the stack's own pods first (:func:`split_images`)."""
     from homeci import images
 
-    return [r.ref for r in images.referenced_images(defaults_only=True) if r.default]
+    found = [r for r in images.referenced_images(defaults_only=True) if r.default]
+    return [r.ref for r in found if r.pod] + [r.ref for r in found if not r.pod]
+
+
+def split_images(refs: list[str]) -> tuple[list[str], list[str]]:
+    """``refs`` as (what the stack's pods run, what only a build's steps start: the runner's clone and
+    placeholder images, the pipeline templates' step images). The first must be on the nodes before the
+    umbrella is installed; the second only before the first push."""
+    from homeci import images
+
+    pods = {r.ref for r in images.referenced_images(defaults_only=True) if r.pod}
+    first = [r for r in refs if images.normalize(r) in pods]
+    return first, [r for r in refs if r not in first]
 
 
 def install_stack(cluster: Cluster, *, major: int = 3, values_files: list[Path] | None = None,
@@ -62,10 +75,13 @@ def install_stack(cluster: Cluster, *, major: int = 3, values_files: list[Path] 
     chart = umbrella or charts_dir() / contract.UMBRELLA
     pipelines_chart = pipelines_chart or charts_dir() / contract.PIPELINES
     toolchain.resolve(f"helm{major}", build=True, progress=progress)  # built on first use, like the rest
+    steps: list[str] = []
     if cluster.image_source == "source":
         refs = default_images() if umbrella is None else chart_images(chart, pipelines_chart)
-        say(f"images built from source for the nodes ({len(refs)})")
-        cluster.load_images(refs, progress)
+        pods, steps = split_images(refs) if umbrella is None else (refs, [])
+        say(f"images built from source for the nodes ({len(refs)}: the {len(pods)} of the stack's pods "
+            f"now, the {len(steps)} of pipeline steps once the stack is installed)")
+        cluster.load_images(pods, progress)
     api = cluster.api()
     kubeaccess.ensure_namespace(api, namespace, kubeaccess.pss_labels("restricted"))
     helm = Helm(major, kubeconfig=cluster.kubeconfig)
@@ -79,6 +95,7 @@ def install_stack(cluster: Cluster, *, major: int = 3, values_files: list[Path] 
     done = summary(cluster, helm, release, namespace, chart)
     done.stack = read_stack(cluster, workdir)
     if not pipelines:
+        _load_step_images(cluster, steps, progress)
         return done
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="homeci-seed") as pool:
         seeding = None
@@ -91,7 +108,17 @@ def install_stack(cluster: Cluster, *, major: int = 3, values_files: list[Path] 
                           hosts=done.stack.hosts, chart=pipelines_chart)
         if seeding is not None:
             done.seeded = seeding.result()
+    _load_step_images(cluster, steps, progress)
     return done
+
+
+def _load_step_images(cluster: Cluster, refs: list[str], progress: Progress | None) -> None:
+    """The images only a build's steps start, on the nodes before ``up`` says the stack is ready (a
+    provider that preloads them has imported them while the umbrella was installed)."""
+    if refs:
+        if progress:
+            progress(f"the pipeline steps' images ({len(refs)})")
+        cluster.load_images(refs, progress)
 
 
 def chart_images(*charts: Path) -> list[str]:

@@ -63,6 +63,9 @@ class Reference:
     ref: str  # normalised
     where: list[str] = field(default_factory=list)
     default: bool = False  # named by a default render (no scenario) or by the cluster
+    # a container image of the charts' own pods or the cluster's; the others (the runner's clone and
+    # placeholder images, the pipeline templates' step images) start only with a build
+    pod: bool = False
 
 
 def _from_manifests(objs: list[manifests.Manifest]) -> Iterable[tuple[str, str]]:
@@ -101,16 +104,18 @@ def referenced_images(*, defaults_only: bool = False) -> list[Reference]:
     what ``homeci cluster up`` loads onto the nodes)."""
     found: dict[str, Reference] = {}
 
-    def note(image: str, where: str, default: bool) -> None:
+    def note(image: str, where: str, default: bool, pod: bool) -> None:
         r = found.setdefault(normalize(image), Reference(normalize(image)))
         r.where.append(where)
         r.default = r.default or default
+        r.pod = r.pod or pod
 
     for ref, why in CLUSTER_IMAGES.items():
-        note(ref, why, True)
+        note(ref, why, True, True)
     for ref, why in KIND_IMAGES.items():
-        note(ref, why, False)
+        note(ref, why, False, True)
     for label, values, objs in renders(defaults_only=defaults_only):
+        pods = {str(c["image"]) for m in objs for _, c in m.containers() if c.get("image")}
         for image, where in _from_manifests(objs):
-            note(image, f"{label}: {where}", values is None)
+            note(image, f"{label}: {where}", values is None, image in pods)
     return sorted(found.values(), key=lambda r: r.ref)

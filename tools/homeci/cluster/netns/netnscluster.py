@@ -96,7 +96,7 @@ class NetnsCluster(ClusterBase):
         # preload(): images imported while the node comes up; load_images() waits for them.
         self._preload: list[str] = []
         self._imports: ThreadPoolExecutor | None = None
-        self._pending: list[Future[Path]] = []
+        self._pending: dict[Path, Future[Path]] = {}
 
     # -- where things are -------------------------------------------------------------------------
 
@@ -147,8 +147,9 @@ class NetnsCluster(ClusterBase):
         return TOOLS, cluster_images()
 
     def preload(self, refs: list[str]) -> None:
-        """Import ``refs`` (built first, with ``build``) in the background from the moment containerd
-        answers, while the kubelet starts and CoreDNS gets ready; :meth:`load_images` waits for them."""
+        """Import ``refs`` (built first, with ``build``), in the order given, in the background from the
+        moment containerd answers, while the kubelet starts and CoreDNS gets ready; :meth:`load_images`
+        waits for those it is asked for (the rest go on importing meanwhile)."""
         self._preload = list(refs)
 
     def _prepare(self, *, build: bool,
@@ -170,7 +171,9 @@ class NetnsCluster(ClusterBase):
                 archives[ref] = path
             # not built: load_images() says so, with the command that builds it
             later = {r: images.archive_path(r) for r in self._preload if images.archive_path(r).is_file()}
-        return bins, archives, biggest_first(set(later.values()) - set(archives.values()))
+        ordered = (later.get(images.normalize(r)) for r in self._preload)
+        own = set(archives.values())
+        return bins, archives, [a for a in dict.fromkeys(ordered) if a is not None and a not in own]
 
     def _create(self, prepared: tuple[daemons.Bins, dict[str, Path], list[Path]], *, timeout: float,
                 progress: Progress | None) -> None:
@@ -393,25 +396,33 @@ class NetnsCluster(ClusterBase):
     def _import_in_background(self, archives: list[Path]) -> None:
         if archives:
             self._imports = ThreadPoolExecutor(max_workers=IMPORT_WORKERS, thread_name_prefix="homeci-import")
-            self._pending = [self._imports.submit(self._import_one, a) for a in archives]
+            self._pending = {a: self._imports.submit(self._import_one, a) for a in archives}
+
+    def _wait_imports(self, archives: Iterable[Path]) -> None:
+        """Wait for the background imports of ``archives`` (a failed one raises); once none is left, the
+        import threads end."""
+        try:
+            for archive in archives:
+                future = self._pending.pop(archive, None)
+                if future is not None:
+                    future.result()
+        finally:
+            if not self._pending:
+                self._finish_imports()
 
     def _finish_imports(self, *, cancel: bool = False) -> None:
-        """Wait for the background imports (every running ``ctr`` has ended when this returns); the first
-        failure is raised unless ``cancel`` (then queued ones are dropped)."""
+        """Wait for every background import (no ``ctr`` runs when this returns); the first failure is
+        raised unless ``cancel`` (then queued ones are dropped)."""
         pool, pending = self._imports, self._pending
-        self._imports, self._pending = None, []
+        self._imports, self._pending = None, {}
         if pool is None:
             return
         try:
             if not cancel:
-                for future in pending:
+                for future in pending.values():
                     future.result()
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
-
-    def _abort(self) -> None:
-        self._finish_imports(cancel=True)
-        super()._abort()
 
     def images(self) -> list[str]:
         return [ln.split()[0] for ln in self._ctr("images", "list", "-q").stdout.splitlines() if ln.strip()]
@@ -429,8 +440,8 @@ class NetnsCluster(ClusterBase):
         if not self.layout.containerd_socket.exists():
             raise HomeciError(f"{self.describe()} is not running: run `homeci cluster up --provider netns "
                               f"--no-stack --name {self.name}`")
-        self._finish_imports()
         archives = images.build(refs, progress)
+        self._wait_imports(archives.values())
         held = self.image_digests()
         self._import(biggest_first({a for ref, a in archives.items() if held.get(ref) != archive_digest(a)}),
                      progress)
@@ -513,7 +524,9 @@ class NetnsCluster(ClusterBase):
 
     def down(self, *, keep_logs: bool = False) -> bool:
         """Stop everything and delete the state directory (but its ``logs`` with ``keep_logs``, after a
-        failed start, so the error's log path stays valid); False if there was no cluster."""
+        failed start, so the error's log path stays valid); False if there was no cluster. Image imports
+        still running in the background end first (queued ones are dropped)."""
+        self._finish_imports(cancel=True)
         if not self.dir.exists():
             return False
         self.sandbox.destroy(TEARDOWN, keep_logs=keep_logs)
