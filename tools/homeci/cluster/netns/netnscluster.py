@@ -434,7 +434,7 @@ class NetnsCluster(ClusterBase):
 
     def load_images(self, refs: list[str], progress: Progress | None = None) -> list[str]:
         """Build ``refs`` from source (cached) and import into the node's containerd those it does not
-        hold with the archive's content (a :meth:`preload` started earlier is waited for first)."""
+        hold with the archive's content (those a :meth:`preload` is importing are waited for first)."""
         from homeci import images
 
         if not self.layout.containerd_socket.exists():
