@@ -123,3 +123,27 @@ def test_up_checks_before_it_builds(monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(HomeciError, match="apt-get install -y libseccomp-dev"):
         cluster.up(build=True)
     assert not cluster.dir.exists()
+
+
+@pytest.mark.parametrize("stack", ["--stack", "--no-stack"])
+@pytest.mark.parametrize("provider", ["netns", "kind"])
+def test_the_command_checks_before_the_parallel_build(provider: str, stack: str, tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """`homeci cluster up` (what `nox -s up` runs) builds the missing tools in parallel before the cluster
+    starts: the check must come before that build too (a fresh machine without libseccomp-dev once built
+    Kubernetes for ten minutes and would have failed at runc)."""
+    from homeci import toolbuild
+    from homeci_testing.support import run_cli
+
+    monkeypatch.setattr(prereqs, "Host", lambda: FakeHost({"package libseccomp-dev", "program iptables"}))
+
+    def must_not_build(*_: object, **__: object) -> None:
+        raise AssertionError("homeci cluster up built something before checking the prerequisites")
+
+    monkeypatch.setattr(toolbuild, "install", must_not_build)
+    result = run_cli("cluster", "up", "--provider", provider, "--name", "pre-cli", stack,
+                     env={"HOMECI_CACHE": str(tmp_path)})
+    assert result.exit_code == 1, result
+    assert "apt-get install -y" in result.stderr and "libseccomp-dev" in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr
+    assert not any(tmp_path.rglob("pre-cli")), f"state left in {tmp_path}: {list(tmp_path.rglob('*'))}"

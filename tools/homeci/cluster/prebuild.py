@@ -48,6 +48,9 @@ def run(cluster: Cluster, *, major: int | None = None, stack: bool = True, say: 
     """Build what ``up`` will need and the cache lacks (nothing when all is there). With the stack's
     images built from source, Helm 3 comes first: its render names the images, whose tools follow in
     the same run."""
+    from homeci.cluster import prereqs
+
+    prereqs.require(cluster.provider, build=True)  # a missing package is named now, not after the builds
     images = stack and cluster.image_source == "source"
     toolbuild.install(needs(cluster, major=major, stack=stack), say=say or progress, detail=progress,
                       then=("helm3", stack_image_tools) if images else None)
