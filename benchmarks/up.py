@@ -43,19 +43,25 @@ def command(via: str, verb: str, provider: str) -> list[str]:
     return [str(Path(sys.executable).parent / "homeci"), "cluster", verb, "--provider", provider]
 
 
-def one_round(via: str, provider: str) -> tuple[float, dict[str, float], int]:
+def one_round(via: str, provider: str, log: Path | None) -> tuple[float, dict[str, float], int]:
     env = {**os.environ, "HOMECI_PROGRESS_EVERY": "0"}
     start = time.monotonic()
     seen: dict[str, float] = {}
     proc = subprocess.Popen(command(via, "up", provider), cwd=ROOT, env=env, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     assert proc.stdout is not None
+    sink = log.open("a") if log else None
     for line in proc.stdout:
         now = time.monotonic() - start
+        if sink:
+            sink.write(f"[{now:7.1f}] {line}")
+            sink.flush()
         for phase, text in MARKS:
             if phase not in seen and text in line:
                 seen[phase] = now
     code = proc.wait()
+    if sink:
+        sink.close()
     total = time.monotonic() - start
     phases, before = {}, 0.0
     for phase, _ in MARKS:
@@ -70,6 +76,7 @@ def main() -> int:
     ap.add_argument("--provider", default="netns")
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--via", choices=("nox", "homeci"), default="nox")
+    ap.add_argument("--log", type=Path, default=None, help="append every line of output, stamped, to this file")
     args = ap.parse_args()
     one, five, _ = os.getloadavg()
     print(f"`{' '.join(command(args.via, 'up', args.provider)[1:])}` after `down`, {args.rounds} round(s); "
@@ -77,7 +84,7 @@ def main() -> int:
     totals = []
     for n in range(1, args.rounds + 1):
         subprocess.run(command(args.via, "down", args.provider), cwd=ROOT, capture_output=True, check=False)
-        total, phases, code = one_round(args.via, args.provider)
+        total, phases, code = one_round(args.via, args.provider, args.log)
         split = ", ".join(f"{p} {s:.1f}" for p, s in phases.items())
         failed = "" if code == 0 else f" (FAILED, exit {code})"
         print(f"round {n}: {total:.1f} s{failed}  [{split}]", flush=True)

@@ -80,41 +80,99 @@ def install_stack(cluster: Cluster, *, major: int = 3, values_files: list[Path] 
         refs = default_images() if umbrella is None else chart_images(chart, pipelines_chart)
         pods, steps = split_images(refs) if umbrella is None else (refs, [])
         say(f"images built from source for the nodes ({len(refs)}: the {len(pods)} of the stack's pods "
-            f"now, the {len(steps)} of pipeline steps once the stack is installed)")
+            f"now, the {len(steps)} of pipeline steps once those pods are Ready)")
         cluster.load_images(pods, progress)
     api = cluster.api()
     kubeaccess.ensure_namespace(api, namespace, kubeaccess.pss_labels("restricted"))
     helm = Helm(major, kubeconfig=cluster.kubeconfig)
-    with tempfile.TemporaryDirectory(prefix="homeci-values-") as tmp:
+    # A first install overlaps what follows with the umbrella's post-install hooks (the certificates'
+    # publication, the registry's rehash, Drone's bootstrap: a Job each, one after the other): once its
+    # pods are Ready, drone-pipelines (its registration hook needs only Drone) and the seeding (only the
+    # registry) go ahead. An upgrade of an existing release waits for it first, as before.
+    overlap = pipelines and not _release_exists(api, release, namespace)
+    with tempfile.TemporaryDirectory(prefix="homeci-values-") as tmp, \
+            ThreadPoolExecutor(max_workers=2, thread_name_prefix="homeci-install") as pool:
+        steps_loaded = None
         own = Path(tmp) / f"{cluster.provider}-values.yaml"
         own.write_text(yaml.safe_dump(cluster.values(), sort_keys=False))
         say(f"helm{major} upgrade --install --wait {release} ({contract.UMBRELLA})")
-        helm.upgrade(release, chart, namespace=namespace, values_files=[own, *(values_files or [])],
-                     timeout=timeout)
-    cluster.publish(release=release, namespace=namespace, progress=progress)
+        umbrella_job = pool.submit(helm.upgrade, release, chart, namespace=namespace,
+                                   values_files=[own, *(values_files or [])], timeout=timeout)
+        if overlap:
+            kubeaccess.wait_for(f"the pods of {release}", lambda: _pods_ready(api, release, namespace,
+                                                                              umbrella_job),
+                                timeout=24 * 3600)  # Helm's --timeout ends the wait first
+            if umbrella_job.done():
+                umbrella_job.result()  # its error, if it failed before its pods were Ready
+            say(f"the pods of {release} are Ready; its post-install hooks run beside drone-pipelines")
+        else:
+            umbrella_job.result()
+        if steps:
+            # the steps' images are imported now, not while the stack's pods start (they share 2 cores)
+            steps_loaded = pool.submit(_load_step_images, cluster, steps, progress)
+        try:
+            cluster.publish(release=release, namespace=namespace, progress=progress)
+            st = read_stack(cluster, workdir)
+            seeded = _install_pipelines_and_seed(cluster, helm, st, major, pipelines_chart, say) \
+                if pipelines else []
+        except BaseException:
+            if not umbrella_job.done():
+                say(f"waiting for helm upgrade {release} to finish before failing")
+            umbrella_job.exception()  # the umbrella's own failure is the one to report first
+            umbrella_job.result()
+            raise
+        umbrella_job.result()
+        if steps_loaded is not None:
+            steps_loaded.result()
     done = summary(cluster, helm, release, namespace, chart)
-    done.stack = read_stack(cluster, workdir)
-    if not pipelines:
-        _load_step_images(cluster, steps, progress)
-        return done
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="homeci-seed") as pool:
-        seeding = None
-        if cluster.image_source == "source":
-            # beside the pipelines' install (its hook waits on Drone): the registry answers already
-            say("seeding the sample app's base images into the registry (kaniko's mirror)")
-            seeding = pool.submit(seed_base_images, done.stack)
-        say(f"helm{major} upgrade --install {contract.PIPELINES_RELEASE} (target namespace {TARGET})")
-        install_pipelines(cluster, helm, owner=done.stack.admin_user, domain=done.stack.domain,
-                          hosts=done.stack.hosts, chart=pipelines_chart)
-        if seeding is not None:
-            done.seeded = seeding.result()
-    _load_step_images(cluster, steps, progress)
+    done.stack, done.seeded = st, seeded
     return done
 
 
+def _install_pipelines_and_seed(cluster: Cluster, helm: Helm, st: Any, major: int, chart: Path,
+                                say: Progress) -> list[str]:
+    """drone-pipelines for the stack's admin, with the sample app's base images seeded beside it where
+    the nodes build from source (the seeding pushes to the registry; the install's hook waits on Drone)."""
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="homeci-seed") as pool:
+        seeding = None
+        if cluster.image_source == "source":
+            say("seeding the sample app's base images into the registry (kaniko's mirror)")
+            seeding = pool.submit(seed_base_images, st)
+        say(f"helm{major} upgrade --install {contract.PIPELINES_RELEASE} (target namespace {TARGET})")
+        install_pipelines(cluster, helm, owner=st.admin_user, domain=st.domain, hosts=st.hosts, chart=chart)
+        return seeding.result() if seeding is not None else []
+
+
+def _release_exists(api: Any, release: str, namespace: str) -> bool:
+    """Whether Helm keeps a record of ``release`` (any revision, any status) in ``namespace``."""
+    from kubernetes import client
+
+    found = client.CoreV1Api(api).list_namespaced_secret(
+        namespace, label_selector=f"owner=helm,name={release}", limit=1)
+    return bool(found.items)
+
+
+def _pods_ready(api: Any, release: str, namespace: str, install: Any) -> str | None:
+    """None once every Deployment of ``release`` (Drone's and the registry's among them) has its replicas
+    Ready, or once ``install`` ended; else what is still starting."""
+    from kubernetes import client
+
+    if install.done():
+        return None
+    names = contract.Names(release)
+    found = client.AppsV1Api(api).list_namespaced_deployment(
+        namespace, label_selector=f"app.kubernetes.io/instance={release}").items
+    have = {d.metadata.name for d in found}
+    absent = [n for n in (names.drone, names.registry) if n not in have]
+    if absent:
+        return f"{', '.join(absent)} not created yet"
+    starting = [d.metadata.name for d in found if (d.status.ready_replicas or 0) < (d.spec.replicas or 1)]
+    return f"{', '.join(sorted(starting))} starting" if starting else None
+
+
 def _load_step_images(cluster: Cluster, refs: list[str], progress: Progress | None) -> None:
-    """The images only a build's steps start, on the nodes before ``up`` says the stack is ready (a
-    provider that preloads them has imported them while the umbrella was installed)."""
+    """The images only a build's steps start, on the nodes before ``up`` says the stack is ready: loaded
+    once the stack's pods are Ready, beside drone-pipelines and the umbrella's post-install hooks."""
     if refs:
         if progress:
             progress(f"the pipeline steps' images ({len(refs)})")

@@ -56,9 +56,11 @@ def prepare(cluster: Cluster, *, major: int = 3, progress: Progress | None = Non
 
         prebuild.run(cluster, major=major, say=say, progress=progress)
     if cluster.image_source == "source":
-        from homeci.cluster.install import default_images
+        from homeci.cluster.install import default_images, split_images
 
-        cluster.preload(default_images())  # imported while the nodes come up, where the provider can
+        # the stack's pods' images are imported while the nodes come up, where the provider can; the
+        # pipeline steps' images once those pods are Ready (install_stack)
+        cluster.preload(split_images(default_images())[0])
     cluster.up(timeout=timeout, build=build, progress=progress)
     installed = install_stack(cluster, major=major, values_files=values_files, progress=progress,
                               workdir=workdir)

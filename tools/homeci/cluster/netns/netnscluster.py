@@ -220,19 +220,20 @@ class NetnsCluster(ClusterBase):
 
     def _start_daemons(self, bins: daemons.Bins, *, timeout: float, progress: Progress,
                        before_kubelet: Callable[[], None] | None = None) -> None:
-        """The control plane, containerd, kubelet and kube-proxy, each once the one before answers."""
-        progress("etcd and kube-apiserver")
+        """The control plane, containerd, kubelet and kube-proxy, each once what it talks to answers:
+        containerd starts beside etcd and the API server (it needs neither), so ``before_kubelet``'s
+        imports use the seconds the API server takes to start."""
+        progress("etcd, kube-apiserver and containerd")
         self._start_daemon("etcd", bins)
         self._start_daemon("kube-apiserver", bins)
-        self._wait_api(timeout=timeout, progress=progress)
-        self._start_daemon("kube-controller-manager", bins)
-        self._start_daemon("kube-scheduler", bins)
-        progress("containerd")
         self._start_daemon("containerd", bins)
         self._wait_containerd(timeout=60)
         if before_kubelet is not None:
             progress("importing the pause and CoreDNS images")
             before_kubelet()
+        self._wait_api(timeout=timeout, progress=progress)
+        self._start_daemon("kube-controller-manager", bins)
+        self._start_daemon("kube-scheduler", bins)
         progress("kubelet and kube-proxy")
         self._start_daemon("kubelet", bins)
         self._start_daemon("kube-proxy", bins)
