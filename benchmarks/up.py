@@ -1,6 +1,6 @@
 """`nox -s up` as a user runs it, timed by phase (a script that prints figures, not a timed test).
 
-    .venv/bin/python benchmarks/up.py [--provider netns] [--rounds 2] [--via nox|homeci]
+    .venv/bin/python benchmarks/up.py [--provider netns] [--rounds 2] [--via nox|homeci] [--log FILE]
 
 Each round deletes the stack's cluster first (`nox -s down`, not timed), then runs `nox -s up -- --provider
 P` (or `homeci cluster up` with ``--via homeci``, without nox's own start) and reads the phases from its
@@ -10,9 +10,11 @@ progress lines (printed every one, HOMECI_PROGRESS_EVERY=0), stamped as they arr
 - build check and cluster: the prerequisites, the toolchain and image cache checks, the cluster up to nodes
   Ready and CoreDNS answering (the real node imports the stack's images meanwhile);
 - images: what loading the stack's images still waits for once the cluster is ready;
-- umbrella: `helm upgrade --install --wait` of the umbrella (its hooks, every pod Ready);
-- pipelines: the node side of the public names, drone-pipelines and its registration hook, the base images
-  seeded, the summary printed.
+- umbrella: `helm upgrade --install --wait` of the umbrella until its pods are Ready (its pre-install hook,
+  the pods' start; an upgrade of an existing release: until Helm is done);
+- pipelines: the rest: the node side of the public names, drone-pipelines and its registration hook, the base
+  images seeded and the pipeline steps' images imported, beside the umbrella's post-install hooks (a first
+  install), the summary printed.
 
 With an empty `~/.cache/homeci` the first round is the cold one (everything built); later rounds are warm.
 The cluster is left running after the last round (`nox -s down` deletes it).
