@@ -31,6 +31,36 @@ def _install(session: nox.Session, extras: str = "dev") -> None:
         stamp.write_text(digest)
 
 
+def _check_first(session: nox.Session) -> None:
+    """The chosen provider's prerequisites, checked with nox's own Python before the virtualenv is made (the
+    check needs only the standard library): a fresh machine learns in a second which packages to install,
+    not after pip. `homeci cluster up` checks the same again, and alone where this cannot run."""
+    import sys
+
+    args = list(session.posargs)
+    if "--no-build" in args or "--help" in args:
+        return
+    provider = "auto"
+    for i, arg in enumerate(args):
+        if arg == "--provider" and i + 1 < len(args):
+            provider = args[i + 1]
+        elif arg.startswith("--provider="):
+            provider = arg.split("=", 1)[1]
+    sys.path.insert(0, str(Path("tools").resolve()))
+    try:
+        from homeci.cluster import choose, prereqs
+        from homeci.errors import HomeciError
+
+        chosen, _ = choose(provider)
+        missing = prereqs.check(chosen)
+    except (ImportError, HomeciError):  # an unknown provider: homeci's own usage error says so
+        return
+    finally:
+        sys.path.pop(0)
+    if missing:
+        session.error(prereqs.explain(chosen, missing))
+
+
 @nox.session
 def lint(session: nox.Session) -> None:
     """ruff, mypy, `homeci docs --check` and `homeci lint` over every chart and scenario."""
@@ -139,6 +169,7 @@ def up(session: nox.Session) -> None:
     the umbrella and drone-pipelines, and prints the URLs, the admin, the CA and the command that proves
     the loop. posargs go to `homeci cluster up` (e.g. `-- --provider kind`, `-- --helm 4` or
     `-- -f my-values.yaml`)."""
+    _check_first(session)
     _install(session)
     session.run("homeci", "cluster", "up", *session.posargs)
 

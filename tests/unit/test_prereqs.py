@@ -147,3 +147,36 @@ def test_the_command_checks_before_the_parallel_build(provider: str, stack: str,
     assert "apt-get install -y" in result.stderr and "libseccomp-dev" in result.stderr, result.stderr
     assert "Traceback" not in result.stderr
     assert not any(tmp_path.rglob("pre-cli")), f"state left in {tmp_path}: {list(tmp_path.rglob('*'))}"
+
+
+def test_nox_up_checks_before_it_makes_its_virtualenv(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`nox -s up` asks first, with nox's own Python: a fresh machine is told what to install in a second,
+    not after pip has filled the session's virtualenv."""
+    import noxfile
+
+    monkeypatch.setattr(prereqs, "Host", lambda: FakeHost({"package libseccomp-dev"}))
+
+    class Session:
+        posargs = ("--provider", "netns", "--no-stack")
+
+        def error(self, message: str) -> None:
+            raise SystemExit(message)
+
+    with pytest.raises(SystemExit, match=r"install the packages with: apt-get install -y libseccomp-dev$"):
+        noxfile._check_first(Session())  # type: ignore[arg-type]
+    monkeypatch.setattr(prereqs, "Host", lambda: FakeHost())
+    noxfile._check_first(Session())  # type: ignore[arg-type]  # nothing missing: no error
+
+
+def test_the_check_needs_only_the_standard_library() -> None:
+    """What `nox -s up` imports before its virtualenv exists: run with site-packages off (`python -S`)."""
+    import subprocess
+    import sys
+
+    from homeci_testing.support import ROOT
+
+    code = ("import sys; sys.path.insert(0, 'tools'); from homeci.cluster import choose, prereqs; "
+            "[prereqs.needs(p) for p in ('sim', 'netns', 'kind')]; print(choose('sim')[0])")
+    proc = subprocess.run([sys.executable, "-S", "-c", code], cwd=ROOT, capture_output=True, text=True,
+                          check=False, timeout=60)
+    assert proc.returncode == 0 and proc.stdout.strip() == "sim", proc.stderr[-800:]

@@ -118,12 +118,11 @@ class Needs:
 
 
 def needs(provider: str, host: Host | None = None) -> Needs:
-    from homeci.cluster.netns.netnscluster import TOOLS as NODE_TOOLS
-    from homeci.cluster.sim.simcluster import TOOLS as SIM_TOOLS
+    from homeci.cluster.tools import IMAGES as image_tools
+    from homeci.cluster.tools import NETNS as NODE_TOOLS
+    from homeci.cluster.tools import SIM as SIM_TOOLS
 
     host = host or Host()
-    image_tools = ("registry", "gogs", "drone-server", "drone-runner-kube", "kaniko-executor",
-                   "kaniko-docker", "kubectl", "pause", "coredns")
     if provider == "sim":
         return Needs(False, (), (), (), (*SIM_TOOLS, "helm3"), 3)
     if provider == "netns":

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from homeci import contract, kubeaccess, toolchain
-from homeci.cluster import addons
+from homeci.cluster import addons, tools
 from homeci.cluster.netns import daemons, pki
 from homeci.cluster.netns import layout as L
 from homeci.cluster.netns.layout import Layout
@@ -33,9 +33,7 @@ HTTPS_PORT = 8443
 # (2 cores).
 IMPORT_WORKERS = 3
 
-TOOLS = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubelet", "kube-proxy",
-         "containerd", "containerd-shim-runc-v2", "ctr", "runc", "cni-bridge", "cni-host-local",
-         "cni-loopback", "cni-portmap")
+TOOLS = tools.NETNS
 CNI_PLUGINS = {"cni-bridge": "bridge", "cni-host-local": "host-local", "cni-loopback": "loopback",
                "cni-portmap": "portmap"}
 DAEMONS = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "containerd", "kubelet",

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from homeci import kubeaccess, toolchain
+from homeci.cluster import tools
 from homeci.cluster.provider import ClusterBase, Progress, Record
 from homeci.cluster.sandbox import procs
 from homeci.cluster.sim import kwokctl
@@ -33,7 +34,7 @@ STORAGE_CLASS = "standard"
 HOSTPATH_ROOT = Path("/tmp/hostpath_pv")
 SIMULATED_ANNOTATION = "kwok.x-k8s.io/node"
 
-TOOLS = ("kwokctl", "kwok", "etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler")
+TOOLS = tools.SIM
 COMPONENTS = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok-controller")
 
 
