@@ -78,7 +78,8 @@ def main() -> int:
     ap.add_argument("--provider", default="netns")
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--via", choices=("nox", "homeci"), default="nox")
-    ap.add_argument("--log", type=Path, default=None, help="append every line of output, stamped, to this file")
+    ap.add_argument("--log", type=Path, default=None,
+                    help="append every line of output, stamped, to this file")
     args = ap.parse_args()
     one, five, _ = os.getloadavg()
     print(f"`{' '.join(command(args.via, 'up', args.provider)[1:])}` after `down`, {args.rounds} round(s); "
