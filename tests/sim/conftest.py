@@ -54,6 +54,9 @@ def sim_cluster() -> Iterator[SimCluster]:
     # One cluster per pytest process, so concurrent sessions (two shells, CI + a developer) never share.
     _remove_stale_clusters()
     name = os.environ.get("HOMECI_SIM_TEST_CLUSTER", f"pytest-{os.getpid()}")
+    worker = os.environ.get("PYTEST_XDIST_WORKER")  # pytest-xdist: a cluster per worker, even when named
+    if worker and "HOMECI_SIM_TEST_CLUSTER" in os.environ:
+        name = f"{name}-{worker}"
     cluster = SimCluster(name)
     cluster.down()
     # A SIGTERM (CI cancelling the job) becomes KeyboardInterrupt, so pytest still tears down and the

@@ -43,9 +43,14 @@ class Lane:
 
 def default_lanes(log_dir: Path, provider: str = "sim") -> list[Lane]:
     """The simulated-cluster tier (printed live: the longest), the real node with the provider contract,
-    and the static and real-program tiers (both logged)."""
+    and the static and real-program tiers (both logged). ``HOMECI_SIM_WORKERS`` sets the simulated tier's
+    workers (2)."""
     return [
-        Lane("simulated-cluster tier (T1)", ["-q", "-m", "sim and not integration", "--provider", provider]),
+        # two workers (pytest-xdist), a simulated cluster each, whole modules at a time (their module
+        # fixtures install once): the tier mostly waits on its clusters, and was the longest lane alone
+        Lane("simulated-cluster tier (T1)", ["-q", "-m", "sim and not integration", "--provider", provider,
+                                             "-n", os.environ.get("HOMECI_SIM_WORKERS", "2"),
+                                             "--dist", "loadfile"]),
         Lane("the real node and the provider contract",
              ["-q", "-m", "(netns or providers) and not (sim or integration)", "--provider", provider],
              log=log_dir / "nodes.log"),
