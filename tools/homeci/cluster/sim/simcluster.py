@@ -10,6 +10,7 @@ No container runs, so nothing is loaded into the nodes and no public name answer
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import shutil
 import signal
@@ -180,6 +181,24 @@ class SimCluster(ClusterBase):
 
     def _create(self, prepared: kwokctl.Binaries, *, timeout: float, progress: Progress | None) -> None:
         Record(self.info_file).update(domain=self._domain, nodes=self.nodes)
+        # kwokctl picks its components' ports as free ones, and two clusters created at the same moment
+        # (two pytest workers, two shells) can pick the same: one creation at a time on this machine, each
+        # until its API server answers.
+        self.root.mkdir(parents=True, exist_ok=True)
+        with open(self.root / ".create.lock", "w") as lock:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                if progress:
+                    progress("waiting for another simulated cluster's creation to finish")
+                fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                self._create_locked(prepared, timeout=timeout, progress=progress)
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+
+    def _create_locked(self, prepared: kwokctl.Binaries, *, timeout: float,
+                       progress: Progress | None) -> None:
         cmd = [str(prepared.kwokctl), "create", "cluster", "--name", self.name,
                "--config", str(self.config_file), "--kubeconfig", "", "--timeout", f"{int(timeout)}s"]
         lines: list[str] = []
