@@ -142,6 +142,18 @@ class Registry:
     def _auth(self) -> dict[str, str]:
         return basic(self.user, self.password)
 
+    def wait_answering(self, timeout: float = 120) -> None:
+        """Until the registry itself answers ``GET /v2/`` with these credentials (200) through its public
+        name: right after its pod is Ready, Traefik may still answer 404 (no route yet) or 502/503."""
+        from homeci.kubeaccess import wait_for
+
+        def check() -> str | None:
+            resp = self.web.request("GET", f"{self.base}/v2/", headers=self._auth(), timeout=10)
+            # 401 too, for a while: the registry re-reads its htpasswd file when the kubelet updates it
+            return None if resp.status == 200 else f"HTTP {resp.status}"
+
+        wait_for(f"the registry at {self.base}", check, timeout=timeout)
+
     def manifest(self, repo: str, ref: str) -> tuple[str, dict[str, Any]] | None:
         """(digest, manifest) of ``repo:ref``, or None when it is not there."""
         resp = self.web.request("GET", f"{self.base}/v2/{repo}/manifests/{ref}",

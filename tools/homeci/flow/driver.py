@@ -385,6 +385,7 @@ def seed_base_images(stack: Stack, dockerfile: Path, archive_for: Callable[[str]
     from homeci.flow.clients import dockerfile_bases, mirror_path, push_oci_layout, read_oci_archive
 
     _, _, registry = clients(stack)
+    registry.wait_answering()  # `up` seeds as soon as the registry's pod is Ready, maybe before its route
     seeded = []
     for base in dockerfile_bases(dockerfile):
         path = mirror_path(base)
