@@ -12,7 +12,7 @@ what runs and how this machine reaches it.
 from __future__ import annotations
 
 import tempfile
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -118,8 +118,7 @@ def install_stack(cluster: Cluster, *, major: int = 3, values_files: list[Path] 
         except BaseException:
             if not umbrella_job.done():
                 say(f"waiting for helm upgrade {release} to finish before failing")
-            umbrella_job.exception()  # the umbrella's own failure is the one to report first
-            umbrella_job.result()
+            umbrella_job.result()  # waits; the umbrella's own failure is the one to report first
             raise
         umbrella_job.result()
         if steps_loaded is not None:
@@ -152,7 +151,7 @@ def _release_exists(api: Any, release: str, namespace: str) -> bool:
     return bool(found.items)
 
 
-def _pods_ready(api: Any, release: str, namespace: str, install: Any) -> str | None:
+def _pods_ready(api: Any, release: str, namespace: str, install: Future[Any]) -> str | None:
     """None once every Deployment of ``release`` (Drone's and the registry's among them) has its replicas
     Ready, or once ``install`` ended; else what is still starting."""
     from kubernetes import client

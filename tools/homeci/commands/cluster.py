@@ -141,10 +141,6 @@ def up(provider: str, name: str, stack: bool, major: str, values: tuple[Path, ..
     chosen, why = choose(provider)
     ui.console.print(f"provider: {chosen} ({why})")
     cluster = _make(chosen, name, domain=domain, nodes=nodes, offline=offline)
-    if build:
-        from homeci.cluster import prereqs
-
-        prereqs.require(chosen, build=True)  # before any build, state directory or cluster
     if not stack:
         with ui.step(_describe(cluster)) as detail:
             if build:

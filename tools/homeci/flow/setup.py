@@ -40,10 +40,9 @@ class Prepared:
 
 
 def state_dir(cluster: Cluster) -> Path:
-    """Where ``up`` keeps what it reads back (the CA file) for ``cluster``."""
-    path = cache_dir() / "up" / cluster.provider / cluster.name
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+    """Where ``up`` keeps what it reads back (the CA file) for ``cluster``; made when the stack is read
+    (:func:`homeci.flow.stack.from_cluster`), so a refused ``up`` leaves nothing behind."""
+    return cache_dir() / "up" / cluster.provider / cluster.name
 
 
 def prepare(cluster: Cluster, *, major: int = 3, progress: Progress | None = None, workdir: Path,
