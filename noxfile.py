@@ -185,7 +185,8 @@ def smoke(session: nox.Session) -> None:
 @nox.session
 def down(session: nox.Session) -> None:
     """Stop and delete the stack's cluster (`nox -s up`), whichever provider made it: no process, port or
-    state is left. posargs go to `homeci cluster down` (e.g. `-- --provider kind --name x`)."""
+    state is left (the real node's image store is kept for the next `up`, docs/clusters.md). posargs go to
+    `homeci cluster down` (e.g. `-- --provider kind --name x`, `-- --no-keep-images`)."""
     _install(session)
     session.run("homeci", "cluster", "down", *session.posargs)
 

@@ -53,3 +53,17 @@ def test_deployments_are_probed_every_second_while_they_start(rendered: Rendered
         if period * startup.get("failureThreshold", 3) < 120:
             problems.append(f"{w.ref} {path}.startupProbe gives less than 2 minutes to start")
     assert not problems, "\n".join(problems)
+
+
+def test_deployments_probe_readiness_every_two_seconds(rendered: Rendered) -> None:
+    """A kubelet that started less than a readiness period ago sleeps a random part of that period before
+    a container's first readiness probe, whatever its startup probe says: on a node that had just booted,
+    Gogs and the runner were Ready 9 s after they answered (period 10 s). At most 2 s bounds that wait."""
+    problems: list[str] = []
+    for w, path, c in containers(rendered.manifests, init=False):
+        if w.kind != "Deployment" or not c.get("readinessProbe"):
+            continue
+        period = c["readinessProbe"].get("periodSeconds", 10)
+        if period > 2:
+            problems.append(f"{w.ref} {path}.readinessProbe.periodSeconds is {period}, more than 2")
+    assert not problems, "\n".join(problems)

@@ -118,7 +118,7 @@ class Cluster(Protocol):
 
     def up(self, *, timeout: float = 300, progress: Progress | None = None, build: bool = False) -> bool: ...
 
-    def down(self, *, keep_logs: bool = False) -> bool: ...
+    def down(self, *, keep_logs: bool = False, keep_images: bool = False) -> bool: ...
 
     def stop(self, *, progress: Progress | None = None) -> bool: ...
 
@@ -178,8 +178,9 @@ class ClusterBase(ABC):
     def server(self) -> str | None: ...
 
     @abstractmethod
-    def down(self, *, keep_logs: bool = False) -> bool:
-        """Delete the cluster; ``keep_logs`` (after a failed start) keeps what the error message names."""
+    def down(self, *, keep_logs: bool = False, keep_images: bool = False) -> bool:
+        """Delete the cluster; ``keep_logs`` (after a failed start) keeps what the error message names;
+        ``keep_images``: a provider that can keeps the node's image store for its next new node (netns)."""
 
     @abstractmethod
     def leftovers(self) -> list[str]: ...

@@ -461,7 +461,7 @@ class KindCluster(ClusterBase):
 
     # -- down --------------------------------------------------------------------------------------
 
-    def down(self, *, keep_logs: bool = False) -> bool:
+    def down(self, *, keep_logs: bool = False, keep_images: bool = False) -> bool:
         """Delete the nodes (``kind delete cluster``), stop the contained engine, remove the state."""
         if not self.state.exists():
             return False

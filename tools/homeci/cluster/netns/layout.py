@@ -67,6 +67,12 @@ class Layout:
         return self.state / "containerd"
 
     @property
+    def kept_images(self) -> Path:
+        """containerd's root as a `homeci cluster down` left it, images only, for the next new node under
+        the same parent (any name) to start with: one per parent directory, moved in and out by rename."""
+        return self.state.parent / ".kept-images"
+
+    @property
     def containerd_socket(self) -> Path:
         return self.state / "containerd.sock"
 

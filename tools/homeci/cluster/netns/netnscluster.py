@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import tarfile
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -178,9 +180,14 @@ class NetnsCluster(ClusterBase):
         say = progress or (lambda _m: None)
         bins, archives, later = prepared
 
+        kept = False
+
         def before_kubelet() -> None:
-            self._import(list(archives.values()))
-            self._import_in_background(later)
+            # a store a `down` kept holds most images already: only what it lacks (or holds older) is imported
+            held = self.image_digests() if kept else {}
+            self._import([a for ref, a in archives.items() if held.get(ref) != archive_digest(a)])
+            # load_images() checks these by name (a digest held under another name only is imported there)
+            self._import_in_background([a for a in later if archive_digest(a) not in held.values()])
 
         t0 = time.monotonic()
         say("network and mount namespace (holder), forwarder on 127.0.0.1")
@@ -189,7 +196,8 @@ class NetnsCluster(ClusterBase):
                             network={"bridge": L.NODE_BRIDGE, "node_ip": L.NODE_IP,
                                      "node_prefix": L.NODE_PREFIX, "service_cidr": L.SERVICE_CIDR})
         self._save_info(domain=self._domain)
-        say("certificates and configuration")
+        kept = self._adopt_kept_images()
+        say("certificates and configuration" + (" (the image store the last `down` kept)" if kept else ""))
         self._write_pki_and_configs(bins)
         self._start_daemons(bins, timeout=timeout, progress=say, before_kubelet=before_kubelet)
         self._apply_addons()
@@ -306,7 +314,8 @@ class NetnsCluster(ClusterBase):
         inside = f"https://{L.NODE_IP}:{L.APISERVER_PORT}"
         clients = {
             "admin": ("homeci-admin", ("system:masters",)),
-            "controller-manager": ("system:kube-controller-manager", ()),
+            # every controller acts as the controller manager (daemons.controller_manager_cmd says why)
+            "controller-manager": ("system:kube-controller-manager", ("system:masters",)),
             "scheduler": ("system:kube-scheduler", ()),
             "kubelet": (f"system:node:{lay.node_name}", ("system:nodes",)),
             "kube-proxy": ("system:kube-proxy", ()),
@@ -521,14 +530,88 @@ class NetnsCluster(ClusterBase):
 
     # -- down ----------------------------------------------------------------------------------------
 
-    def down(self, *, keep_logs: bool = False) -> bool:
+    def down(self, *, keep_logs: bool = False, keep_images: bool = False) -> bool:
         """Stop everything and delete the state directory (but its ``logs`` with ``keep_logs``, after a
         failed start, so the error's log path stays valid); False if there was no cluster. Image imports
-        still running in the background end first (queued ones are dropped)."""
+        still running in the background end first (queued ones are dropped). With ``keep_images`` (and a
+        running containerd), the node's image store is kept for the next new node: :meth:`_keeping_images`."""
         self._finish_imports(cancel=True)
         if not self.dir.exists():
             return False
-        self.sandbox.destroy(TEARDOWN, keep_logs=keep_logs)
+        keep = keep_images and not keep_logs and "containerd" in self.pids()
+        self.sandbox.destroy(self._keeping_images() if keep else TEARDOWN, keep_logs=keep_logs)
+        return True
+
+    # -- the image store a `down` keeps ----------------------------------------------------------------
+
+    def _keeping_images(self) -> tuple[Phase, ...]:
+        """:data:`TEARDOWN`, keeping containerd's root in :attr:`Layout.kept_images` (replacing the one kept
+        before): once the kubelet has stopped, each task (killed), container and sandbox is removed through
+        containerd and the images homeci does not build are deleted; once containerd has stopped too, its
+        root is moved there. Anything failing keeps nothing (the root goes with the state directory)."""
+        emptied: list[bool] = []
+
+        def empty() -> None:
+            try:
+                emptied.append(self._only_images())
+            except (HomeciError, OSError, subprocess.SubprocessError):
+                emptied.append(False)
+
+        def keep() -> None:
+            if emptied == [True] and "containerd" not in self.sandbox.pids():
+                self._keep_store()
+
+        kubelet, daemons = TEARDOWN
+        # the containers are removed through their shims while those run, before the cgroup kill
+        return (Phase(kubelet.names, timeout=kubelet.timeout, then=empty), replace(kubelet, names=()),
+                replace(daemons, then=keep))
+
+    def _only_images(self) -> bool:
+        """Remove every task, container and sandbox (the kubelet is stopped) and every image no recipe
+        builds (with its image-ID name); True if nothing but images is left."""
+        from homeci.images import RECIPES
+
+        def listed(*args: str, header: bool = False) -> list[str]:
+            lines = [ln for ln in self._ctr(*args, timeout=60).stdout.splitlines() if ln.strip()]
+            return [ln.split()[0] for ln in lines[1 if header else 0:]]
+
+        for kind, remove in (("tasks", ("rm", "-f")), ("containers", ("rm",))):
+            found = listed(kind, "ls", "-q")
+            if found:
+                self._ctr(kind, *remove, *found, timeout=120)
+        sandboxes = listed("sandboxes", "ls", header=True)
+        if sandboxes:
+            self._ctr("sandboxes", "rm", "-f", *sandboxes, timeout=120)
+        held = self.image_digests()
+        built = {r.ref for r in RECIPES}
+        kept = {digest for ref, digest in held.items() if ref in built}
+        drop = [ref for ref, digest in held.items()
+                if ref not in built and not (ref.startswith("sha256:") and digest in kept)]
+        if drop:
+            self._ctr("images", "rm", "--sync", *drop, timeout=120)
+        return not listed("containers", "ls", "-q") and not listed("sandboxes", "ls", header=True)
+
+    def _keep_store(self) -> None:
+        root, kept = self.layout.containerd_root, self.layout.kept_images
+        old = kept.with_name(f"{kept.name}.old-{os.getpid()}")
+        try:
+            if kept.exists():
+                kept.rename(old)
+            root.rename(kept)
+        except OSError:
+            pass  # nothing kept: the root goes with the state directory
+        shutil.rmtree(old, ignore_errors=True)
+
+    def _adopt_kept_images(self) -> bool:
+        """A new node starts with the image store a `down` kept, if there is one (another node starting at
+        the same moment may take it first); True if it did."""
+        root, kept = self.layout.containerd_root, self.layout.kept_images
+        if root.exists() or not kept.is_dir():
+            return False
+        try:
+            kept.rename(root)
+        except OSError:
+            return False
         return True
 
     def leftovers(self) -> list[str]:

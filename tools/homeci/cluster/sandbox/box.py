@@ -17,8 +17,8 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -34,12 +34,14 @@ HOLDER, FORWARDER = "holder", "forwarder"
 class Phase:
     """One step of a teardown or a stop: stop ``names`` (``timeout`` seconds, then SIGKILL), then end every
     process left in the cgroup ``subtree`` (relative to the sandbox's parent, e.g. ``kubepods``): SIGTERM
-    and up to ``grace`` seconds to exit first when ``grace`` is set (a shutdown), else SIGKILL at once."""
+    and up to ``grace`` seconds to exit first when ``grace`` is set (a shutdown), else SIGKILL at once;
+    then ``then``, if given (e.g. with the kubelet stopped, tidy up through containerd before it stops)."""
 
     names: tuple[str, ...] = ()
     subtree: str | None = None
     timeout: float = 3
     grace: float = 0
+    then: Callable[[], None] | None = field(default=None, compare=False)
 
 
 class Sandbox:
@@ -242,6 +244,8 @@ class Sandbox:
                 if phase.grace:
                     cgroups.terminate_all(hs, f"{parent}/{phase.subtree}", grace=phase.grace)
                 cgroups.kill_all(hs, f"{parent}/{phase.subtree}")
+            if phase.then is not None:
+                phase.then()
         # the holder and the forwarder last: the namespaces go with them
         rest = {n: p for n, p in pids.items() if n not in (HOLDER, FORWARDER)}
         procs.stop(rest, marker=marker, timeout=3)

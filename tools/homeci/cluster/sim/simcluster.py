@@ -256,7 +256,7 @@ class SimCluster(ClusterBase):
                             timeout=timeout, progress=progress)
         self._wait_ready(timeout=timeout, progress=progress)
 
-    def down(self, *, keep_logs: bool = False) -> bool:
+    def down(self, *, keep_logs: bool = False, keep_images: bool = False) -> bool:
         """Stop and delete the cluster; no process or port is left (kwokctl's logs go too: a failed
         start names its last lines). False if there was none."""
         if not self.exists():
