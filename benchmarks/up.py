@@ -13,8 +13,8 @@ progress lines (printed every one, HOMECI_PROGRESS_EVERY=0), stamped as they arr
 - umbrella: `helm upgrade --install --wait` of the umbrella until its pods are Ready (its pre-install hook,
   the pods' start; an upgrade of an existing release: until Helm is done);
 - pipelines: the rest: the node side of the public names, drone-pipelines and its registration hook, the base
-  images seeded and the pipeline steps' images imported, beside the umbrella's post-install hooks (a first
-  install), the summary printed.
+  images seeded and the pipeline steps' images imported, beside the umbrella's post-install hook (Drone's
+  bootstrap; a first install), the summary printed.
 
 With an empty `~/.cache/homeci` the first round is the cold one (everything built); later rounds are warm.
 The cluster is left running after the last round (`nox -s down` deletes it).

@@ -130,6 +130,18 @@ def umbrella_manifests(scenario: Path) -> list[mf.Manifest]:
     return render_umbrella([scenario])
 
 
+@functools.cache
+def _upgrade_text(values: tuple[Path, ...]) -> str:
+    return Helm(3).template(UMBRELLA, release=RELEASE, namespace=NAMESPACE, values_files=values,
+                            kube_version=KUBE_VERSION, is_upgrade=True)
+
+
+def render_umbrella_upgrade(values: list[Path] | tuple[Path, ...] = ()) -> list[mf.Manifest]:
+    """The umbrella as `helm upgrade` renders it (``.Release.IsInstall`` false; `helm template` renders an
+    install): the objects and hooks of an upgrade."""
+    return mf.parse(_upgrade_text(tuple(values)))
+
+
 @pytest.fixture(scope="session")
 def default_manifests() -> list[mf.Manifest]:
     """The chart rendered with no values file at all (what `helm install` with no flags does)."""

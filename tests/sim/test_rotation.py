@@ -109,7 +109,7 @@ def test_registry_htpasswd_follows_the_secret(helm: Helm, api: Any, namespace: s
 
 
 def _rehash(api: Any, namespace: str) -> certsjob.Run:
-    """Helm's post-install/post-upgrade run of the registry's rehash hook (kwok would only mark it done)."""
+    """The run of the registry's rehash Job (install) or hook (upgrade) (kwok would only mark it done)."""
     objects = certsjob.render(namespace)
     job = manifests.get(objects, "Job", REHASH)
     script = manifests.get(objects, "ConfigMap", REHASH).obj["data"]["htpasswd.py"]

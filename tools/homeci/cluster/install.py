@@ -85,10 +85,11 @@ def install_stack(cluster: Cluster, *, major: int = 3, values_files: list[Path] 
     api = cluster.api()
     kubeaccess.ensure_namespace(api, namespace, kubeaccess.pss_labels("restricted"))
     helm = Helm(major, kubeconfig=cluster.kubeconfig)
-    # A first install overlaps what follows with the umbrella's post-install hooks (the certificates'
-    # publication, the registry's rehash, Drone's bootstrap: a Job each, one after the other): once its
-    # pods are Ready, drone-pipelines (its registration hook needs only Drone) and the seeding (only the
-    # registry) go ahead. An upgrade of an existing release waits for it first, as before.
+    # A first install overlaps what follows with the umbrella's post-install hook (Drone's bootstrap, a
+    # Job; the certificates' publication and the registry's rehash are Jobs of the install itself, run
+    # beside the pods' start): once its pods are Ready, drone-pipelines (its registration hook needs only
+    # Drone) and the seeding (only the registry) go ahead. An upgrade of an existing release waits for it
+    # first, as before.
     overlap = pipelines and not _release_exists(api, release, namespace)
     with tempfile.TemporaryDirectory(prefix="homeci-values-") as tmp, \
             ThreadPoolExecutor(max_workers=2, thread_name_prefix="homeci-install") as pool:
@@ -104,7 +105,7 @@ def install_stack(cluster: Cluster, *, major: int = 3, values_files: list[Path] 
                                 timeout=24 * 3600)  # Helm's --timeout ends the wait first
             if umbrella_job.done():
                 umbrella_job.result()  # its error, if it failed before its pods were Ready
-            say(f"the pods of {release} are Ready; its post-install hooks run beside drone-pipelines")
+            say(f"the pods of {release} are Ready; its post-install hook runs beside drone-pipelines")
         else:
             umbrella_job.result()
         if steps:
@@ -171,7 +172,7 @@ def _pods_ready(api: Any, release: str, namespace: str, install: Future[Any]) ->
 
 def _load_step_images(cluster: Cluster, refs: list[str], progress: Progress | None) -> None:
     """The images only a build's steps start, on the nodes before ``up`` says the stack is ready: loaded
-    once the stack's pods are Ready, beside drone-pipelines and the umbrella's post-install hooks."""
+    once the stack's pods are Ready, beside drone-pipelines and the umbrella's post-install hook."""
     if refs:
         if progress:
             progress(f"the pipeline steps' images ({len(refs)})")
