@@ -29,7 +29,7 @@ def test_down_leaves_nothing_behind(netns_cluster: NetnsCluster, host_baseline: 
     assert netns_cluster.down(keep_images=True)
     took = time.monotonic() - start
     assert netns_cluster.leftovers() == [], netns_cluster.leftovers()
-    assert kept.is_dir(), f"down(keep_images=True) kept no image store in {kept}"
+    assert kept.is_dir(), f"down(keep_images=True) kept no image store in {kept}: {netns_cluster.not_kept}"
     assert not any(Path(f"/proc/{p}").exists() and Path(f"/proc/{p}/cmdline").read_bytes()
                    for p in pids.values())
     # No process anywhere still sits in the cluster's network namespace.
@@ -48,10 +48,46 @@ def test_down_leaves_nothing_behind(netns_cluster: NetnsCluster, host_baseline: 
     assert took < 60, f"down took {took:.1f}s"
 
 
+def test_sigterm_during_up_tears_everything_down(netns_cluster: NetnsCluster) -> None:
+    """SIGTERM while ``homeci cluster up --provider netns`` is starting: the command cleans up before
+    exiting."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    # its own parent folder: the start it interrupts neither takes nor drops the store the last down kept
+    root = netns_cluster.layout.state.parent / f".pt{os.getpid()}-int"
+    other = NetnsCluster(f"pt{os.getpid()}-int", root=root)
+    other.down()
+    homeci = Path(sys.executable).with_name("homeci")
+    proc = subprocess.Popen([str(homeci), "cluster", "up", "--provider", "netns", "--no-stack", "--name",
+                             other.name], env={**os.environ, "HOMECI_NETNS_WORKDIR": str(root)},
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and "kube-apiserver" not in other.pids():
+            time.sleep(0.1)
+        assert "kube-apiserver" in other.pids(), "up never started the API server"
+        info = other.sandbox.info()
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=90)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode != 0, out
+    assert other.leftovers() == [], other.leftovers()
+    assert cgroups.leftovers(cgroups.hierarchies(), info["parent"], info["created_cgroups"]) == []
+    other.down()  # the failed start kept its logs for the error message; remove them too
+    assert not other.dir.exists()
+    root.rmdir()
+
+
 def test_the_next_node_starts_with_the_kept_images(netns_cluster: NetnsCluster) -> None:
     """A new node (another name) takes the store the last ``down`` kept: the test image the old node
     loaded is there without being imported, no container or sandbox of the old node's pods came back,
-    the image no recipe builds is gone; a ``down`` without ``keep_images`` keeps nothing."""
+    the image no recipe builds is gone; its own ``down`` keeps the store again for the next one (CI's
+    integration stage after this tier)."""
     import os
 
     kept = netns_cluster.layout.kept_images
@@ -71,39 +107,8 @@ def test_the_next_node_starts_with_the_kept_images(netns_cluster: NetnsCluster) 
             pods[line[:12]] = labels.get("io.kubernetes.pod.name", "?")
         stale = {c: p for c, p in pods.items() if not p.startswith("coredns-")}
         assert not stale, f"{node.describe()} has containers of the old node's pods: {stale}"
+        assert node.down(keep_images=True)
+        assert kept.is_dir(), f"{node.describe()}: down(keep_images=True) kept no store: {node.not_kept}"
     finally:
-        node.down()
-    assert not kept.exists() and not node.dir.exists(), f"down() without keep_images kept {kept}"
-    assert node.leftovers() == [], node.leftovers()
-
-
-def test_sigterm_during_up_tears_everything_down(netns_cluster: NetnsCluster) -> None:
-    """SIGTERM while ``homeci cluster up --provider netns`` is starting: the command cleans up before
-    exiting."""
-    import os
-    import signal
-    import subprocess
-    import sys
-
-    other = NetnsCluster(f"pt{os.getpid()}-int")
-    other.down()
-    homeci = Path(sys.executable).with_name("homeci")
-    proc = subprocess.Popen([str(homeci), "cluster", "up", "--provider", "netns", "--no-stack", "--name",
-                             other.name],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and "kube-apiserver" not in other.pids():
-            time.sleep(0.1)
-        assert "kube-apiserver" in other.pids(), "up never started the API server"
-        info = other.sandbox.info()
-        proc.send_signal(signal.SIGTERM)
-        out, _ = proc.communicate(timeout=90)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    assert proc.returncode != 0, out
-    assert other.leftovers() == [], other.leftovers()
-    assert cgroups.leftovers(cgroups.hierarchies(), info["parent"], info["created_cgroups"]) == []
-    other.down()  # the failed start kept its logs for the error message; remove them too
-    assert not other.dir.exists()
+        node.down()  # after a failure; a no-op otherwise
+    assert not node.dir.exists() and node.leftovers() == [], node.leftovers()

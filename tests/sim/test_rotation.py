@@ -109,11 +109,12 @@ def test_registry_htpasswd_follows_the_secret(helm: Helm, api: Any, namespace: s
 
 
 def _rehash(api: Any, namespace: str) -> certsjob.Run:
-    """The run of the registry's rehash Job (install) or hook (upgrade) (kwok would only mark it done)."""
+    """The run of the registry's rehash Job (install) or hook (upgrade) (kwok would only mark it done); its
+    ServiceAccount, Role, RoleBinding and script are the release's."""
     objects = certsjob.render(namespace)
     job = manifests.get(objects, "Job", REHASH)
     script = manifests.get(objects, "ConfigMap", REHASH).obj["data"]["htpasswd.py"]
-    return certsjob.play_hook(api, objects, namespace, job, script)
+    return certsjob.play_hook(api, [job], namespace, job, script)
 
 
 def _cost(data: dict[str, str]) -> int:

@@ -254,6 +254,10 @@ def down(provider: str, name: str, keep_images: bool) -> None:
             continue
         with ui.step(f"deleting {_describe(cluster)}"):
             existed = cluster.down(keep_images=keep_images)
+        why_not = getattr(cluster, "not_kept", [])
+        if existed and keep_images and candidate == "netns" and why_not:
+            ui.out.print(f"the node's image store was not kept ({'; '.join(why_not)}): the next `up` imports "
+                         "every image")
         left = cluster.leftovers()
         if left:
             raise HomeciError(f"left behind after down: {'; '.join(left)}")

@@ -97,6 +97,8 @@ class NetnsCluster(ClusterBase):
         self._preload: list[str] = []
         self._imports: ThreadPoolExecutor | None = None
         self._pending: dict[Path, Future[Path]] = {}
+        # after down(): why the image store was not kept (empty: it was)
+        self.not_kept: list[str] = []
 
     # -- where things are -------------------------------------------------------------------------
 
@@ -539,57 +541,71 @@ class NetnsCluster(ClusterBase):
         if not self.dir.exists():
             return False
         keep = keep_images and not keep_logs and "containerd" in self.pids()
-        self.sandbox.destroy(self._keeping_images() if keep else TEARDOWN, keep_logs=keep_logs)
+        self.not_kept = [] if keep else ["not asked for, or containerd was not running"]
+        self.sandbox.destroy(self._keeping_images(self.not_kept) if keep else TEARDOWN, keep_logs=keep_logs)
         return True
 
     # -- the image store a `down` keeps ----------------------------------------------------------------
 
-    def _keeping_images(self) -> tuple[Phase, ...]:
+    def _keeping_images(self, why_not: list[str]) -> tuple[Phase, ...]:
         """:data:`TEARDOWN`, keeping containerd's root in :attr:`Layout.kept_images` (replacing the one kept
         before): once the kubelet has stopped, each task (killed), container and sandbox is removed through
         containerd and the images homeci does not build are deleted; once containerd has stopped too, its
-        root is moved there. Anything failing keeps nothing (the root goes with the state directory)."""
-        emptied: list[bool] = []
+        root is moved there. Anything failing keeps nothing (the root goes with the state directory) and
+        says why in ``why_not``."""
 
         def empty() -> None:
             try:
-                emptied.append(self._only_images())
-            except (HomeciError, OSError, subprocess.SubprocessError):
-                emptied.append(False)
+                left = self._only_images()
+            except (HomeciError, OSError, subprocess.SubprocessError) as exc:
+                why_not.append(f"emptying containerd failed: {exc}")
+            else:
+                if left:
+                    why_not.append(f"containerd still holds {left}")
 
         def keep() -> None:
-            if emptied == [True] and "containerd" not in self.sandbox.pids():
-                self._keep_store()
+            if not why_not and "containerd" in self.sandbox.pids():
+                why_not.append("containerd did not stop")
+            if not why_not:
+                try:
+                    self._keep_store()
+                except OSError as exc:
+                    why_not.append(f"moving containerd's root failed: {exc}")
 
         kubelet, daemons = TEARDOWN
         # the containers are removed through their shims while those run, before the cgroup kill
         return (Phase(kubelet.names, timeout=kubelet.timeout, then=empty), replace(kubelet, names=()),
                 replace(daemons, then=keep))
 
-    def _only_images(self) -> bool:
+    def _only_images(self) -> str:
         """Remove every task, container and sandbox (the kubelet is stopped) and every image no recipe
-        builds (with its image-ID name); True if nothing but images is left."""
+        builds (with its image-ID name); what is left besides images ("" if nothing)."""
         from homeci.images import RECIPES
 
         def listed(*args: str, header: bool = False) -> list[str]:
             lines = [ln for ln in self._ctr(*args, timeout=60).stdout.splitlines() if ln.strip()]
             return [ln.split()[0] for ln in lines[1 if header else 0:]]
 
+        # each step goes as far as it can (one task whose shim is gone fails its command); the listing at
+        # the end decides
         for kind, remove in (("tasks", ("rm", "-f")), ("containers", ("rm",))):
             found = listed(kind, "ls", "-q")
             if found:
-                self._ctr(kind, *remove, *found, timeout=120)
+                self._ctr(kind, *remove, *found, timeout=120, check=False)
         sandboxes = listed("sandboxes", "ls", header=True)
         if sandboxes:
-            self._ctr("sandboxes", "rm", "-f", *sandboxes, timeout=120)
+            self._ctr("sandboxes", "rm", "-f", *sandboxes, timeout=120, check=False)
         held = self.image_digests()
         built = {r.ref for r in RECIPES}
         kept = {digest for ref, digest in held.items() if ref in built}
         drop = [ref for ref, digest in held.items()
                 if ref not in built and not (ref.startswith("sha256:") and digest in kept)]
         if drop:
-            self._ctr("images", "rm", "--sync", *drop, timeout=120)
-        return not listed("containers", "ls", "-q") and not listed("sandboxes", "ls", header=True)
+            self._ctr("images", "rm", "--sync", *drop, timeout=120, check=False)
+        left = {"containers": listed("containers", "ls", "-q"),
+                "sandboxes": listed("sandboxes", "ls", header=True)}
+        return "; ".join(f"{len(ids)} {kind} ({', '.join(i[:12] for i in ids[:3])})"
+                         for kind, ids in left.items() if ids)
 
     def _keep_store(self) -> None:
         root, kept = self.layout.containerd_root, self.layout.kept_images
@@ -598,9 +614,8 @@ class NetnsCluster(ClusterBase):
             if kept.exists():
                 kept.rename(old)
             root.rename(kept)
-        except OSError:
-            pass  # nothing kept: the root goes with the state directory
-        shutil.rmtree(old, ignore_errors=True)
+        finally:
+            shutil.rmtree(old, ignore_errors=True)
 
     def _adopt_kept_images(self) -> bool:
         """A new node starts with the image store a `down` kept, if there is one (another node starting at
