@@ -11,6 +11,7 @@ overlays) in the state directory, every process sits in the cgroup parent (so li
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -245,7 +246,8 @@ class Sandbox:
                     cgroups.terminate_all(hs, f"{parent}/{phase.subtree}", grace=phase.grace)
                 cgroups.kill_all(hs, f"{parent}/{phase.subtree}")
             if phase.then is not None:
-                phase.then()
+                with contextlib.suppress(Exception):  # an extra step never stops a teardown halfway
+                    phase.then()
         # the holder and the forwarder last: the namespaces go with them
         rest = {n: p for n, p in pids.items() if n not in (HOLDER, FORWARDER)}
         procs.stop(rest, marker=marker, timeout=3)
