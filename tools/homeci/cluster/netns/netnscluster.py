@@ -12,7 +12,7 @@ import signal
 import subprocess
 import tarfile
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
@@ -71,6 +71,12 @@ def archive_digest(archive: Path) -> str | None:
         return None
     manifests = index.get("manifests") or []
     return str(manifests[0].get("digest")) if len(manifests) == 1 else None
+
+
+def lacking(archives: Mapping[str, Path], held: Mapping[str, str]) -> list[Path]:
+    """The archives (reference -> archive) whose image the node does not hold under that reference with that
+    content (``held``: :meth:`NetnsCluster.image_digests`)."""
+    return [a for ref, a in archives.items() if held.get(ref) != archive_digest(a)]
 
 
 def biggest_first(archives: Iterable[Path]) -> list[Path]:
@@ -155,7 +161,7 @@ class NetnsCluster(ClusterBase):
         self._preload = list(refs)
 
     def _prepare(self, *, build: bool,
-                 progress: Progress | None) -> tuple[daemons.Bins, dict[str, Path], list[Path]]:
+                 progress: Progress | None) -> tuple[daemons.Bins, dict[str, Path], dict[str, Path]]:
         """The node's binaries, the pause and CoreDNS archives (a missing one fails with the command that
         builds it, or is built with ``build``) and the archives of :meth:`preload` found or built."""
         from homeci import images
@@ -172,24 +178,22 @@ class NetnsCluster(ClusterBase):
                     raise HomeciError(f"image {ref} is not built: run `homeci cluster images build {ref}`")
                 archives[ref] = path
             # not built: load_images() says so, with the command that builds it
-            later = {r: images.archive_path(r) for r in self._preload if images.archive_path(r).is_file()}
-        ordered = (later.get(images.normalize(r)) for r in self._preload)
+            later = {images.normalize(r): images.archive_path(r) for r in self._preload
+                     if images.archive_path(r).is_file()}
         own = set(archives.values())
-        return bins, archives, [a for a in dict.fromkeys(ordered) if a is not None and a not in own]
+        wanted = (images.normalize(r) for r in self._preload)  # in the order given
+        return bins, archives, {ref: later[ref] for ref in wanted if ref in later and later[ref] not in own}
 
-    def _create(self, prepared: tuple[daemons.Bins, dict[str, Path], list[Path]], *, timeout: float,
+    def _create(self, prepared: tuple[daemons.Bins, dict[str, Path], dict[str, Path]], *, timeout: float,
                 progress: Progress | None) -> None:
         say = progress or (lambda _m: None)
         bins, archives, later = prepared
 
-        kept = False
-
         def before_kubelet() -> None:
-            # a store a `down` kept holds most images already: only what it lacks (or holds older) is imported
-            held = self.image_digests() if kept else {}
-            self._import([a for ref, a in archives.items() if held.get(ref) != archive_digest(a)])
-            # load_images() checks these by name (a digest held under another name only is imported there)
-            self._import_in_background([a for a in later if archive_digest(a) not in held.values()])
+            # a store the last `down` kept holds most images already: only what it lacks, or holds older
+            held = self.image_digests()
+            self._import(lacking(archives, held))
+            self._import_in_background(lacking(later, held))
 
         t0 = time.monotonic()
         say("network and mount namespace (holder), forwarder on 127.0.0.1")
@@ -453,8 +457,7 @@ class NetnsCluster(ClusterBase):
         archives = images.build(refs, progress)
         self._wait_imports(archives.values())
         held = self.image_digests()
-        self._import(biggest_first({a for ref, a in archives.items() if held.get(ref) != archive_digest(a)}),
-                     progress)
+        self._import(biggest_first(lacking(archives, held)), progress)
         loaded = set(self.images())
         absent = [images.normalize(r) for r in refs if images.normalize(r) not in loaded]
         if absent:
