@@ -254,8 +254,8 @@ def down(provider: str, name: str, keep_images: bool) -> None:
             continue
         with ui.step(f"deleting {_describe(cluster)}"):
             existed = cluster.down(keep_images=keep_images)
-        why_not = getattr(cluster, "not_kept", [])
-        if existed and keep_images and candidate == "netns" and why_not:
+        why_not = getattr(cluster, "not_kept", [])  # only providers with an image store to keep say
+        if existed and why_not:
             ui.out.print(f"the node's image store was not kept ({'; '.join(why_not)}): the next `up` imports "
                          "every image")
         left = cluster.leftovers()

@@ -103,7 +103,7 @@ class NetnsCluster(ClusterBase):
         self._preload: list[str] = []
         self._imports: ThreadPoolExecutor | None = None
         self._pending: dict[Path, Future[Path]] = {}
-        # after down(): why the image store was not kept (empty: it was)
+        # after down(keep_images=True): why the image store was not kept (empty: it was, or not asked)
         self.not_kept: list[str] = []
 
     # -- where things are -------------------------------------------------------------------------
@@ -543,8 +543,11 @@ class NetnsCluster(ClusterBase):
         self._finish_imports(cancel=True)
         if not self.dir.exists():
             return False
-        keep = keep_images and not keep_logs and "containerd" in self.pids()
-        self.not_kept = [] if keep else ["not asked for, or containerd was not running"]
+        self.not_kept = []
+        keep = keep_images and not keep_logs
+        if keep and "containerd" not in self.pids():
+            keep = False
+            self.not_kept.append("the cluster was stopped: no containerd to empty it with")
         self.sandbox.destroy(self._keeping_images(self.not_kept) if keep else TEARDOWN, keep_logs=keep_logs)
         return True
 
